@@ -1,0 +1,112 @@
+"""Who may do what: approval policies and the Approver protocol.
+
+The core never asks a human itself. Tools describe the action they are about to take as an
+`ApprovalRequest`; the injected `Approver` answers. The non-interactive approver never waits: an action its
+policy does not grant raises `ApprovalRequired`, which ends the run with exit 4 and names the flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only"]
+Action = Literal["edit", "shell"]
+
+APPROVAL_MODES: tuple[ApprovalMode, ...] = ("read-only", "ask", "auto-edit", "auto")
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    action: Action
+    tool: str
+    summary: str  # one line: the command, or "edit src/app.py"
+    detail: str = ""  # the diff or the full command
+    # Actions a project's own test runner performs are treated as safe under auto-edit (see README).
+    trusted_test_run: bool = False
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    allowed: bool
+    reason: str = ""
+    remember: bool = False  # "always for this session"
+
+
+class ApprovalRequired(Exception):
+    """The non-interactive policy does not grant an action. Ends the run with exit code 4."""
+
+    def __init__(self, request: ApprovalRequest, flag: str) -> None:
+        self.request = request
+        self.flag = flag
+        super().__init__(
+            f"`{request.tool}` needs approval to {request.action}: {request.summary}. "
+            f"The approval policy does not allow it without asking; rerun with {flag} to allow it."
+        )
+
+
+class Approver(Protocol):
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision: ...
+
+
+def policy_verdict(mode: ApprovalMode, request: ApprovalRequest) -> Literal["allow", "ask", "deny"]:
+    """What a mode says about an action before any human is involved."""
+    if mode == "auto":
+        return "allow"
+    if mode == "read-only":
+        return "deny"
+    if mode == "auto-edit":
+        if request.action == "edit" or request.trusted_test_run:
+            return "allow"
+        return "ask"
+    return "ask"
+
+
+def flag_that_allows(request: ApprovalRequest) -> str:
+    return "--approval auto-edit" if request.action == "edit" else "--approval auto"
+
+
+class NonInteractiveApprover:
+    """CI policy: allow what the mode allows; anything else stops the run (never hangs, never skips)."""
+
+    def __init__(self, mode: ApprovalMode) -> None:
+        self.mode = mode
+
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+        if policy_verdict(self.mode, request) == "allow":
+            return ApprovalDecision(True, f"allowed by --approval {self.mode}")
+        raise ApprovalRequired(request, flag_that_allows(request))
+
+
+AskHuman = Callable[[ApprovalRequest], Awaitable[ApprovalDecision]]
+
+
+class InteractiveApprover:
+    """REPL policy: allow what the mode allows, ask the human for the rest, remember 'always'."""
+
+    def __init__(self, mode: ApprovalMode, ask: AskHuman) -> None:
+        self.mode: ApprovalMode = mode
+        self._ask = ask
+        self._always: set[tuple[str, str]] = set()
+
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+        verdict = policy_verdict(self.mode, request)
+        if verdict == "allow":
+            return ApprovalDecision(True, f"allowed by approval mode {self.mode}")
+        if verdict == "deny":
+            return ApprovalDecision(
+                False, f"approval mode is {self.mode}; switch with /approval to allow this"
+            )
+        key = (request.action, request.summary if request.action == "shell" else "*")
+        if key in self._always:
+            return ApprovalDecision(True, "allowed earlier for this session")
+        decision = await self._ask(request)
+        if decision.allowed and decision.remember:
+            self._always.add(key)
+        return decision
+
+
+class AllowAll:
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+        return ApprovalDecision(True, "allowed")

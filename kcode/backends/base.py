@@ -1,0 +1,96 @@
+"""The Backend protocol: turn a conversation into a stream of deltas. Nothing else.
+
+Backends do not execute tools, print or retry forever: they stream deltas, report usage, announce
+retries as `RetryNotice` deltas (the loop turns them into events), and raise `BackendError` when the
+request cannot succeed. `BackendError.kind` decides the exit code (3) and the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from kcode.messages import Message
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    model: str = ""
+    thinking: bool | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    # "auto" | "none" | "required" | a tool name to force
+    tool_choice: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningChunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallChunk:
+    """A piece of a tool call. `index` groups pieces; id and name arrive once, arguments in parts."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class UsageChunk:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    attempt: int
+    delay_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class FinishChunk:
+    reason: str  # "stop" | "tool_calls" | "length" | ...
+
+
+Delta = TextChunk | ReasoningChunk | ToolCallChunk | UsageChunk | RetryNotice | FinishChunk
+
+BackendErrorKind = Literal[
+    "auth", "model_not_found", "unreachable", "rate_limited", "server", "bad_request", "config"
+]
+
+
+class BackendError(Exception):
+    """A request that failed for good (after retries). Exit code 3, or 2 for kind == "config"."""
+
+    def __init__(self, kind: BackendErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class Backend(Protocol):
+    name: str
+
+    def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: BackendOptions
+    ) -> AsyncIterator[Delta]: ...
+
+    async def aclose(self) -> None: ...
