@@ -82,7 +82,9 @@ class Message:
 
     @staticmethod
     def tool(result: ToolResult) -> Message:
-        return Message("tool", (TextPart(result.content), *result.images), tool_call_id=result.call_id)
+        return Message(
+            "tool", (TextPart(result.content), *result.images), tool_call_id=result.call_id
+        )
 
 
 def message_to_json(msg: Message) -> dict[str, Any]:

@@ -67,7 +67,8 @@ class ScriptedBackend:
         position = sum(1 for m in messages if m.role == "assistant")
         if position >= len(script):
             raise BackendError(
-                "server", f"the scripted model has no turn {position + 1} (script has {len(script)})"
+                "server",
+                f"the scripted model has no turn {position + 1} (script has {len(script)})",
             )
         self.calls += 1
         entry = script[position]
@@ -85,7 +86,9 @@ class ScriptedBackend:
         for index, call in enumerate(turn.get("tool_calls", [])):
             args = call.get("arguments", {})
             raw = args if isinstance(args, str) else json.dumps(args)
-            yield ToolCallChunk(index, call.get("id", f"call_{position}_{index}"), call["name"], raw)
+            yield ToolCallChunk(
+                index, call.get("id", f"call_{position}_{index}"), call["name"], raw
+            )
         usage = turn.get("usage", [len(str(messages)) // 4, max(1, len(text) // 4)])
         yield UsageChunk(int(usage[0]), int(usage[1]))
         yield FinishChunk("tool_calls" if turn.get("tool_calls") else "stop")

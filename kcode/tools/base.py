@@ -160,6 +160,8 @@ class Tool(Generic[A]):
     args_model: ClassVar[type[ToolArgs]]
     # Read-only tools run concurrently with each other; writers to the same path run in order.
     read_only: ClassVar[bool] = False
+    # Tools that touch unknown paths (shell, run_tests) run alone, never beside another call.
+    exclusive: ClassVar[bool] = False
 
     async def run(self, args: A, ctx: ToolContext) -> ToolResult:
         raise NotImplementedError

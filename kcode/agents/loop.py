@@ -1,0 +1,339 @@
+"""One agent turn: stream the model, run its tool calls, feed results back, until it answers.
+
+`Agent.run_turn` is an async generator of events; it never prints and never asks (approvals go through
+the Approver in the ToolContext). The same class runs the main agent and every sub-agent.
+
+Invariants the loop keeps, whatever happens (errors, approval stops, cancellation):
+- every assistant tool call in the history gets exactly one tool result, in call order;
+- the turn ends with exactly one TurnFinished event whose `reason` maps to an exit code (cli.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kcode.agents.scheduling import dependencies, footprint
+from kcode.agents.stats import AgentStats
+from kcode.approval import ApprovalRequired
+from kcode.backends.base import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    FinishChunk,
+    ReasoningChunk,
+    RetryNotice,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
+from kcode.events import (
+    AssistantMessage,
+    Error,
+    Event,
+    ReasoningDelta,
+    Retrying,
+    StepStarted,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+    TurnStarted,
+    Usage,
+)
+from kcode.messages import Message, TextPart, ToolCall, ToolResult
+from kcode.tools.base import Tool, ToolContext, run_tool
+from kcode.tools.registry import tool_specs
+
+# Identical consecutive tool-call sets: warn the model at WARN, stop the turn at STOP.
+REPEAT_WARN = 3
+REPEAT_STOP = 5
+FAILED_PREFIX = "FAILED"
+
+# TurnFinished.reason values
+COMPLETED, FAILED, MAX_STEPS, REPEATED = "completed", "failed", "max_steps", "repeated_calls"
+APPROVAL, BACKEND_ERROR, CANCELLED, TIMEOUT = (
+    "approval_required",
+    "backend_error",
+    "cancelled",
+    "timeout",
+)
+
+
+@dataclass
+class _Reply:
+    text: str = ""
+    reasoning: str = ""
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    finish: str = ""
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        out = []
+        for index in sorted(self.calls):
+            raw = self.calls[index]
+            call_id = raw.get("id") or f"call_{uuid.uuid4().hex[:12]}"
+            text = raw.get("arguments", "").strip()
+            try:
+                args = json.loads(text) if text else {}
+                invalid = None if isinstance(args, dict) else text
+            except ValueError:
+                args, invalid = {}, text
+            out.append(
+                ToolCall(call_id, raw.get("name", ""), args if invalid is None else {}, invalid)
+            )
+        return tuple(out)
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        tools: dict[str, Tool[Any]],
+        ctx: ToolContext,
+        system_prompt: str,
+        options: BackendOptions,
+        max_steps: int = 100,
+        agent_id: str = "main",
+        role: str = "main",
+        history: list[Message] | None = None,
+        on_message: Callable[[Message], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.tools = tools
+        self.ctx = ctx
+        self.options = options
+        self.max_steps = max_steps
+        self.agent_id = agent_id
+        self.stats = AgentStats(agent_id=agent_id, role=role)
+        self.history: list[Message] = history or [Message.system(system_prompt)]
+        self._on_message = on_message
+        self._specs = tool_specs(tools)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def _add(self, message: Message) -> None:
+        self.history.append(message)
+        if self._on_message is not None:
+            self._on_message(message)
+
+    async def _emit(self, event: Event) -> None:
+        await self._queue.put(event)
+
+    async def run_turn(self, message: Message) -> AsyncIterator[Event]:
+        started = time.monotonic()
+        self.ctx.emit = self._emit
+        self.ctx.agent_id = self.agent_id
+        self._add(message)
+        yield TurnStarted(agent=self.agent_id, prompt=message.text)
+        previous_signature, repeats = "", 0
+        try:
+            for step in range(1, self.max_steps + 1):
+                yield StepStarted(agent=self.agent_id, step=step)
+                reply = _Reply()
+                try:
+                    async for event in self._stream_reply(reply):
+                        yield event
+                except BackendError as err:
+                    yield Error(agent=self.agent_id, message=err.message, kind=err.kind)
+                    yield self._finished(BACKEND_ERROR, err.message, started)
+                    return
+                calls = reply.tool_calls()
+                self._add(Message.assistant(reply.text, calls, reply.reasoning or None))
+                yield AssistantMessage(
+                    agent=self.agent_id,
+                    text=reply.text,
+                    reasoning=reply.reasoning or None,
+                    tool_calls=[
+                        {"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls
+                    ],
+                )
+                if not calls:
+                    yield self._finished(self._judge(reply.text), reply.text, started)
+                    return
+
+                signature = json.dumps([(c.name, c.arguments) for c in calls], sort_keys=True)
+                repeats = repeats + 1 if signature == previous_signature else 1
+                previous_signature = signature
+
+                results: list[ToolResult | None] = [None] * len(calls)
+                runner = asyncio.create_task(self._run_calls(calls, results))
+                async for event in self._drain(runner):
+                    yield event
+                stop_for_approval: ApprovalRequired | None = None
+                try:
+                    runner.result()
+                except* ApprovalRequired as group:
+                    first = group.exceptions[0]
+                    assert isinstance(first, ApprovalRequired)
+                    stop_for_approval = first
+                self._add_results(calls, results, repeats)
+                if stop_for_approval is not None:
+                    yield Error(agent=self.agent_id, message=str(stop_for_approval), kind=APPROVAL)
+                    yield self._finished(APPROVAL, str(stop_for_approval), started)
+                    return
+                if repeats >= REPEAT_STOP:
+                    why = (
+                        f"the model made the same tool call(s) {repeats} times in a row; "
+                        "stopped to save tokens. Rephrase the task or check the tool results."
+                    )
+                    yield Error(agent=self.agent_id, message=why, kind=REPEATED)
+                    yield self._finished(REPEATED, why, started)
+                    return
+            why = (
+                f"stopped after {self.max_steps} model steps (--max-steps); raise it to go further"
+            )
+            yield Error(agent=self.agent_id, message=why, kind=MAX_STEPS)
+            yield self._finished(MAX_STEPS, why, started)
+        finally:
+            self._close_dangling_calls()
+            self.stats.duration_s += time.monotonic() - started
+
+    async def _stream_reply(self, reply: _Reply) -> AsyncIterator[Event]:
+        self.stats.steps += 1
+        self.stats.requests += 1
+        stream = self.backend.stream(self.history, self._specs, self.options)
+        async for delta in stream:
+            if isinstance(delta, TextChunk):
+                reply.text += delta.text
+                yield TextDelta(agent=self.agent_id, text=delta.text)
+            elif isinstance(delta, ReasoningChunk):
+                reply.reasoning += delta.text
+                yield ReasoningDelta(agent=self.agent_id, text=delta.text)
+            elif isinstance(delta, ToolCallChunk):
+                slot = reply.calls.setdefault(delta.index, {"arguments": ""})
+                if delta.id:
+                    slot["id"] = delta.id
+                if delta.name:
+                    slot["name"] = slot.get("name", "") + delta.name
+                slot["arguments"] += delta.arguments
+            elif isinstance(delta, UsageChunk):
+                self.stats.prompt_tokens += delta.prompt_tokens
+                self.stats.completion_tokens += delta.completion_tokens
+                yield Usage(
+                    agent=self.agent_id,
+                    prompt_tokens=delta.prompt_tokens,
+                    completion_tokens=delta.completion_tokens,
+                )
+            elif isinstance(delta, RetryNotice):
+                # The backend restarts the reply: whatever streamed so far is void.
+                reply.text, reply.reasoning, reply.calls = "", "", {}
+                self.stats.requests += 1
+                yield Retrying(
+                    agent=self.agent_id,
+                    attempt=delta.attempt,
+                    delay_s=delta.delay_s,
+                    reason=delta.reason,
+                )
+            elif isinstance(delta, FinishChunk):
+                reply.finish = delta.reason
+
+    async def _drain(self, runner: asyncio.Task[None]) -> AsyncIterator[Event]:
+        """Yield events the tools emit while they run, until the runner task is done."""
+        while True:
+            getter = asyncio.ensure_future(self._queue.get())
+            done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not self._queue.empty():
+                yield self._queue.get_nowait()
+            return
+
+    async def _run_calls(
+        self, calls: tuple[ToolCall, ...], results: list[ToolResult | None]
+    ) -> None:
+        footprints = [footprint(self.tools.get(c.name), c) for c in calls]
+        waits = dependencies(footprints)
+        finished = [asyncio.Event() for _ in calls]
+
+        async def run_one(i: int) -> None:
+            try:
+                for j in waits[i]:
+                    await finished[j].wait()
+                results[i] = await self._run_call(calls[i])
+            finally:
+                finished[i].set()
+
+        async with asyncio.TaskGroup() as group:
+            for i in range(len(calls)):
+                group.create_task(run_one(i))
+
+    async def _run_call(self, call: ToolCall) -> ToolResult:
+        await self._emit(
+            ToolCallStarted(
+                agent=self.agent_id, call_id=call.id, name=call.name, arguments=call.arguments
+            )
+        )
+        t0 = time.monotonic()
+        tool = self.tools.get(call.name)
+        if tool is None:
+            result = ToolResult(
+                call.id,
+                False,
+                f"unknown tool {call.name!r}; available tools: {', '.join(self.tools)}",
+            )
+        else:
+            result = await run_tool(tool, call, self.ctx)
+        await self._emit(
+            ToolCallFinished(
+                agent=self.agent_id,
+                call_id=call.id,
+                name=call.name,
+                ok=result.ok,
+                content=result.content,
+                data=result.data,
+                duration_s=round(time.monotonic() - t0, 4),
+            )
+        )
+        return result
+
+    def _add_results(
+        self, calls: tuple[ToolCall, ...], results: list[ToolResult | None], repeats: int
+    ) -> None:
+        for call, result in zip(calls, results, strict=True):
+            if result is None:
+                result = ToolResult(call.id, False, "not run: the turn stopped before this call")
+            if repeats >= REPEAT_WARN:
+                note = (
+                    f"\n[kcode: this exact call was made {repeats} times in a row with the same "
+                    "arguments. Do something different, or answer if you are done.]"
+                )
+                result = ToolResult(result.call_id, result.ok, result.content + note, result.data)
+            self._add(Message.tool(result))
+
+    def _close_dangling_calls(self) -> None:
+        """After cancellation or a crash, give every unanswered tool call a result."""
+        answered = {m.tool_call_id for m in self.history if m.role == "tool"}
+        for message in reversed(self.history):
+            if message.role == "assistant":
+                for call in message.tool_calls:
+                    if call.id not in answered:
+                        self._add(
+                            Message(
+                                "tool",
+                                (TextPart("cancelled: the user interrupted this call"),),
+                                tool_call_id=call.id,
+                            )
+                        )
+                break
+
+    def _judge(self, final_text: str) -> str:
+        if final_text.lstrip().upper().startswith(FAILED_PREFIX):
+            return FAILED
+        tests = self.ctx.last_tests
+        if tests and (tests.get("failed", 0) or tests.get("errors", 0)):
+            return FAILED
+        return COMPLETED
+
+    def _finished(self, reason: str, result: str, started: float) -> TurnFinished:
+        stats = self.stats.as_dict()
+        stats["duration_s"] = round(time.monotonic() - started, 3)
+        stats["files_changed"] = self.ctx.changes.changed_paths(self.ctx.root)
+        stats["tests"] = self.ctx.last_tests
+        return TurnFinished(agent=self.agent_id, reason=reason, result=result, stats=stats)

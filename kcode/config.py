@@ -1,0 +1,210 @@
+"""Layered configuration (SPEC §2): defaults < user file < repo file < environment < flags.
+
+Every effective value remembers where it came from, for `kcode config show`. A repository's own
+`.kcode/config.toml` is not trusted to loosen safety: it may make approval or sandbox stricter, never
+looser (a looser value is ignored and reported in `warnings`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MOONSHOT_BASE_URL = "https://api.moonshot.ai/v1"
+MOONSHOT_DEFAULT_MODEL = "kimi-k2.5"
+OPENAI_DEFAULT_MODEL = "gpt-5-mini"
+
+BackendName = Literal["openai", "llama-cpp", "scripted"]
+SandboxMode = Literal["off", "workspace-write", "read-only"]
+OutputFormat = Literal["text", "json", "stream-json"]
+
+# Strictness orders: a repo file may only move these towards the front.
+APPROVAL_STRICTNESS = ("read-only", "ask", "auto-edit", "auto")
+SANDBOX_STRICTNESS = ("read-only", "workspace-write", "off")
+SECRET_KEYS = {"api_key"}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: BackendName | None = None
+    model: str = ""
+    base_url: str = ""
+    api_key: str = ""
+    approval: Literal["ask", "auto-edit", "auto", "read-only"] | None = None
+    sandbox: SandboxMode | None = None
+    max_steps: int = Field(default=100, ge=1)
+    max_parallel: int = Field(default=8, ge=1, le=128)
+    output_format: OutputFormat = "text"
+    thinking: bool | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    context_window: int = Field(default=131_072, ge=1024)
+    script: str = ""  # scripted backend: JSON file of model turns
+    # local llama.cpp backend
+    n_ctx: int = Field(default=8192, ge=256)
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    mmproj: str = ""
+    strict_tools: bool = False
+    add_dirs: list[str] = Field(default_factory=list)
+
+
+class ConfigError(Exception):
+    """A config file or value that cannot be used. Exit code 2."""
+
+
+@dataclass
+class Config:
+    settings: Settings
+    sources: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.settings, name)
+
+    def shown(self) -> list[tuple[str, str, str]]:
+        rows = []
+        for name in Settings.model_fields:
+            value = getattr(self.settings, name)
+            text = "" if value is None else str(value)
+            if name in SECRET_KEYS and text:
+                text = text[:3] + "…" + f" ({len(text)} chars)"
+            rows.append((name, text, self.sources.get(name, "default")))
+        return rows
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kcode" / "config.toml"
+
+
+def repo_config_path(cwd: Path) -> Path:
+    return cwd / ".kcode" / "config.toml"
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kcode"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"cannot read {path}: {err}. Fix the file or remove it.") from err
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}. "
+            f"Known settings: {', '.join(Settings.model_fields)}."
+        )
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _env_layer(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if env.get("OPENAI_API_KEY"):
+        out.update(backend="openai", api_key=env["OPENAI_API_KEY"], model=OPENAI_DEFAULT_MODEL)
+        if env.get("OPENAI_BASE_URL"):
+            out["base_url"] = env["OPENAI_BASE_URL"]
+    elif env.get("OPENAI_BASE_URL"):
+        out["base_url"] = env["OPENAI_BASE_URL"]
+    if env.get("MOONSHOT_API_KEY"):
+        out.update(
+            backend="openai",
+            api_key=env["MOONSHOT_API_KEY"],
+            base_url=MOONSHOT_BASE_URL,
+            model=MOONSHOT_DEFAULT_MODEL,
+        )
+    for var, key in (
+        ("KCODE_BACKEND", "backend"),
+        ("KCODE_MODEL", "model"),
+        ("KCODE_BASE_URL", "base_url"),
+        ("KCODE_API_KEY", "api_key"),
+    ):
+        if env.get(var):
+            out[key] = env[var]
+    return out
+
+
+def _stricter_or_equal(order: tuple[str, ...], new: str, old: str) -> bool:
+    return order.index(new) <= order.index(old)
+
+
+def load_config(
+    cwd: Path,
+    flags: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    interactive: bool = False,
+) -> Config:
+    env = dict(os.environ) if env is None else env
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    warnings: list[str] = []
+
+    def apply(layer: dict[str, Any], source: str) -> None:
+        for key, value in layer.items():
+            if value is None:
+                continue
+            merged[key] = value
+            sources[key] = source
+
+    user_path = user_config_path()
+    apply(_read_toml(user_path), str(user_path))
+
+    repo_path = repo_config_path(cwd)
+    repo_layer = _read_toml(repo_path)
+    defaults = {"approval": "ask" if interactive else "auto-edit", "sandbox": "off"}
+    for key, order in (("approval", APPROVAL_STRICTNESS), ("sandbox", SANDBOX_STRICTNESS)):
+        if key in repo_layer:
+            current = merged.get(key, defaults[key])
+            if repo_layer[key] not in order:
+                continue  # pydantic reports the bad value below
+            if not _stricter_or_equal(order, repo_layer[key], current):
+                warnings.append(
+                    f"{repo_path}: ignored {key} = {repo_layer[key]!r}; a repository's config may "
+                    f"not loosen {key} (effective: {current!r}). Set it in {user_path} or by flag."
+                )
+                del repo_layer[key]
+    apply(repo_layer, str(repo_path))
+    apply(_env_layer(env), "environment")
+    apply(flags or {}, "flag")
+
+    if merged.get("approval") is None:
+        merged["approval"] = defaults["approval"]
+        sources["approval"] = (
+            "default (interactive)" if interactive else "default (non-interactive)"
+        )
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            problems.append(f"{key} ({sources.get(key, 'default')}): {e['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from err
+    return Config(settings, sources, warnings)
+
+
+USER_CONFIG_TEMPLATE = """\
+# kcode user configuration. Precedence: defaults < this file < .kcode/config.toml in a repo
+# (which may not loosen approval or sandbox) < environment < command-line flags.
+
+# backend = "openai"          # openai | llama-cpp | scripted
+# model = "kimi-k2.5"         # model name, or a path / hf-repo:file.gguf for llama-cpp
+# base_url = "https://api.moonshot.ai/v1"
+# api_key = ""                # prefer KCODE_API_KEY / MOONSHOT_API_KEY / OPENAI_API_KEY
+# approval = "ask"            # read-only | ask | auto-edit | auto
+# sandbox = "workspace-write" # off | workspace-write | read-only
+# max_steps = 100
+# max_parallel = 8
+# thinking = true
+"""
