@@ -1,0 +1,147 @@
+"""Assembling a working agent from the config: backend, tools, context, session, system prompt.
+
+Front ends (the non-interactive runner, the REPL, `kcode fix`) call `build_runtime` and then only talk to
+`Runtime.agent.run_turn`. Heavy modules (openai, llama_cpp) are imported here, lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from kcode.agents.loop import Agent
+from kcode.approval import Approver
+from kcode.backends.base import Backend, BackendOptions
+from kcode.config import Config, ConfigError
+from kcode.session import Session
+from kcode.tools.base import ToolContext
+from kcode.tools.registry import ROLE_TOOLS, build_tools
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+NO_BACKEND_HELP = (
+    "no model is configured. Set one of: MOONSHOT_API_KEY=... (Kimi K2.5 on the Moonshot API), "
+    "OPENAI_API_KEY=... (with OPENAI_BASE_URL for any OpenAI-compatible server), "
+    "KCODE_BASE_URL=http://127.0.0.1:8080/v1 for a local server, or "
+    "--backend llama-cpp --model PATH.gguf for a local GGUF model (`kcode models pull` downloads one). "
+    "`kcode config init` writes a config file to edit."
+)
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_backend(config: Config) -> Backend:
+    name = config.backend
+    if name is None:
+        if config.api_key or config.base_url:
+            name = "openai"
+        elif config.model.endswith(".gguf") or ":" in config.model:
+            name = "llama-cpp"
+        else:
+            raise ConfigError(NO_BACKEND_HELP)
+    if name == "scripted":
+        from kcode.backends.scripted import ScriptedBackend
+
+        script = config.script or os.environ.get("KCODE_SCRIPT", "")
+        if not script:
+            raise ConfigError(
+                "the scripted backend needs a script: set `script = PATH` or KCODE_SCRIPT=PATH.json"
+            )
+        return ScriptedBackend.from_file(script)
+    if name == "openai":
+        from kcode.backends.openai_api import OpenAIBackend
+
+        base_url = config.base_url or OPENAI_DEFAULT_BASE_URL
+        api_key = config.api_key
+        if not api_key:
+            if not is_loopback_url(base_url):
+                raise ConfigError(f"no API key for {base_url}. " + NO_BACKEND_HELP)
+            api_key = "none"  # local servers (llama.cpp, vLLM) accept any key
+        return OpenAIBackend(
+            base_url, api_key, config.model or "default", max_concurrency=config.max_parallel
+        )
+    from kcode.backends.llama_cpp import LlamaCppBackend
+    from kcode.models import resolve_model
+
+    if not config.model:
+        raise ConfigError("--backend llama-cpp needs --model PATH.gguf or owner/repo:file.gguf")
+    return LlamaCppBackend(
+        str(resolve_model(config.model)),
+        n_ctx=config.n_ctx,
+        n_threads=config.n_threads,
+        n_gpu_layers=config.n_gpu_layers,
+        mmproj=config.mmproj or None,
+        strict_tools=config.strict_tools,
+    )
+
+
+def backend_label(config: Config) -> str:
+    return config.backend or ("openai" if config.api_key or config.base_url else "llama-cpp")
+
+
+@dataclass
+class Runtime:
+    config: Config
+    root: Path
+    backend: Backend
+    agent: Agent
+    session: Session
+    ctx: ToolContext
+
+    async def aclose(self) -> None:
+        self.session.close()
+        await self.backend.aclose()
+
+
+def build_runtime(
+    config: Config,
+    root: Path,
+    approver: Approver,
+    *,
+    interactive: bool,
+    resume_id: str | None = None,
+    backend: Backend | None = None,
+) -> Runtime:
+    from kcode.agents.prompts import main_system_prompt
+
+    backend = backend or create_backend(config)
+    redact = [config.api_key] if config.api_key else []
+    meta: dict[str, Any] = {"backend": backend_label(config), "model": config.model}
+    if resume_id:
+        session = Session.open_existing(resume_id, redact=redact)
+        history = session.load_history() or None
+    else:
+        session = Session.create(root, meta, redact=redact)
+        history = None
+    ctx = ToolContext(
+        root=root,
+        extra_dirs=tuple(Path(d) for d in config.add_dirs),
+        approver=approver,
+        sandbox=config.sandbox or "off",
+    )
+    tools = build_tools(ROLE_TOOLS["main"])
+    agent = Agent(
+        backend=backend,
+        tools=tools,
+        ctx=ctx,
+        system_prompt=main_system_prompt(root, interactive=interactive),
+        options=BackendOptions(model=config.model, thinking=config.thinking),
+        max_steps=config.max_steps,
+        history=history,
+        on_message=session.log_message,
+    )
+    if history is None:
+        session.log_message(agent.history[0])
+    return Runtime(config, root, backend, agent, session, ctx)
