@@ -280,8 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        sent = 0
-        for event in _sse_events(reply, model, body, include_usage):
+        for sent, event in enumerate(_sse_events(reply, model, body, include_usage)):
             if reply.cut_after is not None and sent >= reply.cut_after:
                 self._cut_connection()
                 return
@@ -292,7 +291,6 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:  # the client went away; nothing more to do
                 self.close_connection = True
                 return
-            sent += 1
         self._write_chunk(b"")  # end of the chunked body
 
     def _write_chunk(self, data: bytes) -> None:

@@ -97,8 +97,11 @@ class Reply:
                 self.content + self.reasoning + "".join(map(self.arguments_text, self.tool_calls))
             )
             completion = max(1, len(produced) // 4)
-        return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}  # fmt: skip
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
     def stream_chunks(
         self, model: str, body: dict[str, Any], include_usage: bool
@@ -108,16 +111,25 @@ class Reply:
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return {"id": reply_id, "object": "chat.completion.chunk", "created": created,
-                    "model": model, "choices": [choice]}  # fmt: skip
+            return {
+                "id": reply_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [choice],
+            }
 
         out = [chunk({"role": "assistant", "content": ""})]
         out += [chunk({self.reasoning_field: p}) for p in _pieces(self.reasoning, self.chunk_chars)]
         out += [chunk({"content": p}) for p in _pieces(self.content, self.chunk_chars)]
         for index, call in enumerate(self.tool_calls):
             call_id = call.id or f"call_{reply_id[-6:]}_{index}"
-            head = {"index": index, "id": call_id, "type": "function",
-                    "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+            head = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
             out.append(chunk({"tool_calls": [head]}))
             args = self.arguments_text(call)
             size = max(1, -(-len(args) // max(1, self.arg_pieces)))
@@ -127,8 +139,16 @@ class Reply:
                 )
         out.append(chunk({}, self._finish()))
         if include_usage:
-            out.append({"id": reply_id, "object": "chat.completion.chunk", "created": created,
-                        "model": model, "choices": [], "usage": self._usage(body)})  # fmt: skip
+            out.append(
+                {
+                    "id": reply_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": self._usage(body),
+                }
+            )
         return out
 
     def completion(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -141,13 +161,18 @@ class Reply:
                     "id": c.id or f"call_{i}",
                     "type": "function",
                     "function": {"name": c.name, "arguments": self.arguments_text(c)},
-                }  # fmt: skip
+                }
                 for i, c in enumerate(self.tool_calls)
             ]
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish()}
-        return {"id": f"chatcmpl-fake-{_next_id()}", "object": "chat.completion",
-                "created": int(time.time()), "model": model, "choices": [choice],
-                "usage": self._usage(body)}  # fmt: skip
+        return {
+            "id": f"chatcmpl-fake-{_next_id()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": self._usage(body),
+        }
 
 
 def _pieces(text: str, size: int) -> list[str]:
