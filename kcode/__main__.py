@@ -1,0 +1,26 @@
+"""Entry point. `--version` and top-level `--help` answer without importing typer or anything heavy."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--version"], ["-V"]):
+        from kcode import __version__
+
+        sys.stdout.write(f"kcode {__version__}\n")
+        raise SystemExit(0)
+    if args in (["--help"], ["-h"]):
+        from kcode.cli_help import TOP_HELP
+
+        sys.stdout.write(TOP_HELP)
+        raise SystemExit(0)
+    from kcode.cli import run_cli
+
+    raise SystemExit(run_cli(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Commands and flags (SPEC §2). Parses, builds the config, hands off; no agent logic lives here.
+
+`kcode [PROMPT]` is the hidden `chat` command: `run_cli` routes any argv whose first positional word is
+not a subcommand to it, so prompts never collide with command names.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kcode.config import ConfigError, load_config
+
+SUBCOMMANDS = {"chat", "fix", "visual", "models", "sessions", "config", "doctor", "undo"}
+# Options that take a value: needed to find the first positional word in argv.
+VALUE_OPTIONS = {
+    "--backend", "--model", "--base-url", "--approval", "--sandbox", "--max-steps",
+    "--max-parallel", "--output-format", "-i", "--image", "-C", "--cwd", "--add-dir",
+    "--timeout", "--entry", "--url", "--max-iters", "--threshold", "-r", "--resume",
+}  # fmt: skip
+SESSION_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+PICK = "__pick__"
+
+app = typer.Typer(
+    rich_markup_mode=None,
+    add_completion=False,
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="openai | llama-cpp | scripted")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="model name or PATH.gguf")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint")]
+ApprovalOpt = Annotated[
+    str | None, typer.Option("--approval", help="ask | auto-edit | auto | read-only")
+]
+SandboxOpt = Annotated[
+    str | None, typer.Option("--sandbox", help="off | workspace-write | read-only")
+]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="model calls per turn")]
+MaxParallelOpt = Annotated[int | None, typer.Option("--max-parallel", help="sub-agents at once")]
+FormatOpt = Annotated[str | None, typer.Option("--output-format", help="text | json | stream-json")]
+ImageOpt = Annotated[list[Path] | None, typer.Option("-i", "--image", help="attach an image")]
+CwdOpt = Annotated[Path | None, typer.Option("-C", "--cwd", help="work in this directory")]
+AddDirOpt = Annotated[list[Path] | None, typer.Option("--add-dir", help="allow this dir too")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="wall-clock limit (s)")]
+ThinkingOpt = Annotated[bool | None, typer.Option("--thinking/--no-thinking", help="thinking")]
+NonInteractiveOpt = Annotated[
+    bool, typer.Option("-p", "--non-interactive", help="run unattended, print, exit")
+]
+
+
+def _flags(**values: Any) -> dict[str, Any]:
+    out = {k: v for k, v in values.items() if v is not None and v != []}
+    if "add_dirs" in out:
+        out["add_dirs"] = [str(Path(d).resolve()) for d in out["add_dirs"]]
+    return out
+
+
+def _root(cwd: Path | None) -> Path:
+    root = (cwd or Path.cwd()).resolve()
+    if not root.is_dir():
+        _fail(f"--cwd {cwd}: not a directory. Pass an existing directory.")
+    return root
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"kcode: {message}\n")
+    raise typer.Exit(code)
+
+
+@app.command("chat", hidden=True)
+def chat(
+    prompt: Annotated[str | None, typer.Argument(help="what to do")] = None,
+    non_interactive: NonInteractiveOpt = False,
+    output_format: FormatOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    approval: ApprovalOpt = None,
+    sandbox: SandboxOpt = None,
+    max_steps: MaxStepsOpt = None,
+    max_parallel: MaxParallelOpt = None,
+    timeout: TimeoutOpt = None,
+    image: ImageOpt = None,
+    cwd: CwdOpt = None,
+    add_dir: AddDirOpt = None,
+    thinking: ThinkingOpt = None,
+    continue_: Annotated[bool, typer.Option("-c", "--continue", help="continue last")] = False,
+    resume: Annotated[str | None, typer.Option("-r", "--resume", help="session id")] = None,
+) -> None:
+    root = _root(cwd)
+    interactive = not non_interactive
+    flags = _flags(
+        backend=backend, model=model, base_url=base_url, approval=approval, sandbox=sandbox,
+        max_steps=max_steps, max_parallel=max_parallel, timeout_s=timeout,
+        output_format=output_format, thinking=thinking, add_dirs=add_dir,
+    )  # fmt: skip
+    try:
+        config = load_config(root, flags, interactive=interactive)
+    except ConfigError as err:
+        _fail(str(err))
+        return
+    for warning in config.warnings:
+        sys.stderr.write(f"kcode: warning: {warning}\n")
+    images = list(image or [])
+    for path in images:
+        if not path.is_file():
+            _fail(f"--image {path}: no such file. Give the path of a PNG or JPEG.")
+    resume_id = _resume_id(root, continue_, resume)
+    if interactive and not sys.stdin.isatty():
+        if prompt is None:
+            prompt = sys.stdin.read().strip() or None
+        if prompt is None:
+            _fail("stdin is not a terminal and no prompt was given; use kcode -p PROMPT")
+        interactive = False
+        config = load_config(root, flags, interactive=False)
+    if not interactive:
+        if not prompt:
+            _fail('-p/--non-interactive needs a PROMPT, e.g. kcode -p "fix the failing test"')
+        from kcode.headless import run_headless
+
+        raise typer.Exit(run_headless(config, root, prompt or "", images, resume_id))
+    from kcode.ui.repl import run_repl
+
+    raise typer.Exit(
+        run_repl(config, root, initial_prompt=prompt, resume_id=resume_id, images=images)
+    )
+
+
+def _resume_id(root: Path, continue_: bool, resume: str | None) -> str | None:
+    from kcode.session import list_sessions
+
+    if continue_:
+        sessions = list_sessions(root)
+        if not sessions:
+            _fail(f"no earlier session in {root} to continue; start one with `kcode`")
+        return sessions[0].session_id
+    if resume == PICK:
+        from kcode.ui.repl import pick_session
+
+        return pick_session(root)
+    return resume
+
+
+sessions_app = typer.Typer(rich_markup_mode=None, help="saved sessions", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.command("list")
+def sessions_list(all_dirs: Annotated[bool, typer.Option("--all")] = False) -> None:
+    """Sessions of this directory (or --all), newest first."""
+    from kcode.session import list_sessions
+
+    infos = list_sessions(None if all_dirs else Path.cwd().resolve())
+    if not infos:
+        typer.echo("no sessions yet")
+    for info in infos:
+        typer.echo(f"{info.session_id}  {info.messages:4d} msgs  {info.first_prompt}")
+
+
+@sessions_app.command("show")
+def sessions_show(session_id: str) -> None:
+    """Print a session's conversation."""
+    from kcode.session import Session, SessionError
+
+    try:
+        history = Session.open_existing(session_id).load_history()
+    except SessionError as err:
+        _fail(str(err))
+        return
+    for msg in history:
+        if msg.role == "system":
+            continue
+        calls = "".join(f"\n  -> {c.name}({c.arguments})" for c in msg.tool_calls)
+        typer.echo(f"[{msg.role}] {msg.text[:2000]}{calls}")
+
+
+config_app = typer.Typer(rich_markup_mode=None, help="configuration", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    approval: ApprovalOpt = None, sandbox: SandboxOpt = None, cwd: CwdOpt = None,
+) -> None:  # fmt: skip
+    """The effective value of every setting and where it comes from."""
+    flags = _flags(
+        backend=backend, model=model, base_url=base_url, approval=approval, sandbox=sandbox
+    )
+    try:
+        config = load_config(_root(cwd), flags, interactive=True)
+    except ConfigError as err:
+        _fail(str(err))
+        return
+    for name, value, source in config.shown():
+        typer.echo(f"{name:15} = {value or '-':40} ({source})")
+    for warning in config.warnings:
+        typer.echo(f"warning: {warning}")
+
+
+@config_app.command("path")
+def config_path(cwd: CwdOpt = None) -> None:
+    """Where the user and repository config files are."""
+    from kcode.config import repo_config_path, user_config_path
+
+    typer.echo(f"user: {user_config_path()}")
+    typer.echo(f"repo: {repo_config_path(_root(cwd))}")
+
+
+@config_app.command("init")
+def config_init() -> None:
+    """Write a commented user config file (never overwrites)."""
+    from kcode.config import USER_CONFIG_TEMPLATE, user_config_path
+
+    path = user_config_path()
+    if path.exists():
+        _fail(f"{path} exists already; edit it instead")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(USER_CONFIG_TEMPLATE, encoding="utf-8")
+    path.chmod(0o600)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("doctor")
+def doctor(
+    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    cwd: CwdOpt = None,
+) -> None:  # fmt: skip
+    """Check what kcode can use here: backend, ripgrep, browser, llama.cpp, sandbox."""
+    from kcode.doctor import run_doctor
+
+    root = _root(cwd)
+    try:
+        config = load_config(root, _flags(backend=backend, model=model, base_url=base_url))
+    except ConfigError as err:
+        _fail(str(err))
+        return
+    raise typer.Exit(run_doctor(config, root))
+
+
+def _register_optional_apps() -> None:
+    """Sub-apps that live with their feature; a missing one must not break the rest of the CLI."""
+    try:
+        from kcode.commands.visual import fix_app, visual_app
+
+        app.add_typer(visual_app, name="visual")
+        app.add_typer(fix_app)
+    except ImportError:
+        pass
+    try:
+        from kcode.commands.models import models_app
+
+        app.add_typer(models_app, name="models")
+    except ImportError:
+        pass
+    try:
+        from kcode.commands.undo import undo_command
+
+        app.command("undo")(undo_command)
+    except ImportError:
+        pass
+
+
+def route_argv(args: list[str]) -> list[str]:
+    """Insert the hidden `chat` command unless argv starts (after options) with a subcommand."""
+    out = list(args)
+    # `-r` with no session id means "pick one".
+    for i, arg in enumerate(out):
+        if arg in ("-r", "--resume"):
+            nxt = out[i + 1] if i + 1 < len(out) else None
+            if nxt is None or not SESSION_ID.match(nxt):
+                out[i] = f"--resume={PICK}"
+    i = 0
+    while i < len(out):
+        arg = out[i]
+        if arg == "--":
+            break
+        if arg.startswith("-"):
+            i += 2 if arg in VALUE_OPTIONS else 1
+            continue
+        if arg in SUBCOMMANDS:
+            return out
+        break
+    if any(a in ("-h", "--help") for a in out[:1]):
+        return out
+    return ["chat", *out]
+
+
+def run_cli(args: list[str]) -> int:
+    _register_optional_apps()
+    try:
+        app(route_argv(args), prog_name="kcode", standalone_mode=True)
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    return 0

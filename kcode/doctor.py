@@ -1,0 +1,101 @@
+"""`kcode doctor`: what kcode can use on this machine, each line with how to fix what is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from kcode.config import Config
+from kcode.runtime import OPENAI_DEFAULT_BASE_URL, backend_label
+
+
+def _check_backend(config: Config) -> tuple[bool, str]:
+    name = backend_label(config)
+    if name == "scripted":
+        return True, f"scripted backend (script {config.script or '$KCODE_SCRIPT'})"
+    if name == "llama-cpp":
+        if not config.model:
+            return (
+                False,
+                "llama-cpp backend without --model; `kcode models list` shows local models",
+            )
+        return True, f"llama-cpp with {config.model}"
+    base = (config.base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/")
+    if not config.api_key and not config.base_url:
+        return (
+            False,
+            "no API key or base URL: set MOONSHOT_API_KEY, OPENAI_API_KEY or KCODE_BASE_URL",
+        )
+    request = urllib.request.Request(f"{base}/models")
+    if config.api_key:
+        request.add_header("Authorization", f"Bearer {config.api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return True, f"{base} answers (HTTP {response.status}), model {config.model or '-'}"
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            return False, f"{base} refused the API key (HTTP {err.code}); check the key"
+        return True, f"{base} is reachable (HTTP {err.code} on /models)"
+    except (OSError, ValueError) as err:
+        return False, f"cannot reach {base}: {err}; check --base-url or start the server"
+
+
+def _check_ripgrep() -> tuple[bool, str]:
+    path = shutil.which("rg")
+    if path:
+        return True, f"ripgrep at {path}"
+    return (
+        False,
+        "ripgrep missing: grep uses the slower pure-Python search (apt-get install ripgrep)",
+    )
+
+
+def _check_browser() -> tuple[bool, str]:
+    try:
+        from kcode.visual.browser import system_browser
+    except ImportError:
+        return False, "visual module unavailable"
+    found = system_browser()
+    if found:
+        return True, f"Chromium at {found}"
+    return False, "no Chromium for `kcode fix`: apt-get install chromium"
+
+
+def _check_llama() -> tuple[bool, str]:
+    if importlib.util.find_spec("llama_cpp") is not None:
+        return True, "llama-cpp-python installed (local GGUF models)"
+    return False, "llama-cpp-python not installed: pip install 'kcode[local]'"
+
+
+def _check_sandbox(config: Config) -> tuple[bool, str]:
+    try:
+        from kcode.sandbox import describe_sandbox  # type: ignore[attr-defined]
+
+        return describe_sandbox(config)  # type: ignore[no-any-return]
+    except ImportError:
+        bwrap = shutil.which("bwrap")
+        if bwrap:
+            return True, f"bubblewrap at {bwrap} (sandbox mode: {config.sandbox or 'off'})"
+        return False, "no sandbox: install bubblewrap (apt-get install bubblewrap)"
+
+
+def run_doctor(config: Config, root: Path) -> int:
+    checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
+        ("backend", lambda: _check_backend(config)),
+        ("ripgrep", _check_ripgrep),
+        ("browser", _check_browser),
+        ("llama.cpp", _check_llama),
+        ("sandbox", lambda: _check_sandbox(config)),
+    ]
+    all_ok = True
+    sys.stdout.write(f"kcode doctor — workspace {root}\n")
+    for name, check in checks:
+        good, detail = check()
+        all_ok = all_ok and (good or name in ("llama.cpp", "browser"))
+        sys.stdout.write(f"  {'✓' if good else '✗'} {name:10} {detail}\n")
+    return 0 if all_ok else 1

@@ -1,0 +1,139 @@
+"""`kcode -p`: run one task to completion with no prompts, print the result, return the exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kcode.approval import NonInteractiveApprover
+from kcode.backends.base import BackendError
+from kcode.config import Config, ConfigError
+from kcode.events import Error, SessionStarted, TurnFinished
+from kcode.messages import ImagePart, Message
+
+# TurnFinished.reason → exit code (SPEC §3)
+EXIT_CODES = {
+    "completed": 0,
+    "failed": 1,
+    "backend_error": 3,
+    "approval_required": 4,
+    "max_steps": 5,
+    "repeated_calls": 5,
+    "timeout": 5,
+    "cancelled": 130,
+}
+
+
+def load_images(paths: list[Path]) -> tuple[ImagePart, ...]:
+    from kcode.images import image_for_model
+
+    return tuple(image_for_model(path) for path in paths)
+
+
+def run_headless(
+    config: Config, root: Path, prompt: str, images: list[Path], resume_id: str | None
+) -> int:
+    try:
+        return asyncio.run(_run(config, root, prompt, images, resume_id))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(
+    config: Config, root: Path, prompt: str, image_paths: list[Path], resume_id: str | None
+) -> int:
+    from kcode.runtime import backend_label, build_runtime
+    from kcode.ui.printers import make_printer
+
+    started = time.monotonic()
+    printer = make_printer(config.output_format, sys.stdout, sys.stderr)
+    try:
+        images = load_images(image_paths)
+        runtime = build_runtime(
+            config,
+            root,
+            NonInteractiveApprover(config.approval or "auto-edit"),
+            interactive=False,
+            resume_id=resume_id,
+        )
+    except (ConfigError, BackendError, ValueError, OSError) as err:
+        kind = getattr(err, "kind", "config")
+        code = 2 if kind == "config" or not isinstance(err, BackendError) else 3
+        message = getattr(err, "message", str(err))
+        printer.event(Error(message=message, kind=kind))
+        printer.finish(_result(None, code, message, started, {}))
+        return code
+
+    session = runtime.session
+    first = SessionStarted(
+        session_id=session.session_id,
+        cwd=str(root),
+        backend=backend_label(config),
+        model=config.model,
+    )
+    session.log_event(first)
+    printer.event(first)
+    finished: TurnFinished | None = None
+
+    async def consume() -> None:
+        nonlocal finished
+        async for event in runtime.agent.run_turn(Message.user(prompt, images)):
+            session.log_event(event)
+            printer.event(event)
+            if isinstance(event, TurnFinished):
+                finished = event
+
+    task = asyncio.ensure_future(consume())
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, task.cancel)
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    reason_override: str | None = None
+    try:
+        await asyncio.wait_for(task, timeout=config.timeout_s)
+    except TimeoutError:
+        reason_override = "timeout"
+    except asyncio.CancelledError:
+        reason_override = "cancelled"
+    except BackendError as err:
+        reason_override = "backend_error"
+        printer.event(Error(message=err.message, kind=err.kind))
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+
+    if finished is None or reason_override is not None:
+        reason = reason_override or "error"
+        message = {
+            "timeout": f"stopped by --timeout after {config.timeout_s} s",
+            "cancelled": "interrupted; the session is saved: resume with `kcode -c`",
+        }.get(reason, "the turn ended unexpectedly")
+        finished = runtime.agent._finished(reason, message, started)
+        if reason != "backend_error":
+            printer.event(Error(message=message, kind=reason))
+        session.log_event(finished)
+        printer.event(finished)
+    code = EXIT_CODES.get(finished.reason, 1)
+    printer.finish(_result(session.session_id, code, finished.result, started, finished.stats))
+    await runtime.aclose()
+    return code
+
+
+def _result(
+    session_id: str | None, code: int, text: str, started: float, stats: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "result": text,
+        "exit_code": code,
+        "session_id": session_id,
+        "files_changed": stats.get("files_changed", []),
+        "tests": stats.get("tests"),
+        "usage": stats.get("usage", {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0}),
+        "duration_s": round(time.monotonic() - started, 3),
+        "steps": stats.get("steps", 0),
+        "critical_steps": stats.get("critical_steps", 0),
+        "agents": stats.get("agents", []),
+    }
