@@ -1,0 +1,187 @@
+"""Running a child process for the shell and run_tests tools.
+
+The child gets its own session (so its own process group): a timeout, a Ctrl-C (task cancellation) or
+the command finishing kills the whole group, grandchildren included, so nothing outlives the call.
+Output is read as it arrives into a head + tail buffer, so memory stays bounded even when a command
+prints gigabytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kcode.tools.base import ToolContext
+
+# Substrings that mark an environment variable as a credential the model's commands must not see.
+SECRET_NAME_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+READ_CHUNK = 64 * 1024
+# How long to wait for the pipe to close after the group is killed (a child that escaped the
+# group with its own setsid can keep it open forever).
+DRAIN_GRACE_S = 2.0
+
+
+def scrubbed_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child: credentials removed, pagers and colour turned off."""
+    source = os.environ if base is None else base
+    env = {
+        name: value
+        for name, value in source.items()
+        if not any(marker in name.upper() for marker in SECRET_NAME_MARKERS)
+    }
+    env.update({"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0", "NO_COLOR": "1"})
+    return env
+
+
+def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
+    """Sandbox hook: kcode/sandbox.py (when present) wraps argv, e.g. in bwrap, for ctx.sandbox."""
+    if ctx.sandbox == "off":
+        return argv
+    try:
+        sandbox: Any = importlib.import_module("kcode.sandbox")
+    except ImportError:
+        return argv
+    wrapped: list[str] = sandbox.wrap_command(argv, ctx)
+    return wrapped
+
+
+class HeadTailBuffer:
+    """Keeps the first `head_limit` and the last `tail_limit` bytes of a stream, counts the rest."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.head_limit = max_bytes * 2 // 3
+        self.tail_limit = max_bytes - self.head_limit
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail += chunk
+        if len(self.tail) > 2 * self.tail_limit:  # trim in batches to keep appends cheap
+            del self.tail[: len(self.tail) - self.tail_limit]
+
+    def text(self) -> str:
+        tail = bytes(self.tail[-self.tail_limit :]) if self.tail_limit else b""
+        cut = self.total - len(self.head) - len(tail)
+        head_text = self.head.decode("utf-8", errors="replace")
+        if cut <= 0:
+            return (bytes(self.head) + tail).decode("utf-8", errors="replace")
+        return (
+            head_text
+            + f"\n[... {cut} bytes cut from the middle of the output ...]\n"
+            + tail.decode("utf-8", errors="replace")
+        )
+
+
+@dataclass
+class ProcessResult:
+    exit_code: int | None
+    output: str
+    timed_out: bool
+    output_bytes: int
+    truncated: bool
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+async def _pump(stream: asyncio.StreamReader, sink: HeadTailBuffer) -> None:
+    while chunk := await stream.read(READ_CHUNK):
+        sink.write(chunk)
+
+
+async def wait_for_exit(pid: int) -> None:
+    """Wait until `pid` exits, without waiting for its output pipe to close.
+
+    asyncio's `Process.wait()` only returns once every pipe is closed, which a background grandchild
+    can delay forever; a pidfd becomes readable the moment the process itself exits.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def _returncode(proc: asyncio.subprocess.Process) -> int | None:
+    # The child watcher records the status shortly after the exit that the pidfd reported.
+    for _ in range(500):
+        if proc.returncode is not None:
+            return proc.returncode
+        await asyncio.sleep(0.01)
+    return proc.returncode
+
+
+async def run_process(
+    argv: list[str],
+    cwd: Path,
+    timeout_s: float,
+    max_output_bytes: int,
+    env: Mapping[str, str] | None = None,
+) -> ProcessResult:
+    """Run argv in its own process group; stdout and stderr are merged, stdin is empty."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=dict(scrubbed_env() if env is None else env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    sink = HeadTailBuffer(max_output_bytes)
+    pump = asyncio.create_task(_pump(proc.stdout, sink))
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(wait_for_exit(proc.pid), timeout_s)
+        except TimeoutError:
+            timed_out = True
+        # On timeout this ends the command; otherwise it ends background children the command
+        # left behind, which would hold the pipe open and outlive the call.
+        kill_group(proc.pid)
+        exit_code = await _returncode(proc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), DRAIN_GRACE_S)
+    finally:
+        # Reached with the process still running only on cancellation (Ctrl-C) or an error.
+        kill_group(proc.pid)
+        if not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            # A child that escaped the group still holds the pipe: stop listening to it.
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
+    return ProcessResult(
+        exit_code=None if timed_out else exit_code,
+        output=sink.text(),
+        timed_out=timed_out,
+        output_bytes=sink.total,
+        truncated=sink.total > len(sink.head) + sink.tail_limit,
+    )
