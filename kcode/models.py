@@ -1,0 +1,176 @@
+"""Local GGUF models: resolve a model spec to a file, download from the Hugging Face hub, check files.
+
+A spec is either a path to a `.gguf` file or `owner/repo:file.gguf` (`owner/repo` alone picks the
+repo's Q4_K_M file, or its only GGUF). Downloads go through `huggingface_hub` into its own cache
+(`~/.cache/huggingface/hub`), which resumes interrupted downloads and shows a progress bar on stderr.
+
+The default local model, used by `make run` when no API is configured, is DEFAULT_LOCAL_MODEL:
+Qwen2.5-Coder-7B-Instruct in Q4_K_M (about 4.7 GB, needs ~6 GB of RAM at 8k context), a coding model
+with reliable Hermes-style tool calls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from kcode.backends.base import BackendError
+
+DEFAULT_LOCAL_MODEL = (
+    "bartowski/Qwen2.5-Coder-7B-Instruct-GGUF:Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf"
+)
+GGUF_MAGIC = b"GGUF"
+_REPO_SPEC = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<file>[^:]+\.gguf))?$")
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    path: Path
+    architecture: str
+    size_bytes: int
+    chat_template: str | None
+
+
+def inspect_gguf(path: Path) -> GgufInfo:
+    """Check that `path` is a complete GGUF of an architecture llama.cpp knows; BackendError if not."""
+    if not path.is_file():
+        raise BackendError("config", f"model file not found: {path}")
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = handle.read(8)
+    if len(header) < 8 or header[:4] != GGUF_MAGIC:
+        raise BackendError(
+            "config",
+            f"{path} is not a GGUF model file (it does not start with 'GGUF'); "
+            "pass a .gguf file or a hub spec like owner/repo:file.gguf",
+        )
+    (version,) = struct.unpack("<I", header[4:8])
+    if version not in (2, 3):
+        raise BackendError("config", f"{path} is GGUF version {version}; kcode reads versions 2-3")
+    try:
+        import gguf
+
+        reader = gguf.GGUFReader(str(path))
+    except Exception as err:  # the reader raises plain ValueError/IndexError on cut files
+        raise BackendError(
+            "config",
+            f"{path} is truncated or damaged ({type(err).__name__}: {err}); "
+            "delete it and download it again (`kcode models pull SPEC` resumes)",
+        ) from err
+    data_end = max(
+        (int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=reader.data_offset
+    )
+    if data_end > size:
+        raise BackendError(
+            "config",
+            f"{path} is truncated ({size} bytes, its tensors need {data_end}); "
+            "download it again (`kcode models pull SPEC` resumes)",
+        )
+    architecture = _string_field(reader, "general.architecture")
+    known = {str(name) for name in gguf.MODEL_ARCH_NAMES.values()}
+    if not architecture or architecture not in known:
+        raise BackendError(
+            "config",
+            f"{path} has the model architecture {architecture!r}, which llama.cpp does not know; "
+            "use a model of a supported family (llama, qwen2, qwen3, deepseek2, ...)",
+        )
+    return GgufInfo(path, architecture, size, _string_field(reader, "tokenizer.chat_template"))
+
+
+def _string_field(reader: object, key: str) -> str | None:
+    field = reader.get_field(key)  # type: ignore[attr-defined]
+    if field is None:
+        return None
+    try:
+        return bytes(field.parts[field.data[0]]).decode("utf-8")
+    except (IndexError, UnicodeDecodeError):
+        return None
+
+
+def is_hub_spec(spec: str) -> bool:
+    return bool(_REPO_SPEC.match(spec)) and not Path(spec).exists()
+
+
+def resolve_model(spec: str, *, download: bool = True) -> Path:
+    """The local file for `spec`, downloading it when it is a hub spec not in the cache yet."""
+    expanded = Path(os.path.expanduser(spec))
+    looks_like_path = ":" not in spec and (
+        spec.endswith(".gguf") or spec.startswith((".", "/", "~"))
+    )
+    if expanded.exists() or looks_like_path:
+        if not expanded.exists():
+            raise BackendError("config", f"model file not found: {expanded}")
+        return expanded
+    match = _REPO_SPEC.match(spec)
+    if not match:
+        raise BackendError(
+            "config",
+            f"cannot understand the model {spec!r}: give a path to a .gguf file or "
+            "owner/repo:file.gguf",
+        )
+    repo, filename = match.group("repo"), match.group("file")
+    from huggingface_hub import errors, hf_hub_download
+
+    try:
+        filename = filename or _pick_gguf(repo)
+        return Path(hf_hub_download(repo, filename, local_files_only=not download))
+    except errors.LocalEntryNotFoundError as err:
+        if not download:
+            raise BackendError(
+                "model_not_found", f"{spec} is not downloaded yet; run `kcode models pull {spec}`"
+            ) from err
+        raise BackendError(
+            "unreachable",
+            f"cannot download {spec}: the Hugging Face hub is unreachable ({err}); "
+            "check the network or pass a local .gguf path",
+        ) from err
+    except (errors.RepositoryNotFoundError, errors.EntryNotFoundError) as err:
+        raise BackendError(
+            "model_not_found", f"{spec} does not exist on the Hugging Face hub ({err})"
+        ) from err
+    except errors.HfHubHTTPError as err:
+        raise BackendError("unreachable", f"cannot download {spec}: {err}") from err
+    except OSError as err:
+        raise BackendError(
+            "unreachable", f"cannot download {spec}: {err}; check the network and disk space"
+        ) from err
+
+
+def _pick_gguf(repo: str) -> str:
+    from huggingface_hub import HfApi
+
+    files = [f for f in HfApi().list_repo_files(repo) if f.endswith(".gguf")]
+    preferred = [f for f in files if "q4_k_m" in f.lower() and "mmproj" not in f.lower()]
+    chosen = preferred or [f for f in files if "mmproj" not in f.lower()]
+    if not chosen:
+        raise BackendError("model_not_found", f"the hub repo {repo} has no .gguf file")
+    return sorted(chosen)[0]
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    spec: str
+    path: Path
+    size_bytes: int
+
+
+def list_cached_models() -> list[CachedModel]:
+    """GGUF files already in the Hugging Face cache."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir()
+    except CacheNotFound:
+        return []
+    found: dict[str, CachedModel] = {}
+    for repo in cache.repos:
+        for revision in repo.revisions:
+            for file in revision.files:
+                if file.file_name.endswith(".gguf"):
+                    spec = f"{repo.repo_id}:{file.file_name}"
+                    found[spec] = CachedModel(spec, Path(file.file_path), file.size_on_disk)
+    return sorted(found.values(), key=lambda m: m.spec)
