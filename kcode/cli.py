@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ PICK = "__pick__"
 
 app = typer.Typer(
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     add_completion=False,
     no_args_is_help=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -299,4 +301,16 @@ def run_cli(args: list[str]) -> int:
     except SystemExit as exit_:
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 2)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a bug: say so plainly instead of a traceback wall
+        import traceback
+
+        log = Path(tempfile.gettempdir()) / "kcode-crash.log"
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        sys.stderr.write(
+            f"kcode: internal error: {type(err).__name__}: {err}\n"
+            f"The traceback is in {log}; sessions are saved (kcode -c resumes). Please report it.\n"
+        )
+        return 1
     return 0

@@ -29,6 +29,8 @@ EXIT_CODES = {
 
 
 def load_images(paths: list[Path]) -> tuple[ImagePart, ...]:
+    if not paths:
+        return ()
     from kcode.images import image_for_model
 
     return tuple(image_for_model(path) for path in paths)
@@ -111,7 +113,7 @@ async def _run(
             "timeout": f"stopped by --timeout after {config.timeout_s} s",
             "cancelled": "interrupted; the session is saved: resume with `kcode -c`",
         }.get(reason, "the turn ended unexpectedly")
-        finished = runtime.agent._finished(reason, message, started)
+        finished = runtime.agent.finish_event(reason, message, started)
         if reason != "backend_error":
             printer.event(Error(message=message, kind=reason))
         session.log_event(finished)

@@ -140,7 +140,7 @@ class Agent:
                         yield event
                 except BackendError as err:
                     yield Error(agent=self.agent_id, message=err.message, kind=err.kind)
-                    yield self._finished(BACKEND_ERROR, err.message, started)
+                    yield self.finish_event(BACKEND_ERROR, err.message, started)
                     return
                 calls = reply.tool_calls()
                 self._add(Message.assistant(reply.text, calls, reply.reasoning or None))
@@ -153,7 +153,7 @@ class Agent:
                     ],
                 )
                 if not calls:
-                    yield self._finished(self._judge(reply.text), reply.text, started)
+                    yield self.finish_event(self._judge(reply.text), reply.text, started)
                     return
 
                 signature = json.dumps([(c.name, c.arguments) for c in calls], sort_keys=True)
@@ -174,7 +174,7 @@ class Agent:
                 self._add_results(calls, results, repeats)
                 if stop_for_approval is not None:
                     yield Error(agent=self.agent_id, message=str(stop_for_approval), kind=APPROVAL)
-                    yield self._finished(APPROVAL, str(stop_for_approval), started)
+                    yield self.finish_event(APPROVAL, str(stop_for_approval), started)
                     return
                 if repeats >= REPEAT_STOP:
                     why = (
@@ -182,13 +182,13 @@ class Agent:
                         "stopped to save tokens. Rephrase the task or check the tool results."
                     )
                     yield Error(agent=self.agent_id, message=why, kind=REPEATED)
-                    yield self._finished(REPEATED, why, started)
+                    yield self.finish_event(REPEATED, why, started)
                     return
             why = (
                 f"stopped after {self.max_steps} model steps (--max-steps); raise it to go further"
             )
             yield Error(agent=self.agent_id, message=why, kind=MAX_STEPS)
-            yield self._finished(MAX_STEPS, why, started)
+            yield self.finish_event(MAX_STEPS, why, started)
         finally:
             self._close_dangling_calls()
             self.stats.duration_s += time.monotonic() - started
@@ -331,7 +331,7 @@ class Agent:
             return FAILED
         return COMPLETED
 
-    def _finished(self, reason: str, result: str, started: float) -> TurnFinished:
+    def finish_event(self, reason: str, result: str, started: float) -> TurnFinished:
         stats = self.stats.as_dict()
         stats["duration_s"] = round(time.monotonic() - started, 3)
         stats["files_changed"] = self.ctx.changes.changed_paths(self.ctx.root)
