@@ -22,7 +22,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -88,7 +88,7 @@ class FakeOpenAIServer:
     def start(self) -> FakeOpenAIServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
             )
             self._thread.start()
         return self
@@ -216,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        self._counted_in_flight = True
         try:
             record = self._record(body)
             wanted_key = self.fake.require_api_key
@@ -229,8 +230,15 @@ class _Handler(BaseHTTPRequestHandler):
             record.reply_index = index
             self._serve_reply(body, reply)
         finally:
-            with state.lock:
-                state.in_flight -= 1
+            self._leave_in_flight()
+
+    def _leave_in_flight(self) -> None:
+        """Called before the last bytes go out, so a client that saw the end of its reply and sent
+        the next request can never find this one still counted: max_in_flight is exact."""
+        if getattr(self, "_counted_in_flight", False):
+            self._counted_in_flight = False
+            with self.fake._state.lock:
+                self.fake._state.in_flight -= 1
 
     def _record(self, body: dict[str, Any] | None) -> RecordedRequest:
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
@@ -280,12 +288,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for sent, event in enumerate(_sse_events(reply, model, body, include_usage)):
+        events = _sse_events(reply, model, body, include_usage)
+        for sent, event in enumerate(events):
             if reply.cut_after is not None and sent >= reply.cut_after:
                 self._cut_connection()
                 return
             if sent and reply.chunk_delay_s:
                 time.sleep(reply.chunk_delay_s)
+            if sent == len(events) - 1:
+                self._leave_in_flight()
             try:
                 self._write_chunk(event)
             except OSError:  # the client went away; nothing more to do
@@ -299,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _cut_connection(self) -> None:
         """Drop the connection mid-body: no [DONE], no terminating chunk."""
+        self._leave_in_flight()
         self.close_connection = True
         try:
             self.wfile.flush()
@@ -308,6 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset_connection(self) -> None:
         """Close with a TCP RST and no response at all, as a crashed proxy would."""
+        self._leave_in_flight()
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -322,6 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        self._leave_in_flight()
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
@@ -333,15 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, {"error": error}, headers)
 
 
-def _sse_events(
-    reply: Reply, model: str, body: dict[str, Any], include_usage: bool
-) -> Iterator[bytes]:
-    def event(obj: dict[str, Any]) -> bytes:
-        return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-    for chunk in reply.stream_chunks(model, body, include_usage):
-        yield event(chunk)
-    yield b"data: [DONE]\n\n"
+def _sse_events(reply: Reply, model: str, body: dict[str, Any], include_usage: bool) -> list[bytes]:
+    events = [
+        b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        for chunk in reply.stream_chunks(model, body, include_usage)
+    ]
+    return [*events, b"data: [DONE]\n\n"]
 
 
 def _load_script(path: Path) -> tuple[Responder, Reply | None, list[str]]:

@@ -68,9 +68,9 @@ class Reply:
 
     @classmethod
     def fault(
-        cls, status: int, *, retry_after: float | None = None, message: str | None = None
+        cls, status: int, *, retry_after: float | None = None, message: str | None = None, **kw: Any
     ) -> Reply:
-        return cls(status=status, retry_after=retry_after, message=message)
+        return cls(status=status, retry_after=retry_after, message=message, **kw)
 
     @classmethod
     def connection_reset(cls) -> Reply:
