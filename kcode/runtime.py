@@ -142,6 +142,11 @@ def build_runtime(
         history=history,
         on_message=session.log_message,
     )
+    from kcode.agents.orchestrator import Orchestrator
+
+    ctx.spawner = Orchestrator.for_agent(
+        agent, max_parallel=config.max_parallel, run_id=session.session_id
+    )
     if history is None:
         session.log_message(agent.history[0])
     return Runtime(config, root, backend, agent, session, ctx)

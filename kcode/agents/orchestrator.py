@@ -1,0 +1,444 @@
+"""spawn_agents: run sub-agents concurrently, isolate their edits, merge them back, account for them.
+
+Each sub-agent is the same `Agent` loop as the main one, with its role's tools and prompt, its own
+history, a step limit, and the parent's backend (shared: the backend's own limiter caps requests)
+and approver. At most `max_parallel` run at once. Their events are forwarded to the parent's stream
+with their agent id. In a git repo, `edit` and `general` agents work in their own worktree made from
+a snapshot of the working tree; when one finishes, its changes are merged back with a three-way merge
+(one merge at a time); a conflict keeps the working tree's version and the agent's commit on a ref.
+
+A sub-agent that fails (backend error, crash, step limit, timeout) yields an error entry; the others
+finish. Two things do stop everything: cancellation (every sub-agent is cancelled, every worktree
+removed) and an approval the non-interactive policy refuses (exit 4, like the main agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kcode.agents.loop import COMPLETED, FAILED, Agent
+from kcode.agents.roles import (
+    ISOLATED_ROLES,
+    ROLES,
+    PathLocks,
+    role_system_prompt,
+    role_tools,
+    serialise_writes,
+)
+from kcode.agents.stats import AgentStats
+from kcode.approval import ApprovalDecision, ApprovalRequest, ApprovalRequired, Approver
+from kcode.backends.base import Backend, BackendOptions
+from kcode.events import AgentFinished, AgentSpawned, TurnFinished
+from kcode.messages import Message, ToolResult
+from kcode.tools.base import Tool, ToolContext, ToolError
+from kcode.vcs import worktrees as wt
+from kcode.vcs.merge import MergeOutcome, merge_back_sync
+
+MAX_TASKS = 128
+MAX_PARALLEL = 128
+SUB_AGENT_MAX_STEPS = 30
+REPORT_MAX_CHARS = 4_000
+
+ToolFactory = Callable[[str], dict[str, Tool[Any]]]
+
+
+@dataclass(frozen=True)
+class SubTask:
+    role: str
+    prompt: str
+
+
+@dataclass
+class SubAgentResult:
+    id: str
+    role: str
+    ok: bool = False
+    report: str = ""
+    files_changed: list[str] = field(default_factory=list)
+    tests: dict[str, Any] | None = None
+    error: str | None = None
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+    ref: str | None = None  # where the agent's full commit is kept (conflict or not merged)
+    see: str | None = None  # the command that shows it
+    stats: AgentStats | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.stats or AgentStats(self.id, self.role)
+        out: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "ok": self.ok,
+            "steps": s.total_steps,
+            "tokens": s.prompt_tokens + s.completion_tokens,
+            "seconds": round(s.duration_s, 2),
+            "files_changed": self.files_changed,
+            "tests": self.tests,
+            "error": self.error,
+        }
+        if self.conflicts:
+            out["conflicts"] = self.conflicts
+        if self.ref:
+            out["ref"], out["see"] = self.ref, self.see
+        out["report"] = _cap(self.report)
+        return out
+
+
+def _cap(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= REPORT_MAX_CHARS else text[:REPORT_MAX_CHARS] + " [... cut]"
+
+
+class _SubAgentApprover:
+    """Asks the parent's approver one request at a time (a human sees one question, not twelve)
+    and remembers a refusal from the non-interactive policy so it can stop the whole run."""
+
+    def __init__(self, inner: Approver, lock: asyncio.Lock) -> None:
+        self.inner = inner
+        self.lock = lock
+        self.required: ApprovalRequired | None = None
+
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+        async with self.lock:
+            try:
+                return await self.inner.decide(request)
+            except ApprovalRequired as err:
+                self.required = err
+                raise
+
+
+@dataclass
+class _Plan:
+    """One sub-agent about to run: its id, task and (in a git repo) its worktree."""
+
+    id: str
+    task: SubTask
+    worktree: wt.Worktree | None = None
+    result: SubAgentResult | None = None
+    agent: Agent | None = None
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        options: BackendOptions,
+        parent_stats: AgentStats,
+        max_parallel: int = 8,
+        max_steps: int = SUB_AGENT_MAX_STEPS,
+        run_id: str | None = None,
+        shared_facts: str = "",
+        timeout_s: float | None = None,
+        tool_factory: ToolFactory = role_tools,
+    ) -> None:
+        if not 1 <= max_parallel <= MAX_PARALLEL:
+            raise ValueError(f"max_parallel must be between 1 and {MAX_PARALLEL}")
+        self.backend = backend
+        self.options = options
+        self.parent_stats = parent_stats
+        self.max_parallel = max_parallel
+        self.max_steps = max_steps
+        self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.shared_facts = shared_facts
+        self.timeout_s = timeout_s
+        self.tool_factory = tool_factory
+        self._counter = 0
+        self._merge_lock = asyncio.Lock()
+        self._approval_lock = asyncio.Lock()
+
+    @classmethod
+    def for_agent(cls, agent: Agent, *, max_parallel: int = 8, **kw: Any) -> Orchestrator:
+        """An orchestrator whose sub-agents share `agent`'s backend and report into its stats."""
+        return cls(
+            backend=agent.backend,
+            options=agent.options,
+            parent_stats=agent.stats,
+            max_parallel=max_parallel,
+            max_steps=min(agent.max_steps, SUB_AGENT_MAX_STEPS),
+            **kw,
+        )
+
+    # --- the tool's entry point -------------------------------------------------------------------
+    async def run(self, tasks: list[SubTask], ctx: ToolContext) -> ToolResult:
+        validate_tasks(tasks)
+        started = time.monotonic()
+        plans = [self._plan(task) for task in tasks]
+        repo = await self._prepare_isolation(plans, ctx)
+        path_locks = PathLocks()
+        semaphore = asyncio.Semaphore(self.max_parallel)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for plan in plans:
+                    group.create_task(self._run_one(plan, ctx, repo, semaphore, path_locks))
+        except* ApprovalRequired as refused:
+            first = refused.exceptions[0]
+            assert isinstance(first, ApprovalRequired)
+            raise first from None
+        finally:
+            await self._cleanup(plans, repo)
+            self.parent_stats.add_fanout([p.agent.stats for p in plans if p.agent is not None])
+        results = [p.result for p in plans if p.result is not None]
+        return _tool_result(results, time.monotonic() - started)
+
+    def _plan(self, task: SubTask) -> _Plan:
+        self._counter += 1
+        return _Plan(f"{task.role}-{self._counter}", task)
+
+    async def _prepare_isolation(self, plans: list[_Plan], ctx: ToolContext) -> wt.Repo | None:
+        """Snapshot + one worktree per writing agent, all made before any agent starts: if one
+        cannot be made, nothing runs and nothing is merged."""
+        isolated = [p for p in plans if p.task.role in ISOLATED_ROLES]
+        if not isolated:
+            return None
+        repo = await wt.find_repo(ctx.root)
+        if repo is None:
+            return None  # outside git: agents share the real tree, writes serialised per file
+        try:
+            base = await wt.snapshot(repo)
+            made = await asyncio.gather(
+                *(wt.add_worktree(repo, base) for _ in isolated), return_exceptions=True
+            )
+        except wt.GitError as err:
+            raise ToolError(
+                f"could not snapshot the working tree for isolated edits: {err}. Nothing was run."
+            ) from err
+        failures = [m for m in made if isinstance(m, BaseException)]
+        for plan, item in zip(isolated, made, strict=True):
+            if isinstance(item, wt.Worktree):
+                plan.worktree = item
+        if failures:
+            await self._cleanup(plans, repo)
+            if any(isinstance(f, asyncio.CancelledError) for f in failures):
+                raise asyncio.CancelledError
+            raise ToolError(
+                f"could not create a git worktree for an edit agent ({failures[0]}); check free "
+                "disk space in the temp directory. Nothing was run and nothing was merged."
+            )
+        return repo
+
+    async def _cleanup(self, plans: list[_Plan], repo: wt.Repo | None) -> None:
+        if repo is None:
+            return
+        cancelled = False
+        for plan in plans:
+            if plan.worktree is not None:
+                try:
+                    await wt.remove_worktree(repo, plan.worktree)
+                except asyncio.CancelledError:
+                    cancelled = True  # removed all the same; remove the others too, then stop
+                plan.worktree = None
+        if cancelled:
+            raise asyncio.CancelledError
+
+    # --- one sub-agent --------------------------------------------------------------------------
+    async def _run_one(
+        self,
+        plan: _Plan,
+        parent: ToolContext,
+        repo: wt.Repo | None,
+        semaphore: asyncio.Semaphore,
+        path_locks: PathLocks,
+    ) -> None:
+        async with semaphore:
+            result = SubAgentResult(plan.id, plan.task.role)
+            plan.result = result
+            approver = _SubAgentApprover(parent.approver, self._approval_lock)
+            sub_ctx = self._sub_context(plan, parent, repo, approver)
+            tools = self.tool_factory(plan.task.role)
+            if plan.worktree is None and plan.task.role in ISOLATED_ROLES:
+                tools = serialise_writes(tools, path_locks)
+            agent = Agent(
+                backend=self.backend,
+                tools=tools,
+                ctx=sub_ctx,
+                system_prompt=role_system_prompt(
+                    plan.task.role, sub_ctx.root, self.shared_facts, parent.root
+                ),
+                options=self.options,
+                max_steps=self.max_steps,
+                agent_id=plan.id,
+                role=plan.task.role,
+            )
+            plan.agent = agent
+            result.stats = agent.stats
+            await parent.emit(
+                AgentSpawned(
+                    agent=parent.agent_id,
+                    agent_id=plan.id,
+                    role=plan.task.role,
+                    prompt=plan.task.prompt,
+                )
+            )
+            finished = await self._drive(agent, plan, parent, result)
+            if approver.required is not None:
+                raise approver.required
+            result.tests = sub_ctx.last_tests
+            if plan.worktree is not None and repo is not None:
+                await self._merge(plan, repo, parent, result, finished)
+            else:
+                result.files_changed = sub_ctx.changes.changed_paths(parent.root)
+                for path, original in sub_ctx.changes.originals.items():
+                    if path not in parent.changes.originals:
+                        parent.changes.originals[path] = original
+            await parent.emit(
+                AgentFinished(
+                    agent=parent.agent_id,
+                    agent_id=plan.id,
+                    role=plan.task.role,
+                    ok=result.ok,
+                    report=result.report,
+                    steps=agent.stats.total_steps,
+                    prompt_tokens=agent.stats.prompt_tokens,
+                    completion_tokens=agent.stats.completion_tokens,
+                    duration_s=round(agent.stats.duration_s, 3),
+                    files_changed=result.files_changed,
+                    error=result.error,
+                )
+            )
+
+    def _sub_context(
+        self, plan: _Plan, parent: ToolContext, repo: wt.Repo | None, approver: Approver
+    ) -> ToolContext:
+        root = parent.root
+        if plan.worktree is not None and repo is not None:
+            root = plan.worktree.path / parent.root.relative_to(repo.root)
+        sandbox = parent.sandbox
+        if plan.task.role == "test" and sandbox != "off":
+            sandbox = "read-only"
+        return ToolContext(
+            root=root,
+            extra_dirs=parent.extra_dirs,
+            approver=approver,
+            agent_id=plan.id,
+            limits=parent.limits,
+            sandbox=sandbox,
+            spawner=None,  # sub-agents cannot spawn
+        )
+
+    async def _drive(
+        self, agent: Agent, plan: _Plan, parent: ToolContext, result: SubAgentResult
+    ) -> TurnFinished | None:
+        finished: TurnFinished | None = None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async for event in agent.run_turn(Message.user(plan.task.prompt)):
+                    if isinstance(event, TurnFinished):
+                        finished = event
+                    await parent.emit(event.for_agent(plan.id))
+        except TimeoutError:
+            result.error = f"timed out after {self.timeout_s:g} s"
+            return None
+        except Exception as err:  # a crash in one sub-agent must not take the others down
+            result.error = f"{type(err).__name__}: {err}"
+            return None
+        if finished is None:
+            result.error = "the sub-agent ended without an answer"
+            return None
+        result.report = finished.result
+        if finished.reason == COMPLETED:
+            result.ok = not finished.result.lstrip().upper().startswith("RESULT: FAILED")
+        elif finished.reason != FAILED:
+            result.error = f"{finished.reason}: {finished.result}"
+        return finished
+
+    async def _merge(
+        self,
+        plan: _Plan,
+        repo: wt.Repo,
+        parent: ToolContext,
+        result: SubAgentResult,
+        finished: TurnFinished | None,
+    ) -> None:
+        assert plan.worktree is not None
+        base = plan.worktree.base
+        try:
+            commit = await wt.commit_worktree(plan.worktree, f"kcode: changes of {plan.id}")
+            reported = finished is not None and finished.reason in (COMPLETED, FAILED)
+            ref = wt.agent_ref(self.run_id, plan.id)
+            if not reported:
+                # An agent cut short (error, step limit) may have left half an edit: keep, not merge.
+                if commit_changes(repo, base, commit):
+                    await asyncio.to_thread(wt.keep_ref_sync, repo, ref, commit)
+                    result.ref, result.see = ref, f"git diff {base[:12]} {ref}"
+                    result.error = (result.error or "") + "; its changes were NOT merged"
+                return
+            async with self._merge_lock:
+                outcome: MergeOutcome = await wt.finish_even_if_cancelled(
+                    asyncio.to_thread(
+                        merge_back_sync, repo, base, commit, parent.changes.record_before_write
+                    )
+                )
+            result.files_changed = [_relative(repo.root / p, parent.root) for p in outcome.merged]
+            if outcome.conflicts:
+                await asyncio.to_thread(wt.keep_ref_sync, repo, ref, commit)
+                result.ref, result.see = ref, f"git diff {base[:12]} {ref}"
+                result.conflicts = [
+                    {
+                        "path": _relative(repo.root / c.path, parent.root),
+                        "why": c.why,
+                        "hunks": c.hunks,
+                    }
+                    for c in outcome.conflicts
+                ]
+                result.ok = False
+        except (wt.GitError, OSError) as err:
+            result.ok = False
+            result.error = f"could not merge its changes back: {err}"
+
+
+def commit_changes(repo: wt.Repo, base: str, commit: str) -> bool:
+    from kcode.vcs.merge import changed_paths_sync
+
+    return bool(changed_paths_sync(repo, base, commit))
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def validate_tasks(tasks: list[SubTask]) -> None:
+    if not tasks:
+        raise ToolError(
+            "spawn_agents needs at least one task: tasks=[{role, prompt}, ...]. Nothing was run."
+        )
+    if len(tasks) > MAX_TASKS:
+        raise ToolError(
+            f"spawn_agents takes at most {MAX_TASKS} tasks per call; got {len(tasks)}. Merge "
+            "small tasks or split them over several calls. Nothing was run."
+        )
+    for i, task in enumerate(tasks):
+        if task.role not in ROLES:
+            raise ToolError(
+                f"task {i}: unknown role {task.role!r}; use one of {', '.join(ROLES)}. "
+                "Nothing was run."
+            )
+        if not task.prompt.strip():
+            raise ToolError(f"task {i}: the prompt is empty; say what the sub-agent should do.")
+
+
+def _tool_result(results: list[SubAgentResult], seconds: float) -> ToolResult:
+    good = sum(r.ok for r in results)
+    critical = max((r.stats.total_steps for r in results if r.stats), default=0)
+    total = sum(r.stats.total_steps for r in results if r.stats)
+    lines = [
+        f"{len(results)} sub-agent(s): {good} ok, {len(results) - good} not ok; "
+        f"{total} model calls, {critical} on the critical path; {seconds:.1f} s"
+    ]
+    lines += [json.dumps(r.to_json(), ensure_ascii=False) for r in results]
+    if any(r.conflicts for r in results):
+        lines.append(
+            "Conflicts: the working tree kept its version of those files; each agent's full "
+            "change is on its ref (see the 'see' command). Reconcile them yourself."
+        )
+    data = {"agents": [r.to_json() for r in results]}
+    return ToolResult("", ok=good == len(results), content="\n".join(lines), data=data)
