@@ -1,0 +1,343 @@
+"""Comparing a render with its target: mismatch, structure, one score, differing regions, a heatmap.
+
+Definitions (also in README.md):
+
+* A pixel *differs* when the squared YIQ colour distance between target and render (the perceptual
+  metric of pixelmatch) exceeds MAX_YIQ_DELTA × COLOUR_THRESHOLD² with COLOUR_THRESHOLD = 0.1, unless the same colour is found
+  within one pixel in the other image in both directions (anti-aliasing and sub-pixel text shifts).
+* `mismatch` = differing pixels / all compared pixels (the raw fraction, reported as is).
+* *Content* pixels are those that differ from the target's dominant (background) colour in either
+  image. `content_mismatch` = differing pixels / content pixels, capped at 1. This is what keeps a
+  blank page from scoring high on a mostly-white design: all its content pixels differ.
+* `structure` = SSIM on grey images downscaled to ≤ STRUCTURE_SIDE px, averaged over the windows that
+  have texture (standard deviation > 2/255 in either image) — flat background windows, which agree
+  trivially, are left out. 1.0 when no window has texture in either image.
+* `size_penalty` = overlap area / union area of the two image sizes (1.0 when they match); images of
+  different sizes are compared on their top-left-aligned overlap.
+
+    score = (1 - content_mismatch) × structure × size_penalty      (in [0, 1]; identical images: 1.0)
+
+Regions: differing pixels are pooled into CELL×CELL cells, dilated by one cell (so nearby differences
+merge), grouped into connected components, tightened to their pixels and merged while their boxes
+overlap; sorted by box area, largest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+COLOUR_THRESHOLD = 0.1
+MAX_YIQ_DELTA = 35215.0
+# _delta() is normalised by MAX_YIQ_DELTA, so a pixel differs above COLOUR_THRESHOLD squared.
+DELTA_LIMIT = COLOUR_THRESHOLD * COLOUR_THRESHOLD
+STRUCTURE_SIDE = 384
+CELL = 8
+MAX_REGIONS = 12
+MIN_REGION_PIXELS = 6
+
+Array = NDArray[Any]
+
+
+@dataclass
+class Region:
+    x: int
+    y: int
+    w: int
+    h: int
+    pixels: int  # differing pixels inside the box
+    # The topmost (then leftmost) differing pixel: where a shift of the content below usually starts.
+    first: tuple[int, int] = (0, 0)
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def to_json(self) -> dict[str, Any]:
+        return {"box": [self.x, self.y, self.w, self.h], "area": self.area, "pixels": self.pixels}
+
+
+@dataclass
+class Comparison:
+    score: float
+    mismatch: float
+    content_mismatch: float
+    structure: float
+    target_size: tuple[int, int]
+    render_size: tuple[int, int]
+    size_penalty: float
+    regions: list[Region] = field(default_factory=list)
+    diff_mask: NDArray[np.bool_] | None = None
+
+
+def _yiq(rgb: Array) -> tuple[Array, Array, Array]:
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = r * 0.29889531 + g * 0.58662247 + b * 0.11448223
+    i = r * 0.59597799 - g * 0.27417610 - b * 0.32180189
+    q = r * 0.21147017 - g * 0.52261711 + b * 0.31114694
+    return y, i, q
+
+
+def _delta(a: tuple[Array, Array, Array], b: tuple[Array, Array, Array]) -> Array:
+    dy, di, dq = a[0] - b[0], a[1] - b[1], a[2] - b[2]
+    out: Array = (0.5053 * dy * dy + 0.299 * di * di + 0.1957 * dq * dq) / MAX_YIQ_DELTA
+    return out
+
+
+def _matches_nearby(
+    src: NDArray[np.uint8], other: NDArray[np.uint8], ys: Any, xs: Any
+) -> NDArray[np.bool_]:
+    """For the candidate pixels (ys, xs) of `src`: is the same colour within 1 px in `other`?"""
+    height, width = other.shape[:2]
+    found = np.zeros(len(ys), dtype=bool)
+    pick_src = _yiq(src[ys, xs].astype(np.float32))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            ny, nx = np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)
+            found |= _delta(pick_src, _yiq(other[ny, nx].astype(np.float32))) <= DELTA_LIMIT
+    return found
+
+
+def _packed(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """One uint32 per pixel, so equality tests run on whole pixels at memory speed."""
+    height, width = rgb.shape[:2]
+    rgba = np.empty((height, width, 4), dtype=np.uint8)
+    rgba[..., :3] = rgb
+    rgba[..., 3] = 0
+    packed: NDArray[np.uint32] = rgba.view(np.uint32)[..., 0]
+    return packed
+
+
+class PreparedTarget:
+    """The target's pixel arrays and background analysis, computed once per run, not per iteration."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image.convert("RGB")
+        self.rgb: NDArray[np.uint8] = np.asarray(self.image)
+        self.packed = _packed(self.rgb)
+        values, counts = np.unique(self.packed[::7, ::7], return_counts=True)
+        self.background_packed = values[np.argmax(counts)]
+        first = int(np.argmax(self.packed.reshape(-1) == self.background_packed))
+        self.background = _yiq(self.rgb.reshape(-1, 3)[first : first + 1].astype(np.float32))
+        self.content = self._away_from_background(self.rgb, self.packed)
+
+    def _away_from_background(
+        self, rgb: NDArray[np.uint8], packed: NDArray[np.uint32]
+    ) -> NDArray[np.bool_]:
+        content = np.zeros(rgb.shape[:2], dtype=bool)
+        ys, xs = np.nonzero(packed != self.background_packed)
+        away = _delta(_yiq(rgb[ys, xs].astype(np.float32)), self.background) > DELTA_LIMIT
+        content[ys[away], xs[away]] = True
+        return content
+
+    def count_content(
+        self, render: NDArray[np.uint8], render_packed: NDArray[np.uint32], height: int, width: int
+    ) -> int:
+        """Pixels that differ from the target's dominant (background) colour in either image."""
+        either = self.content[:height, :width] | self._away_from_background(render, render_packed)
+        return int(either.sum())
+
+
+def _box_mean(values: Array, size: int) -> Array:
+    """Mean over size×size windows (valid part only) via a summed-area table."""
+    table = np.pad(values, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    out: Array = (
+        table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    ) / float(size * size)
+    return out
+
+
+def structural_similarity(target: Image.Image, render: Image.Image) -> float:
+    factor = min(1.0, STRUCTURE_SIDE / max(target.size))
+    size = (max(8, round(target.size[0] * factor)), max(8, round(target.size[1] * factor)))
+    a = np.asarray(target.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32) / 255
+    b = np.asarray(render.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32) / 255
+    window = 7
+    if min(a.shape) < window:
+        return 1.0 if np.array_equal(a, b) else float(1 - np.abs(a - b).mean())
+    mu_a, mu_b = _box_mean(a, window), _box_mean(b, window)
+    var_a = np.maximum(_box_mean(a * a, window) - mu_a * mu_a, 0)
+    var_b = np.maximum(_box_mean(b * b, window) - mu_b * mu_b, 0)
+    cov = _box_mean(a * b, window) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    )
+    textured = (var_a > (2 / 255) ** 2) | (var_b > (2 / 255) ** 2)
+    if not textured.any():
+        return float(np.clip(1 - np.abs(mu_a - mu_b).mean() * 4, 0, 1))
+    return float(np.clip(ssim[textured].mean(), 0, 1))
+
+
+def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) -> Comparison:
+    prepared = target if isinstance(target, PreparedTarget) else PreparedTarget(target)
+    tw, th = prepared.image.size
+    rw, rh = render.size
+    width, height = min(tw, rw), min(th, rh)
+    overlap = width * height
+    size_penalty = overlap / float(tw * th + rw * rh - overlap)
+    target_rgb = prepared.rgb[:height, :width]
+    render_rgb = np.asarray(render.convert("RGB"))[:height, :width]
+    target_packed, render_packed = prepared.packed[:height, :width], _packed(render_rgb)
+    if np.array_equal(target_packed, render_packed):
+        return Comparison(
+            size_penalty,
+            0.0,
+            0.0,
+            1.0,
+            (tw, th),
+            (rw, rh),
+            size_penalty,
+            [],
+            np.zeros((height, width), dtype=bool),
+        )
+    # Colour maths only where the bytes differ: on a typical iteration that is a small part.
+    ys, xs = np.nonzero(target_packed != render_packed)
+    a = _yiq(target_rgb[ys, xs].astype(np.float32))
+    b = _yiq(render_rgb[ys, xs].astype(np.float32))
+    far = _delta(a, b) > DELTA_LIMIT
+    ys, xs = ys[far], xs[far]
+    if len(ys):
+        tolerated = _matches_nearby(target_rgb, render_rgb, ys, xs) & _matches_nearby(
+            render_rgb, target_rgb, ys, xs
+        )
+        ys, xs = ys[~tolerated], xs[~tolerated]
+    differs = np.zeros((height, width), dtype=bool)
+    differs[ys, xs] = True
+    diff_pixels = len(ys)
+    content_pixels = max(prepared.count_content(render_rgb, render_packed, height, width), 1)
+    mismatch = diff_pixels / float(overlap)
+    content_mismatch = min(1.0, diff_pixels / float(content_pixels))
+    structure = structural_similarity(
+        prepared.image if (tw, th) == (width, height) else Image.fromarray(target_rgb),
+        render if (rw, rh) == (width, height) else Image.fromarray(render_rgb),
+    )
+    score = (1.0 - content_mismatch) * structure * size_penalty
+    return Comparison(
+        round(score, 4),
+        round(mismatch, 5),
+        round(content_mismatch, 5),
+        round(structure, 4),
+        (tw, th),
+        (rw, rh),
+        round(size_penalty, 4),
+        find_regions(differs),
+        differs,
+    )
+
+
+def find_regions(mask: NDArray[np.bool_]) -> list[Region]:
+    height, width = mask.shape
+    if not mask.any():
+        return []
+    rows, cols = -(-height // CELL), -(-width // CELL)
+    padded = np.zeros((rows * CELL, cols * CELL), dtype=bool)
+    padded[:height, :width] = mask
+    cells: NDArray[np.bool_] = np.asarray(padded.reshape(rows, CELL, cols, CELL).any(axis=(1, 3)))
+    grown = cells.copy()
+    grown[1:, :] |= cells[:-1, :]
+    grown[:-1, :] |= cells[1:, :]
+    grown[:, 1:] |= cells[:, :-1]
+    grown[:, :-1] |= cells[:, 1:]
+    boxes = [_tighten(mask, box) for box in connected_boxes(grown)]
+    regions = _merge_overlapping([r for r in boxes if r is not None])
+    regions = [r for r in regions if r.pixels >= MIN_REGION_PIXELS] or regions[:1]
+    regions.sort(key=lambda r: r.area, reverse=True)
+    return regions[:MAX_REGIONS]
+
+
+def connected_boxes(cells: NDArray[np.bool_]) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (x0, y0, x1, y1 in pixels) of 4-connected groups of cells."""
+    rows, cols = cells.shape
+    seen = np.zeros_like(cells)
+    out = []
+    for r0, c0 in zip(*np.nonzero(cells), strict=True):
+        if seen[r0, c0]:
+            continue
+        stack = [(int(r0), int(c0))]
+        seen[r0, c0] = True
+        top, left, bottom, right = int(r0), int(c0), int(r0), int(c0)
+        while stack:
+            r, c = stack.pop()
+            top, bottom, left, right = min(top, r), max(bottom, r), min(left, c), max(right, c)
+            for nr, nc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                if 0 <= nr < rows and 0 <= nc < cols and cells[nr, nc] and not seen[nr, nc]:
+                    seen[nr, nc] = True
+                    stack.append((nr, nc))
+        out.append((left * CELL, top * CELL, (right + 1) * CELL, (bottom + 1) * CELL))
+    return out
+
+
+def _tighten(mask: NDArray[np.bool_], box: tuple[int, int, int, int]) -> Region | None:
+    x0, y0, x1, y1 = box
+    part = mask[y0:y1, x0:x1]
+    ys, xs = np.nonzero(part)
+    if not len(ys):
+        return None
+    top = int(ys.min())
+    first = (x0 + int(xs[ys == top].min()), y0 + top)
+    return Region(
+        x0 + int(xs.min()),
+        y0 + int(ys.min()),
+        int(xs.max() - xs.min()) + 1,
+        int(ys.max() - ys.min()) + 1,
+        len(ys),
+        first,
+    )
+
+
+def _merge_overlapping(regions: list[Region]) -> list[Region]:
+    merged = True
+    while merged:
+        merged = False
+        out: list[Region] = []
+        for region in regions:
+            for other in out:
+                if (
+                    region.x < other.x + other.w
+                    and other.x < region.x + region.w
+                    and region.y < other.y + other.h
+                    and other.y < region.y + region.h
+                ):
+                    x0, y0 = min(region.x, other.x), min(region.y, other.y)
+                    x1 = max(region.x + region.w, other.x + other.w)
+                    y1 = max(region.y + region.h, other.y + other.h)
+                    other.x, other.y, other.w, other.h = x0, y0, x1 - x0, y1 - y0
+                    other.pixels += region.pixels
+                    other.first = min(other.first, region.first, key=lambda p: (p[1], p[0]))
+                    merged = True
+                    break
+            else:
+                out.append(region)
+        regions = out
+    return regions
+
+
+def heatmap(target: Image.Image, comparison: Comparison) -> Image.Image:
+    """The target faded to light grey, differing pixels in red, region boxes outlined."""
+    from PIL import ImageDraw
+
+    grey = np.asarray(target.convert("L"), dtype=np.float32)
+    mask = comparison.diff_mask
+    height, width = grey.shape
+    faded = (255 - (255 - grey) * 0.3).astype(np.uint8)
+    rgb = np.stack([faded, faded, faded], axis=-1)
+    if mask is not None:
+        full = np.zeros((height, width), dtype=bool)
+        full[: mask.shape[0], : mask.shape[1]] = mask
+        rgb[full] = (230, 20, 40)
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    for region in comparison.regions:
+        draw.rectangle(
+            (region.x - 2, region.y - 2, region.x + region.w + 1, region.y + region.h + 1),
+            outline=(255, 140, 0),
+            width=2,
+        )
+    return image

@@ -1,0 +1,386 @@
+"""Deterministic, offline rendering of the user's page in headless Chromium (Playwright).
+
+One browser per run, reused across iterations (one context per viewport, one page reloaded each time).
+The workspace is served from disk through a route handler at a made-up origin (WORKSPACE_ORIGIN), so
+relative paths and ES modules resolve exactly as from a static server. An explicit `--url` may point at a
+loopback dev server; every other request is aborted and listed in `blocked`, so nothing ever waits on a
+web font or a CDN. Capture is made deterministic by disabling animations and transitions, hiding the
+caret and awaiting web fonts (capped by FONT_WAIT_S).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import mimetypes
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from kcode.visual.browser import launch_browser
+from kcode.visual.errors import VisualError
+from kcode.visual.images import Viewport
+
+WORKSPACE_ORIGIN = "http://kcode.local"
+FONT_WAIT_S = 3.0
+DEFAULT_TIMEOUT_S = 15.0
+
+FREEZE_CSS = """
+*, *::before, *::after {
+  animation-duration: 0s !important; animation-delay: 0s !important;
+  animation-iteration-count: 1 !important; animation-play-state: paused !important;
+  transition: none !important; caret-color: transparent !important; scroll-behavior: auto !important;
+}
+"""
+
+FREEZE_SCRIPT = (
+    "(() => { const css = %s; const add = () => { const s = document.createElement('style');"
+    " s.textContent = css; (document.head || document.documentElement).appendChild(s); };"
+    " if (document.documentElement) add(); else document.addEventListener('DOMContentLoaded', add);"
+    " })();".replace("%s", repr(FREEZE_CSS))
+)
+
+MIME_OVERRIDES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".cjs": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".wasm": "application/wasm",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".ico": "image/x-icon",
+}
+
+# Await web fonts (capped), then collect the element boxes for the locator, all in one evaluate call;
+# the elements are kept on window so a second call can describe only the few the locator picks.
+COLLECT_BOXES_JS = """
+async ([limit, fontWaitMs]) => {
+  const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
+    new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
+  const skip = new Set(['SCRIPT', 'STYLE', 'LINK', 'META', 'HEAD', 'TITLE', 'NOSCRIPT', 'TEMPLATE']);
+  const kept = []; const boxes = [];
+  const all = document.body ? document.body.getElementsByTagName('*') : [];
+  const vw = window.innerWidth, vh = Math.max(window.innerHeight, document.documentElement.scrollHeight);
+  for (let i = 0; i < all.length && kept.length < limit; i++) {
+    const el = all[i];
+    if (skip.has(el.tagName)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1 || r.right < 0 || r.bottom < 0 || r.left > vw || r.top > vh) continue;
+    let depth = 0; for (let p = el.parentElement; p; p = p.parentElement) depth++;
+    kept.push(el);
+    boxes.push([r.left + window.scrollX, r.top + window.scrollY, r.width, r.height, depth]);
+  }
+  window.__kcodeElements = kept;
+  return {boxes, fontsReady};
+}
+"""
+
+
+@dataclass(frozen=True)
+class PageSource:
+    """What to render: a file in the workspace (served at WORKSPACE_ORIGIN) or a loopback URL."""
+
+    workspace: Path
+    entry: str | None = None
+    url: str | None = None
+
+    @property
+    def address(self) -> str:
+        if self.url:
+            return self.url
+        return f"{WORKSPACE_ORIGIN}/{self.entry}"
+
+    @property
+    def label(self) -> str:
+        return self.url or str(self.entry)
+
+
+@dataclass
+class RenderResult:
+    png: bytes
+    viewport: Viewport
+    boxes: list[list[float]]  # [x, y, w, h, depth] per element, CSS pixels, document coordinates
+    blocked: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    fonts_ready: bool = True
+
+
+def is_loopback_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_page_source(workspace: Path, entry: str | None, url: str | None) -> PageSource:
+    """Validate --entry / --url, or find index.html; VisualError (exit 2) when there is nothing."""
+    workspace = workspace.resolve()
+    if entry and url:
+        raise VisualError("give either --entry FILE or --url URL, not both")
+    if url:
+        if not is_loopback_url(url):
+            raise VisualError(
+                f"--url {url} is not a loopback address: rendering never reaches the network. "
+                "Start the dev server locally and pass http://localhost:PORT/ or http://127.0.0.1:PORT/"
+            )
+        return PageSource(workspace, url=url)
+    if entry:
+        path = (workspace / entry).resolve()
+        if not path.is_relative_to(workspace):
+            raise VisualError(f"--entry {entry} is outside the workspace {workspace}")
+        if not path.is_file():
+            raise VisualError(f"--entry {entry}: no such file in {workspace}")
+        return PageSource(workspace, entry=path.relative_to(workspace).as_posix())
+    for candidate in ("index.html", "public/index.html", "src/index.html", "dist/index.html"):
+        if (workspace / candidate).is_file():
+            return PageSource(workspace, entry=candidate)
+    raise VisualError(
+        f"no page to render: no index.html in {workspace}. "
+        "Pass --entry path/to/page.html, or --url http://localhost:PORT/ for a running dev server"
+    )
+
+
+def _workspace_file(workspace: Path, url: str) -> Path | None:
+    path = unquote(urlsplit(url).path).lstrip("/")
+    target = (workspace / path).resolve()
+    if not target.is_relative_to(workspace):
+        return None
+    if target.is_dir():
+        target = target / "index.html"
+    return target if target.is_file() else None
+
+
+def content_type(path: Path) -> str:
+    return MIME_OVERRIDES.get(path.suffix.lower()) or (
+        mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    )
+
+
+class Renderer:
+    """Owns Playwright, the browser and one page; `render()` may be called many times."""
+
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, element_limit: int = 3000) -> None:
+        self.timeout_s = timeout_s
+        self.element_limit = element_limit
+        self._playwright: Any = None
+        self._manager: Any = None
+        self._browser: Any = None
+        self._context: Any = None
+        self._page: Any = None
+        self._context_key: tuple[int, int, float] | None = None
+        self._source: PageSource | None = None
+        self._current: RenderResult | None = None
+
+    async def __aenter__(self) -> Renderer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        from playwright.async_api import async_playwright
+
+        self._manager = async_playwright()
+        self._playwright = await self._manager.start()
+        try:
+            self._browser = await launch_browser(self._playwright)
+        except BaseException:
+            await self._manager.__aexit__(None, None, None)
+            raise
+
+    async def close(self) -> None:
+        if self._browser is not None:
+            try:
+                await self._browser.close()
+            except Exception:
+                pass
+        if self._manager is not None:
+            await self._manager.__aexit__(None, None, None)
+        self._browser = self._manager = self._page = self._context = None
+
+    @property
+    def page(self) -> Any:
+        return self._page
+
+    async def _ensure_page(self, source: PageSource, viewport: Viewport) -> Any:
+        key = (viewport.width, viewport.height, viewport.scale)
+        if self._page is not None and key == self._context_key and source == self._source:
+            return self._page
+        if self._context is not None:
+            await self._context.close()
+        self._context = await self._browser.new_context(
+            viewport={"width": viewport.width, "height": viewport.height},
+            device_scale_factor=viewport.scale,
+            service_workers="block",
+            reduced_motion="reduce",
+            color_scheme="light",
+            locale="en-US",
+            timezone_id="UTC",
+        )
+        self._context.set_default_timeout(self.timeout_s * 1000)
+        self._context_key, self._source = key, source
+        await self._context.route("**/*", self._route_handler(source))
+        # Injected before any page script runs, so no animation ever starts (no extra round trip).
+        await self._context.add_init_script(script=FREEZE_SCRIPT)
+        page = await self._context.new_page()
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda err: self._record("console_errors", f"uncaught: {err}"))
+        page.on("requestfailed", self._on_request_failed)
+        page.on("response", self._on_response)
+        self._page = page
+        return page
+
+    def _record(self, kind: str, text: str) -> None:
+        if self._current is not None:
+            bucket: list[str] = getattr(self._current, kind)
+            if text not in bucket and len(bucket) < 50:
+                bucket.append(text)
+
+    def _on_console(self, message: Any) -> None:
+        if message.type == "error":
+            self._record("console_errors", message.text[:500])
+
+    def _on_request_failed(self, request: Any) -> None:
+        if self._current is not None and request.url not in self._current.blocked:
+            self._record("failed_requests", f"{request.url} ({request.failure})")
+
+    def _on_response(self, response: Any) -> None:
+        if response.status >= 400:
+            self._record("failed_requests", f"{response.url} (HTTP {response.status})")
+
+    def _route_handler(self, source: PageSource) -> Any:
+        workspace = source.workspace.resolve()
+        allowed_origin = None
+        if source.url:
+            parts = urlsplit(source.url)
+            allowed_origin = (parts.scheme, parts.netloc)
+
+        async def handle(route: Any) -> None:
+            url: str = route.request.url
+            parts = urlsplit(url)
+            if source.entry is not None and url.startswith(WORKSPACE_ORIGIN + "/"):
+                path = await asyncio.to_thread(_workspace_file, workspace, url)
+                if path is None:
+                    await route.fulfill(status=404, body="not found", content_type="text/plain")
+                    return
+                body = await asyncio.to_thread(path.read_bytes)
+                await route.fulfill(status=200, body=body, content_type=content_type(path))
+                return
+            if allowed_origin is not None and (parts.scheme, parts.netloc) == allowed_origin:
+                await route.continue_()
+                return
+            if self._current is not None and url not in self._current.blocked:
+                self._current.blocked.append(url)
+            await route.abort("blockedbyclient")
+
+        return handle
+
+    async def render(self, source: PageSource, viewport: Viewport) -> RenderResult:
+        page = await self._ensure_page(source, viewport)
+        self._current = RenderResult(b"", viewport, [])
+        result = self._current
+        from playwright.async_api import Error as PlaywrightError
+
+        try:
+            await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
+            collected = await page.evaluate(
+                COLLECT_BOXES_JS, [self.element_limit, FONT_WAIT_S * 1000]
+            )
+            result.boxes, result.fonts_ready = collected["boxes"], bool(collected["fontsReady"])
+            result.png = await page.screenshot(
+                type="png", caret="hide", timeout=self.timeout_s * 1000
+            )
+        except PlaywrightError as err:
+            await self._discard_page()
+            if "Timeout" in type(err).__name__ or "Timeout" in str(err):
+                raise VisualError(
+                    f"the page {source.label} did not finish loading within {self.timeout_s:g} s "
+                    "(a script that never ends, or a request that never answers?). "
+                    f"Requests blocked so far: {', '.join(result.blocked) or 'none'}"
+                ) from err
+            raise VisualError(f"could not render {source.label}: {err}") from err
+        finally:
+            self._current = None
+        return result
+
+    async def _discard_page(self) -> None:
+        if self._context is not None:
+            try:
+                await asyncio.wait_for(self._context.close(), timeout=5)
+            except Exception:
+                pass
+        self._context = self._page = self._context_key = self._source = None
+
+    async def describe_elements(self, indices: list[int]) -> list[dict[str, Any]]:
+        """Selector, tag, id, classes, short text and key computed styles of collected elements."""
+        if self._page is None or not indices:
+            return []
+        described: list[dict[str, Any]] = await self._page.evaluate(DESCRIBE_JS, indices)
+        return described
+
+
+DESCRIBE_JS = """
+(indices) => {
+  const els = window.__kcodeElements || [];
+  const esc = (s) => (window.CSS && CSS.escape) ? CSS.escape(s) : s;
+  function step(el) {
+    let s = el.tagName.toLowerCase();
+    const classes = Array.from(el.classList).slice(0, 2);
+    if (classes.length) s += '.' + classes.map(esc).join('.');
+    const parent = el.parentElement;
+    if (parent) {
+      const same = Array.from(parent.children).filter((c) => c.matches(s));
+      if (same.length > 1) s += `:nth-of-type(${Array.from(parent.children)
+        .filter((c) => c.tagName === el.tagName).indexOf(el) + 1})`;
+    }
+    return s;
+  }
+  function selector(el) {
+    if (el.id) return '#' + esc(el.id);
+    const parts = [];
+    for (let cur = el; cur && cur !== document.body && parts.length < 4; cur = cur.parentElement) {
+      if (cur.id) { parts.unshift('#' + esc(cur.id)); break; }
+      parts.unshift(step(cur));
+      try { if (document.querySelectorAll(parts.join(' > ')).length === 1) break; } catch (e) {}
+    }
+    return parts.join(' > ');
+  }
+  const keys = ['color', 'background-color', 'font-family', 'font-size', 'font-weight',
+    'line-height', 'width', 'height', 'margin', 'padding', 'display', 'visibility', 'opacity',
+    'border', 'border-radius', 'gap', 'flex-direction', 'justify-content', 'align-items', 'order'];
+  return indices.map((i) => {
+    const el = els[i];
+    if (!el) return null;
+    const cs = getComputedStyle(el);
+    const styles = {};
+    for (const k of keys) styles[k] = cs.getPropertyValue(k);
+    let text = '';
+    for (const n of el.childNodes) if (n.nodeType === 3) text += n.textContent;
+    text = (text.trim() ? text : (el.textContent || '')).replace(/\\s+/g, ' ').trim().slice(0, 80);
+    let context = [];
+    for (let p = el.parentElement; p && !context.length; p = p.parentElement) {
+      context = Array.from(p.classList).slice(0, 2);
+      if (p.id) context.push(p.id);
+    }
+    return {selector: selector(el), tag: el.tagName.toLowerCase(), id: el.id || null,
+      classes: Array.from(el.classList), text, styles, context};
+  });
+}
+"""
