@@ -1,0 +1,255 @@
+"""Local backend: a GGUF model run in-process by llama.cpp (llama-cpp-python), no server.
+
+Request path: the conversation is rendered with the chat template stored in the GGUF
+(`chat_template.py`), tokenized with special tokens parsed, checked against the context size, and
+generated token by token in a worker thread (`llama_engine.py`); the text is parsed while it streams
+by the tool-call format the template teaches (`toolcall_formats.py`). When a tool is forced, or
+`strict_tools` is on, a GBNF grammar built from the tools' JSON schemas (`gbnf.py`) makes the model
+write a well-formed call.
+
+Concurrency: one llama context serves one sequence at a time. Requests (the main agent and its
+sub-agents) queue on an asyncio lock; the KV state of each conversation is kept in an LRU state
+cache, so when sub-agents take turns each one resumes from its own cached prefix instead of
+re-reading its whole prompt. Within one conversation the KV prefix is reused turn after turn
+because earlier turns re-render byte-identically.
+
+Cancellation: closing or cancelling the stream sets a flag the generation loop checks after every
+token; the context lock is only released once the worker thread has stopped.
+
+`llama_cpp` is imported lazily: `import kcode.backends.llama_cpp` works without it installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from kcode.backends.base import (
+    BackendError,
+    BackendOptions,
+    Delta,
+    FinishChunk,
+    ToolSpec,
+    UsageChunk,
+)
+from kcode.backends.chat_template import CHATML_TEMPLATE, ChatTemplate
+from kcode.backends.gbnf import tool_call_grammar
+from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling
+from kcode.backends.toolcall_formats import (
+    FORMATS,
+    THINK_OPEN,
+    ToolCallFormat,
+    ToolCallStreamParser,
+    detect_format,
+)
+from kcode.messages import Message
+from kcode.models import inspect_gguf
+
+# Room kept free for the answer when the caller sets no max_tokens.
+DEFAULT_ANSWER_RESERVE = 1024
+_FINISHED = object()
+
+
+class LlamaCppBackend:
+    """`chat_format`: a tool-call format name (kimi, hermes, qwen3_coder, llama3) to use instead of
+    the one detected from the template, or a path to a Jinja chat template to use instead of the
+    GGUF's own."""
+
+    name = "llama-cpp"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        mmproj: str | Path | None = None,
+        strict_tools: bool = False,
+        chat_format: str | None = None,
+    ) -> None:
+        self.info = inspect_gguf(Path(model_path))
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise BackendError(
+                "config", "the llama-cpp backend needs llama-cpp-python: pip install 'kcode[local]'"
+            )
+        if mmproj is not None and not Path(mmproj).is_file():
+            raise BackendError("config", f"the vision projector (mmproj) {mmproj} does not exist")
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, (os.cpu_count() or 2) - 1)
+        self.n_gpu_layers = n_gpu_layers
+        self.mmproj = Path(mmproj) if mmproj else None
+        self.strict_tools = strict_tools
+        self._format_override: ToolCallFormat | None = None
+        self._template_override: str | None = None
+        if chat_format in FORMATS:
+            self._format_override = FORMATS[chat_format]
+        elif chat_format:
+            try:
+                self._template_override = Path(chat_format).read_text(encoding="utf-8")
+            except OSError as err:
+                raise BackendError(
+                    "config",
+                    f"chat_format {chat_format!r} is neither a format ({', '.join(FORMATS)}) "
+                    f"nor a readable template file: {err}",
+                ) from err
+        self._engine: LlamaEngine | None = None
+        self._template: ChatTemplate | None = None
+        self._format: ToolCallFormat | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ready(self) -> tuple[LlamaEngine, ChatTemplate, ToolCallFormat]:
+        if self._engine is None:
+            self._engine = await asyncio.to_thread(
+                LlamaEngine,
+                self.model_path,
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_gpu_layers=self.n_gpu_layers,
+            )
+        if self._template is None or self._format is None:
+            source = self._template_override or self.info.chat_template or CHATML_TEMPLATE
+            self._template = ChatTemplate(
+                source,
+                bos_token=self._engine.special_token_text("bos"),
+                eos_token=self._engine.special_token_text("eos"),
+            )
+            self._format = self._format_override or detect_format(source)
+        return self._engine, self._template, self._format
+
+    def render_prompt(
+        self,
+        template: ChatTemplate,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        options: BackendOptions,
+    ) -> str:
+        return template.render(
+            messages, tools, add_generation_prompt=True, thinking=options.thinking
+        )
+
+    def _check_images(self, messages: Sequence[Message]) -> None:
+        if any(m.images for m in messages):
+            if self.mmproj is None:
+                raise BackendError(
+                    "config",
+                    "this local model cannot see images: start kcode with a vision model and its "
+                    "projector (mmproj = PATH in the config), or remove the image",
+                )
+            raise BackendError(
+                "config",
+                "images with a local vision model are not supported by this kcode build yet; "
+                "use an API backend for image tasks",
+            )
+
+    def _grammar(
+        self, fmt: ToolCallFormat, tools: Sequence[ToolSpec], options: BackendOptions, opened: bool
+    ) -> str | None:
+        choice = options.tool_choice
+        if not tools or choice == "none":
+            return None
+        if choice not in ("auto", "required"):
+            forced = [t for t in tools if t.name == choice]
+            if not forced:
+                raise BackendError("bad_request", f"tool_choice names an unknown tool: {choice}")
+            return tool_call_grammar(
+                fmt, forced, forced=True, allow_several=False, reasoning_open=opened
+            )
+        if choice == "required":
+            return tool_call_grammar(fmt, tools, forced=True, reasoning_open=opened)
+        if self.strict_tools:
+            return tool_call_grammar(fmt, tools, forced=False, reasoning_open=opened)
+        return None
+
+    async def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: BackendOptions
+    ) -> AsyncIterator[Delta]:
+        self._check_images(messages)
+        async with self._lock:
+            engine, template, fmt = await self._ready()
+            prompt = self.render_prompt(template, messages, tools, options)
+            tokens = await asyncio.to_thread(engine.tokenize, prompt)
+            n_ctx = engine.n_ctx
+            reserve = options.max_tokens or min(DEFAULT_ANSWER_RESERVE, n_ctx // 4)
+            if len(tokens) + reserve > n_ctx:
+                raise BackendError(
+                    "bad_request",
+                    f"context overflow: the prompt is {len(tokens)} tokens and {reserve} more are "
+                    f"kept for the answer, over the model's context of {n_ctx} tokens",
+                )
+            opened_reasoning = prompt.rstrip().endswith(THINK_OPEN)
+            grammar = self._grammar(fmt, tools, options, opened_reasoning)
+            parser = ToolCallStreamParser(fmt, tools, starts_in_reasoning=opened_reasoning)
+            sampling = Sampling(
+                temperature=0.7 if options.temperature is None else options.temperature
+            )
+            max_tokens = options.max_tokens or (n_ctx - len(tokens))
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[object] = asyncio.Queue()
+            cancel = threading.Event()
+
+            def emit(text: str) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, text)
+
+            def run() -> GenerationResult:
+                try:
+                    return engine.generate(
+                        tokens,
+                        max_tokens=max_tokens,
+                        sampling=sampling,
+                        grammar_text=grammar,
+                        cancel=cancel,
+                        emit=emit,
+                    )
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, _FINISHED)
+
+            worker = asyncio.ensure_future(asyncio.to_thread(run))
+            try:
+                while (item := await queue.get()) is not _FINISHED:
+                    for delta in parser.feed(str(item)):
+                        yield delta
+                result = await worker
+                for delta in parser.finish():
+                    yield delta
+            finally:
+                cancel.set()
+                await _wait_for_thread(worker)
+            yield UsageChunk(result.prompt_tokens, result.completion_tokens)
+            if parser.calls_emitted:
+                yield FinishChunk("tool_calls")
+            else:
+                yield FinishChunk("length" if result.finish_reason == "length" else "stop")
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            if self._engine is not None:
+                await asyncio.to_thread(self._engine.close)
+                self._engine = None
+
+    # For tests and benchmarks: how much work the context has done.
+    @property
+    def engine(self) -> LlamaEngine | None:
+        return self._engine
+
+
+async def _wait_for_thread(worker: asyncio.Future[GenerationResult]) -> None:
+    """Wait until the generation thread has stopped (it checks its cancel flag after every token),
+    even if we are cancelled meanwhile: the llama context must be idle before the lock is free."""
+    cancelled = False
+    while not worker.done():
+        try:
+            await asyncio.shield(worker)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            break
+    if not worker.cancelled():
+        worker.exception()  # mark retrieved; a failure already reached the caller through `await`
+    if cancelled:
+        raise asyncio.CancelledError

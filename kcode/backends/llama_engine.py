@@ -1,0 +1,275 @@
+"""The synchronous side of the local backend: one llama.cpp context and its token loop.
+
+Everything here runs in a worker thread and touches the llama context, which is not thread-safe:
+`LlamaEngine.lock` is held for every use, so even a generation the async side gave up on finishes
+(promptly, it checks its cancel flag after every token) before the next one starts.
+
+Decoding keeps special tokens and long tokens: each token becomes its bytes through
+`llama_token_to_piece(special=True)` with a buffer that grows as needed (llama-cpp-python's own
+detokenizer uses 32 bytes and its completion API hides control tokens, which would swallow tool-call
+markers), and the bytes go through an incremental UTF-8 decoder so multi-byte characters split
+across tokens come out whole.
+
+KV reuse: `Llama.generate` keeps the longest common prefix of the new prompt with what the context
+already holds and evaluates only the rest. When a request is for another conversation (a sub-agent),
+the current KV state is saved into a small LRU `StateCache` before it is overwritten, and the cached
+state sharing the longest prefix with the new prompt is restored, so switching back and forth does
+not re-read whole prompts.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kcode.backends.base import BackendError
+
+# Switching states only pays off when it saves at least this many tokens of prompt evaluation.
+MIN_TOKENS_WORTH_SWITCHING = 32
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class SavedState:
+    tokens: tuple[int, ...]
+    data: bytes
+
+
+class StateCache:
+    """KV states of recent conversations, least recently used evicted beyond `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[int, ...], SavedState] = OrderedDict()
+
+    def put(self, state: SavedState) -> None:
+        # A state whose tokens extend an older one supersedes it.
+        for key in [k for k in self._entries if state.tokens[: len(k)] == k]:
+            del self._entries[key]
+        self._entries[state.tokens] = state
+        while sum(len(s.data) for s in self._entries.values()) > self.max_bytes and self._entries:
+            self._entries.popitem(last=False)
+
+    def best_match(self, tokens: Sequence[int]) -> tuple[SavedState | None, int]:
+        best: SavedState | None = None
+        best_length = 0
+        for state in self._entries.values():
+            length = _common_prefix(state.tokens, tokens)
+            if length > best_length:
+                best, best_length = state, length
+        if best is not None:
+            self._entries.move_to_end(best.tokens)
+        return best, best_length
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass
+class GenerationResult:
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length" | "cancelled"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+
+
+def import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as err:
+        raise BackendError(
+            "config",
+            "the llama-cpp backend needs llama-cpp-python: pip install 'kcode[local]'",
+        ) from err
+    return llama_cpp
+
+
+class LlamaEngine:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int | None,
+        n_gpu_layers: int,
+        state_cache_bytes: int = 2 << 30,
+    ) -> None:
+        self.lib = import_llama_cpp()
+        try:
+            self.llama = self.lib.Llama(
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_gpu_layers=n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as err:
+            raise BackendError(
+                "config", f"llama.cpp could not load {model_path}: {err}; is the file complete?"
+            ) from err
+        self.lock = threading.Lock()
+        self.state_cache = StateCache(state_cache_bytes)
+        self._vocab = self.llama._model.vocab
+        self._pieces: dict[int, bytes] = {}
+        self.states_restored = 0
+
+    # --- vocabulary -------------------------------------------------------------------------
+    @property
+    def n_ctx(self) -> int:
+        return int(self.llama.n_ctx())
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self.llama.metadata)
+
+    def token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.piece(token).decode("utf-8", errors="replace")
+
+    def special_token_text(self, which: str) -> str:
+        token = self.llama.token_bos() if which == "bos" else self.llama.token_eos()
+        return self.token_text(int(token))
+
+    def tokenize(self, text: str) -> list[int]:
+        tokens: list[int] = self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        bos = int(self.llama.token_bos())
+        if self.lib.llama_vocab_get_add_bos(self._vocab) and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
+
+    def piece(self, token: int) -> bytes:
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        size = 64
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            n = self.lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, True)
+            if n >= 0:
+                break
+            size = -n  # negative: the piece needs this many bytes
+        self._pieces[token] = buffer.raw[:n]
+        return self._pieces[token]
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(self.lib.llama_vocab_is_eog(self._vocab, token))
+
+    def tokens_decoded(self) -> int:
+        """Tokens llama.cpp has run through the model so far (prompt and generated)."""
+        perf = self.lib.llama_perf_context(self.llama._ctx.ctx)
+        return int(perf.n_p_eval) + int(perf.n_eval)
+
+    # --- grammar ----------------------------------------------------------------------------
+    def compile_grammar(self, text: str) -> Any:
+        """A LlamaGrammar, after checking llama.cpp accepts it (a bad one would crash sampling)."""
+        sampler = self.lib.llama_sampler_init_grammar(self._vocab, text.encode(), b"root")
+        if not sampler:
+            raise BackendError("bad_request", "the tool-call grammar was rejected by llama.cpp")
+        self.lib.llama_sampler_free(sampler)
+        return self.lib.LlamaGrammar.from_string(text, verbose=False)
+
+    # --- KV state ---------------------------------------------------------------------------
+    def _current_tokens(self) -> tuple[int, ...]:
+        return tuple(int(t) for t in self.llama.input_ids[: self.llama.n_tokens])
+
+    def _save_current(self) -> None:
+        ctx = self.llama._ctx.ctx
+        size = int(self.lib.llama_state_get_size(ctx))
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(self.lib.llama_state_get_data(ctx, buffer, size))
+        self.state_cache.put(SavedState(self._current_tokens(), bytes(buffer)[:written]))
+
+    def _restore(self, state: SavedState) -> None:
+        buffer = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
+        if self.lib.llama_state_set_data(self.llama._ctx.ctx, buffer, len(state.data)) == 0:
+            self.llama.reset()
+            return
+        self.llama.input_ids[: len(state.tokens)] = state.tokens
+        self.llama.n_tokens = len(state.tokens)
+        # The restored logits are stale: generate() re-evaluates at least the last prompt token.
+        self.llama._requires_eval = True
+        self.states_restored += 1
+
+    def prepare_context(self, prompt: Sequence[int]) -> None:
+        """Put the KV state sharing most with `prompt` in place; keep the one it replaces."""
+        current = self._current_tokens()
+        reusable = _common_prefix(current, prompt)
+        if len(current) - reusable >= MIN_TOKENS_WORTH_SWITCHING:
+            self._save_current()
+        cached, cached_length = self.state_cache.best_match(prompt)
+        if cached is not None and cached_length - reusable >= MIN_TOKENS_WORTH_SWITCHING:
+            self._restore(cached)
+
+    # --- generation -------------------------------------------------------------------------
+    def generate(
+        self,
+        prompt: Sequence[int],
+        *,
+        max_tokens: int,
+        sampling: Sampling,
+        grammar_text: str | None,
+        cancel: threading.Event,
+        emit: Callable[[str], None],
+    ) -> GenerationResult:
+        with self.lock:
+            grammar = self.compile_grammar(grammar_text) if grammar_text else None
+            self.prepare_context(prompt)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            produced = 0
+            finish = "length"
+            generator = self.llama.generate(
+                list(prompt),
+                temp=sampling.temperature,
+                top_k=sampling.top_k,
+                top_p=sampling.top_p,
+                min_p=sampling.min_p,
+                repeat_penalty=1.0,
+                grammar=grammar,
+            )
+            try:
+                for token in generator:
+                    if cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if self.is_end_of_generation(int(token)):
+                        finish = "stop"
+                        break
+                    produced += 1
+                    text = decoder.decode(self.piece(int(token)))
+                    if text:
+                        emit(text)
+                    if produced >= max_tokens:
+                        break
+            finally:
+                generator.close()
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                emit(tail)
+            return GenerationResult(len(prompt), produced, finish)
+
+    def close(self) -> None:
+        with self.lock:
+            self.llama.close()
