@@ -1,0 +1,120 @@
+"""The live table of sub-agents while `spawn_agents` runs, and the one-line summaries after.
+
+Built only from events (AgentSpawned / AgentFinished from the main agent, and StepStarted /
+ToolCallStarted / ToolCallFinished / Usage re-emitted by each sub-agent with its own `agent` id).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.table import Table
+from rich.text import Text
+
+from kcode.events import (
+    AgentFinished,
+    AgentSpawned,
+    Event,
+    StepStarted,
+    ToolCallFinished,
+    ToolCallStarted,
+    Usage,
+)
+
+
+@dataclass
+class AgentRow:
+    agent_id: str
+    role: str
+    prompt: str = ""
+    step: int = 0
+    tool: str = ""
+    tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: AgentFinished | None = None
+
+    def elapsed(self, now: float | None = None) -> float:
+        if self.finished is not None:
+            return self.finished.duration_s
+        return (now if now is not None else time.monotonic()) - self.started
+
+
+class AgentsView:
+    def __init__(self) -> None:
+        self.rows: dict[str, AgentRow] = {}
+
+    @property
+    def active(self) -> bool:
+        return any(row.finished is None for row in self.rows.values())
+
+    def _row(self, agent_id: str, role: str = "?") -> AgentRow:
+        if agent_id not in self.rows:
+            self.rows[agent_id] = AgentRow(agent_id, role)
+        return self.rows[agent_id]
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, AgentSpawned):
+            row = self._row(event.agent_id, event.role)
+            row.role, row.prompt = event.role, event.prompt
+        elif isinstance(event, AgentFinished):
+            row = self._row(event.agent_id, event.role)
+            row.finished = event
+            row.tool = ""
+            row.tokens = max(row.tokens, event.prompt_tokens + event.completion_tokens)
+            row.step = max(row.step, event.steps)
+        elif event.agent == "main":
+            return
+        elif isinstance(event, StepStarted):
+            self._row(event.agent).step = event.step
+        elif isinstance(event, ToolCallStarted):
+            self._row(event.agent).tool = event.name
+        elif isinstance(event, ToolCallFinished):
+            self._row(event.agent).tool = ""
+        elif isinstance(event, Usage):
+            self._row(event.agent).tokens += event.prompt_tokens + event.completion_tokens
+
+    def table(self, now: float | None = None) -> Table:
+        table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+        for column in ("agent", "role", "step", "tool", "elapsed", "tokens"):
+            table.add_column(column, justify="right" if column in ("step", "tokens") else "left")
+        for row in list(self.rows.values()):
+            if row.finished is not None:
+                state = Text("✓ done" if row.finished.ok else "✗ failed", style="dim")
+            else:
+                state = Text(row.tool or "thinking…", style="cyan")
+            table.add_row(
+                row.agent_id,
+                row.role,
+                str(row.step),
+                state,
+                f"{row.elapsed(now):.1f}s",
+                f"{row.tokens:,}",
+            )
+        return table
+
+    def summaries(self) -> list[Text]:
+        """One line per agent once they are done: `✓ a1 search · 4 steps · 3.2s · 1,234 tok · …`."""
+        out = []
+        for row in self.rows.values():
+            done = row.finished
+            ok = done.ok if done is not None else False
+            line = Text()
+            line.append("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
+            line.append(f"{row.agent_id} ", style="bold")
+            line.append(
+                f"{row.role} · {row.step} steps · {row.elapsed():.1f}s · {row.tokens:,} tok"
+            )
+            if done is not None and done.files_changed:
+                line.append(f" · changed {', '.join(done.files_changed)}")
+            if done is not None and (done.error or not ok):
+                line.append(f" · {done.error or 'failed'}", style="red")
+            elif done is not None and done.report:
+                line.append(" · " + " ".join(done.report.split())[:60], style="dim")
+            elif done is None:
+                line.append(" · cancelled", style="yellow")
+            out.append(line)
+        return out
+
+    def clear(self) -> None:
+        self.rows.clear()

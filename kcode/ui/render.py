@@ -1,0 +1,331 @@
+"""Rendering the event stream with rich: streamed markdown, reasoning, tool lines, diffs, todos.
+
+Flicker-free streaming works by committing: finished markdown blocks (everything up to the last blank
+line outside a code fence) are printed once, for good; only the unfinished tail lives in a small
+`Live` region that is redrawn. Redrawing the whole answer on every chunk would cost O(n²) and make the
+terminal jump once the answer is taller than the screen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.spinner import Spinner
+from rich.text import Text
+
+from kcode.events import (
+    AgentFinished,
+    AgentSpawned,
+    ApprovalDecided,
+    ApprovalRequested,
+    AssistantMessage,
+    Error,
+    Event,
+    ReasoningDelta,
+    Retrying,
+    StepStarted,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+    Usage,
+)
+from kcode.ui.agents_view import AgentsView
+
+EDIT_TOOLS = ("write_file", "edit_file", "apply_patch")
+MIN_WIDTH = 40
+
+
+def _short(text: str, limit: int = 60) -> str:
+    one_line = " ".join(str(text).split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def tool_label(name: str, args: dict[str, Any]) -> str:
+    """`grep "def main" src` — the call as a user would type it, on one line."""
+    if name == "grep":
+        where = f" {args['path']}" if args.get("path") else ""
+        return f'grep "{_short(args.get("pattern", ""), 40)}"{where}'
+    if name == "glob":
+        return f"glob {args.get('pattern', '')}"
+    if name == "shell":
+        return f"shell {_short(args.get('command', ''), 70)}"
+    if name == "run_tests":
+        return (
+            f"run_tests {_short(args.get('command') or ' '.join(args.get('paths') or []))}".strip()
+        )
+    if name == "spawn_agents":
+        return f"spawn_agents ({len(args.get('tasks') or [])} tasks)"
+    if name == "todo_write":
+        return f"todo_write ({len(args.get('items') or [])} items)"
+    if name == "apply_patch":
+        files = [
+            line[6:].strip()
+            for line in str(args.get("patch", "")).splitlines()
+            if line.startswith("+++ b/")
+        ]
+        return f"apply_patch {', '.join(files) or ''}".strip()
+    if "path" in args:
+        return f"{name} {args['path']}"
+    return name
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def tool_outcome(name: str, ok: bool, content: str, data: dict[str, Any] | None) -> str:
+    """What came back, in a few words: `3 files`, `12 passed, 1 failed`, or the error's first line."""
+    data = data or {}
+    lines = [line for line in content.splitlines() if line.strip()]
+    if not ok:
+        return _short(lines[0] if lines else "failed", 80)
+    if name == "run_tests" and "passed" in data:
+        parts = [f"{data.get('passed', 0)} passed", f"{data.get('failed', 0)} failed"]
+        if data.get("errors"):
+            parts.append(f"{data['errors']} errors")
+        return ", ".join(parts)
+    if name in ("grep", "glob"):
+        count = data.get("count", data.get("matches"))
+        if isinstance(count, int):
+            return _plural(count, "match" if name == "grep" else "file").replace(
+                "matchs", "matches"
+            )
+        if lines and lines[0].lower().startswith("no "):
+            return _short(lines[0])
+        files = {line.split(":", 1)[0] for line in lines if not line.startswith("[")}
+        return _plural(len(files), "file")
+    if name == "read_file":
+        return _plural(int(data.get("lines", len(lines))), "line")
+    if name == "shell":
+        code = data.get("exit_code")
+        return f"exit {code}, {_plural(max(len(lines) - 1, 0), 'line')}"
+    if name == "spawn_agents":
+        return _short(lines[0] if lines else "done")
+    return _short(lines[0] if lines else "done", 80)
+
+
+def diff_text(diff: str) -> Text:
+    """A unified diff coloured the usual way: additions green, removals red, hunks cyan."""
+    out = Text()
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("@@"):
+            style = "cyan"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        else:
+            style = "dim"
+        out.append(line + "\n", style=style)
+    return out
+
+
+TODO_MARKS = {"done": "✓", "in_progress": "▶", "pending": "○"}
+
+
+def todo_text(items: list[dict[str, Any]]) -> Text:
+    out = Text()
+    for item in items:
+        status = str(item.get("status", "pending"))
+        style = {"done": "dim strike", "in_progress": "bold yellow"}.get(status, "")
+        out.append(f"  {TODO_MARKS.get(status, '○')} {item.get('text', '')}\n", style=style)
+    return out
+
+
+def commit_point(text: str) -> int:
+    """Index up to which streamed markdown is complete: after the last blank line outside a fence."""
+    in_fence = False
+    point = 0
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        offset += len(line)
+        if not line.endswith("\n"):
+            break  # the last line is still arriving
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = not in_fence
+            if not in_fence:
+                point = offset  # a closed fence is a complete block
+        elif not stripped and not in_fence:
+            point = offset
+    return point
+
+
+@dataclass
+class _RunningTool:
+    label: str
+    agent: str
+    args: dict[str, Any]
+    started: float = field(default_factory=time.monotonic)
+
+
+class Renderer:
+    """Consumes events and draws them. One instance per REPL; `finish()` at the end of each turn."""
+
+    def __init__(self, console: Console, *, refresh_per_second: float = 12) -> None:
+        self.console = console
+        self.refresh_per_second = refresh_per_second
+        self.agents = AgentsView()
+        self._answer = ""  # streamed markdown not yet committed
+        self._reasoning = ""
+        self._reasoning_started = 0.0
+        self._running: dict[str, _RunningTool] = {}
+        self._pending_diffs: dict[tuple[str, str], str] = {}
+        self._shown_in_prompt: set[tuple[str, str]] = set()
+        self._live: Live | None = None
+
+    # --- live region -------------------------------------------------------------------------------
+    def _ensure_live(self) -> None:
+        if self._live is None and self.console.is_terminal:
+            self._live = Live(
+                console=self.console,
+                refresh_per_second=self.refresh_per_second,
+                transient=True,
+                vertical_overflow="crop",
+                get_renderable=self._live_view,
+            )
+            self._live.start()
+
+    def pause(self) -> None:
+        """Stop redrawing (before an approval prompt takes the terminal)."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _tail_lines(self, text: str, keep: int) -> str:
+        lines = text.splitlines()
+        return "\n".join(lines[-keep:])
+
+    def _live_view(self) -> RenderableType:
+        parts: list[RenderableType] = []
+        room = max(self.console.height - 6, 3)
+        if self._reasoning and not self._answer:
+            parts.append(Text(self._tail_lines(self._reasoning, 3), style="dim italic"))
+        if self._answer:
+            parts.append(Markdown(self._tail_lines(self._answer, room)))
+        for tool in list(self._running.values()):
+            if tool.agent == "main":
+                parts.append(Spinner("dots", text=Text(tool.label), style="cyan"))
+        if self.agents.active:
+            parts.append(self.agents.table())
+        return Group(*parts)
+
+    def print(self, renderable: RenderableType) -> None:
+        self.console.print(renderable)
+
+    # --- events ------------------------------------------------------------------------------------
+    def handle(self, event: Event) -> None:
+        if event.agent != "main":
+            self.agents.update(event)
+            self._ensure_live()
+            return
+        if isinstance(event, ReasoningDelta):
+            if not self._reasoning:
+                self._reasoning_started = time.monotonic()
+            self._reasoning += event.text
+            self._ensure_live()
+        elif isinstance(event, TextDelta):
+            self._fold_reasoning()
+            self._answer += event.text
+            point = commit_point(self._answer)
+            if point:
+                self.print(Markdown(self._answer[:point]))
+                self._answer = self._answer[point:]
+            self._ensure_live()
+        elif isinstance(event, AssistantMessage):
+            self._fold_reasoning()
+            self._flush_answer()
+        elif isinstance(event, ToolCallStarted):
+            self._fold_reasoning()
+            self._flush_answer()
+            label = tool_label(event.name, event.arguments)
+            self._running[event.call_id] = _RunningTool(label, event.agent, event.arguments)
+            self._ensure_live()
+        elif isinstance(event, ToolCallFinished):
+            self._tool_finished(event)
+        elif isinstance(event, ApprovalRequested):
+            if event.detail:
+                self._pending_diffs[(event.agent, event.tool)] = event.detail
+        elif isinstance(event, ApprovalDecided):
+            if not event.allowed:
+                self.print(Text(f"  ✗ declined: {event.reason}", style="yellow"))
+        elif isinstance(event, (AgentSpawned, AgentFinished)):
+            self.agents.update(event)
+        elif isinstance(event, Retrying):
+            self.print(
+                Text(
+                    f"  ↻ retrying in {event.delay_s:.1f}s (attempt {event.attempt}): {event.reason}",
+                    style="yellow",
+                )
+            )
+        elif isinstance(event, Error):
+            self._flush_answer()
+            self.print(Text(f"✗ {event.message}", style="bold red"))
+        elif isinstance(event, TurnFinished):
+            self.finish()
+        elif isinstance(event, (StepStarted, Usage)):
+            pass
+
+    def note_prompted(self, agent: str, tool: str) -> None:
+        """The approval prompt already showed this diff; do not repeat it after the call."""
+        self._shown_in_prompt.add((agent, tool))
+
+    def _fold_reasoning(self) -> None:
+        if not self._reasoning:
+            return
+        seconds = time.monotonic() - self._reasoning_started
+        words = len(self._reasoning.split())
+        first = _short(self._reasoning, max(self.console.width - 40, 20))
+        self.print(Text(f"✻ thought for {seconds:.0f}s ({words} words): {first}", style="dim"))
+        self._reasoning = ""
+
+    def _flush_answer(self) -> None:
+        if self._answer.strip():
+            self.print(Markdown(self._answer))
+        self._answer = ""
+
+    def _tool_finished(self, event: ToolCallFinished) -> None:
+        running = self._running.pop(event.call_id, None)
+        args = running.args if running else {}
+        label = running.label if running else tool_label(event.name, {})
+        mark, style = ("✓", "green") if event.ok else ("✗", "red")
+        line = Text()
+        line.append(f"{mark} ", style=style)
+        line.append(label)
+        line.append(f" → {tool_outcome(event.name, event.ok, event.content, event.data)}", "dim")
+        self.print(line)
+        key = (event.agent, event.name)
+        diff = (event.data or {}).get("diff") or self._pending_diffs.pop(key, "")
+        shown = key in self._shown_in_prompt
+        self._shown_in_prompt.discard(key)
+        if event.ok and event.name in EDIT_TOOLS and diff and not shown:
+            self.print(diff_text(str(diff)))
+        if event.ok and event.name == "todo_write":
+            self.print(todo_text(list(args.get("items") or [])))
+        if event.name == "spawn_agents":
+            for summary in self.agents.summaries():
+                self.print(summary)
+            self.agents.clear()
+
+    def finish(self) -> None:
+        """End of a turn (or a cancellation): commit whatever is pending, stop the live region."""
+        self._fold_reasoning()
+        self._flush_answer()
+        for tool in self._running.values():
+            self.print(Text(f"✗ {tool.label} → cancelled", style="yellow"))
+        self._running.clear()
+        self._pending_diffs.clear()
+        self._shown_in_prompt.clear()
+        if self.agents.active:
+            for summary in self.agents.summaries():
+                self.print(summary)
+            self.agents.clear()
+        self.pause()

@@ -1,0 +1,386 @@
+"""The interactive REPL: read a line, dispatch it, run agent turns as cancellable tasks.
+
+Startup stays light: the prompt is drawn first, and the runtime (tools, session, backend — which
+imports openai) is built in a worker thread in the background; the first turn waits for it.
+Ctrl-C during a turn cancels the turn task (the loop gives every unfinished tool call a "cancelled"
+result, so the history stays valid); Ctrl-C twice at an empty prompt, Ctrl-D or /exit leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.formatted_text import HTML, AnyFormattedText
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.text import Text
+
+from kcode.approval import InteractiveApprover
+from kcode.config import Config
+from kcode.messages import Message
+from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
+from kcode.ui.input import (
+    MentionError,
+    ReplCompleter,
+    build_prompt_session,
+    list_project_files,
+    parse_mentions,
+)
+from kcode.ui.render import MIN_WIDTH, Renderer, tool_label
+
+# Approximate list prices in USD per million tokens (input, output); other models show tokens only.
+PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
+
+
+class NotATerminal(RuntimeError):
+    """The REPL needs a terminal; the caller should fall back to `kcode -p` behaviour."""
+
+    def __init__(self) -> None:
+        super().__init__("stdin is not a terminal; use kcode -p PROMPT")
+
+
+class Repl:
+    def __init__(
+        self,
+        config: Config,
+        root: Path,
+        *,
+        console: Console | None = None,
+        resume_id: str | None = None,
+        backend: Any = None,
+        **io: Any,
+    ) -> None:
+        self.config = config
+        self.root = root
+        self.console = console or Console(highlight=False)
+        self.renderer = Renderer(self.console)
+        self.resume_id = resume_id
+        self._backend_override = backend  # tests inject a backend instead of building one
+        self.runtime: Any = None  # kcode.runtime.Runtime once built (imported lazily)
+        self._runtime_task: asyncio.Future[Any] | None = None
+        self.turn_task: asyncio.Task[None] | None = None
+        self.should_exit = False
+        self.pending_context = ""  # output of `!!cmd`, sent with the next message
+        self.prefill = ""  # a line given back to the user after it could not be sent
+        self.snapshot: Any = None  # kcode.ui.slash.StartSnapshot for /diff
+        self._files: list[str] | None = None
+        self._io = io
+        self.rules = ProjectRules(root)
+        self.asker = ApprovalAsker(self.console, self.rules, self._read_choice, self._before_ask)
+        self.approver = InteractiveApprover(config.approval or "ask", self.asker)
+        from kcode.ui.slash import COMMANDS
+
+        completer = ReplCompleter(COMMANDS, self._project_files)
+        self.prompt = build_prompt_session(root, completer, self.toolbar, **io)
+        self._choice_prompt: PromptSession[str] = PromptSession(**io)
+
+    # --- lazy pieces -----------------------------------------------------------------------------
+    def _project_files(self) -> list[str]:
+        if self._files is None:
+            self._files = list_project_files(self.root)
+        return self._files
+
+    def start_background_setup(self) -> None:
+        if self._runtime_task is None:
+            self._runtime_task = asyncio.ensure_future(asyncio.to_thread(self._build_runtime))
+
+    def _build_runtime(self) -> Any:
+        from kcode.runtime import build_runtime
+        from kcode.ui.slash import StartSnapshot
+
+        runtime = build_runtime(
+            self.config,
+            self.root,
+            self.approver,
+            interactive=True,
+            resume_id=self.resume_id,
+            backend=self._backend_override,
+        )
+        self.snapshot = StartSnapshot.take(self.root)
+        return runtime
+
+    async def ensure_runtime(self) -> Any:
+        """The runtime, or None after printing why it cannot be built (e.g. no model configured)."""
+        if self.runtime is not None:
+            return self.runtime
+        self.start_background_setup()
+        assert self._runtime_task is not None
+        try:
+            self.runtime = await self._runtime_task
+        except Exception as err:  # ConfigError, SessionError, a backend that cannot start
+            self._runtime_task = None
+            self.console.print(Text(f"✗ cannot start the agent: {err}", style="bold red"))
+            return None
+        return self.runtime
+
+    # --- toolbar ---------------------------------------------------------------------------------
+    def toolbar(self) -> AnyFormattedText:
+        from kcode.agents.compaction import estimate_tokens
+
+        model = self.config.model or self.config.backend or "no model"
+        used, cost = 0, ""
+        if self.runtime is not None:
+            agent = self.runtime.agent
+            used = estimate_tokens(agent.history)
+            usage = agent.stats.usage()
+            price = PRICES.get(self.config.model)
+            if price:
+                dollars = (
+                    usage["prompt_tokens"] * price[0] + usage["completion_tokens"] * price[1]
+                ) / 1e6
+                cost = f" · ${dollars:.3f}"
+            else:
+                cost = f" · {usage['prompt_tokens'] + usage['completion_tokens']:,} tok"
+        window = self.config.context_window
+        return HTML(
+            f" <b>{_escape(model)}</b> · approval: {self.approver.mode}"
+            f" · context {used:,}/{window:,}{_escape(cost)}"
+        )
+
+    # --- approvals -------------------------------------------------------------------------------
+    def _before_ask(self, request: Any) -> None:
+        self.renderer.pause()
+        if request.action == "edit":
+            self.renderer.note_prompted("main", request.tool)
+
+    async def _read_choice(self, message: str) -> str:
+        try:
+            return await self._choice_prompt.prompt_async(message, handle_sigint=False)
+        except (KeyboardInterrupt, EOFError):
+            self.cancel_turn()
+            return "n"
+
+    # --- turns -----------------------------------------------------------------------------------
+    def cancel_turn(self) -> None:
+        if self.turn_task is not None and not self.turn_task.done():
+            self.turn_task.cancel()
+
+    async def run_turn(self, message: Message) -> None:
+        runtime = await self.ensure_runtime()
+        if runtime is None:
+            self.prefill = message.text
+            return
+        await self._maybe_compact(runtime)
+        self.turn_task = asyncio.create_task(self._consume(runtime, message))
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self.cancel_turn)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+        try:
+            await asyncio.wait({self.turn_task})
+        finally:
+            try:
+                loop.remove_signal_handler(signal.SIGINT)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        if self.turn_task.cancelled():
+            self.renderer.finish()
+            self.console.print(
+                Text("⏹ interrupted — the conversation is kept; send your next message", "yellow")
+            )
+        elif self.turn_task.exception() is not None:
+            self.renderer.finish()
+            err = self.turn_task.exception()
+            self.console.print(Text(f"✗ the turn failed: {type(err).__name__}: {err}", "bold red"))
+        self.turn_task = None
+
+    async def _consume(self, runtime: Any, message: Message) -> None:
+        from kcode.events import TurnFinished
+
+        async for event in runtime.agent.run_turn(message):
+            self.renderer.handle(event)
+            runtime.session.log_event(event)
+            if isinstance(event, TurnFinished) and event.reason != "completed":
+                self.console.print(Text(f"(turn ended: {event.reason})", style="dim"))
+
+    async def _maybe_compact(self, runtime: Any) -> None:
+        from kcode.agents.compaction import needs_compaction
+
+        if needs_compaction(runtime.agent.history, self.config.context_window):
+            from kcode.ui.slash import compact_now
+
+            self.console.print(Text("Context is nearly full; compacting…", style="dim"))
+            await compact_now(self)
+
+    # --- lines -----------------------------------------------------------------------------------
+    async def handle_line(self, line: str, images: list[Path] | None = None) -> None:
+        text = line.strip()
+        if not text and not images:
+            return
+        if text.startswith("/"):
+            from kcode.ui.slash import dispatch
+
+            await dispatch(self, text)
+            return
+        if text.startswith("!"):
+            await self.run_shell(text.lstrip("!").strip(), keep=text.startswith("!!"))
+            return
+        try:
+            parsed = await asyncio.to_thread(parse_mentions, line, self.root, images or [])
+        except MentionError as err:
+            self.console.print(Text(f"✗ {err}", style="bold red"))
+            self.prefill = line  # nothing lost: the line comes back at the prompt
+            return
+        body = parsed.text.strip()
+        if self.pending_context:
+            body = f"{self.pending_context}\n\n{body}"
+            self.pending_context = ""
+        await self.run_turn(Message.user(body, tuple(parsed.images)))
+
+    async def run_shell(self, command: str, *, keep: bool) -> None:
+        """`!cmd` shows a command's output without involving the model; `!!cmd` also keeps it."""
+        if not command:
+            self.console.print(Text("usage: !command (or !!command to send the output too)", "dim"))
+            return
+        proc = await asyncio.create_subprocess_shell(
+            command,
+            cwd=self.root,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            out, _ = await proc.communicate()
+        except asyncio.CancelledError:
+            proc.kill()
+            raise
+        output = out.decode("utf-8", errors="replace").rstrip("\n")
+        self.console.print(Text(output) if output else Text("(no output)", style="dim"))
+        self.console.print(Text(f"[exit {proc.returncode}]", style="dim"))
+        if keep:
+            self.pending_context = f"I ran `{command}` (exit {proc.returncode}); its output:\n```\n{output[-20_000:]}\n```"
+            self.console.print(Text("(output will be sent with your next message)", style="dim"))
+
+    # --- main loop -------------------------------------------------------------------------------
+    async def run(self, initial_prompt: str | None, images: list[Path]) -> int:
+        if self.console.width < MIN_WIDTH:
+            self.console.print(
+                f"The terminal is {self.console.width} columns wide; kcode needs {MIN_WIDTH}+ to "
+                "draw tool lines and diffs properly. Widen the window (output may wrap badly)."
+            )
+        for warning in self.config.warnings:
+            self.console.print(Text(f"warning: {warning}", style="yellow"))
+        self.console.print(
+            Text("kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits", "dim")
+        )
+        self.start_background_setup()
+        if self.resume_id:
+            runtime = await self.ensure_runtime()
+            if runtime is not None:
+                replay_history(self.console, runtime.agent.history)
+        if initial_prompt or images:
+            await self.handle_line(initial_prompt or "", images)
+        interrupted_once = False
+        while not self.should_exit:
+            default, self.prefill = self.prefill, ""
+            try:
+                line = await self.prompt.prompt_async("› ", default=default, handle_sigint=False)
+            except KeyboardInterrupt:
+                if interrupted_once:
+                    break
+                interrupted_once = True
+                self.console.print(Text("(press Ctrl-C again to exit, or Ctrl-D)", style="dim"))
+                continue
+            except EOFError:
+                break
+            interrupted_once = False
+            await self.handle_line(line)
+        await self.close()
+        return 0
+
+    async def close(self) -> None:
+        self.renderer.finish()
+        if self.runtime is None and self._runtime_task is not None:
+            try:
+                self.runtime = await self._runtime_task
+            except Exception:
+                self.runtime = None
+        if self.runtime is not None:
+            session = self.runtime.session
+            await self.runtime.aclose()
+            self.console.print(
+                Text(f"Session {session.session_id} saved; resume with kcode -c", style="dim")
+            )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def replay_history(console: Console, history: list[Message]) -> None:
+    """Show a resumed conversation: user lines, answers as markdown, tool calls as compact lines."""
+    results = {m.tool_call_id: m for m in history if m.role == "tool"}
+    for message in history:
+        if message.role == "user":
+            console.print(Text(f"› {message.text}", style="bold"))
+        elif message.role == "assistant":
+            if message.text.strip():
+                console.print(Markdown(message.text))
+            for call in message.tool_calls:
+                result = results.get(call.id)
+                first = result.text.splitlines()[0][:80] if result and result.text else ""
+                console.print(Text(f"• {tool_label(call.name, call.arguments)} → {first}", "dim"))
+    if len(history) > 1:
+        console.rule("resumed", style="dim")
+
+
+def run_repl(
+    config: Config,
+    root: Path,
+    *,
+    initial_prompt: str | None,
+    resume_id: str | None,
+    images: list[Path],
+) -> int:
+    """Entry point for `kcode` without -p. Raises NotATerminal when stdin is not a TTY."""
+    if not sys.stdin.isatty():
+        raise NotATerminal()
+    repl = Repl(config, root, resume_id=resume_id)
+    try:
+        return asyncio.run(repl.run(initial_prompt, images))
+    except KeyboardInterrupt:
+        return 130
+
+
+def latest_session_id(root: Path) -> str | None:
+    """For `kcode -c`: the most recent session started in this directory."""
+    from kcode.session import list_sessions
+
+    sessions = list_sessions(root)
+    return sessions[0].session_id if sessions else None
+
+
+def pick_session(root: Path) -> str | None:
+    """For `kcode -r` without an id: list this directory's sessions and let the user choose."""
+    from prompt_toolkit import prompt
+
+    from kcode.session import list_sessions
+
+    console = Console(highlight=False)
+    sessions = list_sessions(root)[:20]
+    if not sessions:
+        console.print(f"No saved sessions for {root}. Start one with `kcode`.")
+        return None
+    for number, info in enumerate(sessions, 1):
+        console.print(
+            f"[bold]{number:>2}[/] {info.session_id}  [dim]{info.messages} msgs[/]  "
+            f"{info.first_prompt or '(no prompt)'}"
+        )
+    while True:
+        try:
+            answer = prompt("Resume which session? [1] ").strip() or "1"
+        except (KeyboardInterrupt, EOFError):
+            return None
+        if answer.isdigit() and 1 <= int(answer) <= len(sessions):
+            return sessions[int(answer) - 1].session_id
+        match = [s for s in sessions if s.session_id.startswith(answer)]
+        if len(match) == 1:
+            return match[0].session_id
+        console.print(f"Type a number from 1 to {len(sessions)} (or a session id).")
