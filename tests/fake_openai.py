@@ -126,6 +126,12 @@ class FakeOpenAIServer:
             return list(self._state.requests)
 
     @property
+    def in_flight(self) -> int:
+        """Chat requests being answered right now (a responder may use it to play rate limiter)."""
+        with self._state.lock:
+            return self._state.in_flight
+
+    @property
     def max_in_flight(self) -> int:
         with self._state.lock:
             return self._state.max_in_flight
