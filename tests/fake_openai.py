@@ -11,6 +11,10 @@ A responder is a list of replies served in order, or a callable `(request_json) 
 `ByConversation` routes parallel agents by their first user message. From another process:
 
     python -m tests.fake_openai --script replies.json [--port N]   # prints the base URL on stdout
+
+The script is a JSON list of replies (fields of `Reply`, "text" for the answer), or an object
+{"replies": [...], "default": {...}, "models": [...]}, or {"scripts": {"prefix": [...], "*": [...]}}
+to route by the first user message like `ByConversation`.
 """
 
 from __future__ import annotations
