@@ -35,6 +35,10 @@ def history_path(root: Path) -> Path:
     return data_dir() / "projects" / key / "history"
 
 
+class PromptInterrupt(Exception):
+    """Ctrl-C at an empty prompt. Not KeyboardInterrupt: asyncio re-raises that out of the loop."""
+
+
 def key_bindings() -> KeyBindings:
     bindings = KeyBindings()
 
@@ -53,7 +57,7 @@ def key_bindings() -> KeyBindings:
         if event.current_buffer.text:
             event.current_buffer.reset()
         else:
-            event.app.exit(exception=KeyboardInterrupt())
+            event.app.exit(exception=PromptInterrupt())
 
     return bindings
 
@@ -74,7 +78,7 @@ def list_project_files(root: Path, limit: int = MAX_INDEXED_FILES) -> list[str]:
         if ignore_file.is_file():
             try:
                 lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
-                specs.append((rel_dir, pathspec.PathSpec.from_lines("gitwildmatch", lines)))
+                specs.append((rel_dir, pathspec.PathSpec.from_lines("gitignore", lines)))
             except (OSError, ValueError):
                 pass
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from kcode.messages import Message
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
 from kcode.ui.input import (
     MentionError,
+    PromptInterrupt,
     ReplCompleter,
     build_prompt_session,
     list_project_files,
@@ -53,6 +55,7 @@ class Repl:
         console: Console | None = None,
         resume_id: str | None = None,
         backend: Any = None,
+        runtime_factory: Callable[[], Any] | None = None,
         **io: Any,
     ) -> None:
         self.config = config
@@ -61,6 +64,7 @@ class Repl:
         self.renderer = Renderer(self.console)
         self.resume_id = resume_id
         self._backend_override = backend  # tests inject a backend instead of building one
+        self._runtime_factory = runtime_factory  # or a whole runtime (e.g. with fewer tools)
         self.runtime: Any = None  # kcode.runtime.Runtime once built (imported lazily)
         self._runtime_task: asyncio.Future[Any] | None = None
         self.turn_task: asyncio.Task[None] | None = None
@@ -93,6 +97,9 @@ class Repl:
         from kcode.runtime import build_runtime
         from kcode.ui.slash import StartSnapshot
 
+        if self._runtime_factory is not None:
+            self.snapshot = StartSnapshot.take(self.root)
+            return self._runtime_factory()
         runtime = build_runtime(
             self.config,
             self.root,
@@ -151,7 +158,7 @@ class Repl:
     async def _read_choice(self, message: str) -> str:
         try:
             return await self._choice_prompt.prompt_async(message, handle_sigint=False)
-        except (KeyboardInterrupt, EOFError):
+        except (PromptInterrupt, KeyboardInterrupt, EOFError):
             self.cancel_turn()
             return "n"
 
@@ -282,7 +289,7 @@ class Repl:
             default, self.prefill = self.prefill, ""
             try:
                 line = await self.prompt.prompt_async("› ", default=default, handle_sigint=False)
-            except KeyboardInterrupt:
+            except (PromptInterrupt, KeyboardInterrupt):
                 if interrupted_once:
                     break
                 interrupted_once = True
