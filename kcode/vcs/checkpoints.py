@@ -1,0 +1,367 @@
+"""Per-turn checkpoints of the working tree, and undo.
+
+In a git repository every turn starts by snapshotting the whole working tree (tracked and untracked
+files, .gitignore honoured) into a hidden ref `refs/kcode/checkpoints/<session>/<n>`. The snapshot is
+built in a temporary index (GIT_INDEX_FILE) with write-tree + commit-tree, so the user's index, branch
+and stash are never touched, and it works before the first commit. Undo compares a checkpoint with the
+tree as it is now, so it also reverts what `shell` and `run_tests` did.
+
+Outside git, `BackupCheckpoints` keeps per-turn copies of the files the tools wrote (shell changes
+cannot be undone there, and undo says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kcode.tools.base import FileChanges
+from kcode.tools.fileio import atomic_write
+
+REF_PREFIX = "refs/kcode/checkpoints"
+KEEP_PER_SESSION = 50
+# commit-tree needs an identity; a user without one configured must still get checkpoints.
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "kcode",
+    "GIT_AUTHOR_EMAIL": "kcode@localhost",
+    "GIT_COMMITTER_NAME": "kcode",
+    "GIT_COMMITTER_EMAIL": "kcode@localhost",
+}
+
+
+class CheckpointError(Exception):
+    """Undo cannot proceed; nothing was changed. The message says why and what to do."""
+
+
+@dataclass
+class UndoReport:
+    restored: list[str] = field(default_factory=list)  # modified or deleted files put back
+    removed: list[str] = field(default_factory=list)  # files created since, deleted again
+    turns: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"restored {p}" for p in self.restored] + [f"removed {p}" for p in self.removed]
+        if not out:
+            out.append(f"nothing to undo: the last {self.turns} turn(s) changed no files")
+        return [*self.warnings, *out]
+
+
+def _git(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, data: bytes | None = None
+) -> bytes:
+    full_env = {**os.environ, **_IDENTITY, **(env or {})}
+    full_env.pop("GIT_DIR", None)
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=full_env, input=data, capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip()
+        raise CheckpointError(f"git {' '.join(args[:3])} failed in {cwd}: {message}")
+    return done.stdout
+
+
+def git_toplevel(path: Path) -> Path | None:
+    try:
+        out = _git(["rev-parse", "--show-toplevel"], path)
+    except (CheckpointError, OSError):
+        return None
+    return Path(out.decode().strip())
+
+
+class GitCheckpoints:
+    """Snapshots into hidden refs; a manifest in the git dir remembers which refs undo expects."""
+
+    def __init__(self, root: Path, session_id: str, *, auto_commit: bool = False) -> None:
+        top = git_toplevel(root)
+        if top is None:
+            raise CheckpointError(f"{root} is not inside a git repository")
+        self.top = top
+        self.root = Path(os.path.realpath(root))
+        self.session_id = session_id
+        self.auto_commit = auto_commit
+        self.git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], top).decode().strip())
+        self.manifest = self.git_dir / "kcode" / "checkpoints" / f"{session_id}.jsonl"
+        self._turn_prompt = ""
+
+    # ----- snapshots -------------------------------------------------------------------------
+
+    def _pathspec(self) -> str:
+        rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
+        return f":/{rel}" if rel else ":/"
+
+    def snapshot_tree(self) -> str:
+        """The working tree as a git tree id, built in a throwaway index."""
+        fd, index = tempfile.mkstemp(prefix="kcode-index-", dir=self.git_dir)
+        os.close(fd)
+        try:
+            real_index = self.git_dir / "index"
+            if real_index.is_file():
+                # A copy keeps git's stat cache, so unchanged files are not hashed again.
+                shutil.copyfile(real_index, index)
+            else:
+                os.unlink(index)
+            env = {"GIT_INDEX_FILE": index}
+            _git(["add", "-A", "--ignore-errors", "--", self._pathspec()], self.top, env)
+            return _git(["write-tree"], self.top, env).decode().strip()
+        finally:
+            for leftover in (index, index + ".lock"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.manifest.is_file():
+            return []
+        out = []
+        for line in self.manifest.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line torn by a kill; the refs are still there
+        return out
+
+    def _write_manifest(self, entries: list[dict[str, Any]]) -> None:
+        self.manifest.parent.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(e) + "\n" for e in entries)
+        atomic_write(self.manifest, text.encode("utf-8"))
+
+    def snapshot(self, prompt: str = "") -> str:
+        """Record the tree as it is before a turn; returns the ref name."""
+        entries = self.entries()
+        number = (entries[-1]["n"] + 1) if entries else 1
+        ref = f"{REF_PREFIX}/{self.session_id}/{number}"
+        tree = self.snapshot_tree()
+        message = f"kcode checkpoint {number} of session {self.session_id}\n\n{prompt[:500]}"
+        commit = _git(["commit-tree", tree, "-m", message], self.top).decode().strip()
+        _git(["update-ref", ref, commit], self.top)
+        entries.append({"n": number, "ref": ref, "prompt": prompt[:200], "time": time.time()})
+        self._write_manifest(self._prune(entries))
+        return ref
+
+    def _prune(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(entries) <= KEEP_PER_SESSION:
+            return entries
+        for old in entries[:-KEEP_PER_SESSION]:
+            try:
+                _git(["update-ref", "-d", old["ref"]], self.top)
+            except CheckpointError:
+                pass  # already gone
+        return entries[-KEEP_PER_SESSION:]
+
+    async def before_turn(self, prompt: str = "") -> None:
+        self._turn_prompt = prompt
+        await asyncio.to_thread(self.snapshot, prompt)
+
+    async def after_turn(self) -> None:
+        if self.auto_commit:
+            await asyncio.to_thread(self.commit_turn)
+
+    # ----- undo ------------------------------------------------------------------------------
+
+    def changed_since(self, ref: str) -> list[tuple[str, str]]:
+        """(status, path) pairs between a checkpoint and the working tree now; A = created since."""
+        now = self.snapshot_tree()
+        out = _git(
+            ["diff-tree", "-r", "-z", "--no-renames", "--name-status", f"{ref}^{{tree}}", now],
+            self.top,
+        )
+        fields = out.decode("utf-8", "surrogateescape").split("\0")
+        pairs = [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+        rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
+        return [(s, p) for s, p in pairs if not rel or p == rel or p.startswith(rel + "/")]
+
+    def _checked_ref(self, entry: dict[str, Any]) -> str:
+        ref = str(entry["ref"])
+        try:
+            _git(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], self.top)
+        except CheckpointError:
+            raise CheckpointError(
+                f"the checkpoint ref {ref} is missing (deleted by hand?), so this turn cannot "
+                f"be undone; nothing was changed. Remaining checkpoints: "
+                f"`git for-each-ref {REF_PREFIX}/{self.session_id}`."
+            ) from None
+        return ref
+
+    def undo(self, turns: int = 1) -> UndoReport:
+        if turns < 1:
+            raise CheckpointError(f"cannot undo {turns} turns; give a number of turns >= 1")
+        entries = self.entries()
+        if not entries:
+            raise CheckpointError("nothing to undo: no checkpoints recorded for this session")
+        if turns > len(entries):
+            raise CheckpointError(
+                f"only {len(entries)} turn(s) can be undone in session {self.session_id}; "
+                f"nothing was changed"
+            )
+        target = entries[-turns]
+        for entry in entries[-turns:]:
+            self._checked_ref(entry)
+        ref = self._checked_ref(target)
+        report = UndoReport(turns=turns)
+        for status, path in self.changed_since(ref):
+            absolute = self.top / path
+            if status == "A":
+                _remove(absolute)
+                report.removed.append(self._show(absolute))
+            else:
+                self._restore(ref, path, absolute)
+                report.restored.append(self._show(absolute))
+        for entry in entries[-turns:]:
+            _git(["update-ref", "-d", entry["ref"]], self.top)
+        self._write_manifest(entries[:-turns])
+        return report
+
+    def _show(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _restore(self, ref: str, path: str, absolute: Path) -> None:
+        listing = _git(["ls-tree", "-z", ref, "--", path], self.top).decode().rstrip("\0")
+        meta, _, _ = listing.partition("\t")
+        mode, _, blob = meta.split(" ")
+        data = _git(["cat-file", "blob", blob], self.top)
+        if absolute.is_dir() and not absolute.is_symlink():
+            shutil.rmtree(absolute)
+        if mode == "120000":
+            _remove(absolute)
+            absolute.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(data, absolute)
+            return
+        if absolute.is_symlink():
+            absolute.unlink()
+        atomic_write(absolute, data, 0o755 if mode == "100755" else 0o644)
+
+    # ----- auto-commit -----------------------------------------------------------------------
+
+    def commit_turn(self) -> str | None:
+        """One commit on the current branch with what the last turn changed (--auto-commit)."""
+        entries = self.entries()
+        if not entries:
+            return None
+        ref = self._checked_ref(entries[-1])
+        paths = [p for _, p in self.changed_since(ref)]
+        if not paths:
+            return None
+        prompt = (self._turn_prompt or entries[-1].get("prompt", "")).strip().splitlines()
+        title = (prompt[0] if prompt else "changes")[:60]
+        body = "\n".join(f"- {p}" for p in paths[:50])
+        message = f"kcode: {title}\n\nFiles changed by kcode in this turn:\n{body}\n"
+        specs = [f":(literal){p}" for p in paths]
+        _git(["add", "-A", "--", *specs], self.top)
+        _git(["commit", "-q", "--no-verify", "-m", message, "--only", "--", *specs], self.top)
+        return _git(["rev-parse", "HEAD"], self.top).decode().strip()
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    parent = path.parent
+    # Directories a turn created and that are now empty go too, as git does not track them.
+    while parent.is_dir() and not parent.is_symlink() and not any(parent.iterdir()):
+        if (parent / ".git").exists():
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+
+
+class BackupCheckpoints:
+    """Outside git: per-turn copies of the files the tools wrote, kept in memory for /undo."""
+
+    SHELL_WARNING = (
+        "warning: this workspace is not a git repository, so only files written by kcode's file "
+        "tools can be undone; changes made by shell or run_tests commands cannot."
+    )
+
+    def __init__(self, changes: FileChanges) -> None:
+        self.changes = changes
+        self.turns: list[tuple[set[Path], dict[Path, bytes | None]]] = []
+
+    async def before_turn(self, prompt: str = "") -> None:
+        await asyncio.to_thread(self._snapshot)
+
+    async def after_turn(self) -> None:
+        return None
+
+    def _snapshot(self) -> None:
+        known = set(self.changes.originals)
+        contents: dict[Path, bytes | None] = {}
+        for path in known:
+            try:
+                contents[path] = path.read_bytes()
+            except OSError:
+                contents[path] = None
+        self.turns.append((known, contents))
+        del self.turns[:-KEEP_PER_SESSION]
+
+    def undo(self, turns: int = 1) -> UndoReport:
+        if turns < 1 or turns > len(self.turns):
+            raise CheckpointError(
+                f"cannot undo {turns} turn(s); {len(self.turns)} can be undone here"
+            )
+        known, contents = self.turns[-turns]
+        wanted = dict(contents)
+        for path, original in self.changes.originals.items():
+            if path not in known:
+                wanted[path] = original  # first written after that turn began
+        report = UndoReport(turns=turns, warnings=[self.SHELL_WARNING])
+        for path, before in sorted(wanted.items()):
+            try:
+                now: bytes | None = path.read_bytes()
+            except OSError:
+                now = None
+            if now == before:
+                continue
+            shown = path.as_posix()
+            if before is None:
+                _remove(path)
+                report.removed.append(shown)
+            else:
+                atomic_write(path, before, self.changes.modes.get(path, 0o644) & 0o7777)
+                report.restored.append(shown)
+        del self.turns[-turns:]
+        return report
+
+
+def create_checkpoints(
+    root: Path, session_id: str, changes: FileChanges, *, auto_commit: bool = False
+) -> GitCheckpoints | BackupCheckpoints:
+    if git_toplevel(root) is not None:
+        try:
+            return GitCheckpoints(root, session_id, auto_commit=auto_commit)
+        except CheckpointError:
+            pass
+    return BackupCheckpoints(changes)
+
+
+def latest_session_checkpoints(root: Path) -> GitCheckpoints:
+    """The checkpoints of the most recent session in this repository (for `kcode undo`)."""
+    top = git_toplevel(root)
+    if top is None:
+        raise CheckpointError(
+            f"{root} is not a git repository: `kcode undo` needs git checkpoints. Outside git, "
+            "use /undo inside the session that made the changes."
+        )
+    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], top).decode().strip())
+    manifests = sorted(
+        (git_dir / "kcode" / "checkpoints").glob("*.jsonl"), key=lambda p: p.stat().st_mtime
+    )
+    for manifest in reversed(manifests):
+        checkpoints = GitCheckpoints(root, manifest.stem)
+        if checkpoints.entries():
+            return checkpoints
+    raise CheckpointError(f"nothing to undo: kcode has recorded no checkpoints in {top}")
