@@ -1,0 +1,200 @@
+"""`kcode visual compare` and `kcode fix` (SPEC §2, §7): flags and output only.
+
+The work lives in kcode/visual/. `fix_command` is the testable core of `kcode fix`: it takes an
+`edit_step_factory` (returning the coroutine that runs one agent turn) so tests and the CLI can plug
+in a fake model or the real agent. Playwright, rich and the agent runtime are imported lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kcode.visual.errors import VisualError
+
+visual_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="Render, compare and locate (no model)."
+)
+fix_app = typer.Typer(rich_markup_mode=None)
+
+EditStepFactory = Callable[[], Any]  # () -> edit_step(message) -> AsyncIterator[Event]
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"kcode: {message}\n")
+
+
+async def compare_once(
+    target: Path, workspace: Path, entry: str | None, url: str | None, image: Path | None
+) -> dict[str, Any]:
+    """One render (or a given image) + compare + locate: the §7 object."""
+    from kcode.visual.compare import compare_images, heatmap
+    from kcode.visual.images import detect_viewport, load_image
+    from kcode.visual.inspect import check_sizes, inspect_page, metrics_object
+    from kcode.visual.locate import SourceIndex
+    from kcode.visual.render import Renderer, resolve_page_source
+
+    target_image = await asyncio.to_thread(load_image, target, "target image")
+    run_dir = workspace / ".kcode" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-compare"
+    heatmap_path = run_dir / "diff.png"
+    if image is not None:
+        if entry or url:
+            raise VisualError("give one of --entry, --url or --image")
+        other = await asyncio.to_thread(load_image, image, "image")
+        check_sizes(target_image, other, "image")
+        comparison = await asyncio.to_thread(compare_images, target_image, other)
+        heat = await asyncio.to_thread(heatmap, target_image, comparison)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(heat.save, heatmap_path)
+        regions = [{**r.to_json(), "elements": []} for r in comparison.regions]
+        return metrics_object(comparison, regions, None, heatmap_path)
+    source = resolve_page_source(workspace, entry, url)
+    viewport = detect_viewport(target_image)
+    async with Renderer() as renderer:
+        inspection = await inspect_page(
+            renderer, source, target_image, viewport, heatmap_path, SourceIndex(workspace)
+        )
+    check_sizes(target_image, inspection.render_image, "render")
+    return inspection.metrics
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    size = metrics["size"]
+    lines = [
+        f"score      {metrics['score']:.4f}",
+        f"mismatch   {metrics['mismatch'] * 100:.2f}% of pixels",
+        f"structure  {metrics['structure']:.4f}",
+        f"size       target {size['target'][0]}×{size['target'][1]}, "
+        f"render {size['render'][0]}×{size['render'][1]}",
+    ]
+    for number, region in enumerate(metrics["regions"], start=1):
+        x, y, w, h = region["box"]
+        lines.append(f"region {number}: x={x} y={y} w={w} h={h}")
+        for element in region["elements"]:
+            where = element["source"] or "source not found"
+            lines.append(f"    {element['selector']}  ({where})")
+    if metrics.get("blocked"):
+        lines.append("blocked: " + ", ".join(metrics["blocked"]))
+    if metrics.get("console_errors"):
+        lines.append("console errors: " + " | ".join(metrics["console_errors"]))
+    lines.append(f"heatmap    {metrics['heatmap']}")
+    return "\n".join(lines)
+
+
+@visual_app.command("compare")
+def compare_command(
+    target: Annotated[Path, typer.Argument(help="the design / expected screenshot (PNG)")],
+    entry: Annotated[str | None, typer.Option("--entry", help="HTML file to render")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="loopback dev-server URL")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="compare with this PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+    cwd: Annotated[Path | None, typer.Option("-C", "--cwd", help="workspace directory")] = None,
+) -> None:
+    """Render the page (or take --image), compare with TARGET, print score and regions."""
+    workspace = (cwd or Path.cwd()).resolve()
+    try:
+        metrics = asyncio.run(compare_once(target, workspace, entry, url, image))
+    except VisualError as err:
+        _error(err.message)
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    sys.stdout.write(
+        json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics)
+    )
+    sys.stdout.write("\n")
+
+
+def iteration_table(result: Any) -> str:
+    lines = ["iter  score   mismatch  regions"]
+    for record in result.iterations:
+        mark = "  ← kept" if record.iteration == result.best_iteration else ""
+        lines.append(
+            f"{record.iteration:>4}  {record.score:.4f}  {record.metrics.get('mismatch', 0):8.4f}"
+            f"  {len(record.metrics.get('regions', [])):>7}{mark}"
+        )
+    return "\n".join(lines)
+
+
+def fix_command(
+    image: Path,
+    instructions: str = "",
+    entry: str | None = None,
+    url: str | None = None,
+    max_iters: int = 6,
+    threshold: float = 0.95,
+    *,
+    workspace: Path | None = None,
+    edit_step_factory: EditStepFactory | None = None,
+    output_format: str = "text",
+    on_event: Callable[[Any], None] | None = None,
+) -> int:
+    """Run the fix loop; print progress/result in `output_format`; return the exit code."""
+    from kcode.events import VisualIteration
+    from kcode.ui.printers import make_printer
+    from kcode.visual.loop import FixLoop, FixOptions
+
+    printer = make_printer(output_format, sys.stdout, sys.stderr)
+    started = time.monotonic()
+    if edit_step_factory is None:
+        _error("no model is connected to the fix loop (configure a backend: see `kcode doctor`)")
+        return 2
+    if max_iters < 1:
+        _error(f"--max-iters {max_iters} must be at least 1")
+        return 2
+    options = FixOptions(
+        workspace=(workspace or Path.cwd()).resolve(), image=image, instructions=instructions,
+        entry=entry, url=url, max_iters=max_iters, threshold=threshold,
+    )  # fmt: skip
+    loop = FixLoop(options, edit_step_factory())
+
+    async def drive() -> None:
+        async for event in loop.run():
+            printer.event(event)
+            if on_event is not None:
+                on_event(event)
+            if output_format == "text" and isinstance(event, VisualIteration):
+                sys.stderr.write(
+                    f"kcode fix: iteration {event.iteration} score {event.score:.4f}\n"
+                )
+
+    try:
+        asyncio.run(drive())
+    except VisualError as err:
+        _error(err.message)
+        return err.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted; the working tree is at the best iteration so far")
+        return 130
+    result = loop.result
+    assert result is not None
+    summary = (
+        f"{iteration_table(result)}\n"
+        f"best iteration {result.best_iteration}: score {result.best_score:.4f} "
+        f"(threshold {threshold:.2f}, stopped: {result.stop_reason})\n"
+        f"report: {result.report_path}"
+    )
+    printer.finish(
+        {
+            "result": summary,
+            "exit_code": result.exit_code,
+            "duration_s": round(time.monotonic() - started, 3),
+            "visual": {
+                "mode": result.mode,
+                "best_iteration": result.best_iteration,
+                "best_score": result.best_score,
+                "stop_reason": result.stop_reason,
+                "report": str(result.report_path),
+                "restored_files": result.restored_files,
+                "scores": [r.score for r in result.iterations],
+            },
+        }
+    )
+    return result.exit_code
