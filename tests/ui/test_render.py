@@ -45,7 +45,9 @@ def test_grep_call_is_one_line_with_its_outcome() -> None:
 def test_failed_call_shows_the_error_first_line() -> None:
     out = render(
         ToolCallStarted(call_id="c1", name="read_file", arguments={"path": "nope.py"}),
-        ToolCallFinished(call_id="c1", name="read_file", ok=False, content="nope.py: no such file\nx"),
+        ToolCallFinished(
+            call_id="c1", name="read_file", ok=False, content="nope.py: no such file\nx"
+        ),
     )
     assert out.strip() == "✗ read_file nope.py → nope.py: no such file"
 
@@ -83,7 +85,10 @@ def test_reasoning_is_folded_to_one_line_and_answer_rendered_as_markdown() -> No
         TurnFinished(reason="completed"),
     )
     lines = [line for line in out.splitlines() if line.strip()]
-    assert lines[0].startswith("✻ thought for") and "(6 words): Let me think about the problem." in lines[0]
+    assert (
+        lines[0].startswith("✻ thought for")
+        and "(6 words): Let me think about the problem." in lines[0]
+    )
     assert "Done" in lines[1] and "All good." in out and "**" not in out
 
 
