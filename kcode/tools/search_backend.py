@@ -157,8 +157,8 @@ def _parse_ripgrep(out: bytes, query: SearchQuery) -> list[FileHits]:
         return files
     if query.mode == "count":
         for row in out.splitlines():
-            raw_path, _, count = row.partition(b"\0")
-            files.append(FileHits(_clean_path(raw_path), int(count)))
+            raw_path, _, raw_count = row.partition(b"\0")
+            files.append(FileHits(_clean_path(raw_path), int(raw_count)))
         return files
     for block in out.rstrip(b"\n").split(b"\n\n"):
         raw_path, _, body = block.partition(b"\0")
