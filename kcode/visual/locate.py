@@ -10,6 +10,7 @@ for the element's id and classes: the CSS rule matching most of its classes wins
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -54,8 +55,10 @@ class SourceIndex:
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace.resolve()
         self._files: dict[str, _SourceFile] = {}
+        self.loaded = False
 
     def refresh(self) -> None:
+        self.loaded = True
         seen: set[str] = set()
         for root, dirs, names in os.walk(self.workspace):
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
@@ -180,6 +183,8 @@ async def locate_regions(
     sources: SourceIndex | None,
 ) -> list[dict[str, Any]]:
     """The §7 region objects: box, area, and the elements (with source) under each region."""
+    if sources is not None and not sources.loaded:
+        await asyncio.to_thread(sources.refresh)
     picks = [rank_elements(region, boxes, scale) for region in regions]
     wanted = sorted({i for pick in picks for i in pick})
     described = dict(zip(wanted, await describe(wanted), strict=True)) if wanted else {}

@@ -221,7 +221,8 @@ class Renderer:
 
     async def _ensure_page(self, source: PageSource, viewport: Viewport) -> Any:
         key = (viewport.width, viewport.height, viewport.scale)
-        if self._page is not None and key == self._context_key and source == self._source:
+        self._source = source  # the route handler serves whatever source is current
+        if self._page is not None and key == self._context_key:
             return self._page
         if self._context is not None:
             await self._context.close()
@@ -235,8 +236,8 @@ class Renderer:
             timezone_id="UTC",
         )
         self._context.set_default_timeout(self.timeout_s * 1000)
-        self._context_key, self._source = key, source
-        await self._context.route("**/*", self._route_handler(source))
+        self._context_key = key
+        await self._context.route("**/*", self._handle_route)
         # Injected before any page script runs, so no animation ever starts (no extra round trip).
         await self._context.add_init_script(script=FREEZE_SCRIPT)
         page = await self._context.new_page()
@@ -265,32 +266,30 @@ class Renderer:
         if response.status >= 400:
             self._record("failed_requests", f"{response.url} (HTTP {response.status})")
 
-    def _route_handler(self, source: PageSource) -> Any:
-        workspace = source.workspace.resolve()
-        allowed_origin = None
-        if source.url:
-            parts = urlsplit(source.url)
-            allowed_origin = (parts.scheme, parts.netloc)
-
-        async def handle(route: Any) -> None:
-            url: str = route.request.url
-            parts = urlsplit(url)
-            if source.entry is not None and url.startswith(WORKSPACE_ORIGIN + "/"):
-                path = await asyncio.to_thread(_workspace_file, workspace, url)
-                if path is None:
-                    await route.fulfill(status=404, body="not found", content_type="text/plain")
-                    return
-                body = await asyncio.to_thread(path.read_bytes)
-                await route.fulfill(status=200, body=body, content_type=content_type(path))
+    async def _handle_route(self, route: Any) -> None:
+        source = self._source
+        url: str = route.request.url
+        parts = urlsplit(url)
+        if (
+            source is not None
+            and source.entry is not None
+            and url.startswith(WORKSPACE_ORIGIN + "/")
+        ):
+            path = await asyncio.to_thread(_workspace_file, source.workspace.resolve(), url)
+            if path is None:
+                await route.fulfill(status=404, body="not found", content_type="text/plain")
                 return
-            if allowed_origin is not None and (parts.scheme, parts.netloc) == allowed_origin:
+            body = await asyncio.to_thread(path.read_bytes)
+            await route.fulfill(status=200, body=body, content_type=content_type(path))
+            return
+        if source is not None and source.url:
+            allowed = urlsplit(source.url)
+            if (parts.scheme, parts.netloc) == (allowed.scheme, allowed.netloc):
                 await route.continue_()
                 return
-            if self._current is not None and url not in self._current.blocked:
-                self._current.blocked.append(url)
-            await route.abort("blockedbyclient")
-
-        return handle
+        if self._current is not None and url not in self._current.blocked:
+            self._current.blocked.append(url)
+        await route.abort("blockedbyclient")
 
     async def render(self, source: PageSource, viewport: Viewport) -> RenderResult:
         page = await self._ensure_page(source, viewport)
@@ -326,7 +325,7 @@ class Renderer:
                 await asyncio.wait_for(self._context.close(), timeout=5)
             except Exception:
                 pass
-        self._context = self._page = self._context_key = self._source = None
+        self._context = self._page = self._context_key = None
 
     async def describe_elements(self, indices: list[int]) -> list[dict[str, Any]]:
         """Selector, tag, id, classes, short text and key computed styles of collected elements."""

@@ -32,9 +32,7 @@ async def renderer() -> AsyncIterator[Renderer]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def target_image(
-    renderer: Renderer, tmp_path_factory: pytest.TempPathFactory
-) -> Image.Image:
+async def target_image(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) -> Image.Image:
     """A render of the correct pricing page: the design every defect is compared against."""
     root = write_page(tmp_path_factory.mktemp("good"))
     result = await renderer.render(resolve_page_source(root, None, None), VIEWPORT)

@@ -118,7 +118,9 @@ DEFECTS = [
     Defect("wrong colour", "#plan-pro .buy { background: #16a34a; }\n", "#plan-pro > button.buy"),
     Defect("padding", "#plan-team { padding: 36px; }\n", "#plan-team"),
     Defect("font size", "#plan-basic h3 { font-size: 28px; }\n", "#plan-basic > h3"),
-    Defect("hidden element", "#plan-pro .badge { visibility: hidden; }\n", "#plan-pro > span.badge"),
+    Defect(
+        "hidden element", "#plan-pro .badge { visibility: hidden; }\n", "#plan-pro > span.badge"
+    ),
     Defect("swapped order", "#plan-basic { order: 2; }\n", "#plan-"),
     Defect("missing card", "", "main.cards", _drop_team_card),
 ]

@@ -12,6 +12,7 @@ from kcode.visual.compare import compare_images, heatmap
 from kcode.visual.errors import VisualError
 from kcode.visual.images import detect_viewport, image_for_model, load_image
 from kcode.visual.inspect import check_sizes
+from kcode.visual.render import resolve_page_source
 
 
 def card_page(cards: int = 3, button: str = "#2563eb") -> Image.Image:
@@ -128,3 +129,13 @@ def test_images_for_the_model_are_resized() -> None:
 
     assert max(Image.open(io.BytesIO(part.data)).size) == 1568
     assert part.data_url().startswith("data:image/png;base64,")
+
+
+def test_bad_page_sources_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(VisualError, match="not a loopback address"):
+        resolve_page_source(tmp_path, None, "https://example.com/")
+    with pytest.raises(VisualError, match=r"no index\.html"):
+        resolve_page_source(tmp_path, None, None)
+    with pytest.raises(VisualError, match="outside the workspace"):
+        resolve_page_source(tmp_path, "../etc/passwd", None)
+    assert resolve_page_source(tmp_path, None, "http://[::1]:5173/").url == "http://[::1]:5173/"
