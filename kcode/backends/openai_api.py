@@ -1,7 +1,19 @@
 """The OpenAI-compatible chat completions backend (OpenAI, Moonshot/Kimi, vLLM, llama.cpp server...).
 
-Streams deltas through the `openai` SDK with the SDK's own retries off: we retry ourselves so every
-retry is announced to the user (`RetryNotice`) and all agents share one adaptive concurrency cap.
+Requests go through `HttpTransport` (httpx2 + our own SSE reader), not the `openai` SDK, because
+`import openai` alone costs 1-2.5 s and the first request must leave at once (issue 2). We use
+nothing the SDK adds: its retries are off (we retry ourselves so every retry is announced to the
+user as a `RetryNotice` and all agents share one adaptive concurrency cap), its exceptions are
+mapped to our own kinds, and its typed chunks lack the fields we need (reasoning_content,
+choice-level usage). We did not switch to the SDK once it had loaded in the background: the
+import would burn 1-2.5 s of CPU holding the GIL while the first reply streams, on every run;
+request 1 and request 2 would behave differently (headers, timeouts, error shapes) and the second
+would open a fresh connection (a new TLS handshake) instead of reusing the first one.
+
+The SDK stays as the reference transport (`KCODE_OPENAI_TRANSPORT=sdk`, `SdkTransport`): the
+tests run every behaviour through both, and a user can check a misbehaving server against the
+official client. Both transports yield plain chunk dicts (read by `chat_chunks`) and fail with
+the `sse_transport` exception vocabulary (classified once, in `_classify`).
 
 Retries restart the whole reply. A consumer that sees a `RetryNotice` after deltas of the current
 reply must discard those partial deltas: the reply is streamed again from the start.
@@ -11,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from kcode.backends.base import (
@@ -23,19 +35,20 @@ from kcode.backends.base import (
     BackendOptions,
     Delta,
     FinishChunk,
-    ReasoningChunk,
     RetryNotice,
-    TextChunk,
-    ToolCallChunk,
     ToolSpec,
-    UsageChunk,
 )
+from kcode.backends.chat_chunks import ChunkReader
 from kcode.backends.retry import AdaptiveLimiter, RetryPolicy, parse_retry_after
+from kcode.backends.sse_transport import (
+    Chunk,
+    HttpTransport,
+    MalformedStream,
+    StatusError,
+    StreamErrorEvent,
+)
 from kcode.backends.wire import messages_to_wire, tool_choice_to_wire, tools_to_wire
 from kcode.messages import Message
-
-if TYPE_CHECKING:
-    from openai import AsyncOpenAI
 
 KEY_HINT = "check KCODE_API_KEY / OPENAI_API_KEY / MOONSHOT_API_KEY"
 URL_HINT = "check --base-url / KCODE_BASE_URL or start the server"
@@ -56,6 +69,20 @@ class _StreamCut(Exception):
     """The stream ended without a finish_reason: the connection dropped mid-reply."""
 
 
+class ChunkTransport(Protocol):
+    def stream_chunks(self, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class _Progress:
+    """Whether the current attempt has received any chunk: a failure after that is a cut stream,
+    not an unreachable server."""
+
+    started: bool = False
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -72,6 +99,7 @@ class OpenAIBackend:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 20.0,
         retry_after_cap_s: float = 60.0,
+        transport: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -85,7 +113,12 @@ class OpenAIBackend:
             max_retry_after_s=retry_after_cap_s,
         )
         self.limiter = AdaptiveLimiter(max_concurrency)
-        self._client: AsyncOpenAI | None = None
+        # Also lists the models after a 404, whichever transport streams.
+        self._http = HttpTransport(
+            self.base_url, api_key, timeout_s=timeout_s, extra_headers=self._extra_headers
+        )
+        self.transport_name = transport or os.environ.get("KCODE_OPENAI_TRANSPORT") or "http"
+        self._transport: ChunkTransport = self._make_transport(self.transport_name)
 
     # --- public API ------------------------------------------------------------------------------
     async def stream(
@@ -94,19 +127,18 @@ class OpenAIBackend:
         request = self.build_request(messages, tools, options)
         attempt = 0
         while True:
-            produced = False
+            progress = _Progress()
             async with self.limiter as slot:
                 try:
-                    async with contextlib.aclosing(self._attempt(request)) as deltas:
+                    async with contextlib.aclosing(self._attempt(request, progress)) as deltas:
                         async for delta in deltas:
-                            produced = True
                             yield delta
                     slot.succeeded()
                     return
                 except BackendError:
                     raise
                 except Exception as err:
-                    failure = self._classify(err, produced)
+                    failure = self._classify(err, progress.started)
                     if failure is None:
                         raise
                     if failure.kind == "rate_limited" and failure.retryable:
@@ -118,20 +150,20 @@ class OpenAIBackend:
             attempt += 1
             delay = self.retry_policy.delay_for(attempt, failure.retry_after_s)
             reason = failure.reason
-            if failure.stream_cut or produced:
+            if failure.stream_cut or progress.started:
                 reason = f"{reason}; stream cut; restarting the reply"
             yield RetryNotice(attempt, delay, reason)
             await asyncio.sleep(delay)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.close()
+        await self._transport.aclose()
+        if self._transport is not self._http:
+            await self._http.aclose()
 
     def build_request(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: BackendOptions
     ) -> dict[str, Any]:
-        """The keyword arguments of `chat.completions.create` for this turn."""
+        """The JSON body of this turn's POST /chat/completions."""
         model = options.model or self.model
         request: dict[str, Any] = {
             "model": model,
@@ -146,88 +178,78 @@ class OpenAIBackend:
             request["max_tokens"] = options.max_tokens
         if options.temperature is not None:
             request["temperature"] = options.temperature
-        extra_body: dict[str, Any] = {}
         if options.thinking is not None and self._is_kimi(model):
-            extra_body["thinking"] = {"type": "enabled" if options.thinking else "disabled"}
-        extra_body.update(options.extra)
-        if extra_body:
-            request["extra_body"] = extra_body
+            request["thinking"] = {"type": "enabled" if options.thinking else "disabled"}
+        request.update(options.extra)
         return request
 
     # --- one attempt -----------------------------------------------------------------------------
-    def _get_client(self) -> AsyncOpenAI:
-        if self._client is None:
-            import openai  # ~1 s to import: only when the first request is made
+    def _make_transport(self, name: str) -> ChunkTransport:
+        if name == "http":
+            return self._http
+        if name == "sdk":
+            from kcode.backends.sdk_transport import SdkTransport
 
-            self._client = openai.AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key or "no-key",  # local servers take any key; the SDK wants one
-                max_retries=0,
-                timeout=openai.Timeout(self._timeout_s, connect=min(self._timeout_s, 10.0)),
-                default_headers=self._extra_headers or None,
+            return SdkTransport(
+                self.base_url,
+                self._api_key,
+                timeout_s=self._timeout_s,
+                extra_headers=self._extra_headers,
             )
-        return self._client
+        raise BackendError(
+            "config", f"KCODE_OPENAI_TRANSPORT={name!r} is not a transport; use http or sdk"
+        )
 
-    async def _attempt(self, request: dict[str, Any]) -> AsyncGenerator[Delta, None]:
-        client = self._get_client()
-        response: Any = await client.chat.completions.create(**request)
-        finish: str | None = None
-        usage: UsageChunk | None = None
-        try:
-            async for chunk in response:
-                usage = _usage_of(getattr(chunk, "usage", None)) or usage
-                for choice in getattr(chunk, "choices", None) or []:
-                    if getattr(choice, "index", 0) not in (0, None):
-                        continue
-                    for delta in _deltas_of(getattr(choice, "delta", None)):
-                        yield delta
-                    usage = _usage_of(_extra(choice, "usage")) or usage  # Moonshot puts it here
-                    finish = getattr(choice, "finish_reason", None) or finish
-        finally:
-            await response.close()
-        if finish is None:
+    async def _attempt(
+        self, request: dict[str, Any], progress: _Progress
+    ) -> AsyncGenerator[Delta, None]:
+        reader = ChunkReader()
+        chunks = self._transport.stream_chunks(request)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                progress.started = True
+                for delta in reader.read(chunk):
+                    yield delta
+        if reader.finish_reason is None:
             raise _StreamCut("the stream ended before the reply was finished")
-        if usage is not None:
-            yield usage
-        yield FinishChunk(finish)
+        if reader.usage is not None:
+            yield reader.usage
+        yield FinishChunk(reader.finish_reason)
 
     # --- failures --------------------------------------------------------------------------------
-    def _classify(self, err: Exception, produced: bool) -> _Failure | None:
-        import openai
+    def _classify(self, err: Exception, started: bool) -> _Failure | None:
+        import httpx2  # already loaded by the transport; only needed once something failed
 
         if isinstance(err, _StreamCut):
             return _Failure("server", str(err), retryable=True, stream_cut=True)
-        if isinstance(err, openai.APIStatusError):
+        if isinstance(err, StatusError):
             return self._classify_status(err)
-        if isinstance(err, openai.APITimeoutError):
-            kind: BackendErrorKind = "server" if produced else "unreachable"
-            return _Failure(kind, f"no answer within {self._timeout_s:g}s", True, None, produced)
-        if isinstance(err, openai.APIConnectionError):
+        if isinstance(err, httpx2.TimeoutException):
+            kind: BackendErrorKind = "server" if started else "unreachable"
+            return _Failure(kind, f"no answer within {self._timeout_s:g}s", True, None, started)
+        if isinstance(err, httpx2.TransportError):
             cause = self._redact(_root_cause(err))
-            if produced:
+            if started:
                 return _Failure("server", f"connection lost: {cause}", True, stream_cut=True)
             return _Failure("unreachable", cause, retryable=True)
-        if isinstance(err, openai.APIError):  # an error event inside the stream
-            return _Failure("server", self._redact(err.message), True, stream_cut=produced)
+        if isinstance(err, StreamErrorEvent | MalformedStream):
+            return _Failure("server", self._redact(str(err)), True, stream_cut=started)
         return None
 
-    def _classify_status(self, err: Any) -> _Failure:
-        status = int(err.status_code)
-        body = err.body if isinstance(err.body, dict) else {}
-        error = body.get("error", body) if isinstance(body.get("error", body), dict) else body
+    def _classify_status(self, err: StatusError) -> _Failure:
+        status, error = err.status, err.error
         code = str(error.get("code") or error.get("type") or "")
-        detail = self._redact(str(error.get("message") or err.message))
-        reason = f"HTTP {status}: {detail}"
+        reason = f"HTTP {status}: {self._redact(err.message)}"
         if status in (401, 403):
             return _Failure("auth", reason, retryable=False)
         if status == 404 or code == "model_not_found":
             return _Failure("model_not_found", reason, retryable=False)
         if status == 429:
             quota = code == "insufficient_quota"  # billing, not pacing: waiting will not help
-            retry_after = parse_retry_after(err.response.headers)
+            retry_after = parse_retry_after(err.headers)
             return _Failure("rate_limited", reason, retryable=not quota, retry_after_s=retry_after)
         if status in (408, 409, 425) or status >= 500:
-            return _Failure("server", reason, True, parse_retry_after(err.response.headers))
+            return _Failure("server", reason, True, parse_retry_after(err.headers))
         return _Failure("bad_request", reason, retryable=False)
 
     async def _final_error(self, failure: _Failure, request: dict[str, Any]) -> BackendError:
@@ -277,9 +299,8 @@ class OpenAIBackend:
     async def _available_models(self) -> list[str]:
         """Model ids from GET /models, if the server answers quickly; [] otherwise."""
         try:
-            client = self._get_client().with_options(timeout=3.0, max_retries=0)
-            page = await asyncio.wait_for(client.models.list(), timeout=4.0)
-            return sorted(str(m.id) for m in page.data)[:20]
+            ids = await asyncio.wait_for(self._http.list_model_ids(timeout_s=3.0), timeout=4.0)
+            return sorted(ids)[:20]
         except Exception:  # the list is a courtesy; never mask the real error
             return []
 
@@ -309,50 +330,3 @@ def _root_cause(err: BaseException) -> str:
         current = current.__cause__
     text = str(current) or type(current).__name__
     return text if current is err else f"{text} ({type(current).__name__})"
-
-
-def _extra(obj: Any, name: str) -> Any:
-    """A field the SDK's models do not declare (reasoning_content, choice-level usage)."""
-    extra = getattr(obj, "model_extra", None)
-    if isinstance(extra, dict) and name in extra:
-        return extra[name]
-    return getattr(obj, name, None)
-
-
-def _usage_of(raw: Any) -> UsageChunk | None:
-    if raw is None:
-        return None
-    fields: dict[str, Any] = raw if isinstance(raw, dict) else vars(raw)
-    prompt, completion = fields.get("prompt_tokens"), fields.get("completion_tokens")
-    if prompt is None and completion is None:
-        return None
-    return UsageChunk(int(prompt or 0), int(completion or 0))
-
-
-def _deltas_of(delta: Any) -> list[Delta]:
-    if delta is None:
-        return []
-    out: list[Delta] = []
-    for field in ("reasoning_content", "reasoning"):
-        reasoning = _extra(delta, field)
-        if isinstance(reasoning, str) and reasoning:
-            out.append(ReasoningChunk(reasoning))
-            break
-    content = getattr(delta, "content", None)
-    if content:
-        out.append(TextChunk(content))
-    for position, call in enumerate(getattr(delta, "tool_calls", None) or []):
-        function = getattr(call, "function", None)
-        arguments = getattr(function, "arguments", None)
-        if isinstance(arguments, dict):  # a few servers send an object, not a string
-            arguments = json.dumps(arguments)
-        index = getattr(call, "index", None)
-        out.append(
-            ToolCallChunk(
-                index=index if isinstance(index, int) else position,
-                id=getattr(call, "id", None) or None,
-                name=getattr(function, "name", None) or None,
-                arguments=arguments or "",
-            )
-        )
-    return out

@@ -1,4 +1,7 @@
-"""OpenAIBackend against the fake OpenAI server over real HTTP on 127.0.0.1."""
+"""OpenAIBackend against the fake OpenAI server over real HTTP on 127.0.0.1.
+
+Every test runs through both transports (our httpx2 SSE reader and the official SDK): they must
+yield the same deltas and fail the same way."""
 
 from __future__ import annotations
 
@@ -33,6 +36,14 @@ GREP = ToolSpec(
     {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]},
 )
 PNG = b"\x89PNG\r\n\x1a\nfake-image-bytes"
+
+
+@pytest.fixture(params=["http", "sdk"], autouse=True)
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transport every backend in the test uses (via the variable a user would set)."""
+    name = str(request.param)
+    monkeypatch.setenv("KCODE_OPENAI_TRANSPORT", name)
+    return name
 
 
 def make_backend(server: FakeOpenAIServer, model: str = "fake-model", **kw: Any) -> OpenAIBackend:

@@ -1,0 +1,72 @@
+"""Streamed chat completion chunks (plain dicts, as on the wire) to kcode deltas.
+
+The one place that reads chunks, whichever transport fetched them: `HttpTransport` decodes them
+from SSE itself, `SdkTransport` turns the SDK's models back into dicts with `.to_dict()`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kcode.backends.base import Delta, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+
+
+class ChunkReader:
+    """Feed chunks in order; `deltas` are yielded as they come, usage and finish are kept for the
+    end (usage may arrive in a chunk of its own, after the finish_reason)."""
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.usage: UsageChunk | None = None
+
+    def read(self, chunk: dict[str, Any]) -> list[Delta]:
+        self.usage = usage_of(chunk.get("usage")) or self.usage
+        out: list[Delta] = []
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
+                continue
+            out.extend(deltas_of(choice.get("delta")))
+            self.usage = usage_of(choice.get("usage")) or self.usage  # Moonshot puts it here
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        return out
+
+
+def usage_of(raw: Any) -> UsageChunk | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    if prompt is None and completion is None:
+        return None
+    return UsageChunk(int(prompt or 0), int(completion or 0))
+
+
+def deltas_of(delta: Any) -> list[Delta]:
+    if not isinstance(delta, dict):
+        return []
+    out: list[Delta] = []
+    for field in ("reasoning_content", "reasoning"):  # Moonshot/DeepSeek, vLLM/OpenRouter
+        reasoning = delta.get(field)
+        if isinstance(reasoning, str) and reasoning:
+            out.append(ReasoningChunk(reasoning))
+            break
+    content = delta.get("content")
+    if isinstance(content, str) and content:
+        out.append(TextChunk(content))
+    for position, call in enumerate(delta.get("tool_calls") or []):
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # a few servers send an object, not a string
+            arguments = json.dumps(arguments)
+        index = call.get("index")
+        out.append(
+            ToolCallChunk(
+                index=index if isinstance(index, int) else position,
+                id=call.get("id") or None,
+                name=function.get("name") or None,
+                arguments=arguments if isinstance(arguments, str) else "",
+            )
+        )
+    return out

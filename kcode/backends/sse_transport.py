@@ -1,0 +1,165 @@
+"""Chat completions over plain HTTP: POST, read the server-sent events, yield plain chunk dicts.
+
+This is the transport `OpenAIBackend` uses by default. It needs only `httpx2` (~60 ms to import),
+where `import openai` costs 1-2.5 s on a loaded machine: that is the difference between the first
+request leaving at once and leaving seconds after launch.
+
+Every transport reports failures in the same small vocabulary, so the backend classifies them in
+one place: `StatusError` (the server answered with an error status), `StreamErrorEvent` (an error
+object inside the stream), `MalformedStream` (a chunk that is not JSON) and httpx2's own
+`TransportError` family (could not connect, timed out, connection dropped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx2
+
+Chunk = dict[str, Any]
+
+
+class StatusError(Exception):
+    """The server answered with an HTTP error status. `error` is the body's error object."""
+
+    def __init__(
+        self, status: int, headers: Mapping[str, str], error: dict[str, Any], text: str = ""
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.error = error
+        self.message = str(error.get("message") or text.strip()[:200] or f"HTTP {status}")
+        super().__init__(f"HTTP {status}: {self.message}")
+
+
+class StreamErrorEvent(Exception):
+    """The server reported an error inside an otherwise healthy stream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedStream(Exception):
+    """An event's data was neither JSON nor [DONE]: a proxy mangled the stream, or it is not SSE."""
+
+
+def error_object(body: Any) -> dict[str, Any]:
+    """The `{"message", "type", "code"}` object of an OpenAI-style error body, or {}."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        return inner if isinstance(inner, dict) else {"message": str(inner)}
+    return {}
+
+
+class SSEDecoder:
+    """Lines in, events out (the WHATWG server-sent events rules that chat streams use).
+
+    `feed` takes one line without its line ending and returns `(event, data)` when a blank line
+    completes an event. Comment lines (`: keep-alive`) are skipped; several `data:` lines make one
+    event joined by newlines; `id` and `retry` carry nothing we need.
+    """
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+        self._event = ""
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        if not line:
+            if not self._data:
+                self._event = ""
+                return None
+            event = (self._event, "\n".join(self._data))
+            self._data, self._event = [], ""
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        return None
+
+
+def decode_event(event: str, data: str) -> Chunk | None:
+    """One event's chunk dict, or None for the `[DONE]` that ends the stream."""
+    if data.strip() == "[DONE]":
+        return None
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise MalformedStream(f"the stream carried a non-JSON event: {data[:80]!r}") from None
+    if not isinstance(chunk, dict):
+        raise MalformedStream(f"the stream carried a non-object event: {data[:80]!r}")
+    if event == "error" or chunk.get("error"):
+        message = error_object(chunk).get("message") or "the server reported a stream error"
+        raise StreamErrorEvent(str(message))
+    return chunk
+
+
+class HttpTransport:
+    """POST /chat/completions with `stream: true` through one pooled httpx2 client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float,
+        extra_headers: Mapping[str, str] | None = None,
+        user_agent: str = "kcode",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"User-Agent": user_agent, **(extra_headers or {})}
+        if api_key:  # local servers take no key; sending "Bearer " would only confuse them
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._timeout_s = timeout_s
+        self._client: httpx2.AsyncClient | None = None
+
+    def _get_client(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            import httpx2
+
+            self._client = httpx2.AsyncClient(
+                headers=self._headers,
+                timeout=httpx2.Timeout(self._timeout_s, connect=min(self._timeout_s, 10.0)),
+            )
+        return self._client
+
+    async def stream_chunks(self, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
+        client = self._get_client()
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Accept": "text/event-stream"}
+        async with client.stream("POST", url, json=body, headers=headers) as response:
+            if response.status_code >= 400:
+                raw = (await response.aread()).decode("utf-8", "replace")
+                try:
+                    parsed: Any = json.loads(raw)
+                except ValueError:
+                    parsed = None
+                raise StatusError(response.status_code, response.headers, error_object(parsed), raw)
+            decoder = SSEDecoder()
+            async for line in response.aiter_lines():
+                event = decoder.feed(line.rstrip("\r\n"))
+                if event is None:
+                    continue
+                chunk = decode_event(*event)
+                if chunk is None:
+                    return
+                yield chunk
+
+    async def list_model_ids(self, timeout_s: float) -> list[str]:
+        response = await self._get_client().get(f"{self.base_url}/models", timeout=timeout_s)
+        response.raise_for_status()
+        data = response.json().get("data") or []
+        return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
