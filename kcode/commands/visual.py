@@ -42,8 +42,10 @@ async def compare_once(
     from kcode.visual.render import Renderer, resolve_page_source
 
     target_image = await asyncio.to_thread(load_image, target, "target image")
-    run_dir = workspace / ".kcode" / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-compare"
-    heatmap_path = run_dir / "diff.png"
+    from kcode.visual.report import make_run_dir
+
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-compare"
+    heatmap_path = workspace / ".kcode" / "runs" / run_id / "diff.png"
     if image is not None:
         if entry or url:
             raise VisualError("give one of --entry, --url or --image")
@@ -51,12 +53,13 @@ async def compare_once(
         check_sizes(target_image, other, "image")
         comparison = await asyncio.to_thread(compare_images, target_image, other)
         heat = await asyncio.to_thread(heatmap, target_image, comparison)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(make_run_dir, workspace, run_id)
         await asyncio.to_thread(heat.save, heatmap_path)
         regions = [{**r.to_json(), "elements": []} for r in comparison.regions]
         return metrics_object(comparison, regions, None, heatmap_path)
     source = resolve_page_source(workspace, entry, url)
     viewport = detect_viewport(target_image)
+    await asyncio.to_thread(make_run_dir, workspace, run_id)
     async with Renderer() as renderer:
         inspection = await inspect_page(
             renderer, source, target_image, viewport, heatmap_path, SourceIndex(workspace)

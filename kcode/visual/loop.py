@@ -36,7 +36,7 @@ from kcode.visual.inspect import Inspection, check_sizes, inspect_page, metrics_
 from kcode.visual.locate import SourceIndex, locate_regions
 from kcode.visual.prompt import annotation_message, target_message
 from kcode.visual.render import PageSource, Renderer, resolve_page_source
-from kcode.visual.report import IterationRecord, write_report
+from kcode.visual.report import IterationRecord, make_run_dir, write_report
 
 EditStep = Callable[[Message], AsyncIterator[Event]]
 PATIENCE = 2  # iterations without improvement before giving up
@@ -101,7 +101,7 @@ class FixLoop:
     async def run(self) -> AsyncIterator[Event]:
         image, source = await asyncio.to_thread(self._prepare)
         viewport = detect_viewport(image)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(make_run_dir, self.workspace, self.run_id)
         await asyncio.to_thread(image.save, self.run_dir / "target.png")
         self._checkpoints = await open_checkpoints(self.workspace, self.run_dir, self.run_id)
         sources = SourceIndex(self.workspace)

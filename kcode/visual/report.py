@@ -23,6 +23,17 @@ code { font-size: 12px; }
 """
 
 
+def make_run_dir(workspace: Path, run_id: str) -> Path:
+    """.kcode/runs/<id>/, with a `*` .gitignore in runs/ so reports never show up in `git status`."""
+    runs = workspace / ".kcode" / "runs"
+    run_dir = runs / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ignore = runs / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# written by kcode: reports and checkpoints of visual runs\n*\n")
+    return run_dir
+
+
 @dataclass
 class IterationRecord:
     iteration: int
