@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from kcode.rules import RuleSet
 
 ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only"]
 Action = Literal["edit", "shell"]
@@ -25,6 +28,8 @@ class ApprovalRequest:
     detail: str = ""  # the diff or the full command
     # Actions a project's own test runner performs are treated as safe under auto-edit (see README).
     trusted_test_run: bool = False
+    # Workspace-relative paths an edit writes, for edit(...) rules; empty = read from `summary`.
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,34 @@ def policy_verdict(mode: ApprovalMode, request: ApprovalRequest) -> Literal["all
     return "ask"
 
 
+def rules_verdict(
+    rules: RuleSet | None, request: ApprovalRequest
+) -> tuple[Literal["allow", "ask", "deny"] | None, str]:
+    """What the configured rules say (deny beats ask beats allow); None = the mode decides."""
+    if rules is None or not rules.rules:
+        return None, ""
+    if request.action == "shell":
+        return rules.shell_verdict(request.detail or request.summary)
+    paths = list(request.paths)
+    if not paths and request.summary.startswith("edit "):
+        paths = [p.strip() for p in request.summary[5:].split(",")]
+    if not paths:
+        # Unknown paths cannot be matched against edit rules, so they cannot pass an ask/deny.
+        return ("ask", "the files of this edit are not known") if rules.has("edit") else (None, "")
+    return rules.paths_verdict("edit", paths)
+
+
+def combined_verdict(
+    mode: ApprovalMode, rules: RuleSet | None, request: ApprovalRequest
+) -> tuple[Literal["allow", "ask", "deny"], str]:
+    verdict, why = rules_verdict(rules, request)
+    if verdict == "deny" or mode == "read-only":
+        return "deny", why or f"approval mode is {mode}"
+    if verdict is not None:
+        return verdict, why
+    return policy_verdict(mode, request), ""
+
+
 def flag_that_allows(request: ApprovalRequest) -> str:
     return "--approval auto-edit" if request.action == "edit" else "--approval auto"
 
@@ -70,13 +103,20 @@ def flag_that_allows(request: ApprovalRequest) -> str:
 class NonInteractiveApprover:
     """CI policy: allow what the mode allows; anything else stops the run (never hangs, never skips)."""
 
-    def __init__(self, mode: ApprovalMode) -> None:
+    def __init__(self, mode: ApprovalMode, rules: RuleSet | None = None) -> None:
         self.mode = mode
+        self.rules = rules
 
     async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
-        if policy_verdict(self.mode, request) == "allow":
-            return ApprovalDecision(True, f"allowed by --approval {self.mode}")
-        raise ApprovalRequired(request, flag_that_allows(request))
+        verdict, why = combined_verdict(self.mode, self.rules, request)
+        if verdict == "allow":
+            return ApprovalDecision(True, why or f"allowed by --approval {self.mode}")
+        if verdict == "deny" and why and self.mode != "read-only":
+            return ApprovalDecision(False, f"denied: {why}")  # the model hears it and adapts
+        flag = flag_that_allows(request)
+        if why:
+            flag = f"{flag} and an allow rule ({why})"
+        raise ApprovalRequired(request, flag)
 
 
 AskHuman = Callable[[ApprovalRequest], Awaitable[ApprovalDecision]]
@@ -85,19 +125,24 @@ AskHuman = Callable[[ApprovalRequest], Awaitable[ApprovalDecision]]
 class InteractiveApprover:
     """REPL policy: allow what the mode allows, ask the human for the rest, remember 'always'."""
 
-    def __init__(self, mode: ApprovalMode, ask: AskHuman) -> None:
+    def __init__(self, mode: ApprovalMode, ask: AskHuman, rules: RuleSet | None = None) -> None:
         self.mode: ApprovalMode = mode
         self._ask = ask
         self._always: set[tuple[str, str]] = set()
+        self.rules = rules
 
     async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
-        verdict = policy_verdict(self.mode, request)
+        verdict, why = combined_verdict(self.mode, self.rules, request)
         if verdict == "allow":
-            return ApprovalDecision(True, f"allowed by approval mode {self.mode}")
+            return ApprovalDecision(True, why or f"allowed by approval mode {self.mode}")
         if verdict == "deny":
+            if why and self.mode != "read-only":
+                return ApprovalDecision(False, f"denied: {why}")
             return ApprovalDecision(
                 False, f"approval mode is {self.mode}; switch with /approval to allow this"
             )
+        if why:  # an ask rule or an unparseable command: never remembered as "always"
+            return await self._ask(request)
         key = (request.action, request.summary if request.action == "shell" else "*")
         if key in self._always:
             return ApprovalDecision(True, "allowed earlier for this session")

@@ -29,6 +29,16 @@ SANDBOX_STRICTNESS = ("read-only", "workspace-write", "off")
 SECRET_KEYS = {"api_key"}
 
 
+class RuleLists(BaseModel):
+    """Approval rules (kcode.rules): `shell(git diff*)`, `edit(src/**)`, `read(.env)`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[str] = Field(default_factory=list)
+    ask: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,6 +62,12 @@ class Settings(BaseModel):
     mmproj: str = ""
     strict_tools: bool = False
     add_dirs: list[str] = Field(default_factory=list)
+    # safety (see kcode.rules, kcode.sandbox, kcode.secrets, kcode.vcs.checkpoints)
+    rules: RuleLists = Field(default_factory=RuleLists)
+    auto_commit: bool = False  # one git commit per turn
+    allow_secrets: bool = False  # let read_file/grep read .env, keys and credential files
+    allow_network: bool = False  # network inside the shell sandbox
+    trusted: list[str] = Field(default_factory=list)  # repos whose .kcode/config.toml may allow
 
 
 class ConfigError(Exception):
@@ -134,6 +150,47 @@ def _env_layer(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+# Settings a repository's own config may never set to the looser value.
+_LOOSENING_FLAGS = ("allow_secrets", "allow_network", "auto_commit")
+
+
+def _restrict_repo_layer(
+    layer: dict[str, Any], path: Path, trusted: bool, warnings: list[str]
+) -> None:
+    """A repo config is untrusted: it may add deny/ask rules, never allow rules or loosen flags."""
+    for key in ("trusted", *_LOOSENING_FLAGS):
+        if layer.get(key):
+            warnings.append(f"{path}: ignored {key}; a repository's config may not set it")
+            del layer[key]
+    rules = layer.get("rules")
+    if isinstance(rules, dict) and rules.get("allow") and not trusted:
+        warnings.append(
+            f"{path}: ignored its allow rules; add this repository to `trusted` in the user "
+            "config to honour them"
+        )
+        rules = {k: v for k, v in rules.items() if k != "allow"}
+        layer["rules"] = rules
+
+
+def _check_rules(layer: dict[str, Any], source: str) -> None:
+    rules = layer.get("rules")
+    if rules is None:
+        return
+    from kcode.rules import RuleError, RuleSet
+
+    if not isinstance(rules, dict) or any(
+        not isinstance(v, list) or not all(isinstance(r, str) for r in v) for v in rules.values()
+    ):
+        raise ConfigError(f"{source}: `rules` must be a table of lists: allow / ask / deny")
+    unknown = sorted(set(rules) - {"allow", "ask", "deny"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown rule list(s) {', '.join(unknown)}; use allow/ask/deny")
+    try:
+        RuleSet.parse(rules, source)
+    except RuleError as err:
+        raise ConfigError(f"{err}. Fix or remove the rule in {source}.") from err
+
+
 def _stricter_or_equal(order: tuple[str, ...], new: str, old: str) -> bool:
     return order.index(new) <= order.index(old)
 
@@ -151,9 +208,13 @@ def load_config(
     warnings: list[str] = []
 
     def apply(layer: dict[str, Any], source: str) -> None:
+        _check_rules(layer, source)
         for key, value in layer.items():
             if value is None:
                 continue
+            if key == "rules":  # rule lists add up across layers; they never replace
+                old = merged.get("rules", {})
+                value = {k: [*old.get(k, []), *value.get(k, [])] for k in {*old, *value}}
             merged[key] = value
             sources[key] = source
 
@@ -162,6 +223,8 @@ def load_config(
 
     repo_path = repo_config_path(cwd)
     repo_layer = _read_toml(repo_path)
+    trusted_dirs = {os.path.realpath(p) for p in merged.get("trusted", [])}
+    _restrict_repo_layer(repo_layer, repo_path, os.path.realpath(cwd) in trusted_dirs, warnings)
     defaults = {"approval": "ask" if interactive else "auto-edit", "sandbox": "off"}
     for key, order in (("approval", APPROVAL_STRICTNESS), ("sandbox", SANDBOX_STRICTNESS)):
         if key in repo_layer:

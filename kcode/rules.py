@@ -27,7 +27,18 @@ KIND_ALIASES: dict[str, RuleKind] = {
 }
 _RULE = re.compile(r"^\s*([A-Za-z_]+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 # Words that run their argument as a command: checked as the command they run.
-_WRAPPERS = {"sudo", "env", "nice", "nohup", "time", "timeout", "xargs", "command", "builtin", "exec"}
+_WRAPPERS = {
+    "sudo",
+    "env",
+    "nice",
+    "nohup",
+    "time",
+    "timeout",
+    "xargs",
+    "command",
+    "builtin",
+    "exec",
+}
 _SHELLS = {"bash", "sh", "zsh", "dash"}
 
 

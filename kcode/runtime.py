@@ -91,6 +91,24 @@ def backend_label(config: Config) -> str:
     return config.backend or ("openai" if config.api_key or config.base_url else "llama-cpp")
 
 
+def _sandbox_mode(config: Config) -> str:
+    from kcode.sandbox import SandboxUnavailable, effective_mode
+
+    try:
+        return effective_mode(config.sandbox)
+    except SandboxUnavailable as err:
+        raise ConfigError(str(err)) from None
+
+
+def _attach_rules(approver: Approver, config: Config) -> None:
+    """Give the approver the configured allow/ask/deny rules unless it was built with its own."""
+    from kcode.rules import RuleSet
+
+    if getattr(approver, "rules", "absent") is None:
+        rules = config.rules.model_dump()
+        approver.rules = RuleSet.parse(rules, "config")  # type: ignore[attr-defined]
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -117,7 +135,9 @@ def build_runtime(
     from kcode.agents.prompts import main_system_prompt
 
     backend = backend or create_backend(config)
-    redact = [config.api_key] if config.api_key else []
+    from kcode.secrets import secret_env_values
+
+    redact = sorted({config.api_key, *secret_env_values()} - {""}, key=len, reverse=True)
     meta: dict[str, Any] = {"backend": backend_label(config), "model": config.model}
     if resume_id:
         session = Session.open_existing(resume_id, redact=redact)
@@ -129,7 +149,15 @@ def build_runtime(
         root=root,
         extra_dirs=tuple(Path(d) for d in config.add_dirs),
         approver=approver,
-        sandbox=config.sandbox or "off",
+        sandbox=_sandbox_mode(config),
+        allow_secrets=config.allow_secrets,
+        allow_network=config.allow_network,
+    )
+    _attach_rules(approver, config)
+    from kcode.vcs.checkpoints import create_checkpoints
+
+    ctx.checkpoints = create_checkpoints(
+        root, session.session_id, ctx.changes, auto_commit=config.auto_commit
     )
     tools = build_tools(ROLE_TOOLS["main"])
     agent = Agent(

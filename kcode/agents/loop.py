@@ -128,6 +128,8 @@ class Agent:
         started = time.monotonic()
         self.ctx.emit = self._emit
         self.ctx.agent_id = self.agent_id
+        if self.ctx.checkpoints is not None:
+            await self.ctx.checkpoints.before_turn(message.text)
         self._add(message)
         yield TurnStarted(agent=self.agent_id, prompt=message.text)
         previous_signature, repeats = "", 0
@@ -192,6 +194,8 @@ class Agent:
         finally:
             self._close_dangling_calls()
             self.stats.duration_s += time.monotonic() - started
+            if self.ctx.checkpoints is not None:
+                await self.ctx.checkpoints.after_turn()  # --auto-commit
 
     async def _stream_reply(self, reply: _Reply) -> AsyncIterator[Event]:
         self.stats.steps += 1
@@ -236,7 +240,15 @@ class Agent:
         """Yield events the tools emit while they run, until the runner task is done."""
         while True:
             getter = asyncio.ensure_future(self._queue.get())
-            done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # The runner is a separate task: cancel it too and let its tools clean up
+                # (kill processes, remove sub-agent worktrees) before the turn ends.
+                getter.cancel()
+                runner.cancel()
+                await asyncio.wait({runner})
+                raise
             if getter in done:
                 yield getter.result()
                 continue

@@ -103,6 +103,11 @@ class ToolContext:
     todos: list[dict[str, str]] = field(default_factory=list)
     # Set by the orchestrator on the main agent only; sub-agents cannot spawn.
     spawner: Any = None
+    # Per-turn checkpoints (kcode.vcs.checkpoints) on the main agent; None disables them.
+    checkpoints: Any = None
+    # Secret files (.env, keys, credentials) are refused by read_file/grep unless allowed.
+    allow_secrets: bool = False
+    allow_network: bool = False
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.realpath(self.root))

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from kcode.messages import ToolResult
+from kcode.secrets import may_read
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
 from kcode.tools.search_backend import FileHits, SearchOutcome, SearchQuery, ripgrep_lines, search
 
@@ -48,7 +49,13 @@ class GrepTool(Tool[GrepArgs]):
             mode=args.output,
         )
         outcome = await search(query)
+        skipped = _drop_secret_files(outcome, ctx)
         content, shown = format_outcome(outcome, args.output, args.max_results, args.context)
+        if skipped:
+            content += (
+                f"\n[{skipped} secret file(s) (.env, keys, credentials) skipped; "
+                "the user can allow them with allow_secrets]"
+            )
         data = {
             "files": len(outcome.files),
             "matches": outcome.total_matches,
@@ -56,6 +63,13 @@ class GrepTool(Tool[GrepArgs]):
             "backend": outcome.backend,
         }
         return ok(content, data)
+
+
+def _drop_secret_files(outcome: SearchOutcome, ctx: ToolContext) -> int:
+    kept = [f for f in outcome.files if may_read(ctx, ctx.root / f.path)]
+    skipped = len(outcome.files) - len(kept)
+    outcome.files[:] = kept
+    return skipped
 
 
 def format_outcome(
