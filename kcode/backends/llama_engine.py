@@ -75,6 +75,9 @@ class StateCache:
             self._entries.move_to_end(best.tokens)
         return best, best_length
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def __len__(self) -> int:
         return len(self._entries)
 
