@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rich.table import Table
 from rich.text import Text
 
 from kcode.events import (
@@ -21,6 +21,9 @@ from kcode.events import (
     ToolCallStarted,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass
@@ -75,6 +78,8 @@ class AgentsView:
             self._row(event.agent).tokens += event.prompt_tokens + event.completion_tokens
 
     def table(self, now: float | None = None) -> Table:
+        from rich.table import Table
+
         table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
         for column in ("agent", "role", "step", "tool", "elapsed", "tokens"):
             table.add_column(column, justify="right" if column in ("step", "tokens") else "left")

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
-from rich.panel import Panel
 from rich.text import Text
 
 from kcode.approval import ApprovalDecision, ApprovalRequest
@@ -88,6 +87,8 @@ class ProjectRules:
 
 def approval_view(request: ApprovalRequest) -> RenderableType:
     """The panel shown before asking: the full command, or the diff that will be applied."""
+    from rich.panel import Panel
+
     if request.action == "shell":
         body: RenderableType = Text("$ " + (request.detail or request.summary), style="bold")
         title = f"{request.tool} wants to run"

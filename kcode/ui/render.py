@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.markdown import Markdown
-from rich.spinner import Spinner
 from rich.text import Text
 
 from kcode.events import (
@@ -36,6 +33,17 @@ from kcode.events import (
     Usage,
 )
 from kcode.ui.agents_view import AgentsView
+
+if TYPE_CHECKING:
+    from rich.live import Live
+
+
+def markdown(text: str) -> RenderableType:
+    # rich.markdown pulls in markdown-it (~100 ms): imported on the first answer, not at startup.
+    from rich.markdown import Markdown
+
+    return Markdown(text)
+
 
 EDIT_TOOLS = ("write_file", "edit_file", "apply_patch")
 MIN_WIDTH = 40
@@ -185,6 +193,8 @@ class Renderer:
     # --- live region -------------------------------------------------------------------------------
     def _ensure_live(self) -> None:
         if self._live is None and self.console.is_terminal:
+            from rich.live import Live
+
             self._live = Live(
                 console=self.console,
                 refresh_per_second=self.refresh_per_second,
@@ -210,9 +220,11 @@ class Renderer:
         if self._reasoning and not self._answer:
             parts.append(Text(self._tail_lines(self._reasoning, 3), style="dim italic"))
         if self._answer:
-            parts.append(Markdown(self._tail_lines(self._answer, room)))
+            parts.append(markdown(self._tail_lines(self._answer, room)))
         for tool in list(self._running.values()):
             if tool.agent == "main":
+                from rich.spinner import Spinner
+
                 parts.append(Spinner("dots", text=Text(tool.label), style="cyan"))
         if self.agents.active:
             parts.append(self.agents.table())
@@ -237,7 +249,7 @@ class Renderer:
             self._answer += event.text
             point = commit_point(self._answer)
             if point:
-                self.print(Markdown(self._answer[:point]))
+                self.print(markdown(self._answer[:point]))
                 self._answer = self._answer[point:]
             self._ensure_live()
         elif isinstance(event, AssistantMessage):
@@ -289,7 +301,7 @@ class Renderer:
 
     def _flush_answer(self) -> None:
         if self._answer.strip():
-            self.print(Markdown(self._answer))
+            self.print(markdown(self._answer))
         self._answer = ""
 
     def _tool_finished(self, event: ToolCallFinished) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.formatted_text import HTML, AnyFormattedText
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.text import Text
 
 from kcode.approval import InteractiveApprover
@@ -33,7 +32,7 @@ from kcode.ui.input import (
     list_project_files,
     parse_mentions,
 )
-from kcode.ui.render import MIN_WIDTH, Renderer, tool_label
+from kcode.ui.render import MIN_WIDTH, Renderer, markdown, tool_label
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
 PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
@@ -277,7 +276,8 @@ class Repl:
         self.console.print(
             Text("kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits", "dim")
         )
-        self.start_background_setup()
+        # Build the runtime (tools, session, backend imports) once the prompt has been drawn.
+        asyncio.get_running_loop().call_later(0.15, self.start_background_setup)
         if self.resume_id:
             runtime = await self.ensure_runtime()
             if runtime is not None:
@@ -329,7 +329,7 @@ def replay_history(console: Console, history: list[Message]) -> None:
             console.print(Text(f"› {message.text}", style="bold"))
         elif message.role == "assistant":
             if message.text.strip():
-                console.print(Markdown(message.text))
+                console.print(markdown(message.text))
             for call in message.tool_calls:
                 result = results.get(call.id)
                 first = result.text.splitlines()[0][:80] if result and result.text else ""

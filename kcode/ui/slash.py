@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
 from rich.text import Text
 
 from kcode.approval import APPROVAL_MODES
@@ -126,6 +125,8 @@ async def _runtime(repl: Repl) -> Any:
 
 
 async def cmd_help(repl: Repl, arg: str) -> None:
+    from rich.table import Table
+
     table = Table(box=None, show_header=False, pad_edge=False)
     for name, (_, text) in COMMANDS.items():
         table.add_row(f"/{name}", text)
@@ -251,6 +252,8 @@ async def cmd_stats(repl: Repl, arg: str) -> None:
     runtime = await _runtime(repl)
     if runtime is None:
         return
+    from rich.table import Table
+
     stats = runtime.agent.stats
     usage = stats.usage()
     repl.console.print(
