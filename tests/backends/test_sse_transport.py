@@ -1,0 +1,190 @@
+"""Odd but legal event streams, read the same way by our SSE reader and by the openai SDK.
+
+A tiny HTTP server on 127.0.0.1 answers every POST with a fixed raw body, so the tests control the
+bytes exactly: comments, CRLF line endings, multi-line data, error events, junk after [DONE].
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kcode.backends.base import (
+    BackendError,
+    BackendOptions,
+    Delta,
+    FinishChunk,
+    ReasoningChunk,
+    TextChunk,
+    UsageChunk,
+)
+from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.sse_transport import SSEDecoder
+from kcode.messages import Message
+from tests.fake_openai import FakeOpenAIServer, Reply
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    body = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return json.dumps({**body, **extra})
+
+
+class RawServer:
+    """Answers every POST with `body`, byte for byte."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.body = b""
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    raw: RawServer | None = None
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            assert raw is not None
+            self.send_header("Content-Length", str(len(raw.body)))
+            self.end_headers()
+            self.wfile.write(raw.body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    raw = RawServer(f"http://127.0.0.1:{server.server_address[1]}/v1")
+    try:
+        yield raw
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def run(server: RawServer, transport: str, max_retries: int = 0) -> list[Delta]:
+    backend = OpenAIBackend(server.url, "sk-x", "m", max_retries=max_retries, transport=transport)
+    try:
+        stream = backend.stream([Message.user("hi")], [], BackendOptions())
+        return [delta async for delta in stream]
+    finally:
+        await backend.aclose()
+
+
+BOTH = pytest.mark.parametrize("transport", ["http", "sdk"])
+
+
+@BOTH
+async def test_comments_crlf_multiline_data_and_junk_after_done(
+    raw_server: RawServer, transport: str
+) -> None:
+    first = chunk({"role": "assistant", "reasoning_content": "hmm"})
+    split = chunk({"content": "Hello, world"}).replace(', "delta"', '\r\ndata: , "delta"', 1)
+    raw_server.body = (
+        ": keep-alive\r\n\r\n"
+        f"data: {first}\r\n\r\n"
+        f"data: {split}\r\n\r\n"
+        f"data:{chunk({}, 'stop', usage={'prompt_tokens': 5, 'completion_tokens': 2})}\n\n"
+        "data: [DONE]\n\n"
+        "data: this is not JSON and comes after the end\n\n"
+    ).encode()
+    deltas = await run(raw_server, transport)
+    assert deltas == [
+        ReasoningChunk("hmm"),
+        TextChunk("Hello, world"),
+        UsageChunk(5, 2),
+        FinishChunk("stop"),
+    ]
+
+
+@BOTH
+async def test_an_error_event_inside_the_stream_fails_with_its_message(
+    raw_server: RawServer, transport: str
+) -> None:
+    error = {"error": {"message": "the upstream model crashed", "type": "server_error"}}
+    raw_server.body = (
+        f"data: {chunk({'content': 'par'})}\n\nevent: error\ndata: {json.dumps(error)}\n\n"
+    ).encode()
+    with pytest.raises(BackendError) as info:
+        await run(raw_server, transport)
+    assert info.value.kind == "server"
+    assert "the upstream model crashed" in info.value.message
+
+
+@BOTH
+async def test_a_non_json_event_is_a_server_error_not_a_crash(
+    raw_server: RawServer, transport: str
+) -> None:
+    raw_server.body = b"data: <html>502 Bad Gateway</html>\n\n"
+    with pytest.raises(BackendError) as info:
+        await run(raw_server, transport)
+    assert info.value.kind == "server"
+    assert "JSON" in info.value.message
+
+
+@BOTH
+async def test_done_without_a_finish_reason_counts_as_a_cut_stream(
+    raw_server: RawServer, transport: str
+) -> None:
+    raw_server.body = f"data: {chunk({'content': 'half an ans'})}\n\ndata: [DONE]\n\n".encode()
+    with pytest.raises(BackendError) as info:
+        await run(raw_server, transport, max_retries=1)
+    assert info.value.kind == "server"
+    assert "2 attempts" in info.value.message
+
+
+def test_unknown_transport_is_a_config_error() -> None:
+    with pytest.raises(BackendError) as info:
+        OpenAIBackend("http://127.0.0.1:9/v1", "k", "m", transport="grpc")
+    assert info.value.kind == "config"
+    assert "http or sdk" in info.value.message
+
+
+def test_decoder_joins_data_lines_and_skips_comments_and_other_fields() -> None:
+    decoder = SSEDecoder()
+    lines = [": ping", "id: 7", "retry: 100", "event: delta", "data: a", "data:b", "data:  c", ""]
+    assert [decoder.feed(line) for line in lines][-1] == ("delta", "a\nb\n c")
+    assert decoder.feed("") is None  # a blank line with nothing pending is no event
+
+
+def test_the_default_transport_never_imports_the_sdk() -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from kcode.backends.openai_api import OpenAIBackend\n"
+        "from kcode.backends.base import BackendOptions\n"
+        "from kcode.messages import Message\n"
+        "async def main():\n"
+        "    b = OpenAIBackend(sys.argv[1], 'k', 'm')\n"
+        "    text = [d async for d in b.stream([Message.user('hi')], [], BackendOptions())]\n"
+        "    await b.aclose()\n"
+        "    print(len(text), 'openai' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    with FakeOpenAIServer([Reply.text("fine")]) as server:
+        out = subprocess.run(
+            [sys.executable, "-c", script, server.base_url],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", "KCODE_OPENAI_TRANSPORT": ""},
+            check=True,
+        )
+    count, imported = out.stdout.split()
+    assert int(count) >= 2
+    assert imported == "False"
