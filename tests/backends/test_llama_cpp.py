@@ -230,3 +230,15 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BackendError) as err:
         LlamaCppBackend(tmp_path / "nope.gguf")
     assert err.value.kind == "config" and "not found" in err.value.message
+
+
+def test_models_path_command_resolves_files_and_explains_missing_ones(tiny_model: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kcode.commands.models import models_app
+
+    runner = CliRunner()
+    found = runner.invoke(models_app, ["path", str(tiny_model)])
+    assert (found.exit_code, found.output.strip()) == (0, str(tiny_model))
+    missing = runner.invoke(models_app, ["path", str(tiny_model.parent / "absent.gguf")])
+    assert missing.exit_code == 2 and "not found" in missing.output

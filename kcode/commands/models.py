@@ -1,0 +1,62 @@
+"""`kcode models list | pull SPEC | path SPEC`: local GGUF models (SPEC = owner/repo[:file] or a path).
+
+Exit codes follow SPEC §3: 2 for a spec kcode cannot use, 3 when the hub cannot be reached or the
+model does not exist there.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from kcode.backends.base import BackendError
+from kcode.models import DEFAULT_LOCAL_MODEL, inspect_gguf, list_cached_models, resolve_model
+
+models_app = typer.Typer(
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help=f"Local GGUF models. The default local model is {DEFAULT_LOCAL_MODEL}.",
+)
+
+
+def _fail(err: BackendError) -> typer.Exit:
+    sys.stderr.write(f"kcode: {err.message}\n")
+    return typer.Exit(2 if err.kind == "config" else 3)
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Models already downloaded into the Hugging Face cache."""
+    models = list_cached_models()
+    if not models:
+        sys.stdout.write(
+            f"no local models yet; download one with: kcode models pull {DEFAULT_LOCAL_MODEL}\n"
+        )
+        return
+    for model in models:
+        sys.stdout.write(f"{model.spec}\t{model.size_bytes / 1e9:.2f} GB\t{model.path}\n")
+
+
+@models_app.command("pull")
+def pull(
+    spec: Annotated[str, typer.Argument(help="owner/repo[:file.gguf]")] = DEFAULT_LOCAL_MODEL,
+) -> None:
+    """Download a model (progress on stderr; an interrupted download resumes) and check it."""
+    try:
+        path = resolve_model(spec, download=True)
+        info = inspect_gguf(path)
+    except BackendError as err:
+        raise _fail(err) from None
+    sys.stdout.write(f"{path}\t{info.architecture}\t{info.size_bytes / 1e9:.2f} GB\n")
+
+
+@models_app.command("path")
+def path(spec: Annotated[str, typer.Argument(help="owner/repo[:file.gguf] or a path")]) -> None:
+    """Print the local file of a model without downloading it."""
+    try:
+        resolved = resolve_model(spec, download=False)
+    except BackendError as err:
+        raise _fail(err) from None
+    sys.stdout.write(f"{resolved}\n")
