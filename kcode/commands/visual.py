@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -138,6 +138,7 @@ def fix_command(
     edit_step_factory: EditStepFactory | None = None,
     output_format: str = "text",
     on_event: Callable[[Any], None] | None = None,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Run the fix loop; print progress/result in `output_format`; return the exit code."""
     from kcode.events import VisualIteration
@@ -201,3 +202,103 @@ def fix_command(
         }
     )
     return result.exit_code
+
+
+@fix_app.command("fix")
+def fix_cli(
+    image: Annotated[Path, typer.Argument(help="target design, or a screenshot with a red circle")],
+    instructions: Annotated[str, typer.Argument(help="what is wrong / what to do")] = "",
+    entry: Annotated[str | None, typer.Option("--entry", help="HTML file to render")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="loopback dev-server URL")] = None,
+    max_iters: Annotated[int, typer.Option("--max-iters", help="model turns at most")] = 6,
+    threshold: Annotated[float, typer.Option("--threshold", help="score to reach")] = 0.95,
+    non_interactive: Annotated[
+        bool, typer.Option("-p", "--non-interactive", help="run unattended")
+    ] = False,
+    output_format: Annotated[
+        str | None, typer.Option("--output-format", help="text | json | stream-json")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="openai | llama-cpp | scripted")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="model name or PATH.gguf")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible URL")
+    ] = None,
+    approval: Annotated[
+        str | None, typer.Option("--approval", help="auto-edit (default) | auto")
+    ] = None,
+    sandbox: Annotated[str | None, typer.Option("--sandbox", help="off | workspace-write")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="model calls per turn")
+    ] = None,
+    max_parallel: Annotated[int | None, typer.Option("--max-parallel", help="sub-agents")] = None,
+    thinking: Annotated[bool | None, typer.Option("--thinking/--no-thinking")] = None,
+    cwd: Annotated[Path | None, typer.Option("-C", "--cwd", help="workspace directory")] = None,
+) -> None:
+    """Visual fix loop: render, compare with IMAGE, let the model edit, repeat (exit 0 = threshold).
+
+    Edits are approved by the `auto-edit` policy unless --approval says otherwise (the loop runs
+    unattended in both modes; shell commands need --approval auto).
+    """
+    from kcode.config import ConfigError, load_config
+
+    root = (cwd or Path.cwd()).resolve()
+    if not root.is_dir():
+        _error(f"--cwd {cwd}: not a directory")
+        raise typer.Exit(2)
+    flags = {
+        k: v
+        for k, v in dict(
+            backend=backend, model=model, base_url=base_url, approval=approval, sandbox=sandbox,
+            max_steps=max_steps, max_parallel=max_parallel, output_format=output_format,
+            thinking=thinking,
+        ).items()
+        if v is not None
+    }  # fmt: skip
+    try:
+        config = load_config(root, flags, interactive=not non_interactive)
+    except ConfigError as err:
+        _error(str(err))
+        raise typer.Exit(2) from None
+    runtime_box: dict[str, Any] = {}
+
+    def edit_step_factory() -> Callable[[Any], AsyncIterator[Any]]:
+        return lambda message: _agent_turn(config, root, runtime_box, message)
+
+    async def cleanup() -> None:
+        runtime = runtime_box.get("runtime")
+        if runtime is not None:
+            await runtime.aclose()
+
+    code = fix_command(
+        image, instructions, entry, url, max_iters, threshold,
+        workspace=root, edit_step_factory=edit_step_factory,
+        output_format=config.output_format or "text", cleanup=cleanup,
+    )  # fmt: skip
+    raise typer.Exit(code)
+
+
+async def _agent_turn(
+    config: Any, root: Path, runtime_box: dict[str, Any], message: Any
+) -> AsyncIterator[Any]:
+    """One turn of the real agent; the runtime (backend, session) is built on first use."""
+    from kcode.approval import NonInteractiveApprover
+    from kcode.backends.base import BackendError
+    from kcode.config import ConfigError
+    from kcode.runtime import build_runtime
+
+    runtime = runtime_box.get("runtime")
+    if runtime is None:
+        try:
+            runtime = build_runtime(
+                config, root, NonInteractiveApprover(config.approval or "auto-edit"),
+                interactive=False,
+            )  # fmt: skip
+        except (ConfigError, BackendError) as err:
+            code = 3 if isinstance(err, BackendError) and err.kind != "config" else 2
+            raise VisualError(getattr(err, "message", str(err)), code) from err
+        runtime_box["runtime"] = runtime
+    async for event in runtime.agent.run_turn(message):
+        runtime.session.log_event(event)
+        yield event
