@@ -12,7 +12,6 @@ import codecs
 import difflib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +137,15 @@ def _process_umask() -> int:
     return 0o022
 
 
+def _check_pinned_dir(dir_fd: int, expected: Path) -> None:
+    try:
+        actual = os.readlink(f"/proc/self/fd/{dir_fd}")
+    except OSError:
+        return  # no /proc: nothing to compare against
+    if actual != str(expected):
+        raise ToolError(f"{expected} changed (now {actual}) while writing; nothing was written")
+
+
 def atomic_write(path: Path, data: bytes, mode: int | None = None) -> bool:
     """Write `data` via a temp file in the same directory and os.replace; keep an existing mode.
 
@@ -145,26 +153,36 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> bool:
     says `new mode 100755`); otherwise an existing file keeps its bits and a new one gets 0o666 & ~umask.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Everything below goes through a descriptor of the parent directory, checked to be where the
+    # caller resolved it: a directory swapped for a symlink after the path was confined cannot
+    # redirect the write outside the workspace.
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        existing_mode: int | None = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        existing_mode = None
-    if mode is None:
-        mode = existing_mode if existing_mode is not None else 0o666 & ~_process_umask()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".kcode-tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException:
+        _check_pinned_dir(dir_fd, path.parent)
         try:
-            os.unlink(tmp_name)
+            existing_mode: int | None = os.stat(path.name, dir_fd=dir_fd).st_mode & 0o7777
         except FileNotFoundError:
-            pass
-        raise
+            existing_mode = None
+        if mode is None:
+            mode = existing_mode if existing_mode is not None else 0o666 & ~_process_umask()
+        tmp_name = f".{path.name}.{os.urandom(4).hex()}.kcode-tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(tmp_name, flags, 0o600, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+                os.fchmod(tmp.fileno(), mode)
+            os.replace(tmp_name, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp_name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            raise
+    finally:
+        os.close(dir_fd)
     return existing_mode is not None
 
 
