@@ -1,0 +1,95 @@
+"""The shell sandbox: writes confined, read-only mode, no network, scrubbed env, clear refusals."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from kcode.sandbox import SandboxUnavailable, bwrap_status, describe_sandbox, effective_mode
+from kcode.tools.base import ToolContext
+from tests.safety.helpers import call
+
+needs_bwrap = pytest.mark.skipif(bwrap_status()[0] is None, reason="bubblewrap cannot start here")
+
+
+@needs_bwrap
+async def test_workspace_write_allows_the_workspace_and_a_private_tmp(tmp_path: Path) -> None:
+    ctx = ToolContext(root=tmp_path, sandbox="workspace-write")
+    result = await call(ctx, "shell", command="echo hi > made.txt && echo t > /tmp/kcode-x && ls /tmp")
+    assert result.ok and "[exit code 0]" in result.content
+    assert (tmp_path / "made.txt").read_text() == "hi\n"
+    assert not Path("/tmp/kcode-x").exists()  # /tmp inside is private
+
+
+@needs_bwrap
+async def test_read_only_allows_no_writes(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    ctx = ToolContext(root=tmp_path, sandbox="read-only")
+    result = await call(ctx, "shell", command="cat a.txt; echo b > a.txt; touch new")
+    assert "a\n" in result.content and "Read-only file system" in result.content
+    assert (tmp_path / "a.txt").read_text() == "a\n" and not (tmp_path / "new").exists()
+
+
+@needs_bwrap
+async def test_network_is_off_unless_allowed(tmp_path: Path) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: [server.accept() for _ in range(2)], daemon=True).start()
+    probe = f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2); print('CONNECTED')\""
+    off = await call(ToolContext(root=tmp_path, sandbox="workspace-write"), "shell", command=probe)
+    assert "CONNECTED" not in off.content
+    on = await call(
+        ToolContext(root=tmp_path, sandbox="workspace-write", allow_network=True),
+        "shell",
+        command=probe,
+    )
+    assert "CONNECTED" in on.content
+    server.close()
+
+
+@needs_bwrap
+async def test_children_get_no_secret_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_API_KEY", "canary-key-0001")
+    monkeypatch.setenv("GH_TOKEN", "canary-token-0002")
+    monkeypatch.setenv("DB_PASSWORD", "canary-pass-0003")
+    monkeypatch.setenv("PLAIN", "visible")
+    result = await call(ToolContext(root=tmp_path, sandbox="workspace-write"), "shell", command="env")
+    assert "PLAIN=visible" in result.content
+    assert "canary" not in result.content
+
+
+def test_an_explicit_sandbox_that_cannot_start_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kcode.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_status", lambda: (None, "bubblewrap is not installed"))
+    with pytest.raises(SandboxUnavailable, match="--sandbox off"):
+        effective_mode("workspace-write")
+    assert effective_mode(None) == "off"  # the default falls back, and doctor says so
+    ok, text = describe_sandbox(type("C", (), {"sandbox": None})())
+    assert not ok and "unsandboxed" in text
+
+
+async def test_a_sandboxed_call_without_a_sandbox_does_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kcode.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_status", lambda: (None, "no bwrap"))
+    ctx = ToolContext(root=tmp_path, sandbox="workspace-write")
+    result = await call(ctx, "shell", command="touch ran")
+    assert not result.ok and "not run" in result.content
+    assert not (tmp_path / "ran").exists()
+
+
+@needs_bwrap
+def test_doctor_names_the_active_sandbox() -> None:
+    ok, text = describe_sandbox(type("C", (), {"sandbox": None, "allow_network": False})())
+    assert ok and "workspace-write (default)" in text and "no network" in text
