@@ -295,9 +295,11 @@ def route_argv(args: list[str]) -> list[str]:
 
 
 def run_cli(args: list[str]) -> int:
-    _register_optional_apps()
+    routed = route_argv(args)
+    if routed[:1] != ["chat"]:  # `kcode -p` must not pay for sub-apps it never runs
+        _register_optional_apps()
     try:
-        app(route_argv(args), prog_name="kcode", standalone_mode=True)
+        app(routed, prog_name="kcode", standalone_mode=True)
     except SystemExit as exit_:
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 2)
