@@ -44,12 +44,13 @@ def main() -> None:
         for i in range(args.runs + 1):
             seen = len(srv.requests)
             t0 = time.monotonic()
-            subprocess.run(
+            run = subprocess.run(
                 [kcode_exe(), "-p", "Say OK"], env=env, cwd=work, capture_output=True, check=False
             )
             chat = [r for r in srv.requests[seen:] if r.path.endswith("/chat/completions")]
             if not chat:
-                sys.exit("kcode sent no request; is it installed (make install)?")
+                stderr = run.stderr.decode(errors="replace").strip()[-600:]
+                sys.exit(f"kcode sent no request (exit {run.returncode}): {stderr or 'no stderr'}")
             if i:
                 latencies.append(chat[0].arrived - t0)
             body = chat[0].body or {}
@@ -64,7 +65,8 @@ def main() -> None:
     median = statistics.median(latencies)
     print(f"python -c pass: {base:.3f} s")
     print(
-        f"launch -> first request: median {median:.3f} s over {len(latencies)} runs ({median / base:.1f}x python)"
+        f"launch -> first request: median {median:.3f} s, best {min(latencies):.3f} s over "
+        f"{len(latencies)} runs ({median / base:.1f}x python)"
     )
     print(
         f"system prompt {len(system)} chars, tool schemas {len(json.dumps(tools))} chars, {len(tools)} tools"
