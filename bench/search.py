@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kcode.messages import ToolCall  # noqa: E402
-from kcode.tools.base import ToolContext, run_tool  # noqa: E402
-from kcode.tools.grep import GrepTool  # noqa: E402
-from kcode.tools.search_backend import (  # noqa: E402
+from kcode.messages import ToolCall
+from kcode.tools.base import ToolContext, run_tool
+from kcode.tools.grep import GrepTool
+from kcode.tools.search_backend import (
     RG_BASE_ARGS,
     SearchQuery,
     ripgrep_lines,
