@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from kcode import __version__
 from kcode.backends.base import (
     BackendError,
     BackendErrorKind,
@@ -115,7 +116,11 @@ class OpenAIBackend:
         self.limiter = AdaptiveLimiter(max_concurrency)
         # Also lists the models after a 404, whichever transport streams.
         self._http = HttpTransport(
-            self.base_url, api_key, timeout_s=timeout_s, extra_headers=self._extra_headers
+            self.base_url,
+            api_key,
+            timeout_s=timeout_s,
+            extra_headers=self._extra_headers,
+            user_agent=f"kcode/{__version__}",
         )
         self.transport_name = transport or os.environ.get("KCODE_OPENAI_TRANSPORT") or "http"
         self._transport: ChunkTransport = self._make_transport(self.transport_name)

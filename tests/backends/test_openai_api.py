@@ -149,7 +149,7 @@ async def test_malformed_arguments_pass_through_untouched() -> None:
 # --- the request on the wire ---------------------------------------------------------------------
 
 
-async def test_request_body_carries_tools_usage_images_and_reasoning() -> None:
+async def test_request_body_carries_tools_usage_images_and_reasoning(transport: str) -> None:
     call = ToolCall("call_7", "grep", {"pattern": "TODO"})
     conversation = [
         Message.system("You are kcode."),
@@ -182,6 +182,8 @@ async def test_request_body_carries_tools_usage_images_and_reasoning() -> None:
     assert tool_images["content"][-1] == {"type": "image_url", "image_url": {"url": data_url}}
     assert "authorization" not in server.requests[0].headers
     assert server.requests[0].authorized
+    if transport == "http":  # servers' logs show who called
+        assert server.requests[0].headers["user-agent"].startswith("kcode/")
 
 
 @pytest.mark.parametrize(
