@@ -37,6 +37,7 @@ RG_BASE_ARGS = (
     "--no-messages",
     "--color=never",
     "--null",
+    "--with-filename",
 )
 FALLBACK_ENV = "KCODE_GREP_FALLBACK"  # set to 1 to force the pure-Python search
 
@@ -239,7 +240,9 @@ def search_python(query: SearchQuery) -> SearchOutcome:
     line_regex = compile_pattern(query.pattern, query.ignore_case)
     # A whole-file search rejects most files in one C call; it may over-accept (a match spanning
     # lines) but never under-accepts, and the per-line pass below decides.
-    file_regex = re.compile(line_regex.pattern, line_regex.flags | re.MULTILINE)
+    # \A and \Z anchor to the whole text, not a line, so such patterns skip that shortcut.
+    anchored = "\\A" in line_regex.pattern or "\\Z" in line_regex.pattern
+    file_regex = None if anchored else re.compile(line_regex.pattern, line_regex.flags | re.M)
     glob = GlobFilter(query.glob) if query.glob else None
     keep = _path_filter(query, glob, from_ripgrep=False)
     files: list[FileHits] = []
@@ -254,7 +257,7 @@ def search_python(query: SearchQuery) -> SearchOutcome:
         if looks_binary(data):
             continue
         text = data.decode("utf-8", errors="replace")
-        if not file_regex.search(text):
+        if file_regex is not None and not file_regex.search(text):
             continue
         hits = _search_lines(text, line_regex, query)
         if hits is not None:
