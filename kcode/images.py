@@ -1,0 +1,79 @@
+"""Images for the model: decode with Pillow, shrink to what vision models accept, encode.
+
+Used by view_image, by `-i/--image`, and by the visual loop. Pillow work is blocking: async callers
+run these functions in a thread (asyncio.to_thread).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from kcode.messages import ImagePart
+
+MAX_SIDE_PX = 1568  # longest side vision models take without downscaling themselves
+# A PNG larger than this (photos, noise) is sent as JPEG instead to keep requests small.
+PNG_MAX_BYTES = 1_500_000
+
+
+class ImageError(ValueError):
+    """The file is not an image Pillow can decode; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    part: ImagePart
+    original_size: tuple[int, int]
+    size: tuple[int, int]
+    source_format: str
+
+    def describe(self) -> str:
+        (ow, oh), (w, h) = self.original_size, self.size
+        resized = f", resized from {ow}x{oh}" if (ow, oh) != (w, h) else ""
+        kb = len(self.part.data) / 1024
+        return (
+            f"{self.source_format} image {w}x{h}{resized}, sent as {self.part.mime} ({kb:.0f} KB)"
+        )
+
+
+def prepare_image_bytes(
+    data: bytes, name: str = "image", max_side: int = MAX_SIDE_PX
+) -> PreparedImage:
+    """Decode, flatten animation to its first frame, shrink the longest side to `max_side`."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            source_format = opened.format or "unknown"
+            image = opened.copy()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageError(
+            f"{name} is not an image that can be decoded ({err}); "
+            "give a PNG, JPEG, GIF or WebP file"
+        ) from None
+    original = image.size
+    if max(original) > max_side:
+        scale = max_side / max(original)
+        target = (max(1, round(original[0] * scale)), max(1, round(original[1] * scale)))
+        image = image.resize(target, Image.Resampling.LANCZOS)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    png = io.BytesIO()
+    image.save(png, format="PNG", optimize=True)
+    if png.tell() <= PNG_MAX_BYTES or has_alpha:
+        part = ImagePart(png.getvalue(), "image/png")
+    else:
+        jpeg = io.BytesIO()
+        image.save(jpeg, format="JPEG", quality=85)
+        part = ImagePart(jpeg.getvalue(), "image/jpeg")
+    return PreparedImage(part, original, image.size, source_format)
+
+
+def prepare_image_file(path: Path, max_side: int = MAX_SIDE_PX) -> PreparedImage:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ImageError(f"cannot read {path}: {err.strerror or err}") from None
+    return prepare_image_bytes(data, str(path), max_side)
