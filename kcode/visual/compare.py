@@ -104,14 +104,11 @@ def _matches_nearby(
     return found
 
 
-def _packed(rgb: NDArray[np.uint8]) -> NDArray[np.uint32]:
-    """One uint32 per pixel, so equality tests run on whole pixels at memory speed."""
-    height, width = rgb.shape[:2]
-    rgba = np.empty((height, width, 4), dtype=np.uint8)
-    rgba[..., :3] = rgb
-    rgba[..., 3] = 0
+def _rgba_arrays(image: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint32]]:
+    """RGB view and one uint32 per pixel (equality tests on whole pixels at memory speed)."""
+    rgba = np.asarray(image.convert("RGBA"))
     packed: NDArray[np.uint32] = rgba.view(np.uint32)[..., 0]
-    return packed
+    return rgba[..., :3], packed
 
 
 class PreparedTarget:
@@ -119,29 +116,38 @@ class PreparedTarget:
 
     def __init__(self, image: Image.Image) -> None:
         self.image = image.convert("RGB")
-        self.rgb: NDArray[np.uint8] = np.asarray(self.image)
-        self.packed = _packed(self.rgb)
+        self.rgb, self.packed = _rgba_arrays(self.image)
         values, counts = np.unique(self.packed[::7, ::7], return_counts=True)
         self.background_packed = values[np.argmax(counts)]
         first = int(np.argmax(self.packed.reshape(-1) == self.background_packed))
         self.background = _yiq(self.rgb.reshape(-1, 3)[first : first + 1].astype(np.float32))
-        self.content = self._away_from_background(self.rgb, self.packed)
+        content = np.zeros(self.packed.shape, dtype=bool)
+        ys, xs = np.nonzero(self.packed != self.background_packed)
+        content[ys, xs] = self._away(self.rgb[ys, xs])
+        self.content = content
+        factor = min(1.0, STRUCTURE_SIDE / max(self.image.size))
+        width, height = self.image.size
+        small = (max(8, round(width * factor)), max(8, round(height * factor)))
+        self.small_grey = _grey_small(self.image, small)
 
-    def _away_from_background(
-        self, rgb: NDArray[np.uint8], packed: NDArray[np.uint32]
-    ) -> NDArray[np.bool_]:
-        content = np.zeros(rgb.shape[:2], dtype=bool)
-        ys, xs = np.nonzero(packed != self.background_packed)
-        away = _delta(_yiq(rgb[ys, xs].astype(np.float32)), self.background) > DELTA_LIMIT
-        content[ys[away], xs[away]] = True
-        return content
+    def _away(self, pixels: NDArray[np.uint8]) -> NDArray[np.bool_]:
+        away: NDArray[np.bool_] = (
+            _delta(_yiq(pixels.astype(np.float32)), self.background) > DELTA_LIMIT
+        )
+        return away
 
     def count_content(
-        self, render: NDArray[np.uint8], render_packed: NDArray[np.uint32], height: int, width: int
+        self, render: NDArray[np.uint8], changed: tuple[NDArray[Any], ...], height: int, width: int
     ) -> int:
-        """Pixels that differ from the target's dominant (background) colour in either image."""
-        either = self.content[:height, :width] | self._away_from_background(render, render_packed)
-        return int(either.sum())
+        """Pixels away from the target's dominant (background) colour in either image.
+
+        The render equals the target outside `changed` (pixels whose bytes differ), so only those
+        pixels need a look.
+        """
+        ys, xs = changed
+        target_content = self.content[:height, :width]
+        extra = self._away(render[ys, xs]) & ~target_content[ys, xs]
+        return int(target_content.sum()) + int(extra.sum())
 
 
 def _box_mean(values: Array, size: int) -> Array:
@@ -153,11 +159,20 @@ def _box_mean(values: Array, size: int) -> Array:
     return out
 
 
-def structural_similarity(target: Image.Image, render: Image.Image) -> float:
+def _grey_small(image: Image.Image, size: tuple[int, int]) -> Array:
+    grey: Array = np.asarray(
+        image.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32
+    )
+    return grey / 255
+
+
+def structural_similarity(
+    target: Image.Image, render: Image.Image, target_small: Array | None = None
+) -> float:
     factor = min(1.0, STRUCTURE_SIDE / max(target.size))
     size = (max(8, round(target.size[0] * factor)), max(8, round(target.size[1] * factor)))
-    a = np.asarray(target.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32) / 255
-    b = np.asarray(render.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32) / 255
+    a = target_small if target_small is not None else _grey_small(target, size)
+    b = _grey_small(render, size)
     window = 7
     if min(a.shape) < window:
         return 1.0 if np.array_equal(a, b) else float(1 - np.abs(a - b).mean())
@@ -183,8 +198,9 @@ def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) ->
     overlap = width * height
     size_penalty = overlap / float(tw * th + rw * rh - overlap)
     target_rgb = prepared.rgb[:height, :width]
-    render_rgb = np.asarray(render.convert("RGB"))[:height, :width]
-    target_packed, render_packed = prepared.packed[:height, :width], _packed(render_rgb)
+    render_rgb, render_packed = _rgba_arrays(render)
+    render_rgb, render_packed = render_rgb[:height, :width], render_packed[:height, :width]
+    target_packed = prepared.packed[:height, :width]
     if np.array_equal(target_packed, render_packed):
         return Comparison(
             size_penalty,
@@ -198,7 +214,7 @@ def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) ->
             np.zeros((height, width), dtype=bool),
         )
     # Colour maths only where the bytes differ: on a typical iteration that is a small part.
-    ys, xs = np.nonzero(target_packed != render_packed)
+    ys, xs = changed = np.nonzero(target_packed != render_packed)
     a = _yiq(target_rgb[ys, xs].astype(np.float32))
     b = _yiq(render_rgb[ys, xs].astype(np.float32))
     far = _delta(a, b) > DELTA_LIMIT
@@ -211,12 +227,14 @@ def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) ->
     differs = np.zeros((height, width), dtype=bool)
     differs[ys, xs] = True
     diff_pixels = len(ys)
-    content_pixels = max(prepared.count_content(render_rgb, render_packed, height, width), 1)
+    content_pixels = max(prepared.count_content(render_rgb, changed, height, width), 1)
     mismatch = diff_pixels / float(overlap)
     content_mismatch = min(1.0, diff_pixels / float(content_pixels))
+    same_size = (tw, th) == (rw, rh)
     structure = structural_similarity(
-        prepared.image if (tw, th) == (width, height) else Image.fromarray(target_rgb),
-        render if (rw, rh) == (width, height) else Image.fromarray(render_rgb),
+        prepared.image if same_size else Image.fromarray(np.ascontiguousarray(target_rgb)),
+        render if same_size else Image.fromarray(np.ascontiguousarray(render_rgb)),
+        prepared.small_grey if same_size else None,
     )
     score = (1.0 - content_mismatch) * structure * size_penalty
     return Comparison(

@@ -11,6 +11,7 @@ caret and awaiting web fonts (capped by FONT_WAIT_S).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import mimetypes
 from dataclasses import dataclass, field
@@ -186,6 +187,7 @@ class Renderer:
         self._context_key: tuple[int, int, float] | None = None
         self._source: PageSource | None = None
         self._current: RenderResult | None = None
+        self._cdp: Any = None
 
     async def __aenter__(self) -> Renderer:
         await self.start()
@@ -241,6 +243,10 @@ class Renderer:
         # Injected before any page script runs, so no animation ever starts (no extra round trip).
         await self._context.add_init_script(script=FREEZE_SCRIPT)
         page = await self._context.new_page()
+        try:
+            self._cdp = await self._context.new_cdp_session(page)
+        except Exception:  # not Chromium: Playwright's screenshot works everywhere
+            self._cdp = None
         page.on("console", self._on_console)
         page.on("pageerror", lambda err: self._record("console_errors", f"uncaught: {err}"))
         page.on("requestfailed", self._on_request_failed)
@@ -303,9 +309,7 @@ class Renderer:
                 COLLECT_BOXES_JS, [self.element_limit, FONT_WAIT_S * 1000]
             )
             result.boxes, result.fonts_ready = collected["boxes"], bool(collected["fontsReady"])
-            result.png = await page.screenshot(
-                type="png", caret="hide", timeout=self.timeout_s * 1000
-            )
+            result.png = await self._capture(page, viewport)
         except PlaywrightError as err:
             await self._discard_page()
             if "Timeout" in type(err).__name__ or "Timeout" in str(err):
@@ -318,6 +322,26 @@ class Renderer:
         finally:
             self._current = None
         return result
+
+    async def _capture(self, page: Any, viewport: Viewport) -> bytes:
+        """Chromium's own capture over CDP: ~2× faster than page.screenshot(), which adds font and
+        caret handling we already did. Only at scale 1: with an emulated device scale factor the
+        raw capture comes back in CSS pixels. Falls back to Playwright if CDP is refused."""
+        if self._cdp is not None and viewport.scale == 1.0:
+            try:
+                shot = await asyncio.wait_for(
+                    self._cdp.send(
+                        "Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True}
+                    ),
+                    timeout=self.timeout_s,
+                )
+                return base64.b64decode(shot["data"])
+            except TimeoutError as err:
+                raise VisualError(f"the screenshot took longer than {self.timeout_s:g} s") from err
+            except Exception:
+                self._cdp = None
+        png: bytes = await page.screenshot(type="png", caret="hide", timeout=self.timeout_s * 1000)
+        return png
 
     async def _discard_page(self) -> None:
         if self._context is not None:
