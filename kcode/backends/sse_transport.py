@@ -63,7 +63,8 @@ class SSEDecoder:
 
     `feed` takes one line without its line ending and returns `(event, data)` when a blank line
     completes an event. Comment lines (`: keep-alive`) are skipped; several `data:` lines make one
-    event joined by newlines; `id` and `retry` carry nothing we need.
+    event joined by newlines; `id` and `retry` carry nothing we need. (httpx2's `EventSource`
+    refuses any response not labelled exactly text/event-stream, which the SDK reads anyway.)
     """
 
     def __init__(self) -> None:
