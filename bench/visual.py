@@ -26,8 +26,8 @@ from PIL import Image
 
 from kcode.visual.compare import PreparedTarget
 from kcode.visual.images import Viewport
-from kcode.visual.inspect import inspect_page
 from kcode.visual.locate import SourceIndex
+from kcode.visual.pipeline import inspect_page
 from kcode.visual.render import Renderer, resolve_page_source
 from tests.visual.pages import DEFECTS, write_defective, write_page
 

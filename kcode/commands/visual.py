@@ -37,8 +37,8 @@ async def compare_once(
     """One render (or a given image) + compare + locate: the §7 object."""
     from kcode.visual.compare import compare_images, heatmap
     from kcode.visual.images import detect_viewport, load_image
-    from kcode.visual.inspect import check_sizes, inspect_page, metrics_object
     from kcode.visual.locate import SourceIndex
+    from kcode.visual.pipeline import check_sizes, inspect_page, metrics_object
     from kcode.visual.render import Renderer, resolve_page_source
 
     target_image = await asyncio.to_thread(load_image, target, "target image")

@@ -3,6 +3,6 @@ differences in the DOM and the sources, and drive the model until the render mat
 
 Modules: browser (finding and launching Chromium), render (deterministic capture, network blocked),
 compare (score, regions, heatmap), locate (region → elements → source file:line), annotate (red marks
-on bug screenshots), inspect (one render + compare + locate → the §7 object), checkpoint (per-iteration
+on bug screenshots), pipeline (one render + compare + locate → the §7 object), checkpoint (per-iteration
 snapshots), loop (the fix loop), report (the HTML report). See README.md in this folder.
 """

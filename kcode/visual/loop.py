@@ -32,8 +32,8 @@ from kcode.visual.annotate import find_red_mark, mark_is_annotation
 from kcode.visual.checkpoint import Checkpoints, open_checkpoints
 from kcode.visual.compare import PreparedTarget, Region, compare_images, heatmap
 from kcode.visual.images import detect_viewport, load_image
-from kcode.visual.inspect import Inspection, check_sizes, inspect_page, metrics_object
 from kcode.visual.locate import SourceIndex, locate_regions
+from kcode.visual.pipeline import Inspection, check_sizes, inspect_page, metrics_object
 from kcode.visual.prompt import annotation_message, target_message
 from kcode.visual.render import PageSource, Renderer, resolve_page_source
 from kcode.visual.report import IterationRecord, make_run_dir, write_report

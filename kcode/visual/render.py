@@ -22,25 +22,11 @@ from urllib.parse import unquote, urlsplit
 from kcode.visual.browser import launch_browser
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
+from kcode.visual.page_scripts import COLLECT_BOXES_JS, DESCRIBE_JS, FREEZE_SCRIPT
 
 WORKSPACE_ORIGIN = "http://kcode.local"
 FONT_WAIT_S = 3.0
 DEFAULT_TIMEOUT_S = 15.0
-
-FREEZE_CSS = """
-*, *::before, *::after {
-  animation-duration: 0s !important; animation-delay: 0s !important;
-  animation-iteration-count: 1 !important; animation-play-state: paused !important;
-  transition: none !important; caret-color: transparent !important; scroll-behavior: auto !important;
-}
-"""
-
-FREEZE_SCRIPT = (
-    "(() => { const css = %s; const add = () => { const s = document.createElement('style');"
-    " s.textContent = css; (document.head || document.documentElement).appendChild(s); };"
-    " if (document.documentElement) add(); else document.addEventListener('DOMContentLoaded', add);"
-    " })();".replace("%s", repr(FREEZE_CSS))
-)
 
 MIME_OVERRIDES = {
     ".js": "text/javascript",
@@ -60,30 +46,6 @@ MIME_OVERRIDES = {
     ".avif": "image/avif",
     ".ico": "image/x-icon",
 }
-
-# Await web fonts (capped), then collect the element boxes for the locator, all in one evaluate call;
-# the elements are kept on window so a second call can describe only the few the locator picks.
-COLLECT_BOXES_JS = """
-async ([limit, fontWaitMs]) => {
-  const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
-    new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
-  const skip = new Set(['SCRIPT', 'STYLE', 'LINK', 'META', 'HEAD', 'TITLE', 'NOSCRIPT', 'TEMPLATE']);
-  const kept = []; const boxes = [];
-  const all = document.body ? document.body.getElementsByTagName('*') : [];
-  const vw = window.innerWidth, vh = Math.max(window.innerHeight, document.documentElement.scrollHeight);
-  for (let i = 0; i < all.length && kept.length < limit; i++) {
-    const el = all[i];
-    if (skip.has(el.tagName)) continue;
-    const r = el.getBoundingClientRect();
-    if (r.width < 1 || r.height < 1 || r.right < 0 || r.bottom < 0 || r.left > vw || r.top > vh) continue;
-    let depth = 0; for (let p = el.parentElement; p; p = p.parentElement) depth++;
-    kept.push(el);
-    boxes.push([r.left + window.scrollX, r.top + window.scrollY, r.width, r.height, depth]);
-  }
-  window.__kcodeElements = kept;
-  return {boxes, fontsReady};
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -357,53 +319,3 @@ class Renderer:
             return []
         described: list[dict[str, Any]] = await self._page.evaluate(DESCRIBE_JS, indices)
         return described
-
-
-DESCRIBE_JS = """
-(indices) => {
-  const els = window.__kcodeElements || [];
-  const esc = (s) => (window.CSS && CSS.escape) ? CSS.escape(s) : s;
-  function step(el) {
-    let s = el.tagName.toLowerCase();
-    const classes = Array.from(el.classList).slice(0, 2);
-    if (classes.length) s += '.' + classes.map(esc).join('.');
-    const parent = el.parentElement;
-    if (parent) {
-      const same = Array.from(parent.children).filter((c) => c.matches(s));
-      if (same.length > 1) s += `:nth-of-type(${Array.from(parent.children)
-        .filter((c) => c.tagName === el.tagName).indexOf(el) + 1})`;
-    }
-    return s;
-  }
-  function selector(el) {
-    if (el.id) return '#' + esc(el.id);
-    const parts = [];
-    for (let cur = el; cur && cur !== document.body && parts.length < 4; cur = cur.parentElement) {
-      if (cur.id) { parts.unshift('#' + esc(cur.id)); break; }
-      parts.unshift(step(cur));
-      try { if (document.querySelectorAll(parts.join(' > ')).length === 1) break; } catch (e) {}
-    }
-    return parts.join(' > ');
-  }
-  const keys = ['color', 'background-color', 'font-family', 'font-size', 'font-weight',
-    'line-height', 'width', 'height', 'margin', 'padding', 'display', 'visibility', 'opacity',
-    'border', 'border-radius', 'gap', 'flex-direction', 'justify-content', 'align-items', 'order'];
-  return indices.map((i) => {
-    const el = els[i];
-    if (!el) return null;
-    const cs = getComputedStyle(el);
-    const styles = {};
-    for (const k of keys) styles[k] = cs.getPropertyValue(k);
-    let text = '';
-    for (const n of el.childNodes) if (n.nodeType === 3) text += n.textContent;
-    text = (text.trim() ? text : (el.textContent || '')).replace(/\\s+/g, ' ').trim().slice(0, 80);
-    let context = [];
-    for (let p = el.parentElement; p && !context.length; p = p.parentElement) {
-      context = Array.from(p.classList).slice(0, 2);
-      if (p.id) context.push(p.id);
-    }
-    return {selector: selector(el), tag: el.tagName.toLowerCase(), id: el.id || null,
-      classes: Array.from(el.classList), text, styles, context};
-  });
-}
-"""

@@ -11,7 +11,7 @@ from kcode.visual.annotate import find_red_mark, mark_is_annotation
 from kcode.visual.compare import compare_images, heatmap
 from kcode.visual.errors import VisualError
 from kcode.visual.images import detect_viewport, image_for_model, load_image
-from kcode.visual.inspect import check_sizes
+from kcode.visual.pipeline import check_sizes
 from kcode.visual.render import resolve_page_source
 
 

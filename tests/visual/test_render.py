@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw
 from kcode.visual.compare import Region
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
-from kcode.visual.inspect import inspect_page
 from kcode.visual.locate import SourceIndex, locate_regions
+from kcode.visual.pipeline import inspect_page
 from kcode.visual.render import Renderer, resolve_page_source
 from tests.visual.conftest import VIEWPORT
 from tests.visual.pages import DEFECTS, Defect, write_defective, write_page
