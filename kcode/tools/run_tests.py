@@ -1,0 +1,157 @@
+"""The run_tests tool: run the project's tests and return structured results (SPEC §5)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from kcode.approval import ApprovalRequest
+from kcode.messages import ToolResult
+from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
+from kcode.tools.process import run_process, scrubbed_env, wrap_command
+from kcode.tools.test_parsers import TestSummary, parse_output
+
+LOG_TAIL_LINES = 40
+MAX_LISTED_FAILURES = 20
+MIN_TEST_TIMEOUT_S = 600.0  # test suites often outlast the shell default
+
+
+class RunTestsArgs(ToolArgs):
+    command: str | None = Field(default=None, description="test command; default: detected")
+    paths: list[str] | None = Field(default=None, description="test files/dirs/ids to run")
+
+
+@dataclass(frozen=True)
+class TestCommand:
+    runner: str  # pytest | npm | go | cargo | custom
+    command: str
+
+
+def python_for(root: Path) -> str:
+    """The project's virtualenv interpreter when it has one, else the python on PATH."""
+    for venv in (".venv", "venv"):
+        candidate = root / venv / "bin" / "python"
+        if candidate.is_file():
+            return str(candidate)
+    return shutil.which("python") or shutil.which("python3") or "python3"
+
+
+def _has_npm_test_script(root: Path) -> bool:
+    try:
+        scripts = json.loads((root / "package.json").read_text()).get("scripts") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    test = scripts.get("test") if isinstance(scripts, dict) else None
+    return isinstance(test, str) and "no test specified" not in test
+
+
+def _looks_like_pytest(root: Path) -> bool:
+    if (root / "pytest.ini").is_file() or (root / "conftest.py").is_file():
+        return True
+    for config, marker in (("pyproject.toml", "[tool.pytest"), ("setup.cfg", "[tool:pytest]")):
+        try:
+            if marker in (root / config).read_text(errors="replace"):
+                return True
+        except OSError:
+            pass
+    if (root / "tests").is_dir() and any((root / "tests").glob("*.py")):
+        return True
+    return any(root.glob("test_*.py")) or any(root.glob("*_test.py"))
+
+
+def detect_test_command(root: Path, paths: list[str]) -> TestCommand:
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    pytest = TestCommand(
+        "pytest", f"{shlex.quote(python_for(root))} -m pytest -q -rfE {quoted}".strip()
+    )
+    if _looks_like_pytest(root):
+        return pytest
+    if _has_npm_test_script(root):
+        return TestCommand("npm", f"npm test -- {quoted}".strip().removesuffix(" --"))
+    if (root / "go.mod").is_file():
+        return TestCommand("go", f"go test {quoted or './...'}")
+    if (root / "Cargo.toml").is_file():
+        return TestCommand("cargo", f"cargo test {quoted}".strip())
+    if (root / "pyproject.toml").is_file() or (root / "setup.cfg").is_file():
+        return pytest
+    raise ToolError(
+        "no test runner detected (looked for pytest config/tests, package.json with a test "
+        "script, go.mod, Cargo.toml); pass command, e.g. command='make test'"
+    )
+
+
+def runner_of(command: str) -> str:
+    for needle, runner in (("pytest", "pytest"), ("go test", "go"), ("cargo", "cargo")):
+        if needle in command:
+            return runner
+    if any(word in command for word in ("npm", "yarn", "pnpm", "jest", "vitest", "node")):
+        return "npm"
+    return "custom"
+
+
+def describe_run(summary: TestSummary, exit_code: int | None, log: str, timed_out: bool) -> str:
+    if summary.passed is None and summary.failed is None:
+        head = "could not read test counts from the output"
+    else:
+        head = f"{summary.passed} passed, {summary.failed} failed, {summary.errors} errors"
+    status = "timed out; the test run was killed" if timed_out else f"exit code {exit_code}"
+    parts = [f"{head} ({status})"]
+    if summary.failures:
+        listed = summary.failures[:MAX_LISTED_FAILURES]
+        parts.append("failures:\n" + "\n".join(f"- {f['test']}: {f['message']}" for f in listed))
+        if len(summary.failures) > len(listed):
+            parts.append(f"... and {len(summary.failures) - len(listed)} more")
+    tail = "\n".join(log.rstrip("\n").splitlines()[-LOG_TAIL_LINES:])
+    parts.append(f"log tail:\n{tail}" if tail else "(no output)")
+    return "\n".join(parts)
+
+
+class RunTestsTool(Tool[RunTestsArgs]):
+    name = "run_tests"
+    description = (
+        "Run the project's tests (pytest/npm/go/cargo detected, or your command) and get passed/"
+        "failed/errors counts, the failing tests with messages, and a log tail."
+    )
+    args_model = RunTestsArgs
+    exclusive: ClassVar[bool] = True
+
+    async def run(self, args: RunTestsArgs, ctx: ToolContext) -> ToolResult:
+        paths = args.paths or []
+        for path in paths:
+            ctx.resolve(path.split("::", 1)[0])  # refuses paths outside the workspace
+        if args.command is not None and args.command.strip():
+            extra = " ".join(shlex.quote(p) for p in paths)
+            command = f"{args.command.strip()} {extra}".strip()
+            test = TestCommand(runner_of(command), command)
+        else:
+            test = detect_test_command(ctx.root, paths)
+        await ctx.approve(
+            ApprovalRequest(
+                action="shell",
+                tool="run_tests",
+                summary=test.command,
+                trusted_test_run=args.command is None,
+            )
+        )
+        timeout_s = max(ctx.limits.shell_timeout_s, MIN_TEST_TIMEOUT_S)
+        budget = max(ctx.limits.max_output_chars * 4, 100_000)  # parsed, then only a tail shown
+        # A wide "terminal" so runners (pytest's summary lines) do not cut failure messages.
+        env = {**scrubbed_env(), "COLUMNS": "250"}
+        argv = wrap_command(["bash", "-c", test.command], ctx)
+        result = await run_process(argv, ctx.root, timeout_s, budget, env=env)
+        summary = parse_output(test.runner, result.output)
+        data = {
+            **summary.as_data(),
+            "exit_code": result.exit_code,
+            "command": test.command,
+            "timed_out": result.timed_out,
+        }
+        ctx.last_tests = data
+        content = describe_run(summary, result.exit_code, result.output, result.timed_out)
+        return ToolResult(call_id="", ok=not result.timed_out, content=content, data=data)
