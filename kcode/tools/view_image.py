@@ -6,7 +6,6 @@ import asyncio
 
 from pydantic import Field
 
-from kcode.images import ImageError, prepare_image_file
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 
@@ -25,6 +24,8 @@ class ViewImageTool(Tool[ViewImageArgs]):
         path = ctx.resolve(args.path)
         if not path.is_file():
             raise ToolError(f"{args.path} is not a file; check the path with glob")
+        from kcode.images import ImageError, prepare_image_file  # Pillow: only when used
+
         try:
             prepared = await asyncio.to_thread(prepare_image_file, path)
         except ImageError as err:
