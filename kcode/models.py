@@ -112,16 +112,14 @@ def resolve_model(spec: str, *, download: bool = True) -> Path:
             "owner/repo:file.gguf",
         )
     repo, filename = match.group("repo"), match.group("file")
+    if not download:
+        return _cached_file(spec, repo, filename)
     from huggingface_hub import errors, hf_hub_download
 
     try:
         filename = filename or _pick_gguf(repo)
-        return Path(hf_hub_download(repo, filename, local_files_only=not download))
+        return Path(hf_hub_download(repo, filename))
     except errors.LocalEntryNotFoundError as err:
-        if not download:
-            raise BackendError(
-                "model_not_found", f"{spec} is not downloaded yet; run `kcode models pull {spec}`"
-            ) from err
         raise BackendError(
             "unreachable",
             f"cannot download {spec}: the Hugging Face hub is unreachable ({err}); "
@@ -137,6 +135,39 @@ def resolve_model(spec: str, *, download: bool = True) -> Path:
         raise BackendError(
             "unreachable", f"cannot download {spec}: {err}; check the network and disk space"
         ) from err
+
+
+def _cached_file(spec: str, repo: str, filename: str | None) -> Path:
+    """The cached file of a hub spec, without touching the network; a config error if absent."""
+    if filename is None:
+        # No file named: the repo's file kcode would pick, if exactly that repo has one cached.
+        cached = [m.path for m in list_cached_models() if m.spec.split(":", 1)[0] == repo]
+        chosen = [p for p in cached if "mmproj" not in p.name.lower()]
+        preferred = [p for p in chosen if "q4_k_m" in p.name.lower()]
+        if preferred or chosen:
+            return sorted(preferred or chosen)[0]
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return Path(found)
+    raise BackendError(
+        "config", f"{spec} is not downloaded yet; run `kcode models pull {spec}` first"
+    )
+
+
+def usable_default_model() -> Path | None:
+    """DEFAULT_LOCAL_MODEL's file when it is already downloaded and llama-cpp-python is installed:
+    what kcode runs when no backend is configured. Never downloads."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    try:
+        return resolve_model(DEFAULT_LOCAL_MODEL, download=False)
+    except BackendError:
+        return None
 
 
 def _pick_gguf(repo: str) -> str:

@@ -50,7 +50,13 @@ def create_backend(config: Config) -> Backend:
         elif config.model.endswith(".gguf") or ":" in config.model:
             name = "llama-cpp"
         else:
-            raise ConfigError(NO_BACKEND_HELP)
+            from kcode.models import usable_default_model
+
+            # Nothing configured: the default local model, if it was downloaded (`make run`).
+            default = None if config.model else usable_default_model()
+            if default is None:
+                raise ConfigError(NO_BACKEND_HELP)
+            return _local_backend(config, str(default))
     if name == "scripted":
         from kcode.backends.scripted import ScriptedBackend
 
@@ -72,18 +78,25 @@ def create_backend(config: Config) -> Backend:
         return OpenAIBackend(
             base_url, api_key, config.model or "default", max_concurrency=config.max_parallel
         )
-    from kcode.backends.llama_cpp import LlamaCppBackend
     from kcode.models import resolve_model
 
     if not config.model:
         raise ConfigError("--backend llama-cpp needs --model PATH.gguf or owner/repo:file.gguf")
+    return _local_backend(config, str(resolve_model(config.model)))
+
+
+def _local_backend(config: Config, model_path: str) -> Backend:
+    from kcode.backends.llama_cpp import LlamaCppBackend
+    from kcode.backends.steering import STEER_ENV
+
     return LlamaCppBackend(
-        str(resolve_model(config.model)),
+        model_path,
         n_ctx=config.n_ctx,
         n_threads=config.n_threads,
         n_gpu_layers=config.n_gpu_layers,
         mmproj=config.mmproj or None,
         strict_tools=config.strict_tools,
+        steer=os.environ.get(STEER_ENV) or None,
     )
 
 

@@ -39,6 +39,7 @@ from kcode.backends.base import (
 from kcode.backends.chat_template import CHATML_TEMPLATE, ChatTemplate
 from kcode.backends.gbnf import tool_call_grammar
 from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling
+from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (
     FORMATS,
     THINK_OPEN,
@@ -71,6 +72,7 @@ class LlamaCppBackend:
         mmproj: str | Path | None = None,
         strict_tools: bool = False,
         chat_format: str | None = None,
+        steer: str | Path | None = None,
     ) -> None:
         self.info = inspect_gguf(Path(model_path))
         if importlib.util.find_spec("llama_cpp") is None:
@@ -98,6 +100,8 @@ class LlamaCppBackend:
                     f"chat_format {chat_format!r} is neither a format ({', '.join(FORMATS)}) "
                     f"nor a readable template file: {err}",
                 ) from err
+        # Test/demo hook (steering.py): per-request grammars that make the model's output exact.
+        self._steering = load_steering(steer) if steer else []
         self._engine: LlamaEngine | None = None
         self._template: ChatTemplate | None = None
         self._format: ToolCallFormat | None = None
@@ -183,7 +187,10 @@ class LlamaCppBackend:
                     f"kept for the answer, over the model's context of {n_ctx} tokens",
                 )
             opened_reasoning = prompt.rstrip().endswith(THINK_OPEN)
-            grammar = self._grammar(fmt, tools, options, opened_reasoning)
+            if self._steering:
+                grammar: str | None = steered_grammar(self._steering.pop(0), fmt, tools)
+            else:
+                grammar = self._grammar(fmt, tools, options, opened_reasoning)
             parser = ToolCallStreamParser(fmt, tools, starts_in_reasoning=opened_reasoning)
             sampling = Sampling(
                 temperature=0.7 if options.temperature is None else options.temperature

@@ -242,3 +242,15 @@ def test_models_path_command_resolves_files_and_explains_missing_ones(tiny_model
     assert (found.exit_code, found.output.strip()) == (0, str(tiny_model))
     missing = runner.invoke(models_app, ["path", str(tiny_model.parent / "absent.gguf")])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_models_path_of_a_hub_spec_not_downloaded_says_to_pull_it() -> None:
+    from typer.testing import CliRunner
+
+    from kcode.commands.models import models_app
+
+    spec = "kcode-tests/never-downloaded-GGUF:model-Q4_K_M.gguf"
+    result = CliRunner().invoke(models_app, ["path", spec])
+    assert result.exit_code == 2 and f"run `kcode models pull {spec}`" in result.output
+    bare = CliRunner().invoke(models_app, ["path", "kcode-tests/never-downloaded-GGUF"])
+    assert bare.exit_code == 2 and "kcode models pull" in bare.output
