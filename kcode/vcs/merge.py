@@ -95,6 +95,20 @@ def _write(path: Path, data: bytes | None, mode: str) -> None:
     atomic_write(path, data, wanted)
 
 
+def _apply_mode_change(path: Path, base: _Side, theirs: _Side) -> None:
+    """The agent only flipped the executable bit (content unchanged): flip it here too."""
+    if (
+        base.absent
+        or theirs.absent
+        or base.mode == theirs.mode
+        or _SYMLINK in (base.mode, theirs.mode)
+    ):
+        return
+    if path.is_file() and not path.is_symlink():
+        mode = path.stat().st_mode & 0o7777
+        path.chmod(mode | 0o111 if theirs.mode == _EXECUTABLE else mode & ~0o111)
+
+
 def _merge_texts(ours: bytes, base: bytes, theirs: bytes) -> tuple[bytes, int]:
     """git merge-file -p: the merged bytes and the number of conflicts (-1 when git refuses, e.g.
     binary content)."""
@@ -136,7 +150,8 @@ def merge_back_sync(
         ours = _read_ours(target)
         base_data, theirs = _blob(repo, base_side), _blob(repo, their_side)
         if ours == theirs:
-            outcome.merged.append(rel)  # already there (the same change was made twice)
+            _apply_mode_change(target, base_side, their_side)
+            outcome.merged.append(rel)  # content already there (the same change made twice)
             continue
         if ours == base_data:
             before_write(target)

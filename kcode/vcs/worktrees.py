@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,12 @@ _IDENTITY = {
     "GIT_COMMITTER_NAME": "kcode",
     "GIT_COMMITTER_EMAIL": "kcode@localhost",
 }
+
+
+# `git worktree add/remove/prune` running at once in one repository race on .git/worktrees/ (one
+# reads another's half-written record: "failed to read .git/worktrees/<x>/commondir"). Serialise them
+# per repository; they run in worker threads, hence a threading lock.
+_WORKTREE_LOCKS: defaultdict[Path, threading.Lock] = defaultdict(threading.Lock)
 
 
 class GitError(Exception):
@@ -140,27 +148,23 @@ class Worktree:
 def add_worktree_sync(repo: Repo, commit: str) -> Worktree:
     path = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX))
     try:
-        git_sync(repo.root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+        with _WORKTREE_LOCKS[repo.root]:
+            git_sync(repo.root, "worktree", "add", "--detach", "--quiet", str(path), commit)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
-        git_sync(repo.root, "worktree", "prune", ok_codes=(0, 1, 128))
+        with _WORKTREE_LOCKS[repo.root]:
+            git_sync(repo.root, "worktree", "prune", ok_codes=range(256))
         raise
     return Worktree(Path(os.path.realpath(path)), commit)
 
 
 def remove_worktree_sync(repo: Repo, worktree: Worktree) -> None:
     """Always leaves no checkout and no worktree record behind, whatever state it was in."""
-    git_sync(
-        repo.root,
-        "worktree",
-        "remove",
-        "--force",
-        "--force",
-        str(worktree.path),
-        ok_codes=range(256),
-    )
-    shutil.rmtree(worktree.path, ignore_errors=True)
-    git_sync(repo.root, "worktree", "prune", ok_codes=range(256))
+    with _WORKTREE_LOCKS[repo.root]:
+        force = ("--force", "--force")  # twice: even a locked worktree goes
+        git_sync(repo.root, "worktree", "remove", *force, str(worktree.path), ok_codes=range(256))
+        shutil.rmtree(worktree.path, ignore_errors=True)
+        git_sync(repo.root, "worktree", "prune", ok_codes=range(256))
 
 
 def commit_worktree_sync(worktree: Worktree, message: str) -> str:

@@ -1,0 +1,129 @@
+"""Snapshots, worktrees and the three-way merge back, on real git repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kcode.vcs import worktrees as wt
+from kcode.vcs.merge import merge_back_sync
+from tests.agents.helpers import git, make_repo, worktree_paths
+
+TWO_FUNCS = "def alpha():\n    return 1\n\n\n\n\ndef beta():\n    return 2\n"
+
+
+def _agent_edit(repo: wt.Repo, base: str, edits: dict[str, str | None]) -> tuple[wt.Worktree, str]:
+    tree = wt.add_worktree_sync(repo, base)
+    for name, text in edits.items():
+        target = tree.path / name
+        if text is None:
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+    return tree, wt.commit_worktree_sync(tree, "agent")
+
+
+def test_snapshot_holds_uncommitted_and_untracked_files_and_leaves_the_user_state_alone(
+    tmp_path: Path,
+) -> None:
+    root = make_repo(tmp_path / "r", {"a.py": "one\n", ".gitignore": "*.log\n"})
+    (root / "a.py").write_text("one changed\n")
+    git(root, "add", "a.py")  # staged
+    (root / "a.py").write_text("one changed twice\n")  # and unstaged on top
+    (root / "new.py").write_text("untracked\n")
+    (root / "debug.log").write_text("ignored\n")
+    status_before = git(root, "status", "--porcelain")
+    staged_before = git(root, "diff", "--cached")
+    branches_before = git(root, "branch", "-a")
+
+    repo = wt.find_repo_sync(root)
+    assert repo is not None
+    snap = wt.snapshot_sync(repo)
+
+    assert git(root, "show", f"{snap}:a.py") == "one changed twice\n"
+    assert git(root, "show", f"{snap}:new.py") == "untracked\n"
+    assert "debug.log" not in git(root, "ls-tree", "--name-only", snap)
+    assert git(root, "rev-parse", f"{snap}^") == git(root, "rev-parse", "HEAD")
+    assert git(root, "status", "--porcelain") == status_before
+    assert git(root, "diff", "--cached") == staged_before
+    assert git(root, "branch", "-a") == branches_before
+    assert git(root, "stash", "list") == ""
+
+
+def test_a_repository_without_commits_can_be_snapshotted(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {"a.py": "x\n"}, commit=False)
+    repo = wt.find_repo_sync(root)
+    assert repo is not None and repo.head is None
+    snap = wt.snapshot_sync(repo)
+    assert git(root, "show", f"{snap}:a.py") == "x\n"
+    assert git(root, "rev-list", "--parents", "-n1", snap).split() == [snap]
+
+
+def test_outside_git_there_is_no_repo(tmp_path: Path) -> None:
+    assert wt.find_repo_sync(tmp_path) is None
+
+
+def test_edits_to_different_functions_of_one_file_both_land(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {"m.py": TWO_FUNCS})
+    repo = wt.find_repo_sync(root)
+    assert repo is not None
+    snap = wt.snapshot_sync(repo)
+    first, c1 = _agent_edit(repo, snap, {"m.py": TWO_FUNCS.replace("return 1", "return 10")})
+    second, c2 = _agent_edit(repo, snap, {"m.py": TWO_FUNCS.replace("return 2", "return 20")})
+    seen: list[Path] = []
+
+    one = merge_back_sync(repo, snap, c1, seen.append)
+    two = merge_back_sync(repo, snap, c2, seen.append)
+
+    assert one.merged == ["m.py"] and two.merged == ["m.py"]
+    assert not one.conflicts and not two.conflicts
+    text = (root / "m.py").read_text()
+    assert "return 10" in text and "return 20" in text
+    assert seen == [root / "m.py", root / "m.py"]
+    for tree in (first, second):
+        wt.remove_worktree_sync(repo, tree)
+    assert worktree_paths(root) == [str(root)]
+
+
+def test_overlapping_edits_keep_the_first_and_report_the_second(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {"m.py": TWO_FUNCS})
+    repo = wt.find_repo_sync(root)
+    assert repo is not None
+    snap = wt.snapshot_sync(repo)
+    _, c1 = _agent_edit(repo, snap, {"m.py": TWO_FUNCS.replace("return 1", "return 'first'")})
+    _, c2 = _agent_edit(repo, snap, {"m.py": TWO_FUNCS.replace("return 1", "return 'second'")})
+
+    merge_back_sync(repo, snap, c1, lambda p: None)
+    outcome = merge_back_sync(repo, snap, c2, lambda p: None)
+
+    text = (root / "m.py").read_text()
+    assert "return 'first'" in text and "<<<<<<<" not in text
+    assert [c.path for c in outcome.conflicts] == ["m.py"]
+    assert "return 'second'" in outcome.conflicts[0].hunks
+    wt.keep_ref_sync(repo, wt.agent_ref("run", "edit-2"), c2)
+    diff = git(root, "diff", snap, "refs/kcode/agents/run/edit-2")
+    assert "+    return 'second'" in diff
+
+
+def test_created_and_deleted_files_come_back(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {"old.py": "bye\n", "keep.py": "k\n"})
+    (root / "tool.sh").write_text("#!/bin/sh\n")
+    repo = wt.find_repo_sync(root)
+    assert repo is not None
+    snap = wt.snapshot_sync(repo)
+    tree = wt.add_worktree_sync(repo, snap)
+    (tree.path / "old.py").unlink()
+    (tree.path / "pkg").mkdir()
+    (tree.path / "pkg" / "new.py").write_text("hello\n")
+    (tree.path / "tool.sh").chmod(0o755)
+    commit = wt.commit_worktree_sync(tree, "agent")
+
+    outcome = merge_back_sync(repo, snap, commit, lambda p: None)
+
+    assert sorted(outcome.merged) == ["old.py", "pkg/new.py", "tool.sh"]
+    assert not (root / "old.py").exists()
+    assert (root / "pkg" / "new.py").read_text() == "hello\n"
+    assert (root / "tool.sh").stat().st_mode & 0o100
+    assert (root / "keep.py").read_text() == "k\n"
+    wt.remove_worktree_sync(repo, tree)
+    assert not tree.path.exists()
