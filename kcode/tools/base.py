@@ -9,6 +9,7 @@ raises into the agent loop (except `ApprovalRequired` and cancellation, which en
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -176,12 +177,20 @@ class Tool(Generic[A]):
         return []
 
     def schema(self) -> dict[str, Any]:
-        schema = self.args_model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            if isinstance(prop, dict):
-                prop.pop("title", None)
-        return schema
+        # Cached per argument model: pydantic takes milliseconds per schema, and spawn_agents builds
+        # a tool set per sub-agent (64 agents x 3 tools would stall the event loop for ~0.5 s).
+        cached = _SCHEMA_CACHE.get(self.args_model)
+        if cached is None:
+            cached = self.args_model.model_json_schema()
+            cached.pop("title", None)
+            for prop in cached.get("properties", {}).values():
+                if isinstance(prop, dict):
+                    prop.pop("title", None)
+            _SCHEMA_CACHE[self.args_model] = cached
+        return copy.deepcopy(cached)
+
+
+_SCHEMA_CACHE: dict[type[ToolArgs], dict[str, Any]] = {}
 
 
 def ok(content: str, data: dict[str, Any] | None = None) -> ToolResult:
