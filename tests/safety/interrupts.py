@@ -1,0 +1,162 @@
+"""kill -9 and Ctrl-C against the real `kcode -p` mid-turn (shared by the tests and the bench).
+
+The fake model writes a large file, then runs a shell command that starts background processes
+tagged with a unique marker, then answers. We interrupt at a random moment and check: the session
+file replays (only a torn last line allowed) and `kcode -c` resumes it; no half-written file (the big
+file is absent or complete, no temp files left); after Ctrl-C no tagged process is still alive.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
+
+# Tools whose modules are not written yet are left out, so the rest of kcode runs for real.
+LAUNCH = """
+import importlib.util, sys
+import kcode.tools.registry as registry
+for name, (module, _) in list(registry.TOOL_CLASSES.items()):
+    if importlib.util.find_spec(module) is None:
+        del registry.TOOL_CLASSES[name]
+registry.ROLE_TOOLS["main"] = tuple(registry.TOOL_CLASSES)
+from kcode.__main__ import main
+main(sys.argv[1:])
+"""
+BIG = "".join(f"line {i:07d} of a large file written atomically\n" for i in range(10_000))
+
+
+@dataclass
+class InterruptReport:
+    runs: int = 0
+    corrupt_files: int = 0
+    orphans: int = 0
+    unrecoverable: int = 0
+
+
+def kcode_env(home: Path, base_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KCODE_", "OPENAI_", "MOONSHOT_"))}
+    env.update(
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        KCODE_BASE_URL=base_url,
+        KCODE_API_KEY="sk-interrupt-test",
+        KCODE_MODEL="fake-model",
+    )
+    return env
+
+
+def _script(marker: str) -> list[Reply]:
+    command = f"(sleep 300 {marker} &) ; sleep 300 {marker} & sleep 0.2; echo started; wait"
+    return [
+        Reply.tool_call("write_file", {"path": "big.txt", "content": BIG}),
+        Reply.tool_call("shell", {"command": command, "timeout_s": 60}),
+        Reply.text("done"),
+    ]
+
+
+def _alive_with(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and b"sleep" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _wait_for_turn(data_dir: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Interrupt mid-turn, not during start-up: wait until the turn has started."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and proc.poll() is None:
+        for path in (data_dir / "kcode" / "sessions").glob("*.jsonl"):
+            if b'"turn_started"' in path.read_bytes():
+                return
+        time.sleep(0.02)
+
+
+def _session_ok(data_dir: Path) -> bool:
+    files = list((data_dir / "kcode" / "sessions").glob("*.jsonl"))
+    if len(files) != 1:
+        return False
+    lines = files[0].read_bytes().split(b"\n")
+    body = [line for line in lines[:-1] if line.strip()]
+    try:
+        for line in body[:-1]:
+            json.loads(line)  # only the very last line may be torn
+    except ValueError:
+        return False
+    return True
+
+
+def _files_ok(ws: Path) -> bool:
+    leftovers = [p for p in ws.rglob("*.kcode-tmp")]
+    big = ws / "big.txt"
+    return not leftovers and (not big.exists() or big.read_text() == BIG)
+
+
+def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True) -> InterruptReport:
+    """One run of `kcode -p`, interrupted with SIGKILL ("kill") or SIGINT ("int")."""
+    report = InterruptReport(runs=1)
+    ws = tmp / "ws"
+    ws.mkdir(parents=True)
+    marker = f"{rng.random():.12f}"
+    with FakeOpenAIServer(ByConversation({"*": _script(marker)}, default=Reply.text("done"))) as srv:
+        env = kcode_env(tmp, srv.base_url)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, "-p", "write the big file and run it",
+             "--approval", "auto", "--output-format", "json"],
+            cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        _wait_for_turn(tmp / "data", proc)
+        time.sleep(rng.uniform(0.0, 1.2))
+        proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            report.orphans += 1
+        if how == "int":
+            deadline = time.monotonic() + 3
+            while _alive_with(marker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            report.orphans += len(_alive_with(marker))
+        for pid in _alive_with(marker):  # clean up after a kill -9 (by exact pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not _files_ok(ws):
+            report.corrupt_files += 1
+        if not _session_ok(tmp / "data"):
+            report.unrecoverable += 1
+    if resume and not report.unrecoverable:
+        with FakeOpenAIServer(lambda body: Reply.text("done")) as fresh:
+            again = subprocess.run(
+                [sys.executable, "-c", LAUNCH, "-c", "-p", "continue", "--approval", "auto"],
+                cwd=ws, env=kcode_env(tmp, fresh.base_url), capture_output=True, text=True,
+                timeout=60,
+            )
+        if again.returncode != 0 or "done" not in again.stdout:
+            report.unrecoverable += 1
+    for pid in _alive_with(marker):
+        os.kill(pid, signal.SIGKILL)
+    return report
+
+
+def launcher_available() -> bool:
+    return importlib.util.find_spec("kcode.cli") is not None
