@@ -27,6 +27,7 @@ from kcode.visual.page_scripts import COLLECT_BOXES_JS, DESCRIBE_JS, FREEZE_SCRI
 WORKSPACE_ORIGIN = "http://kcode.local"
 FONT_WAIT_S = 3.0
 DEFAULT_TIMEOUT_S = 15.0
+INLINE_READ_BYTES = 1_000_000
 
 MIME_OVERRIDES = {
     ".js": "text/javascript",
@@ -243,11 +244,16 @@ class Renderer:
             and source.entry is not None
             and url.startswith(WORKSPACE_ORIGIN + "/")
         ):
-            path = await asyncio.to_thread(_workspace_file, source.workspace.resolve(), url)
+            # Page assets are small local files: reading them inline is faster than a thread hop,
+            # which matters because every request of every render passes through here.
+            path = _workspace_file(source.workspace.resolve(), url)
             if path is None:
                 await route.fulfill(status=404, body="not found", content_type="text/plain")
                 return
-            body = await asyncio.to_thread(path.read_bytes)
+            if path.stat().st_size > INLINE_READ_BYTES:
+                body = await asyncio.to_thread(path.read_bytes)
+            else:
+                body = path.read_bytes()
             await route.fulfill(status=200, body=body, content_type=content_type(path))
             return
         if source is not None and source.url:

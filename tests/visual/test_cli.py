@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.visual.pages import DEFECTS, STYLES, write_defective
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 KCODE = [sys.executable, "-m", "kcode"]
 
