@@ -10,6 +10,10 @@ a snapshot of the working tree; when one finishes, its changes are merged back w
 A sub-agent that fails (backend error, crash, step limit, timeout) yields an error entry; the others
 finish. Two things do stop everything: cancellation (every sub-agent is cancelled, every worktree
 removed) and an approval the non-interactive policy refuses (exit 4, like the main agent).
+
+Backend pressure is the backend's business: the OpenAI backend's shared adaptive limiter admits at
+most --max-parallel requests and halves on 429 (recovering later); a local llama.cpp backend
+generates one sequence at a time, so there sub-agents simply queue for it — tool work still overlaps.
 """
 
 from __future__ import annotations
@@ -205,7 +209,7 @@ class Orchestrator:
             made = await asyncio.gather(
                 *(wt.add_worktree(repo, base) for _ in isolated), return_exceptions=True
             )
-        except wt.GitError as err:
+        except (wt.GitError, OSError) as err:
             raise ToolError(
                 f"could not snapshot the working tree for isolated edits: {err}. Nothing was run."
             ) from err
@@ -331,7 +335,8 @@ class Orchestrator:
                 async for event in agent.run_turn(Message.user(plan.task.prompt)):
                     if isinstance(event, TurnFinished):
                         finished = event
-                    await parent.emit(event.for_agent(plan.id))
+                    # Events already carry the sub-agent's id; re-tag only if one does not.
+                    await parent.emit(event if event.agent == plan.id else event.for_agent(plan.id))
         except TimeoutError:
             result.error = f"timed out after {self.timeout_s:g} s"
             return None

@@ -133,6 +133,9 @@ class HttpTransport:
                 headers=self._headers,
                 timeout=httpx2.Timeout(self._timeout_s, connect=min(self._timeout_s, 10.0)),
                 verify=self._tls_context(),
+                # httpx's default pool (100 connections, 20 kept alive) would quietly queue
+                # requests once --max-parallel (up to 128) sub-agents stream at the same time.
+                limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=256),
             )
         return self._client
 

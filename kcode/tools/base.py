@@ -9,7 +9,6 @@ raises into the agent loop (except `ApprovalRequired` and cancellation, which en
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -187,7 +186,7 @@ class Tool(Generic[A]):
                 if isinstance(prop, dict):
                     prop.pop("title", None)
             _SCHEMA_CACHE[self.args_model] = cached
-        return copy.deepcopy(cached)
+        return cached  # shared by every instance: read it, never mutate it
 
 
 _SCHEMA_CACHE: dict[type[ToolArgs], dict[str, Any]] = {}

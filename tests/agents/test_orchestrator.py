@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +292,26 @@ async def test_sub_agents_cannot_spawn(tmp_path: Path) -> None:
     assert nested and not nested[0].ok
     assert "unknown tool 'spawn_agents'" in nested[0].content
     assert json.loads(spawn_result(events).content.splitlines()[1])["ok"] is False
+
+
+async def test_a_worktree_that_cannot_be_made_is_an_error_and_nothing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_repo(tmp_path / "repo", {"m.py": SOURCE})
+    scripts = {
+        MAIN: [spawn(("edit", "edit A"), ("edit", "edit B")), Reply.text("ok")],
+        "edit": [edit("return 1", "return 100"), Reply.text("RESULT: ok")],
+    }
+    with FakeOpenAIServer(ByConversation(scripts)) as server:
+        backend = backend_for(server)
+        agent = main_agent(backend, root)
+        # as if the temp file system were full or gone: no worktree can be made
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-dir"))
+        events = await run(agent, MAIN)
+        monkeypatch.undo()
+        await backend.aclose()
+        assert len(server.requests) == 2
+    result = spawn_result(events)
+    assert not result.ok and "Nothing was run" in result.content
+    assert (root / "m.py").read_text() == SOURCE
+    assert worktree_paths(root) == [str(root)]
