@@ -27,6 +27,8 @@ SKIP_DIRS = {".git", "node_modules", ".kcode", "dist", "build", ".next", ".venv"
 MAX_SOURCE_BYTES = 512_000
 MAX_SOURCE_FILES = 3000
 ELEMENTS_PER_REGION = 3
+# The rest of a compound selector up to the end of the selector (no further descendant).
+SUBJECT_END = r"[^\s,{>+~]*\s*(?:[,{]|$)"
 
 BORING_STYLE_VALUES = {
     "0px",
@@ -94,17 +96,31 @@ class SourceIndex:
         """path:line candidates: best CSS rule first, then the markup line.
 
         An element without id or class (an `h3` in a card) is looked up as a descendant rule:
-        a line naming a class of its nearest classed ancestor (`context`) and then its tag.
+        a line naming a class or the id of its nearest classed ancestor (`context`, entries like
+        ".card" or "#plan-pro") and then its tag; an id-scoped rule outranks a class-scoped one.
         """
         rules: list[tuple[int, int, str]] = []
         markup: list[str] = []
-        class_patterns = [re.compile(r"\." + re.escape(c) + r"(?![\w-])") for c in classes]
+        # A rule styles the element when it names it in its last compound selector (the subject):
+        # `.card h3` styles an h3, not the card.
+        class_patterns = [
+            re.compile(r"\." + re.escape(c) + r"(?![\w-])" + SUBJECT_END) for c in classes
+        ]
+        weights = [1] * len(class_patterns)
         if not classes and not element_id and tag and context:
+            # context entries are ".class" or "#id" of the nearest ancestor that has any
             class_patterns = [
-                re.compile(r"\." + re.escape(c) + r"(?![\w-])[^{,]*\b" + re.escape(tag) + r"\b")
+                re.compile(
+                    re.escape(c) + r"(?![\w-])[^{,]*\b" + re.escape(tag) + r"\b" + SUBJECT_END
+                )
                 for c in context
             ]
-        id_rule = re.compile(r"#" + re.escape(element_id) + r"(?![\w-])") if element_id else None
+            weights = [10 if c.startswith("#") else 1 for c in context]
+        id_rule = (
+            re.compile(r"#" + re.escape(element_id) + r"(?![\w-])" + SUBJECT_END)
+            if element_id
+            else None
+        )
         id_attr = (
             re.compile(r"""\bid\s*=\s*["'{]\s*["']?""" + re.escape(element_id) + r"""["'}]""")
             if element_id
@@ -120,7 +136,11 @@ class SourceIndex:
                     in_style_block = True
                 if styles_here or in_style_block:
                     rule_part = line.split("{", 1)[0] if "{" in line else line
-                    hits = sum(1 for p in class_patterns if p.search(rule_part))
+                    hits = sum(
+                        w
+                        for p, w in zip(class_patterns, weights, strict=True)
+                        if p.search(rule_part)
+                    )
                     if id_rule and id_rule.search(rule_part):
                         hits += 10
                     if hits and ("{" in line or line.rstrip().endswith(",")):

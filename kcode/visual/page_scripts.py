@@ -82,8 +82,8 @@ DESCRIBE_JS = """
     text = (text.trim() ? text : (el.textContent || '')).replace(/\\s+/g, ' ').trim().slice(0, 80);
     let context = [];
     for (let p = el.parentElement; p && !context.length; p = p.parentElement) {
-      context = Array.from(p.classList).slice(0, 2);
-      if (p.id) context.push(p.id);
+      context = Array.from(p.classList).slice(0, 2).map((c) => '.' + c);
+      if (p.id) context.push('#' + p.id);
     }
     return {selector: selector(el), tag: el.tagName.toLowerCase(), id: el.id || null,
       classes: Array.from(el.classList), text, styles, context};
