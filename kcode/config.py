@@ -11,63 +11,25 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from kcode.config_schema import (  # noqa: F401  (re-exported: the names callers import)
+    BackendName,
+    OutputFormat,
+    RuleLists,
+    SandboxMode,
+    Settings,
+    SettingsError,
+)
 
 MOONSHOT_BASE_URL = "https://api.moonshot.ai/v1"
 MOONSHOT_DEFAULT_MODEL = "kimi-k2.5"
 OPENAI_DEFAULT_MODEL = "gpt-5-mini"
 
-BackendName = Literal["openai", "llama-cpp", "scripted"]
-SandboxMode = Literal["off", "workspace-write", "read-only"]
-OutputFormat = Literal["text", "json", "stream-json"]
-
 # Strictness orders: a repo file may only move these towards the front.
 APPROVAL_STRICTNESS = ("read-only", "ask", "auto-edit", "auto")
 SANDBOX_STRICTNESS = ("read-only", "workspace-write", "off")
 SECRET_KEYS = {"api_key"}
-
-
-class RuleLists(BaseModel):
-    """Approval rules (kcode.rules): `shell(git diff*)`, `edit(src/**)`, `read(.env)`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    allow: list[str] = Field(default_factory=list)
-    ask: list[str] = Field(default_factory=list)
-    deny: list[str] = Field(default_factory=list)
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    backend: BackendName | None = None
-    model: str = ""
-    base_url: str = ""
-    api_key: str = ""
-    approval: Literal["ask", "auto-edit", "auto", "read-only"] | None = None
-    sandbox: SandboxMode | None = None
-    max_steps: int = Field(default=100, ge=1)
-    max_parallel: int = Field(default=8, ge=1, le=128)
-    output_format: OutputFormat = "text"
-    thinking: bool | None = None
-    timeout_s: float | None = Field(default=None, gt=0)
-    context_window: int = Field(default=131_072, ge=1024)
-    script: str = ""  # scripted backend: JSON file of model turns
-    # local llama.cpp backend
-    n_ctx: int = Field(default=8192, ge=256)
-    n_threads: int | None = None
-    n_gpu_layers: int = 0
-    mmproj: str = ""
-    strict_tools: bool = False
-    add_dirs: list[str] = Field(default_factory=list)
-    # safety (see kcode.rules, kcode.sandbox, kcode.secrets, kcode.vcs.checkpoints)
-    rules: RuleLists = Field(default_factory=RuleLists)
-    auto_commit: bool = False  # one git commit per turn
-    allow_secrets: bool = False  # let read_file/grep read .env, keys and credential files
-    allow_network: bool = False  # network inside the shell sandbox
-    trusted: list[str] = Field(default_factory=list)  # repos whose .kcode/config.toml may allow
 
 
 class ConfigError(Exception):
@@ -230,7 +192,7 @@ def load_config(
         if key in repo_layer:
             current = merged.get(key, defaults[key])
             if repo_layer[key] not in order:
-                continue  # pydantic reports the bad value below
+                continue  # Settings.model_validate reports the bad value below
             if not _stricter_or_equal(order, repo_layer[key], current):
                 warnings.append(
                     f"{repo_path}: ignored {key} = {repo_layer[key]!r}; a repository's config may "
@@ -248,7 +210,7 @@ def load_config(
         )
     try:
         settings = Settings.model_validate(merged)
-    except ValidationError as err:
+    except SettingsError as err:
         problems = []
         for e in err.errors():
             key = ".".join(str(p) for p in e["loc"])
