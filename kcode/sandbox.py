@@ -12,14 +12,17 @@ explicitly but cannot start is an error (exit 2): kcode never silently runs such
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from kcode.secrets import secret_file_reason
 from kcode.tools.base import ToolContext, ToolError
 
 PROBE_TIMEOUT_S = 10.0
+_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", "target", "dist", "build"}
 
 
 class SandboxUnavailable(ToolError):
@@ -69,7 +72,12 @@ def effective_mode(configured: str | None) -> str:
 
 
 def bwrap_argv(
-    bwrap: str, mode: str, root: Path, extra_dirs: tuple[Path, ...], allow_network: bool
+    bwrap: str,
+    mode: str,
+    root: Path,
+    extra_dirs: tuple[Path, ...],
+    allow_network: bool,
+    allow_secrets: bool = False,
 ) -> list[str]:
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     args += ["--unshare-pid", "--die-with-parent", "--unshare-ipc", "--unshare-uts"]
@@ -85,8 +93,32 @@ def bwrap_argv(
             git = directory / ".git"
             if git.exists():
                 args += ["--ro-bind", str(git), str(git)]
+    if not allow_secrets:
+        for secret in find_secret_files((root, *extra_dirs)):
+            args += ["--ro-bind", "/dev/null", str(secret)]  # reads as empty, cannot be replaced
     args += ["--chdir", str(root)]
     return args
+
+
+def find_secret_files(roots: tuple[Path, ...], depth: int = 2) -> list[Path]:
+    """Secret files near the top of the workspace (.env, keys), hidden from sandboxed commands."""
+    found: list[Path] = []
+
+    def walk(directory: Path, level: int) -> None:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if level < depth and entry.name not in _SKIP_DIRS:
+                    walk(Path(entry.path), level + 1)
+            elif entry.is_file(follow_symlinks=False) and secret_file_reason(Path(entry.path)):
+                found.append(Path(entry.path))
+
+    for root in roots:
+        walk(root, 0)
+    return found
 
 
 def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
@@ -100,7 +132,9 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
         raise SandboxUnavailable(
             f"the {ctx.sandbox} sandbox cannot start ({why}); the command was not run"
         )
-    prefix = bwrap_argv(bwrap, ctx.sandbox, ctx.root, ctx.extra_dirs, ctx.allow_network)
+    prefix = bwrap_argv(
+        bwrap, ctx.sandbox, ctx.root, ctx.extra_dirs, ctx.allow_network, ctx.allow_secrets
+    )
     return [*prefix, "--", *argv]
 
 

@@ -77,8 +77,12 @@ class FaultyModel:
                 good.delay_s = STALL_TIMEOUT_S * 2.5
                 return good
             if after_tool:  # truncated JSON only makes sense for a tool call
-                return Reply.tool_call("write_file", {"path": name, "content": "x"}, malformed_args=True)
-            return Reply.tool_call("write_file", {"path": name, "content": "ok\n"}, malformed_args=True)
+                return Reply.tool_call(
+                    "write_file", {"path": name, "content": "x"}, malformed_args=True
+                )
+            return Reply.tool_call(
+                "write_file", {"path": name, "content": "ok\n"}, malformed_args=True
+            )
 
 
 def _history_is_valid(history: list[Message]) -> bool:
@@ -93,7 +97,9 @@ def _history_is_valid(history: list[Message]) -> bool:
     return not pending
 
 
-async def run_fault_injection(workdir: Path, turns: int, seed: int, rate: float = 0.45) -> FaultReport:
+async def run_fault_injection(
+    workdir: Path, turns: int, seed: int, rate: float = 0.45
+) -> FaultReport:
     model = FaultyModel(seed, rate)
     report = FaultReport()
     with FakeOpenAIServer(model) as server:

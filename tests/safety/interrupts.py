@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
@@ -41,10 +41,13 @@ class InterruptReport:
     corrupt_files: int = 0
     orphans: int = 0
     unrecoverable: int = 0
+    details: list[str] = field(default_factory=list)
 
 
 def kcode_env(home: Path, base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KCODE_", "OPENAI_", "MOONSHOT_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KCODE_", "OPENAI_", "MOONSHOT_"))
+    }
     env.update(
         XDG_DATA_HOME=str(home / "data"),
         XDG_CONFIG_HOME=str(home / "config"),
@@ -114,12 +117,26 @@ def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True)
     ws = tmp / "ws"
     ws.mkdir(parents=True)
     marker = f"{rng.random():.12f}"
-    with FakeOpenAIServer(ByConversation({"*": _script(marker)}, default=Reply.text("done"))) as srv:
+    with FakeOpenAIServer(
+        ByConversation({"*": _script(marker)}, default=Reply.text("done"))
+    ) as srv:
         env = kcode_env(tmp, srv.base_url)
         proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "-p", "write the big file and run it",
-             "--approval", "auto", "--output-format", "json"],
-            cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-c",
+                LAUNCH,
+                "-p",
+                "write the big file and run it",
+                "--approval",
+                "auto",
+                "--output-format",
+                "json",
+            ],
+            cwd=ws,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         _wait_for_turn(tmp / "data", proc)
         time.sleep(rng.uniform(0.0, 1.2))
@@ -144,15 +161,20 @@ def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True)
             report.corrupt_files += 1
         if not _session_ok(tmp / "data"):
             report.unrecoverable += 1
+            report.details.append(f"session file not replayable in {tmp / 'data'}")
     if resume and not report.unrecoverable:
         with FakeOpenAIServer(lambda body: Reply.text("done")) as fresh:
             again = subprocess.run(
                 [sys.executable, "-c", LAUNCH, "-c", "-p", "continue", "--approval", "auto"],
-                cwd=ws, env=kcode_env(tmp, fresh.base_url), capture_output=True, text=True,
+                cwd=ws,
+                env=kcode_env(tmp, fresh.base_url),
+                capture_output=True,
+                text=True,
                 timeout=60,
             )
         if again.returncode != 0 or "done" not in again.stdout:
             report.unrecoverable += 1
+            report.details.append(f"resume exit {again.returncode}: {again.stderr[-300:]}")
     for pid in _alive_with(marker):
         os.kill(pid, signal.SIGKILL)
     return report

@@ -32,8 +32,10 @@ async def test_undo_reverts_tool_edits_and_shell_creates_deletes_renames(tmp_pat
     await ctx.checkpoints.before_turn("change things")
     await call(ctx, "write_file", path="a.py", content="a = 2\n")
     result = await call(
-        ctx, "shell", command="echo new > new.txt && rm b.txt && mv c.txt d.txt && mkdir -p x/y"
-        " && echo z > x/y/z.txt"
+        ctx,
+        "shell",
+        command="echo new > new.txt && rm b.txt && mv c.txt d.txt && mkdir -p x/y"
+        " && echo z > x/y/z.txt",
     )
     assert result.ok, result.content
     assert tree_state(repo) != before

@@ -102,7 +102,9 @@ async def test_file_tools_never_write_or_read_outside(tmp_path: Path) -> None:
             await call(ctx, "read_file", path=path),
             await call(ctx, "write_file", path=path, content="ESCAPED\n"),
             await call(
-                ctx, "edit_file", path=path,
+                ctx,
+                "edit_file",
+                path=path,
                 edits=[{"old_string": SENTINEL, "new_string": "ESCAPED"}],
             ),
             *[await call(ctx, "apply_patch", patch=p) for p in patch_for(path)],
@@ -158,18 +160,32 @@ async def test_sandboxed_shell_cannot_write_outside(tmp_path: Path) -> None:
     git_before = state(ws / ".git")
     ctx = ToolContext(root=ws, sandbox="workspace-write")
     targets = [
-        str(outside / "secret.txt"), str(outside / "new.txt"), str(outside / "sub" / "n"),
-        "../outside/new.txt", "link_out/new.txt", "chain1/new.txt", "dir/up/outside/x",
-        f"~/{HOME_TARGET}", ".git/config", ".git/hooks/pre-commit",
+        str(outside / "secret.txt"),
+        str(outside / "new.txt"),
+        str(outside / "sub" / "n"),
+        "../outside/new.txt",
+        "link_out/new.txt",
+        "chain1/new.txt",
+        "dir/up/outside/x",
+        f"~/{HOME_TARGET}",
+        ".git/config",
+        ".git/hooks/pre-commit",
     ]
     commands = []
     for t in targets:
         commands += [
-            f"echo ESCAPED > {t}", f"echo ESCAPED >> {t}", f"touch {t}", f"mkdir -p {t}.d",
-            f"cp inside.txt {t}", f"ln -s /etc/passwd {t}.lnk", f"rm -rf {t}",
+            f"echo ESCAPED > {t}",
+            f"echo ESCAPED >> {t}",
+            f"touch {t}",
+            f"mkdir -p {t}.d",
+            f"cp inside.txt {t}",
+            f"ln -s /etc/passwd {t}.lnk",
+            f"rm -rf {t}",
             f"python3 -c \"open('{t}'.replace('~', '{Path.home()}'), 'w').write('x')\"",
-            f"cd .. && echo x > {t}", f"mv inside.txt {t}; mv {t} inside.txt",
-            f"sh -c 'echo x > {t}'", f"(echo x | tee {t})",
+            f"cd .. && echo x > {t}",
+            f"mv inside.txt {t}; mv {t} inside.txt",
+            f"sh -c 'echo x > {t}'",
+            f"(echo x | tee {t})",
         ]
     commands += [f"rm -rf {outside}", "chmod 000 link_out", f"truncate -s0 {outside}/secret.txt"]
     for command in commands:

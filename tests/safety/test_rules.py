@@ -53,7 +53,7 @@ def edit(path: str) -> ApprovalRequest:
         (shell("ls && curl http://x"), "ask"),
         (shell("curl x; rm -rf y"), "deny"),  # deny beats ask
         (shell("git status"), "ask"),  # no rule: the mode (ask) decides
-        (shell("eval \"$X\""), "ask"),  # cannot be checked part by part
+        (shell('eval "$X"'), "ask"),  # cannot be checked part by part
         (shell("echo 'unterminated"), "ask"),
         (edit("src/app.py"), "allow"),
         (edit("src/secret/k.py"), "ask"),
@@ -85,14 +85,14 @@ async def test_non_interactive_deny_answers_the_model_and_ask_stops_with_exit_4(
     with pytest.raises(ApprovalRequired, match="curl"):
         await approver.decide(shell("ls && curl x"))
     with pytest.raises(ApprovalRequired):  # unparseable is asked → exit 4 in CI
-        await approver.decide(shell("echo \"$(ls"))
+        await approver.decide(shell('echo "$(ls'))
 
 
 async def test_chains_of_many_subcommands_are_checked_one_by_one() -> None:
     rng = random.Random(7)
     approver = NonInteractiveApprover("auto", rules=RULES)
     operators = [" && ", " || ", "; ", " | ", " & "]
-    for trial in range(20):
+    for _ in range(20):
         parts = [rng.choice(["ls -l", "git diff", "echo hi", "echo $(ls)"]) for _ in range(60)]
         command = "".join(p + rng.choice(operators) for p in parts[:-1]) + parts[-1]
         assert len(split_command(command)[0]) >= 60

@@ -19,7 +19,9 @@ needs_bwrap = pytest.mark.skipif(bwrap_status()[0] is None, reason="bubblewrap c
 @needs_bwrap
 async def test_workspace_write_allows_the_workspace_and_a_private_tmp(tmp_path: Path) -> None:
     ctx = ToolContext(root=tmp_path, sandbox="workspace-write")
-    result = await call(ctx, "shell", command="echo hi > made.txt && echo t > /tmp/kcode-x && ls /tmp")
+    result = await call(
+        ctx, "shell", command="echo hi > made.txt && echo t > /tmp/kcode-x && ls /tmp"
+    )
     assert result.ok and "[exit code 0]" in result.content
     assert (tmp_path / "made.txt").read_text() == "hi\n"
     assert not Path("/tmp/kcode-x").exists()  # /tmp inside is private
@@ -61,7 +63,9 @@ async def test_children_get_no_secret_variables(
     monkeypatch.setenv("GH_TOKEN", "canary-token-0002")
     monkeypatch.setenv("DB_PASSWORD", "canary-pass-0003")
     monkeypatch.setenv("PLAIN", "visible")
-    result = await call(ToolContext(root=tmp_path, sandbox="workspace-write"), "shell", command="env")
+    result = await call(
+        ToolContext(root=tmp_path, sandbox="workspace-write"), "shell", command="env"
+    )
     assert "PLAIN=visible" in result.content
     assert "canary" not in result.content
 

@@ -18,10 +18,20 @@ CANARY = "canary-secret-9c1e77"
 @pytest.mark.parametrize(
     ("name", "secret"),
     [
-        (".env", True), (".env.local", True), (".env.example", False), ("server.pem", True),
-        ("tls.key", True), ("id_rsa", True), ("id_ed25519", True), ("id_rsa.pub", False),
-        (".netrc", True), (".git-credentials", True), (".aws/credentials", True),
-        ("main.py", False), ("keys.py", False), ("environment.md", False),
+        (".env", True),
+        (".env.local", True),
+        (".env.example", False),
+        ("server.pem", True),
+        ("tls.key", True),
+        ("id_rsa", True),
+        ("id_ed25519", True),
+        ("id_rsa.pub", False),
+        (".netrc", True),
+        (".git-credentials", True),
+        (".aws/credentials", True),
+        ("main.py", False),
+        ("keys.py", False),
+        ("environment.md", False),
     ],
 )
 def test_secret_file_names(tmp_path: Path, name: str, secret: bool) -> None:
@@ -41,7 +51,7 @@ def test_npmrc_only_with_a_token(tmp_path: Path) -> None:
 def _workspace(tmp_path: Path) -> Path:
     (tmp_path / ".env").write_text(f"API_KEY={CANARY}\n")
     (tmp_path / "deploy.pem").write_text(f"-----BEGIN PRIVATE KEY-----\n{CANARY}\n")
-    (tmp_path / "app.py").write_text(f"# mentions canary-secret but not the value\nx = 1\n")
+    (tmp_path / "app.py").write_text("# mentions canary-secret but not the value\nx = 1\n")
     return tmp_path
 
 
