@@ -38,7 +38,7 @@ from kcode.backends.base import (
 )
 from kcode.backends.chat_template import CHATML_TEMPLATE, ChatTemplate
 from kcode.backends.gbnf import tool_call_grammar
-from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling
+from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling, TokenPipe
 from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (
     FORMATS,
@@ -52,7 +52,6 @@ from kcode.models import inspect_gguf
 
 # Room kept free for the answer when the caller sets no max_tokens.
 DEFAULT_ANSWER_RESERVE = 1024
-_FINISHED = object()
 
 
 class LlamaCppBackend:
@@ -196,12 +195,8 @@ class LlamaCppBackend:
                 temperature=0.7 if options.temperature is None else options.temperature
             )
             max_tokens = options.max_tokens or (n_ctx - len(tokens))
-            loop = asyncio.get_running_loop()
-            queue: asyncio.Queue[object] = asyncio.Queue()
+            pipe = TokenPipe(asyncio.get_running_loop())
             cancel = threading.Event()
-
-            def emit(text: str) -> None:
-                loop.call_soon_threadsafe(queue.put_nowait, text)
 
             def run() -> GenerationResult:
                 try:
@@ -211,15 +206,15 @@ class LlamaCppBackend:
                         sampling=sampling,
                         grammar_text=grammar,
                         cancel=cancel,
-                        emit=emit,
+                        emit=pipe.put,
                     )
                 finally:
-                    loop.call_soon_threadsafe(queue.put_nowait, _FINISHED)
+                    pipe.close()
 
             worker = asyncio.ensure_future(asyncio.to_thread(run))
             try:
-                while (item := await queue.get()) is not _FINISHED:
-                    for delta in parser.feed(str(item)):
+                async for text in pipe.batches():
+                    for delta in parser.feed(text):
                         yield delta
                 result = await worker
                 for delta in parser.finish():
