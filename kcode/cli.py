@@ -17,12 +17,6 @@ import typer
 from kcode.config import ConfigError, load_config
 
 SUBCOMMANDS = {"chat", "fix", "visual", "models", "sessions", "config", "doctor", "undo"}
-# Options that take a value: needed to find the first positional word in argv.
-VALUE_OPTIONS = {
-    "--backend", "--model", "--base-url", "--approval", "--sandbox", "--max-steps",
-    "--max-parallel", "--output-format", "-i", "--image", "-C", "--cwd", "--add-dir",
-    "--timeout", "--entry", "--url", "--max-iters", "--threshold", "-r", "--resume",
-}  # fmt: skip
 SESSION_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 PICK = "__pick__"
 
@@ -270,7 +264,10 @@ def _register_optional_apps() -> None:
 
 
 def route_argv(args: list[str]) -> list[str]:
-    """Insert the hidden `chat` command unless argv starts (after options) with a subcommand."""
+    """Insert the hidden `chat` command unless argv starts with a subcommand.
+
+    Only the first word counts: `kcode fix ui.png` runs the fix loop, `kcode -p fix` is a prompt.
+    """
     out = list(args)
     # `-r` with no session id means "pick one".
     for i, arg in enumerate(out):
@@ -278,18 +275,7 @@ def route_argv(args: list[str]) -> list[str]:
             nxt = out[i + 1] if i + 1 < len(out) else None
             if nxt is None or not SESSION_ID.match(nxt):
                 out[i] = f"--resume={PICK}"
-    i = 0
-    while i < len(out):
-        arg = out[i]
-        if arg == "--":
-            break
-        if arg.startswith("-"):
-            i += 2 if arg in VALUE_OPTIONS else 1
-            continue
-        if arg in SUBCOMMANDS:
-            return out
-        break
-    if any(a in ("-h", "--help") for a in out[:1]):
+    if out[:1] and (out[0] in SUBCOMMANDS or out[0] in ("-h", "--help")):
         return out
     return ["chat", *out]
 
