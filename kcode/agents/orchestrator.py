@@ -19,24 +19,23 @@ generates one sequence at a time, so there sub-agents simply queue for it — to
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kcode.agents.loop import COMPLETED, FAILED, Agent
 from kcode.agents.roles import (
     ISOLATED_ROLES,
-    ROLES,
     PathLocks,
     role_system_prompt,
     role_tools,
     serialise_writes,
 )
 from kcode.agents.stats import AgentStats
+from kcode.agents.subtasks import SubAgentResult, SubTask, tool_result, validate_tasks
 from kcode.approval import ApprovalDecision, ApprovalRequest, ApprovalRequired, Approver
 from kcode.backends.base import Backend, BackendOptions
 from kcode.events import AgentFinished, AgentSpawned, TurnFinished
@@ -45,58 +44,10 @@ from kcode.tools.base import Tool, ToolContext, ToolError
 from kcode.vcs import worktrees as wt
 from kcode.vcs.merge import MergeOutcome, merge_back_sync
 
-MAX_TASKS = 128
 MAX_PARALLEL = 128
 SUB_AGENT_MAX_STEPS = 30
-REPORT_MAX_CHARS = 4_000
 
 ToolFactory = Callable[[str], dict[str, Tool[Any]]]
-
-
-@dataclass(frozen=True)
-class SubTask:
-    role: str
-    prompt: str
-
-
-@dataclass
-class SubAgentResult:
-    id: str
-    role: str
-    ok: bool = False
-    report: str = ""
-    files_changed: list[str] = field(default_factory=list)
-    tests: dict[str, Any] | None = None
-    error: str | None = None
-    conflicts: list[dict[str, str]] = field(default_factory=list)
-    ref: str | None = None  # where the agent's full commit is kept (conflict or not merged)
-    see: str | None = None  # the command that shows it
-    stats: AgentStats | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        s = self.stats or AgentStats(self.id, self.role)
-        out: dict[str, Any] = {
-            "id": self.id,
-            "role": self.role,
-            "ok": self.ok,
-            "steps": s.total_steps,
-            "tokens": s.prompt_tokens + s.completion_tokens,
-            "seconds": round(s.duration_s, 2),
-            "files_changed": self.files_changed,
-            "tests": self.tests,
-            "error": self.error,
-        }
-        if self.conflicts:
-            out["conflicts"] = self.conflicts
-        if self.ref:
-            out["ref"], out["see"] = self.ref, self.see
-        out["report"] = _cap(self.report)
-        return out
-
-
-def _cap(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= REPORT_MAX_CHARS else text[:REPORT_MAX_CHARS] + " [... cut]"
 
 
 class _SubAgentApprover:
@@ -189,7 +140,7 @@ class Orchestrator:
             await self._cleanup(plans, repo)
             self.parent_stats.add_fanout([p.agent.stats for p in plans if p.agent is not None])
         results = [p.result for p in plans if p.result is not None]
-        return _tool_result(results, time.monotonic() - started)
+        return tool_result(results, time.monotonic() - started)
 
     def _plan(self, task: SubTask) -> _Plan:
         self._counter += 1
@@ -409,41 +360,3 @@ def _relative(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def validate_tasks(tasks: list[SubTask]) -> None:
-    if not tasks:
-        raise ToolError(
-            "spawn_agents needs at least one task: tasks=[{role, prompt}, ...]. Nothing was run."
-        )
-    if len(tasks) > MAX_TASKS:
-        raise ToolError(
-            f"spawn_agents takes at most {MAX_TASKS} tasks per call; got {len(tasks)}. Merge "
-            "small tasks or split them over several calls. Nothing was run."
-        )
-    for i, task in enumerate(tasks):
-        if task.role not in ROLES:
-            raise ToolError(
-                f"task {i}: unknown role {task.role!r}; use one of {', '.join(ROLES)}. "
-                "Nothing was run."
-            )
-        if not task.prompt.strip():
-            raise ToolError(f"task {i}: the prompt is empty; say what the sub-agent should do.")
-
-
-def _tool_result(results: list[SubAgentResult], seconds: float) -> ToolResult:
-    good = sum(r.ok for r in results)
-    critical = max((r.stats.total_steps for r in results if r.stats), default=0)
-    total = sum(r.stats.total_steps for r in results if r.stats)
-    lines = [
-        f"{len(results)} sub-agent(s): {good} ok, {len(results) - good} not ok; "
-        f"{total} model calls, {critical} on the critical path; {seconds:.1f} s"
-    ]
-    lines += [json.dumps(r.to_json(), ensure_ascii=False) for r in results]
-    if any(r.conflicts for r in results):
-        lines.append(
-            "Conflicts: the working tree kept its version of those files; each agent's full "
-            "change is on its ref (see the 'see' command). Reconcile them yourself."
-        )
-    data = {"agents": [r.to_json() for r in results]}
-    return ToolResult("", ok=good == len(results), content="\n".join(lines), data=data)

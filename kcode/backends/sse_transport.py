@@ -162,12 +162,17 @@ class HttpTransport:
                     parsed = None
                 raise StatusError(response.status_code, response.headers, error_object(parsed), raw)
             decoder = SSEDecoder()
-            async for line in response.aiter_lines():
+            lines = response.aiter_lines()
+            async for line in lines:
                 event = decoder.feed(line.rstrip("\r\n"))
                 if event is None:
                     continue
                 chunk = decode_event(*event)
                 if chunk is None:
+                    # Read the (empty) rest of the body after [DONE]: httpx closes a connection
+                    # whose body was left unread, so every request would open a new one.
+                    async for _ in lines:
+                        pass
                     return
                 yield chunk
 

@@ -36,7 +36,8 @@ class SpawnAgentsTool(Tool[SpawnAgentsArgs]):
         return []  # unknown: sub-agents may write anywhere, so this call runs alone
 
     async def run(self, args: SpawnAgentsArgs, ctx: ToolContext) -> ToolResult:
-        from kcode.agents.orchestrator import Orchestrator, SubTask
+        from kcode.agents.orchestrator import Orchestrator
+        from kcode.agents.subtasks import SubTask
 
         spawner = ctx.spawner
         if not isinstance(spawner, Orchestrator):

@@ -315,3 +315,21 @@ async def test_a_worktree_that_cannot_be_made_is_an_error_and_nothing_runs(
     assert not result.ok and "Nothing was run" in result.content
     assert (root / "m.py").read_text() == SOURCE
     assert worktree_paths(root) == [str(root)]
+
+
+async def test_a_sub_agent_that_times_out_is_an_error_and_the_others_finish(
+    tmp_path: Path,
+) -> None:
+    scripts = {
+        MAIN: [spawn(("search", "quick one"), ("search", "stuck one")), Reply.text("done")],
+        "quick": [Reply.text("RESULT: ok\nFINDINGS: none\nNOTES: none")],
+        "stuck": [Reply.text("RESULT: ok", delay_s=5)],
+    }
+    with FakeOpenAIServer(ByConversation(scripts)) as server:
+        backend = backend_for(server)
+        events = await run(main_agent(backend, tmp_path, timeout_s=0.5), MAIN)
+        await backend.aclose()
+    agents = agents_of(spawn_result(events))
+    assert agents["search-1"]["ok"]
+    assert not agents["search-2"]["ok"] and "timed out" in agents["search-2"]["error"]
+    assert finished(events).reason == "completed"

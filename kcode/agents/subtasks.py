@@ -1,0 +1,99 @@
+"""What a spawn_agents call takes and gives back: the tasks, their checks, one result per agent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kcode.agents.roles import ROLES
+from kcode.agents.stats import AgentStats
+from kcode.messages import ToolResult
+from kcode.tools.base import ToolError
+
+MAX_TASKS = 128
+REPORT_MAX_CHARS = 4_000
+
+
+@dataclass(frozen=True)
+class SubTask:
+    role: str
+    prompt: str
+
+
+@dataclass
+class SubAgentResult:
+    id: str
+    role: str
+    ok: bool = False
+    report: str = ""
+    files_changed: list[str] = field(default_factory=list)
+    tests: dict[str, Any] | None = None
+    error: str | None = None
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+    ref: str | None = None  # where the agent's full commit is kept (conflict or not merged)
+    see: str | None = None  # the command that shows it
+    stats: AgentStats | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.stats or AgentStats(self.id, self.role)
+        out: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "ok": self.ok,
+            "steps": s.total_steps,
+            "tokens": s.prompt_tokens + s.completion_tokens,
+            "seconds": round(s.duration_s, 2),
+            "files_changed": self.files_changed,
+            "tests": self.tests,
+            "error": self.error,
+        }
+        if self.conflicts:
+            out["conflicts"] = self.conflicts
+        if self.ref:
+            out["ref"], out["see"] = self.ref, self.see
+        out["report"] = _cap(self.report)
+        return out
+
+
+def _cap(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= REPORT_MAX_CHARS else text[:REPORT_MAX_CHARS] + " [... cut]"
+
+
+def validate_tasks(tasks: list[SubTask]) -> None:
+    if not tasks:
+        raise ToolError(
+            "spawn_agents needs at least one task: tasks=[{role, prompt}, ...]. Nothing was run."
+        )
+    if len(tasks) > MAX_TASKS:
+        raise ToolError(
+            f"spawn_agents takes at most {MAX_TASKS} tasks per call; got {len(tasks)}. Merge "
+            "small tasks or split them over several calls. Nothing was run."
+        )
+    for i, task in enumerate(tasks):
+        if task.role not in ROLES:
+            raise ToolError(
+                f"task {i}: unknown role {task.role!r}; use one of {', '.join(ROLES)}. "
+                "Nothing was run."
+            )
+        if not task.prompt.strip():
+            raise ToolError(f"task {i}: the prompt is empty; say what the sub-agent should do.")
+
+
+def tool_result(results: list[SubAgentResult], seconds: float) -> ToolResult:
+    good = sum(r.ok for r in results)
+    critical = max((r.stats.total_steps for r in results if r.stats), default=0)
+    total = sum(r.stats.total_steps for r in results if r.stats)
+    lines = [
+        f"{len(results)} sub-agent(s): {good} ok, {len(results) - good} not ok; "
+        f"{total} model calls, {critical} on the critical path; {seconds:.1f} s"
+    ]
+    lines += [json.dumps(r.to_json(), ensure_ascii=False) for r in results]
+    if any(r.conflicts for r in results):
+        lines.append(
+            "Conflicts: the working tree kept its version of those files; each agent's full "
+            "change is on its ref (see the 'see' command). Reconcile them yourself."
+        )
+    data = {"agents": [r.to_json() for r in results]}
+    return ToolResult("", ok=good == len(results), content="\n".join(lines), data=data)
