@@ -159,15 +159,21 @@ def fix_command(
     )  # fmt: skip
     loop = FixLoop(options, edit_step_factory())
 
+    progress = output_format == "text" and sys.stderr.isatty()
+
     async def drive() -> None:
-        async for event in loop.run():
-            printer.event(event)
-            if on_event is not None:
-                on_event(event)
-            if output_format == "text" and isinstance(event, VisualIteration):
-                sys.stderr.write(
-                    f"kcode fix: iteration {event.iteration} score {event.score:.4f}\n"
-                )
+        try:
+            async for event in loop.run():
+                printer.event(event)
+                if on_event is not None:
+                    on_event(event)
+                if progress and isinstance(event, VisualIteration):
+                    sys.stderr.write(
+                        f"kcode fix: iteration {event.iteration} score {event.score:.4f}\n"
+                    )
+        finally:
+            if cleanup is not None:
+                await cleanup()
 
     try:
         asyncio.run(drive())
