@@ -31,9 +31,9 @@ EXIT_CODES = {
 def load_images(paths: list[Path]) -> tuple[ImagePart, ...]:
     if not paths:
         return ()
-    from kcode.images import image_for_model
+    from kcode.images import prepare_image_file
 
-    return tuple(image_for_model(path) for path in paths)
+    return tuple(prepare_image_file(path).part for path in paths)
 
 
 def run_headless(
