@@ -1,4 +1,4 @@
-"""Entry point. `--version` and top-level `--help` answer without importing typer or anything heavy."""
+"""Entry point. `--version`, top-level `--help` and a plain REPL start never import typer."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.stdout.write(TOP_HELP)
         raise SystemExit(0)
+    from kcode.ui.launch import fast_repl  # plain `kcode [PROMPT]` in a terminal: no typer
+
+    code = fast_repl(args)
+    if code is not None:
+        raise SystemExit(code)
     from kcode.cli import run_cli
 
     raise SystemExit(run_cli(args))

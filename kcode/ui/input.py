@@ -17,7 +17,7 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.formatted_text import AnyFormattedText
+from prompt_toolkit.formatted_text import HTML, AnyFormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
@@ -129,6 +129,9 @@ class ReplCompleter(Completer):
         self.commands = sorted(commands)
         self._files = files
 
+    def set_files(self, files: Callable[[], list[str]]) -> None:
+        self._files = files
+
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterable[Completion]:
@@ -175,6 +178,18 @@ def build_prompt_session(
         prompt_continuation=lambda width, line_number, wrap_count: "… ".rjust(width),
         **io,
     )
+
+
+def toolbar_html(model: str, approval: str, used: int, window: int, cost: str) -> HTML:
+    """The bottom toolbar: model, approval mode, context use (tokens / window), cost so far."""
+    return HTML(
+        f" <b>{_escape(model)}</b> · approval: {approval}"
+        f" · context {used:,}/{window:,}{_escape(cost)}"
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # --- mentions --------------------------------------------------------------------------------

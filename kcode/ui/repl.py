@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.formatted_text import HTML, AnyFormattedText
+from prompt_toolkit.formatted_text import AnyFormattedText
 from rich.console import Console
 from rich.text import Text
 
@@ -31,7 +31,9 @@ from kcode.ui.input import (
     build_prompt_session,
     list_project_files,
     parse_mentions,
+    toolbar_html,
 )
+from kcode.ui.launch import GREETING
 from kcode.ui.render import MIN_WIDTH, Renderer, markdown, tool_label
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
@@ -55,6 +57,7 @@ class Repl:
         resume_id: str | None = None,
         backend: Any = None,
         runtime_factory: Callable[[], Any] | None = None,
+        prompt_session: PromptSession[str] | None = None,
         **io: Any,
     ) -> None:
         self.config = config
@@ -78,8 +81,15 @@ class Repl:
         self.approver = InteractiveApprover(config.approval or "ask", self.asker)
         from kcode.ui.slash import COMMANDS
 
-        completer = ReplCompleter(COMMANDS, self._project_files)
-        self.prompt = build_prompt_session(root, completer, self.toolbar, **io)
+        if prompt_session is None:
+            completer = ReplCompleter(COMMANDS, self._project_files)
+            prompt_session = build_prompt_session(root, completer, self.toolbar, **io)
+        else:  # drawn before this module was imported (kcode.ui.launch): take it over
+            prompt_session.bottom_toolbar = self.toolbar
+            if isinstance(prompt_session.completer, ReplCompleter):
+                prompt_session.completer.commands = sorted(COMMANDS)
+                prompt_session.completer.set_files(self._project_files)
+        self.prompt = prompt_session
         self._choice_prompt: PromptSession[str] = PromptSession(**io)
 
     # --- lazy pieces -----------------------------------------------------------------------------
@@ -142,11 +152,7 @@ class Repl:
                 cost = f" · ${dollars:.3f}"
             else:
                 cost = f" · {usage['prompt_tokens'] + usage['completion_tokens']:,} tok"
-        window = self.config.context_window
-        return HTML(
-            f" <b>{_escape(model)}</b> · approval: {self.approver.mode}"
-            f" · context {used:,}/{window:,}{_escape(cost)}"
-        )
+        return toolbar_html(model, self.approver.mode, used, self.config.context_window, cost)
 
     # --- approvals -------------------------------------------------------------------------------
     def _before_ask(self, request: Any) -> None:
@@ -265,17 +271,17 @@ class Repl:
             self.console.print(Text("(output will be sent with your next message)", style="dim"))
 
     # --- main loop -------------------------------------------------------------------------------
-    async def run(self, initial_prompt: str | None, images: list[Path]) -> int:
-        if self.console.width < MIN_WIDTH:
-            self.console.print(
-                f"The terminal is {self.console.width} columns wide; kcode needs {MIN_WIDTH}+ to "
-                "draw tool lines and diffs properly. Widen the window (output may wrap badly)."
-            )
-        for warning in self.config.warnings:
-            self.console.print(Text(f"warning: {warning}", style="yellow"))
-        self.console.print(
-            Text("kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits", "dim")
-        )
+    async def run(
+        self,
+        initial_prompt: str | None,
+        images: list[Path],
+        *,
+        first_input: str | BaseException | None = None,
+    ) -> int:
+        """`first_input`: what the early prompt (kcode.ui.launch) read — a line, or the
+        PromptInterrupt / EOFError it ended with — after it already greeted the user."""
+        if first_input is None:
+            self.greet()
         # Build the runtime (tools, session, backend imports) once the prompt has been drawn.
         asyncio.get_running_loop().call_later(0.15, self.start_background_setup)
         if self.resume_id:
@@ -285,22 +291,40 @@ class Repl:
         if initial_prompt or images:
             await self.handle_line(initial_prompt or "", images)
         interrupted_once = False
+        pending = first_input
         while not self.should_exit:
-            default, self.prefill = self.prefill, ""
-            try:
-                line = await self.prompt.prompt_async("› ", default=default, handle_sigint=False)
-            except (PromptInterrupt, KeyboardInterrupt):
+            outcome, pending = (
+                (pending, None) if pending is not None else (await self._read(), None)
+            )
+            if isinstance(outcome, PromptInterrupt | KeyboardInterrupt):
                 if interrupted_once:
                     break
                 interrupted_once = True
                 self.console.print(Text("(press Ctrl-C again to exit, or Ctrl-D)", style="dim"))
                 continue
-            except EOFError:
+            if isinstance(outcome, BaseException):  # EOFError: Ctrl-D
                 break
             interrupted_once = False
-            await self.handle_line(line)
+            await self.handle_line(outcome)
         await self.close()
         return 0
+
+    async def _read(self) -> str | BaseException:
+        default, self.prefill = self.prefill, ""
+        try:
+            return await self.prompt.prompt_async("› ", default=default, handle_sigint=False)
+        except (PromptInterrupt, KeyboardInterrupt, EOFError) as err:
+            return err
+
+    def greet(self) -> None:
+        if self.console.width < MIN_WIDTH:
+            self.console.print(
+                f"The terminal is {self.console.width} columns wide; kcode needs {MIN_WIDTH}+ to "
+                "draw tool lines and diffs properly. Widen the window (output may wrap badly)."
+            )
+        for warning in self.config.warnings:
+            self.console.print(Text(f"warning: {warning}", style="yellow"))
+        self.console.print(Text(GREETING, "dim"))
 
     async def close(self) -> None:
         self.renderer.finish()
@@ -315,10 +339,6 @@ class Repl:
             self.console.print(
                 Text(f"Session {session.session_id} saved; resume with kcode -c", style="dim")
             )
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def replay_history(console: Console, history: list[Message]) -> None:

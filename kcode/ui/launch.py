@@ -1,0 +1,232 @@
+"""The fast way into the REPL: `kcode`, `kcode "prompt"`, `kcode -c`, `kcode -r ID` with common flags.
+
+Importing typer (and building the CLI) costs more than drawing the prompt, so kcode/__main__.py asks
+`fast_repl` first. It understands only a plain interactive invocation, spelled the simple way; for
+anything else — `-p`, a subcommand, help, `--opt` values it would have to second-guess, a config or
+argument error, stdin that is not a terminal — it returns None and the typer CLI (kcode.cli) handles
+the argv as always, so behaviour and error messages come from one place.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Kept in step with kcode.cli (tests/ui/test_launch.py compares the two parsers).
+SUBCOMMANDS = {"chat", "fix", "visual", "models", "sessions", "config", "doctor", "undo"}
+SESSION_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+STRING_OPTIONS = {"--backend": "backend", "--model": "model", "--base-url": "base_url",
+                  "--approval": "approval", "--sandbox": "sandbox"}  # fmt: skip
+INT_OPTIONS = {"--max-steps": "max_steps", "--max-parallel": "max_parallel"}
+LIST_OPTIONS = {"-i": "image", "--image": "image", "--add-dir": "add_dir"}
+PLAIN_INT = re.compile(r"[0-9]+")
+PLAIN_FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+GREETING = "kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits"
+MIN_WIDTH = 40  # kcode.ui.render.MIN_WIDTH, which imports rich
+
+
+@dataclass
+class ReplArgs:
+    """The `chat` command's parameters, named as kcode.cli.chat names them."""
+
+    prompt: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    approval: str | None = None
+    sandbox: str | None = None
+    max_steps: int | None = None
+    max_parallel: int | None = None
+    timeout: float | None = None
+    image: list[Path] = field(default_factory=list)
+    cwd: Path | None = None
+    add_dir: list[Path] = field(default_factory=list)
+    thinking: bool | None = None
+    continue_: bool = False
+    resume: str | None = None
+
+    def flags(self) -> dict[str, Any]:
+        """The config flags, exactly as kcode.cli._flags builds them."""
+        values: dict[str, Any] = {
+            "backend": self.backend, "model": self.model, "base_url": self.base_url,
+            "approval": self.approval, "sandbox": self.sandbox, "max_steps": self.max_steps,
+            "max_parallel": self.max_parallel, "timeout_s": self.timeout,
+            "thinking": self.thinking, "add_dirs": self.add_dir,
+        }  # fmt: skip
+        out = {k: v for k, v in values.items() if v is not None and v != []}
+        if "add_dirs" in out:
+            out["add_dirs"] = [str(Path(d).resolve()) for d in out["add_dirs"]]
+        return out
+
+
+def parse_repl_argv(args: list[str]) -> ReplArgs | None:
+    """The REPL invocation `args` spells, or None when it is anything this parser does not own."""
+    parsed = ReplArgs()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            if parsed.prompt is not None or arg in SUBCOMMANDS or arg == "-":
+                return None  # a second word is an error, a first command word is a subcommand
+            parsed.prompt = arg
+            continue
+        name, eq, inline = arg.partition("=")
+        if name in ("-c", "--continue") and not eq:
+            parsed.continue_ = True
+            continue
+        if name in ("--thinking", "--no-thinking") and not eq:
+            parsed.thinking = name == "--thinking"
+            continue
+        takes_value = name in STRING_OPTIONS or name in INT_OPTIONS or name in LIST_OPTIONS
+        takes_value = takes_value or name in ("--timeout", "-C", "--cwd", "-r", "--resume")
+        if not takes_value or (eq and not name.startswith("--")):
+            return None  # -p, --help, --output-format, -xVALUE, anything unknown
+        if eq:
+            value = inline
+        elif i < len(args):
+            value, i = args[i], i + 1
+        else:
+            return None
+        if not value or value.startswith("-"):
+            return None
+        if name in STRING_OPTIONS:
+            setattr(parsed, STRING_OPTIONS[name], value)
+        elif name in INT_OPTIONS:
+            if not PLAIN_INT.fullmatch(value):
+                return None
+            setattr(parsed, INT_OPTIONS[name], int(value))
+        elif name in LIST_OPTIONS:
+            getattr(parsed, LIST_OPTIONS[name]).append(Path(value))
+        elif name == "--timeout":
+            if not PLAIN_FLOAT.fullmatch(value):
+                return None
+            parsed.timeout = float(value)
+        elif name in ("-C", "--cwd"):
+            parsed.cwd = Path(value)
+        else:  # -r / --resume: only a full session id; without one kcode.cli shows a picker
+            if not SESSION_ID.match(value):
+                return None
+            parsed.resume = value
+    return parsed
+
+
+def fast_repl(args: list[str]) -> int | None:
+    """Run the REPL for a plain interactive argv and return its exit code; None: use kcode.cli."""
+    if not sys.stdin.isatty():
+        return None
+    parsed = parse_repl_argv(args)
+    if parsed is None:
+        return None
+    from kcode.config import ConfigError, load_config
+
+    root = (parsed.cwd or Path.cwd()).resolve()
+    if not root.is_dir() or any(not path.is_file() for path in parsed.image):
+        return None
+    try:
+        config = load_config(root, parsed.flags(), interactive=True)
+    except ConfigError:
+        return None
+    resume_id = parsed.resume
+    if parsed.continue_:
+        from kcode.session import list_sessions
+
+        sessions = list_sessions(root)
+        if not sessions:
+            return None
+        resume_id = sessions[0].session_id
+    for warning in config.warnings:
+        sys.stderr.write(f"kcode: warning: {warning}\n")
+    return _run(config, root, parsed.prompt, resume_id, parsed.image)
+
+
+def _run(
+    config: Any, root: Path, prompt: str | None, resume_id: str | None, images: list[Path]
+) -> int:
+    try:
+        if prompt or resume_id or images:  # the runtime is needed before the first prompt anyway
+            from kcode.ui.repl import run_repl
+
+            return run_repl(config, root, initial_prompt=prompt, resume_id=resume_id, images=images)
+        import asyncio
+
+        return asyncio.run(early_prompt(config, root))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a bug: the same plain report as kcode.cli.run_cli gives
+        import tempfile
+        import traceback
+
+        log = Path(tempfile.gettempdir()) / "kcode-crash.log"
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        sys.stderr.write(
+            f"kcode: internal error: {type(err).__name__}: {err}\n"
+            f"The traceback is in {log}; sessions are saved (kcode -c resumes). Please report it.\n"
+        )
+        return 1
+
+
+async def early_prompt(config: Any, root: Path) -> int:
+    """Draw the prompt with prompt_toolkit alone; rich, the renderer and the Repl load meanwhile.
+
+    The line (or Ctrl-C / Ctrl-D) read here is handed to Repl.run as its first input, so the REPL
+    behaves exactly as if it had drawn this prompt itself.
+    """
+    import asyncio
+    import shutil
+
+    from kcode.ui.input import PromptInterrupt, ReplCompleter, build_prompt_session, toolbar_html
+
+    width = shutil.get_terminal_size().columns
+    out = sys.stdout
+    if width < MIN_WIDTH:
+        out.write(
+            f"The terminal is {width} columns wide; kcode needs {MIN_WIDTH}+ to draw tool lines "
+            "and diffs properly. Widen the window (output may wrap badly).\n"
+        )
+    for warning in config.warnings:
+        out.write(f"\x1b[33mwarning: {warning}\x1b[0m\n")
+    out.write(f"\x1b[2m{GREETING}\x1b[0m\n")
+    out.flush()
+
+    model = config.model or config.backend or "no model"
+    approval = config.approval or "ask"
+    completer = ReplCompleter([], list)  # filled in when the Repl takes the session over
+
+    def toolbar() -> Any:
+        return toolbar_html(model, approval, 0, config.context_window, "")
+
+    session = build_prompt_session(root, completer, toolbar)
+
+    def build_repl() -> Any:
+        from kcode.ui.repl import Repl
+
+        return Repl(config, root, prompt_session=session)
+
+    loop = asyncio.get_running_loop()
+    repl_future: asyncio.Future[Any] = loop.create_future()
+
+    def start_building() -> None:
+        task = asyncio.ensure_future(asyncio.to_thread(build_repl))
+        task.add_done_callback(lambda t: _settle(repl_future, t))
+
+    loop.call_later(0.05, start_building)  # after the prompt is drawn
+    first: str | BaseException
+    try:
+        first = await session.prompt_async("› ", handle_sigint=False)
+    except (PromptInterrupt, KeyboardInterrupt, EOFError) as err:
+        first = err
+    repl = await repl_future
+    return int(await repl.run(None, [], first_input=first))
+
+
+def _settle(future: Any, task: Any) -> None:
+    if future.done():
+        return
+    if task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())
