@@ -228,7 +228,16 @@ USER_CONFIG_TEMPLATE = """\
 # base_url = "https://api.moonshot.ai/v1"
 # api_key = ""                # prefer KCODE_API_KEY / MOONSHOT_API_KEY / OPENAI_API_KEY
 # approval = "ask"            # read-only | ask | auto-edit | auto
-# sandbox = "workspace-write" # off | workspace-write | read-only
+# sandbox = "workspace-write" # off | workspace-write | read-only; default: workspace-write when
+#                             # bubblewrap can start here, else off (`kcode doctor` says which)
+# allow_network = false       # network for sandboxed shell/run_tests commands
+# allow_secrets = false       # let read_file/grep read .env, private keys, credential files
+# auto_commit = false         # one git commit per turn (undo works either way: `kcode undo [N]`)
+# trusted = []                # repositories whose .kcode/config.toml may add allow rules
+# [rules]                     # deny beats ask beats allow; a repo config may only add ask/deny
+# allow = ["shell(git diff*)", "edit(src/**)"]
+# ask = ["shell(git push*)"]
+# deny = ["read(.env)", "shell(rm -rf*)"]
 # max_steps = 100
 # max_parallel = 8
 # thinking = true
