@@ -273,14 +273,18 @@ class Renderer:
 
         try:
             await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
-            collected = await page.evaluate(
-                COLLECT_BOXES_JS, [self.element_limit, FONT_WAIT_S * 1000]
+            # evaluate() has no timeout of its own: a script busy-looping after load would hang it.
+            collected = await asyncio.wait_for(
+                page.evaluate(COLLECT_BOXES_JS, [self.element_limit, FONT_WAIT_S * 1000]),
+                timeout=self.timeout_s,
             )
             result.boxes, result.fonts_ready = collected["boxes"], bool(collected["fontsReady"])
             result.png = await self._capture(page, viewport)
-        except PlaywrightError as err:
+        except (PlaywrightError, TimeoutError, VisualError) as err:
             await self._discard_page()
-            if "Timeout" in type(err).__name__ or "Timeout" in str(err):
+            if isinstance(err, VisualError):
+                raise
+            if isinstance(err, TimeoutError) or "Timeout" in type(err).__name__:
                 raise VisualError(
                     f"the page {source.label} did not finish loading within {self.timeout_s:g} s "
                     "(a script that never ends, or a request that never answers?). "
@@ -323,5 +327,13 @@ class Renderer:
         """Selector, tag, id, classes, short text and key computed styles of collected elements."""
         if self._page is None or not indices:
             return []
-        described: list[dict[str, Any]] = await self._page.evaluate(DESCRIBE_JS, indices)
+        try:
+            described: list[dict[str, Any]] = await asyncio.wait_for(
+                self._page.evaluate(DESCRIBE_JS, indices), timeout=self.timeout_s
+            )
+        except TimeoutError as err:
+            await self._discard_page()
+            raise VisualError(
+                f"the page stopped responding (busy script?) for {self.timeout_s:g} s"
+            ) from err
         return described

@@ -118,6 +118,21 @@ async def test_a_page_that_never_loads_times_out_with_a_clear_message(
     assert result.png
 
 
+async def test_a_script_busy_looping_after_load_times_out(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    (tmp_path / "index.html").write_text(
+        "<html><body><h1>hi</h1><script>addEventListener('load', () =>"
+        " setTimeout(() => { while (true) {} }, 0))</script></body></html>"
+    )
+    renderer.timeout_s = 2
+    try:
+        with pytest.raises(VisualError, match="within 2 s"):
+            await renderer.render(resolve_page_source(tmp_path, None, None), VIEWPORT)
+    finally:
+        renderer.timeout_s = 10
+
+
 async def test_identical_render_scores_one(
     renderer: Renderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
