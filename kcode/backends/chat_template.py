@@ -66,13 +66,18 @@ def tool_to_template(tool: ToolSpec) -> dict[str, Any]:
     }
 
 
-def messages_to_template(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Our messages in the OpenAI-shaped dicts chat templates expect."""
+def messages_to_template(
+    messages: Sequence[Message], image_marker: str | None = None
+) -> list[dict[str, Any]]:
+    """Our messages in the OpenAI-shaped dicts chat templates expect. With `image_marker` (a
+    local vision model), each image becomes that marker in the text, where mtmd puts it."""
     call_names: dict[str, str] = {}
     rendered: list[dict[str, Any]] = []
     for message in messages:
         entry: dict[str, Any] = {"role": message.role, "content": message.text}
-        if message.images:
+        if message.images and image_marker is not None:
+            entry["content"] = f"{image_marker}\n" * len(message.images) + message.text
+        elif message.images:
             entry["content"] = [
                 *({"type": "image"} for _ in message.images),
                 {"type": "text", "text": message.text},
@@ -143,8 +148,9 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
         thinking: bool | None = None,
         extra: Mapping[str, Any] | None = None,
+        image_marker: str | None = None,
     ) -> str:
-        template_messages = messages_to_template(messages)
+        template_messages = messages_to_template(messages, image_marker)
         if tools and not self.knows_tools:
             tools_text = _tools_as_system_text(tools)
             if template_messages and template_messages[0]["role"] == "system":

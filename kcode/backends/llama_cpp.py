@@ -114,6 +114,7 @@ class LlamaCppBackend:
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
                 n_gpu_layers=self.n_gpu_layers,
+                mmproj=self.mmproj,
             )
         if self._template is None or self._format is None:
             source = self._template_override or self.info.chat_template or CHATML_TEMPLATE
@@ -131,24 +132,25 @@ class LlamaCppBackend:
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         options: BackendOptions,
+        image_marker: str | None = None,
     ) -> str:
         return template.render(
-            messages, tools, add_generation_prompt=True, thinking=options.thinking
+            messages,
+            tools,
+            add_generation_prompt=True,
+            thinking=options.thinking,
+            image_marker=image_marker,
         )
 
-    def _check_images(self, messages: Sequence[Message]) -> None:
-        if any(m.images for m in messages):
-            if self.mmproj is None:
-                raise BackendError(
-                    "config",
-                    "this local model cannot see images: start kcode with a vision model and its "
-                    "projector (mmproj = PATH in the config), or remove the image",
-                )
+    def _check_images(self, messages: Sequence[Message]) -> list[bytes]:
+        images = [part.data for m in messages for part in m.images]
+        if images and self.mmproj is None:
             raise BackendError(
                 "config",
-                "images with a local vision model are not supported by this kcode build yet; "
-                "use an API backend for image tasks",
+                "this local model cannot see images: start kcode with a vision model and its "
+                "projector (mmproj = PATH in the config), or remove the image",
             )
+        return images
 
     def _grammar(
         self, fmt: ToolCallFormat, tools: Sequence[ToolSpec], options: BackendOptions, opened: bool
@@ -172,13 +174,21 @@ class LlamaCppBackend:
     async def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: BackendOptions
     ) -> AsyncIterator[Delta]:
-        self._check_images(messages)
+        images = self._check_images(messages)
         async with self._lock:
             engine, template, fmt = await self._ready()
-            prompt = self.render_prompt(template, messages, tools, options)
-            tokens = await asyncio.to_thread(engine.tokenize, prompt)
             n_ctx = engine.n_ctx
             reserve = options.max_tokens or min(DEFAULT_ANSWER_RESERVE, n_ctx // 4)
+            tokens: list[int] = []
+            vision_prompt = None
+            if images and engine.vision is not None:
+                # The images are tokenized with the text in the worker (llama_vision.py).
+                marker = engine.vision.marker
+                prompt = self.render_prompt(template, messages, tools, options, marker)
+                vision_prompt = (prompt, images, n_ctx - reserve)
+            else:
+                prompt = self.render_prompt(template, messages, tools, options)
+                tokens = await asyncio.to_thread(engine.tokenize, prompt)
             if len(tokens) + reserve > n_ctx:
                 raise BackendError(
                     "bad_request",
@@ -194,7 +204,8 @@ class LlamaCppBackend:
             sampling = Sampling(
                 temperature=0.7 if options.temperature is None else options.temperature
             )
-            max_tokens = options.max_tokens or (n_ctx - len(tokens))
+            # With images the prompt's length is only known in the worker: keep to the reserve.
+            max_tokens = options.max_tokens or (reserve if vision_prompt else n_ctx - len(tokens))
             pipe = TokenPipe(asyncio.get_running_loop())
             cancel = threading.Event()
 
@@ -207,6 +218,7 @@ class LlamaCppBackend:
                         grammar_text=grammar,
                         cancel=cancel,
                         emit=pipe.put,
+                        vision_prompt=vision_prompt,
                     )
                 finally:
                     pipe.close()

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kcode.backends.base import BackendError
+from kcode.backends.llama_vision import VisionProjector
 
 # Switching states only pays off when it saves at least this many tokens of prompt evaluation.
 MIN_TOKENS_WORTH_SWITCHING = 32
@@ -174,6 +175,7 @@ class LlamaEngine:
         n_threads: int | None,
         n_gpu_layers: int,
         state_cache_bytes: int = 2 << 30,
+        mmproj: Path | None = None,
     ) -> None:
         self.lib = import_llama_cpp()
         try:
@@ -189,6 +191,13 @@ class LlamaEngine:
             raise BackendError(
                 "config", f"llama.cpp could not load {model_path}: {err}; is the file complete?"
             ) from err
+        self.vision: VisionProjector | None = None
+        if mmproj is not None:
+            try:
+                self.vision = VisionProjector(self.lib, self.llama, mmproj, n_threads)
+            except BaseException:
+                self.llama.close()
+                raise
         self.lock = threading.Lock()
         self.state_cache = StateCache(state_cache_bytes)
         self._vocab = self.llama._model.vocab
@@ -299,10 +308,18 @@ class LlamaEngine:
         grammar_text: str | None,
         cancel: threading.Event,
         emit: Callable[[str], None],
+        vision_prompt: tuple[str, Sequence[bytes], int] | None = None,
     ) -> GenerationResult:
+        """`vision_prompt`: (text with image markers, images, room for the prompt) instead of
+        `prompt` tokens, for a conversation with images (llama_vision.py)."""
         with self.lock:
             grammar = self.compile_grammar(grammar_text) if grammar_text else None
-            self.prepare_context(prompt)
+            if vision_prompt is not None:
+                if self.vision is None:
+                    raise BackendError("config", "this model was loaded without an mmproj")
+                prompt = self.vision.evaluate(*vision_prompt)
+            else:
+                self.prepare_context(prompt)
             self._last_prompt_length = len(prompt)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             produced = 0
@@ -339,4 +356,6 @@ class LlamaEngine:
 
     def close(self) -> None:
         with self.lock:
+            if self.vision is not None:
+                self.vision.close()
             self.llama.close()
