@@ -91,11 +91,18 @@ async def test_an_image_goes_through_the_projector_and_is_answered(
     assert prompt_tokens(one) - prompt_tokens(plain) == 5
     assert prompt_tokens(two) - prompt_tokens(one) == 5
     assert isinstance(two[-1], FinishChunk)
-    # A text-only turn afterwards is not confused by the image positions in the context.
+    # A text-only turn afterwards re-reads everything from the first image position on: the
+    # image's KV entries are never taken for the text that used to sit there.
+    engine = backend.engine
+    assert engine is not None
+    in_context = engine.llama.input_ids[: engine.llama.n_tokens].tolist()
+    first_image_position = in_context.index(-1)
+    before = engine.tokens_decoded()
     again = await collect(
         backend, [*looking_at()[:1], Message.user("What colour is this?")], max_tokens=2
     )
     assert prompt_tokens(again) == prompt_tokens(plain)
+    assert engine.tokens_decoded() - before >= prompt_tokens(again) - first_image_position
     await backend.aclose()
 
 
