@@ -213,6 +213,12 @@ async def early_prompt(config: Any, root: Path) -> int:
         task = asyncio.ensure_future(asyncio.to_thread(build_repl))
         task.add_done_callback(lambda t: _settle(repl_future, t))
 
+    def repl_ready(future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            future.result().start_background_setup()  # then the runtime, as Repl.run would
+
+    repl_future.add_done_callback(repl_ready)
+
     loop.call_later(0.05, start_building)  # after the prompt is drawn
     first: str | BaseException
     try:
