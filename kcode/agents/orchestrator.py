@@ -237,11 +237,15 @@ class Orchestrator:
             result.tests = sub_ctx.last_tests
             if plan.worktree is not None and repo is not None:
                 await self._merge(plan, repo, parent, result, finished)
+                worktree, plan.worktree = plan.worktree, None  # free the disk now, not at the end
+                await wt.remove_worktree(repo, worktree)
             else:
                 result.files_changed = sub_ctx.changes.changed_paths(parent.root)
                 for path, original in sub_ctx.changes.originals.items():
-                    if path not in parent.changes.originals:
+                    if path not in parent.changes.originals:  # the parent's /undo covers it too
                         parent.changes.originals[path] = original
+                        if path in sub_ctx.changes.modes:
+                            parent.changes.modes[path] = sub_ctx.changes.modes[path]
             await parent.emit(
                 AgentFinished(
                     agent=parent.agent_id,
