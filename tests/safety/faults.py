@@ -27,6 +27,7 @@ from tests.fake_openai import FakeOpenAIServer, Reply
 
 FAULT_KINDS = ("429", "500", "502", "503", "reset", "cut", "stall", "truncated_args")
 STALL_TIMEOUT_S = 0.25
+TURNS_PER_SESSION = 10
 
 
 @dataclass
@@ -97,6 +98,47 @@ def _history_is_valid(history: list[Message]) -> bool:
     return not pending
 
 
+async def _run_session(
+    backend: OpenAIBackend, workdir: Path, start: int, turns: int, report: FaultReport
+) -> None:
+    ctx = ToolContext(root=workdir)
+    session = Session.create(workdir, {"test": "faults"}, redact=["sk-fault-test"])
+    agent = Agent(
+        backend=backend,
+        tools=build_tools(["write_file"]),
+        ctx=ctx,
+        system_prompt="test",
+        options=BackendOptions(model="fake-model"),
+        max_steps=12,
+        on_message=session.log_message,
+    )
+    try:
+        for turn in range(start, start + turns):
+            finished: TurnFinished | None = None
+            async for event in agent.run_turn(Message.user(f"write file f{turn}.txt")):
+                session.log_event(event)
+                if isinstance(event, TurnFinished):
+                    finished = event
+            report.turns += 1
+            if finished is not None and finished.reason == COMPLETED:
+                report.completed += 1
+            elif finished is not None and finished.reason == BACKEND_ERROR:
+                report.documented_errors += 1
+            else:
+                report.lost += 1
+            if not _history_is_valid(agent.history):
+                report.lost += 1
+    finally:
+        session.close()
+    for line in session.path.read_text(encoding="utf-8").splitlines():
+        try:
+            json.loads(line)
+        except ValueError:
+            report.bad_log_lines += 1
+        if "sk-fault-test" in line:
+            report.bad_log_lines += 1
+
+
 async def run_fault_injection(
     workdir: Path, turns: int, seed: int, rate: float = 0.45
 ) -> FaultReport:
@@ -113,42 +155,13 @@ async def run_fault_injection(
             backoff_max_s=0.005,
             retry_after_cap_s=0.01,
         )
-        ctx = ToolContext(root=workdir)
-        session = Session.create(workdir, {"test": "faults"}, redact=["sk-fault-test"])
-        agent = Agent(
-            backend=backend,
-            tools=build_tools(["write_file"]),
-            ctx=ctx,
-            system_prompt="test",
-            options=BackendOptions(model="fake-model"),
-            max_steps=12,
-            on_message=session.log_message,
-        )
         try:
-            for turn in range(turns):
-                finished: TurnFinished | None = None
-                async for event in agent.run_turn(Message.user(f"write file f{turn}.txt")):
-                    session.log_event(event)
-                    if isinstance(event, TurnFinished):
-                        finished = event
-                report.turns += 1
-                if finished is not None and finished.reason == COMPLETED:
-                    report.completed += 1
-                elif finished is not None and finished.reason == BACKEND_ERROR:
-                    report.documented_errors += 1
-                else:
-                    report.lost += 1
-                if not _history_is_valid(agent.history):
-                    report.lost += 1
+            # A fresh conversation every few turns keeps requests small (each one resends the
+            # whole history); faults are per request, so this changes nothing else.
+            for start in range(0, turns, TURNS_PER_SESSION):
+                count = min(TURNS_PER_SESSION, turns - start)
+                await _run_session(backend, workdir, start, count, report)
         finally:
-            session.close()
             await backend.aclose()
-        for line in session.path.read_text(encoding="utf-8").splitlines():
-            try:
-                json.loads(line)
-            except ValueError:
-                report.bad_log_lines += 1
-            if "sk-fault-test" in line:
-                report.bad_log_lines += 1
     report.faults = model.faults
     return report
