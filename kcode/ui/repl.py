@@ -376,14 +376,6 @@ def run_repl(
         return 130
 
 
-def latest_session_id(root: Path) -> str | None:
-    """For `kcode -c`: the most recent session started in this directory."""
-    from kcode.session import list_sessions
-
-    sessions = list_sessions(root)
-    return sessions[0].session_id if sessions else None
-
-
 def pick_session(root: Path) -> str | None:
     """For `kcode -r` without an id: list this directory's sessions and let the user choose."""
     from prompt_toolkit import prompt
