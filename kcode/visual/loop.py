@@ -272,7 +272,7 @@ class FixLoop:
             "mark": list(mark),
             "changed": changed,
         }
-        after_inspection = Inspection(metrics_after, whole, after, after_image, heat)
+        after_inspection = Inspection(metrics_after, whole, after, after_image, _heatmap=heat)
         yield await self._record(1, after_inspection, changed, metrics_after)
         reason = self._turn_reason
         exit_code = ABNORMAL_TURN_EXIT.get(

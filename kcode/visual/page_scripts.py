@@ -17,12 +17,10 @@ FREEZE_SCRIPT = (
     " })();".replace("%s", repr(FREEZE_CSS))
 )
 
-# Await web fonts (capped), then collect the element boxes for the locator, all in one evaluate call;
-# the elements are kept on window so a second call can describe only the few the locator picks.
+# Collect the element boxes for the locator in one evaluate call (fonts were awaited before); the
+# elements are kept on window so a second call can describe only the few the locator picks.
 COLLECT_BOXES_JS = """
-async ([limit, fontWaitMs]) => {
-  const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
-    new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
+(limit) => {
   const skip = new Set(['SCRIPT', 'STYLE', 'LINK', 'META', 'HEAD', 'TITLE', 'NOSCRIPT', 'TEMPLATE']);
   const kept = []; const boxes = [];
   const all = document.body ? document.body.getElementsByTagName('*') : [];
@@ -37,7 +35,7 @@ async ([limit, fontWaitMs]) => {
     boxes.push([r.left + window.scrollX, r.top + window.scrollY, r.width, r.height, depth]);
   }
   window.__kcodeElements = kept;
-  return {boxes, fontsReady};
+  return boxes;
 }
 """
 

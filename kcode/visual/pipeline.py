@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,17 @@ class Inspection:
     comparison: Comparison
     render: RenderResult
     render_image: Image.Image
-    heatmap_image: Image.Image
+    # Drawn on first use (the model's message, the report), not on every iteration.
+    target_image: Image.Image | None = None
+    _heatmap: Image.Image | None = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)  # phase → milliseconds
+
+    @property
+    def heatmap_image(self) -> Image.Image:
+        if self._heatmap is None:
+            assert self.target_image is not None
+            self._heatmap = heatmap(self.target_image, self.comparison)
+        return self._heatmap
 
 
 def check_sizes(target: Image.Image, other: Image.Image, other_name: str) -> None:
@@ -75,16 +86,27 @@ def metrics_object(
     }
 
 
-def _compare_and_draw(
-    target: PreparedTarget, png: bytes, heatmap_path: Path | None
-) -> tuple[Image.Image, Comparison, Image.Image]:
-    render_image = Image.open(io.BytesIO(png)).convert("RGB")
+def _decode_and_compare(
+    target: PreparedTarget, png: bytes, timings: dict[str, float]
+) -> tuple[Image.Image, Comparison]:
+    clock = time.perf_counter()
+    render_image = Image.open(io.BytesIO(png))
+    render_image.load()
+    if render_image.mode != "RGB":
+        render_image = render_image.convert("RGB")
+    timings["decode"] = (time.perf_counter() - clock) * 1000
+    clock = time.perf_counter()
     comparison = compare_images(target, render_image)
-    heat = heatmap(target.image, comparison)
-    if heatmap_path is not None:
-        heatmap_path.parent.mkdir(parents=True, exist_ok=True)
-        heat.save(heatmap_path, format="PNG", compress_level=1)
-    return render_image, comparison, heat
+    timings["compare"] = (time.perf_counter() - clock) * 1000
+    return render_image, comparison
+
+
+def save_heatmap(inspection: Inspection, path: Path) -> None:
+    """Writes the heatmap PNG (fast zlib level: it is a local artefact, not an archive)."""
+    clock = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    inspection.heatmap_image.save(path, format="PNG", compress_level=1)
+    inspection.timings["heatmap"] = (time.perf_counter() - clock) * 1000
 
 
 async def inspect_page(
@@ -95,20 +117,34 @@ async def inspect_page(
     heatmap_path: Path | None,
     sources: SourceIndex | None,
 ) -> Inspection:
-    render = await renderer.render(source, viewport)
+    """Render, compare and locate; the heatmap PNG is written only when `heatmap_path` is given."""
     if not isinstance(target, PreparedTarget):
         target = await asyncio.to_thread(PreparedTarget, target)
-    refresh = asyncio.to_thread(sources.refresh) if sources else asyncio.sleep(0)
-    (render_image, comparison, heat), _ = await asyncio.gather(
-        asyncio.to_thread(_compare_and_draw, target, render.png, heatmap_path), refresh
+    # The workspace scan for sources needs no page: it runs while the page renders.
+    refresh = asyncio.create_task(
+        asyncio.to_thread(sources.refresh) if sources else asyncio.sleep(0)
     )
+    try:
+        render = await renderer.render(source, viewport)
+    finally:
+        await refresh
+    timings = dict(render.timings)
+    render_image, comparison = await asyncio.to_thread(
+        _decode_and_compare, target, render.png, timings
+    )
+    clock = time.perf_counter()
     regions = await locate_regions(
         comparison.regions, render.boxes, viewport.scale, renderer.describe_elements, sources
     )
-    return Inspection(
+    timings["locate"] = (time.perf_counter() - clock) * 1000
+    inspection = Inspection(
         metrics_object(comparison, regions, render, heatmap_path),
         comparison,
         render,
         render_image,
-        heat,
+        target.image,
+        timings=timings,
     )
+    if heatmap_path is not None:
+        await asyncio.to_thread(save_heatmap, inspection, heatmap_path)
+    return inspection

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import ipaddress
 import mimetypes
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from kcode.visual.browser import launch_browser
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.page_scripts import COLLECT_BOXES_JS, DESCRIBE_JS, FREEZE_SCRIPT
+from kcode.visual.restyle import RESTYLE_JS, SETTLE_JS, Plan, ServedFiles, signature
 
 WORKSPACE_ORIGIN = "http://kcode.local"
 FONT_WAIT_S = 3.0
@@ -77,6 +79,10 @@ class RenderResult:
     console_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
     fonts_ready: bool = True
+    # How the page got to this state: "reload", "restyle" (stylesheets swapped in place) or
+    # "recapture" (nothing changed since the last load); see restyle.py.
+    mode: Plan = "reload"
+    timings: dict[str, float] = field(default_factory=dict)  # phase → milliseconds
 
 
 def is_loopback_url(url: str) -> bool:
@@ -120,14 +126,13 @@ def resolve_page_source(workspace: Path, entry: str | None, url: str | None) -> 
     )
 
 
-def _workspace_file(workspace: Path, url: str) -> Path | None:
+def _workspace_path(workspace: Path, url: str) -> Path | None:
+    """The file a workspace URL names (it may not exist), or None outside the workspace."""
     path = unquote(urlsplit(url).path).lstrip("/")
     target = (workspace / path).resolve()
     if not target.is_relative_to(workspace):
         return None
-    if target.is_dir():
-        target = target / "index.html"
-    return target if target.is_file() else None
+    return target / "index.html" if target.is_dir() else target
 
 
 def content_type(path: Path) -> str:
@@ -151,6 +156,15 @@ class Renderer:
         self._source: PageSource | None = None
         self._current: RenderResult | None = None
         self._cdp: Any = None
+        self._served = ServedFiles()
+        # (workspace, address) of the document in the page: the same URL in another workspace is
+        # another page.
+        self._loaded_key: tuple[Path, str] | None = None
+        self._inflight: set[Any] = set()  # requests not finished yet
+        self._restyles = 0
+        # What the last full load reported (blocked URLs, console errors): still true of the page
+        # after a restyle or a recapture, which do not load it again.
+        self._load_report: RenderResult | None = None
 
     async def __aenter__(self) -> Renderer:
         await self.start()
@@ -189,6 +203,7 @@ class Renderer:
         self._source = source  # the route handler serves whatever source is current
         if self._page is not None and key == self._context_key:
             return self._page
+        self._served.reset()
         if self._context is not None:
             await self._context.close()
         self._context = await self._browser.new_context(
@@ -214,6 +229,8 @@ class Renderer:
         page.on("pageerror", lambda err: self._record("console_errors", f"uncaught: {err}"))
         page.on("requestfailed", self._on_request_failed)
         page.on("response", self._on_response)
+        page.on("request", self._on_request_started)
+        page.on("requestfinished", self._on_request_done)
         self._page = page
         return page
 
@@ -227,7 +244,14 @@ class Renderer:
         if message.type == "error":
             self._record("console_errors", message.text[:500])
 
+    def _on_request_started(self, request: Any) -> None:
+        self._inflight.add(request)
+
+    def _on_request_done(self, request: Any) -> None:
+        self._inflight.discard(request)
+
     def _on_request_failed(self, request: Any) -> None:
+        self._on_request_done(request)
         if self._current is not None and request.url not in self._current.blocked:
             self._record("failed_requests", f"{request.url} ({request.failure})")
 
@@ -246,8 +270,12 @@ class Renderer:
         ):
             # Page assets are small local files: reading them inline is faster than a thread hop,
             # which matters because every request of every render passes through here.
-            path = _workspace_file(source.workspace.resolve(), url)
-            if path is None:
+            path = _workspace_path(source.workspace.resolve(), url)
+            sig = signature(path) if path is not None else None
+            if path is not None:
+                # stat before reading: a write in between shows up as a change next time
+                self._served.record(parts.path, path, sig)
+            if path is None or sig is None or not path.is_file():
                 await route.fulfill(status=404, body="not found", content_type="text/plain")
                 return
             if path.stat().st_size > INLINE_READ_BYTES:
@@ -272,14 +300,17 @@ class Renderer:
         from playwright.async_api import Error as PlaywrightError
 
         try:
-            await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
-            # evaluate() has no timeout of its own: a script busy-looping after load would hang it.
-            collected = await asyncio.wait_for(
-                page.evaluate(COLLECT_BOXES_JS, [self.element_limit, FONT_WAIT_S * 1000]),
-                timeout=self.timeout_s,
+            await self._bring_up_to_date(page, source, result)
+            clock = time.perf_counter()
+            # The capture is compositor work, the box walk main-thread work: overlap them.
+            png, collected = await asyncio.gather(
+                self._capture(page, viewport),
+                asyncio.wait_for(
+                    page.evaluate(COLLECT_BOXES_JS, self.element_limit), timeout=self.timeout_s
+                ),
             )
-            result.boxes, result.fonts_ready = collected["boxes"], bool(collected["fontsReady"])
-            result.png = await self._capture(page, viewport)
+            result.timings["capture+boxes"] = (time.perf_counter() - clock) * 1000
+            result.png, result.boxes = png, collected
         except (PlaywrightError, TimeoutError, VisualError) as err:
             await self._discard_page()
             if isinstance(err, VisualError):
@@ -294,6 +325,57 @@ class Renderer:
         finally:
             self._current = None
         return result
+
+    async def _bring_up_to_date(self, page: Any, source: PageSource, result: RenderResult) -> None:
+        """Reload, or for a static page whose stylesheets alone changed, swap them (restyle.py)."""
+        clock = time.perf_counter()
+        plan: Plan = "reload"
+        changed: list[str] = []
+        if source.entry is not None and self._loaded_key == (
+            source.workspace.resolve(),
+            source.address,
+        ):
+            plan, changed = self._served.plan()
+        if plan == "restyle":
+            self._restyles += 1
+            settled = await asyncio.wait_for(
+                page.evaluate(RESTYLE_JS, [changed, FONT_WAIT_S * 1000, self._restyles]),
+                timeout=self.timeout_s,
+            )
+            if settled["swapped"]:
+                await self._network_idle()
+            else:
+                plan = "reload"
+        if plan == "reload":
+            self._served.reset()
+            self._loaded_key = None
+            await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
+            result.timings["navigate"] = (time.perf_counter() - clock) * 1000
+            clock = time.perf_counter()
+            # evaluate() has no timeout of its own: a script busy-looping after load would hang it.
+            settled = await asyncio.wait_for(
+                page.evaluate(SETTLE_JS, FONT_WAIT_S * 1000), timeout=self.timeout_s
+            )
+            self._served.is_static = bool(settled["isStatic"])
+            self._loaded_key = (source.workspace.resolve(), source.address)
+            self._load_report = result
+        elif plan == "recapture":
+            settled = {"fontsReady": self._load_report.fonts_ready if self._load_report else True}
+        result.timings[plan if plan != "reload" else "settle"] = (
+            time.perf_counter() - clock
+        ) * 1000
+        result.mode = plan
+        result.fonts_ready = bool(settled["fontsReady"])
+        if plan != "reload" and self._load_report is not None:
+            for kind in ("blocked", "console_errors", "failed_requests"):
+                bucket: list[str] = getattr(result, kind)
+                bucket[:0] = [t for t in getattr(self._load_report, kind) if t not in bucket]
+
+    async def _network_idle(self, cap_s: float = FONT_WAIT_S) -> None:
+        """After a restyle: wait for the fetches it started (background images, fonts), capped."""
+        deadline = time.perf_counter() + cap_s
+        while self._inflight and time.perf_counter() < deadline:
+            await asyncio.sleep(0.005)
 
     async def _capture(self, page: Any, viewport: Viewport) -> bytes:
         """Chromium's own capture over CDP: ~2× faster than page.screenshot(), which adds font and
@@ -322,6 +404,8 @@ class Renderer:
             except Exception:
                 pass
         self._context = self._page = self._context_key = None
+        self._served.reset()
+        self._loaded_key = None
 
     async def describe_elements(self, indices: list[int]) -> list[dict[str, Any]]:
         """Selector, tag, id, classes, short text and key computed styles of collected elements."""

@@ -1,0 +1,119 @@
+"""Re-rendering without a reload when that gives the same pixels: the files a page was built from.
+
+A reload costs more than everything else in an iteration together. For a *static* page (no scripts,
+no inline event handlers, no frames — checked at every full load) the DOM is a pure function of its
+HTML, so when only stylesheets changed since the last load, swapping those `<link>` elements in place
+gives what a reload would give. Anything else — a changed or new non-CSS file, a changed stylesheet
+that is not a top-level `<link>` (an `@import`), a deleted file, a page with scripts, a dev-server URL —
+takes a full reload. Nothing changed at all: a fresh capture of the same document.
+
+The route handler records every workspace file it serves with its (mtime, size) signature, and the
+404s as None, so a file that appears later is a change too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Signature = tuple[int, int] | None
+Plan = Literal["reload", "restyle", "recapture"]
+STYLE_SUFFIXES = (".css",)
+
+# Runs after `load`: awaits web fonts (capped) and tells whether the page is static (see above).
+SETTLE_JS = """
+async (fontWaitMs) => {
+  const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
+    new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
+  let dynamic = document.scripts.length > 0
+    || document.querySelector('iframe, frame, object, embed') !== null;
+  if (!dynamic) {
+    const all = document.getElementsByTagName('*');
+    outer: for (let i = 0; i < all.length; i++) {
+      for (const attr of all[i].attributes) {
+        if (attr.name.startsWith('on')) { dynamic = true; break outer; }
+      }
+    }
+  }
+  return {fontsReady, isStatic: !dynamic};
+}
+"""
+
+# Swaps the <link rel=stylesheet> elements of the given same-origin paths for fresh copies (a query
+# string defeats any cache; the server ignores it), waits for them, forces style and layout (which
+# starts any newly needed image or font fetch), awaits fonts (capped) and two frames.
+# {swapped: false} when a path has no such link or a sheet fails: the caller reloads instead.
+RESTYLE_JS = """
+async ([paths, fontWaitMs, stamp]) => {
+  const byPath = new Map();
+  for (const link of document.querySelectorAll('link[rel~="stylesheet"]')) {
+    const url = new URL(link.href, location.href);
+    if (url.origin !== location.origin) continue;
+    if (!byPath.has(url.pathname)) byPath.set(url.pathname, []);
+    byPath.get(url.pathname).push(link);
+  }
+  if (!paths.every((p) => byPath.has(p))) return {swapped: false, fontsReady: true};
+  const loads = [];
+  for (const path of paths) {
+    for (const old of byPath.get(path)) {
+      const fresh = old.cloneNode(false);
+      const url = new URL(old.href, location.href);
+      url.searchParams.set('kcode-restyle', String(stamp));
+      loads.push(new Promise((resolve) => {
+        fresh.onload = () => { old.remove(); resolve(true); };
+        fresh.onerror = () => { old.remove(); resolve(false); };
+      }));
+      fresh.href = url.href;
+      old.after(fresh);
+    }
+  }
+  const loaded = await Promise.all(loads);
+  if (!loaded.every(Boolean)) return {swapped: false, fontsReady: true};
+  document.documentElement.getBoundingClientRect();
+  const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
+    new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
+  const frame = () => new Promise((resolve) => {
+    requestAnimationFrame(() => resolve()); setTimeout(resolve, 100);
+  });
+  await frame(); await frame();
+  return {swapped: true, fontsReady};
+}
+"""
+
+
+def signature(path: Path) -> Signature:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+@dataclass
+class ServedFiles:
+    """Workspace files the current document was built from, by URL path, with their signatures."""
+
+    files: dict[str, tuple[Path, Signature]] = field(default_factory=dict)
+    is_static: bool = False  # set after a full load; restyle only ever applies to static pages
+
+    def reset(self) -> None:
+        self.files.clear()
+        self.is_static = False
+
+    def record(self, url_path: str, path: Path, sig: Signature) -> None:
+        self.files[url_path] = (path, sig)
+
+    def plan(self) -> tuple[Plan, list[str]]:
+        """What the next render needs, and the changed stylesheet URL paths for a restyle."""
+        if not self.is_static or not self.files:
+            return "reload", []
+        changed = [url for url, (path, sig) in self.files.items() if signature(path) != sig]
+        if not changed:
+            return "recapture", []
+        for url in changed:
+            path, _ = self.files[url]
+            if path.suffix.lower() not in STYLE_SUFFIXES or signature(path) is None:
+                return "reload", []
+        return "restyle", sorted(changed)
