@@ -1,0 +1,134 @@
+"""Re-renders after edits: a stylesheet swap in place must give exactly what a full reload gives.
+
+Every test edits files between two renders in the same renderer, then renders a copy of the edited
+workspace from scratch (another directory, so a full load) and requires identical pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kcode.visual.render import Renderer, RenderResult, resolve_page_source
+from tests.visual.conftest import VIEWPORT
+from tests.visual.pages import page_html, write_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+def pixels(result: RenderResult) -> np.ndarray:  # type: ignore[type-arg]
+    return np.asarray(Image.open(io.BytesIO(result.png)).convert("RGB"))
+
+
+def edit(path: Path, text: str) -> None:
+    """Writes and moves the mtime forward (two edits within one clock tick still count)."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+async def render(renderer: Renderer, root: Path) -> RenderResult:
+    return await renderer.render(resolve_page_source(root, None, None), VIEWPORT)
+
+
+async def fresh_render(renderer: Renderer, root: Path, tmp_path: Path) -> RenderResult:
+    copy = tmp_path / f"fresh-{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(root, copy)
+    result = await render(renderer, copy)
+    assert result.mode == "reload"
+    return result
+
+
+async def test_css_edit_restyles_in_place_with_the_pixels_of_a_reload(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    root = write_page(tmp_path / "site")
+    first = await render(renderer, root)
+    styles = root / "styles.css"
+    edit(styles, styles.read_text() + ".hero h1 { font-size: 44px; color: #b91c1c; }\n")
+    second = await render(renderer, root)
+    assert second.mode == "restyle"
+    assert not np.array_equal(pixels(first), pixels(second))  # the edit shows
+    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+    # the element boxes follow the new layout too
+    fresh = await fresh_render(renderer, root, tmp_path)
+    assert second.boxes == fresh.boxes
+
+
+async def test_a_rule_that_newly_shows_a_background_image_waits_for_it(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    root = write_page(tmp_path / "site", ".hero { background: url(stripes.png); }\n")
+    Image.new("RGB", (8, 8), (220, 40, 200)).save(root / "stripes.png")
+    await render(renderer, root)
+    styles = root / "styles.css"
+    edit(styles, styles.read_text() + ".site-footer { background: url(dots.png); }\n")
+    Image.new("RGB", (4, 4), (20, 160, 60)).save(root / "dots.png")
+    second = await render(renderer, root)
+    assert second.mode == "restyle"
+    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+
+
+async def test_html_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
+    root = write_page(tmp_path / "site")
+    await render(renderer, root)
+    edit(root / "index.html", page_html().replace("Simple pricing", "Plans for everyone"))
+    second = await render(renderer, root)
+    assert second.mode == "reload"
+    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+
+
+async def test_page_with_a_script_reloads_on_css_edit(renderer: Renderer, tmp_path: Path) -> None:
+    # The script reads a computed style at load: only a reload shows the edited value.
+    script = (
+        "<script>document.addEventListener('DOMContentLoaded', () => {"
+        " const h1 = document.querySelector('h1');"
+        " h1.textContent = 'size ' + getComputedStyle(h1).fontSize; });</script>\n"
+    )
+    root = write_page(tmp_path / "site", html=page_html(extra_body=script))
+    await render(renderer, root)
+    styles = root / "styles.css"
+    edit(styles, styles.read_text() + ".hero h1 { font-size: 40px; }\n")
+    second = await render(renderer, root)
+    assert second.mode == "reload"
+    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+
+
+async def test_imported_stylesheet_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
+    root = write_page(tmp_path / "site")
+    styles = root / "styles.css"
+    edit(styles, '@import "theme.css";\n' + styles.read_text())
+    (root / "theme.css").write_text(".logo { color: #fbbf24; }\n", encoding="utf-8")
+    await render(renderer, root)
+    edit(root / "theme.css", ".logo { color: #22d3ee; font-size: 30px; }\n")
+    second = await render(renderer, root)
+    assert second.mode == "reload"
+    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+
+
+async def test_a_file_that_appears_later_reloads(renderer: Renderer, tmp_path: Path) -> None:
+    head = '<link rel="stylesheet" href="late.css">\n'
+    root = write_page(tmp_path / "site", html=page_html(extra_head=head))
+    await render(renderer, root)  # late.css is a 404 here
+    (root / "late.css").write_text("body { background: #fde68a; }\n", encoding="utf-8")
+    second = await render(renderer, root)
+    assert second.mode in ("reload", "restyle")
+    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+
+
+async def test_no_edit_recaptures_and_still_reports_blocked_requests(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    head = '<link rel="stylesheet" href="https://fonts.example.com/css?family=Inter">\n'
+    root = write_page(tmp_path / "site", html=page_html(extra_head=head))
+    first = await render(renderer, root)
+    second = await render(renderer, root)
+    assert second.mode == "recapture"
+    assert np.array_equal(pixels(first), pixels(second))
+    assert any("fonts.example.com" in url for url in second.blocked)
