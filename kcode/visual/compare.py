@@ -88,19 +88,35 @@ def _delta(a: tuple[Array, Array, Array], b: tuple[Array, Array, Array]) -> Arra
     return out
 
 
+NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+
 def _matches_nearby(
-    src: NDArray[np.uint8], other: NDArray[np.uint8], ys: Any, xs: Any
+    src: tuple[NDArray[np.uint8], NDArray[np.uint32]],
+    other: tuple[NDArray[np.uint8], NDArray[np.uint32]],
+    ys: Any,
+    xs: Any,
 ) -> NDArray[np.bool_]:
-    """For the candidate pixels (ys, xs) of `src`: is the same colour within 1 px in `other`?"""
-    height, width = other.shape[:2]
+    """For the candidate pixels (ys, xs) of `src` (rgb, packed): is the same colour within 1 px in
+    `other`? Exact matches are found on whole packed pixels first (cheap); the YIQ distance is
+    computed only for the pixels still unmatched."""
+    (src_rgb, src_packed), (other_rgb, other_packed) = src, other
+    height, width = other_packed.shape
     found = np.zeros(len(ys), dtype=bool)
-    pick_src = _yiq(src[ys, xs].astype(np.float32))
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == 0 and dx == 0:
-                continue
-            ny, nx = np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)
-            found |= _delta(pick_src, _yiq(other[ny, nx].astype(np.float32))) <= DELTA_LIMIT
+    wanted = src_packed[ys, xs]
+    for dy, dx in NEIGHBOURS:
+        ny, nx = np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)
+        found |= other_packed[ny, nx] == wanted
+    rest = np.flatnonzero(~found)
+    if not len(rest):
+        return found
+    rys, rxs = ys[rest], xs[rest]
+    near = np.zeros(len(rest), dtype=bool)
+    pick_src = _yiq(src_rgb[rys, rxs].astype(np.float32))
+    for dy, dx in NEIGHBOURS:
+        ny, nx = np.clip(rys + dy, 0, height - 1), np.clip(rxs + dx, 0, width - 1)
+        near |= _delta(pick_src, _yiq(other_rgb[ny, nx].astype(np.float32))) <= DELTA_LIMIT
+    found[rest] = near
     return found
 
 
@@ -220,9 +236,11 @@ def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) ->
     far = _delta(a, b) > DELTA_LIMIT
     ys, xs = ys[far], xs[far]
     if len(ys):
-        tolerated = _matches_nearby(target_rgb, render_rgb, ys, xs) & _matches_nearby(
-            render_rgb, target_rgb, ys, xs
-        )
+        target_pair, render_pair = (target_rgb, target_packed), (render_rgb, render_packed)
+        tolerated = _matches_nearby(target_pair, render_pair, ys, xs)
+        if tolerated.any():  # both ways: only where the first way already tolerates
+            both = np.flatnonzero(tolerated)
+            tolerated[both] = _matches_nearby(render_pair, target_pair, ys[both], xs[both])
         ys, xs = ys[~tolerated], xs[~tolerated]
     differs = np.zeros((height, width), dtype=bool)
     differs[ys, xs] = True

@@ -24,7 +24,14 @@ from kcode.visual.browser import launch_browser
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.page_scripts import COLLECT_BOXES_JS, DESCRIBE_JS, FREEZE_SCRIPT
-from kcode.visual.restyle import RESTYLE_JS, SETTLE_JS, Plan, ServedFiles, signature
+from kcode.visual.restyle import (
+    RESTYLE_JS,
+    SETTLE_JS,
+    TWO_FRAMES_JS,
+    Plan,
+    ServedFiles,
+    signature,
+)
 
 WORKSPACE_ORIGIN = "http://kcode.local"
 FONT_WAIT_S = 3.0
@@ -278,10 +285,11 @@ class Renderer:
             if path is None or sig is None or not path.is_file():
                 await route.fulfill(status=404, body="not found", content_type="text/plain")
                 return
-            if path.stat().st_size > INLINE_READ_BYTES:
+            if sig[1] > INLINE_READ_BYTES:
                 body = await asyncio.to_thread(path.read_bytes)
             else:
                 body = path.read_bytes()
+            self._served.record(parts.path, path, sig, body)
             await route.fulfill(status=200, body=body, content_type=content_type(path))
             return
         if source is not None and source.url:
@@ -343,7 +351,9 @@ class Renderer:
                 timeout=self.timeout_s,
             )
             if settled["swapped"]:
-                await self._network_idle()
+                if self._served.may_fetch:
+                    await asyncio.wait_for(page.evaluate(TWO_FRAMES_JS), timeout=self.timeout_s)
+                    await self._network_idle()
             else:
                 plan = "reload"
         if plan == "reload":

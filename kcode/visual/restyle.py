@@ -43,7 +43,7 @@ async (fontWaitMs) => {
 
 # Swaps the <link rel=stylesheet> elements of the given same-origin paths for fresh copies (a query
 # string defeats any cache; the server ignores it), waits for them, forces style and layout (which
-# starts any newly needed image or font fetch), awaits fonts (capped) and two frames.
+# starts any newly needed image or font fetch) and awaits fonts (capped).
 # {swapped: false} when a path has no such link or a sheet fails: the caller reloads instead.
 RESTYLE_JS = """
 async ([paths, fontWaitMs, stamp]) => {
@@ -74,13 +74,21 @@ async ([paths, fontWaitMs, stamp]) => {
   document.documentElement.getBoundingClientRect();
   const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
     new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
+  return {swapped: true, fontsReady};
+}
+"""
+
+# When the page's sources reference images or fonts, a restyle may have started fetches: two frames
+# let their requests surface before the caller waits for the network to go idle.
+TWO_FRAMES_JS = """
+async () => {
   const frame = () => new Promise((resolve) => {
     requestAnimationFrame(() => resolve()); setTimeout(resolve, 100);
   });
   await frame(); await frame();
-  return {swapped: true, fontsReady};
 }
 """
+RESOURCE_MARKERS = (b"url(", b"image-set(", b"@font-face", b"@import")
 
 
 def signature(path: Path) -> Signature:
@@ -96,14 +104,26 @@ class ServedFiles:
     """Workspace files the current document was built from, by URL path, with their signatures."""
 
     files: dict[str, tuple[Path, Signature]] = field(default_factory=dict)
+    # URL paths of served files that name a resource (url(), @font-face, ...): a restyle may fetch.
+    referencing: set[str] = field(default_factory=set)
     is_static: bool = False  # set after a full load; restyle only ever applies to static pages
 
     def reset(self) -> None:
         self.files.clear()
+        self.referencing.clear()
         self.is_static = False
 
-    def record(self, url_path: str, path: Path, sig: Signature) -> None:
+    def record(self, url_path: str, path: Path, sig: Signature, body: bytes = b"") -> None:
         self.files[url_path] = (path, sig)
+        lowered = body.lower() if path.suffix.lower() in (".css", ".html", ".htm") else b""
+        if any(marker in lowered for marker in RESOURCE_MARKERS):
+            self.referencing.add(url_path)
+        else:
+            self.referencing.discard(url_path)
+
+    @property
+    def may_fetch(self) -> bool:
+        return bool(self.referencing)
 
     def plan(self) -> tuple[Plan, list[str]]:
         """What the next render needs, and the changed stylesheet URL paths for a restyle."""
