@@ -13,8 +13,14 @@ Each N runs with --max-parallel 1 (the baseline: every model call in sequence) a
   efficiency  = speedup / ideal
   overhead    = (wall(parallel) - critical_steps * LATENCY_S) / steps, in ms per model call: the
                 time kcode adds on top of the model's own latency, spread over all model calls
-  cpu/call    = this process's CPU time in the parallel run / steps: kcode's own cost per model
-                call, which machine load does not inflate the way it inflates wall time
+  kcode cpu   = this process's CPU time (time.process_time) in the parallel run / steps: kcode's
+                own cost per model call, which machine load does not inflate the way it inflates
+                wall time
+  server cpu  = the fake server process's CPU time over the same run / steps (from /proc): it
+                shares the cores with kcode, so a costly fake server would slow kcode's figures
+  load        = the 1-minute load average when the row was measured (os.getloadavg, as `uptime`
+                shows it): on a shared machine, a high load explains low efficiency that low CPU
+                per call says is not kcode's
   peak memory = the process's peak RSS (ru_maxrss) after the run
 
     .venv/bin/python bench/swarm.py            # N = 1, 4, 16, 64
@@ -108,6 +114,14 @@ class Server:
         assert self.proc.stdout is not None
         self.base_url = self.proc.stdout.readline().strip()
 
+    def cpu_s(self) -> float:
+        """The server's CPU seconds so far (user + system), or NaN where /proc does not exist."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
@@ -131,6 +145,7 @@ async def run_once(n: int, max_parallel: int, workdir: Path) -> tuple[float, dic
         ctx.spawner = Orchestrator.for_agent(
             agent, max_parallel=max_parallel, tool_factory=tools_for
         )
+        server_cpu_started = server.cpu_s()
         started, cpu_started = time.perf_counter(), time.process_time()
         final: TurnFinished | None = None
         async for event in agent.run_turn(Message.user(MAIN)):
@@ -138,13 +153,18 @@ async def run_once(n: int, max_parallel: int, workdir: Path) -> tuple[float, dic
                 final = event
         wall = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        server_cpu = server.cpu_s() - server_cpu_started
     finally:
         await backend.aclose()
         server.close()
     assert final is not None and final.reason == "completed", final
     sub = final.stats["agents"][1:]
     assert len(sub) == n and all(a["steps"] == K for a in sub), "a sub-agent did not finish"
-    return wall, {**final.stats, "cpu_s": cpu}
+    return wall, {**final.stats, "cpu_s": cpu, "server_cpu_s": server_cpu}
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def peak_rss_mb() -> float:
@@ -158,14 +178,16 @@ async def main() -> int:
         "--repeat", type=int, default=3, help="runs per figure, best kept (serial N=64: one)"
     )
     args = parser.parse_args()
-    figures: dict[int, tuple[float, float, float]] = {}
+    figures: dict[int, tuple[float, float, float, float, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="kcode-swarm-") as tmp:
         workdir = Path(os.path.realpath(tmp))
         (workdir / "notes.txt").write_text("".join(f"item {i}\n" for i in range(100)))
         await run_once(1, 1, workdir)  # warm-up: imports, first connection
+        print(f"load average at start: {load()}")
         print(
             f"{'N':>3} {'serial s':>9} {'parallel s':>10} {'speedup':>8} {'ideal':>6} "
-            f"{'effic.':>6} {'overhead ms/call':>16} {'cpu ms/call':>11} {'peak RSS MB':>11}"
+            f"{'effic.':>6} {'overhead ms/call':>16} {'kcode cpu ms/call':>17} "
+            f"{'server cpu ms/call':>18} {'load':>5} {'peak RSS MB':>11}"
         )
         for n in args.n:
             # Best of a few runs: the machine is shared, and a stall in one run is not kcode's.
@@ -179,11 +201,14 @@ async def main() -> int:
             ideal = steps / critical
             efficiency = speedup / ideal
             overhead_ms = (parallel - critical * LATENCY_S) / steps * 1000
-            figures[n] = (efficiency, speedup, overhead_ms)
+            cpu_ms = stats["cpu_s"] / steps * 1000
+            server_ms = stats["server_cpu_s"] / steps * 1000
+            load1 = os.getloadavg()[0]
+            figures[n] = (efficiency, speedup, overhead_ms, cpu_ms, server_ms, load1)
             print(
                 f"{n:>3} {serial:>9.2f} {parallel:>10.2f} {speedup:>7.1f}x {ideal:>6.1f} "
-                f"{efficiency:>6.2f} {overhead_ms:>16.2f} {stats['cpu_s'] / steps * 1000:>11.2f} "
-                f"{peak_rss_mb():>11.0f}",
+                f"{efficiency:>6.2f} {overhead_ms:>16.2f} {cpu_ms:>17.2f} {server_ms:>18.2f} "
+                f"{load1:>5.1f} {peak_rss_mb():>11.0f}",
                 flush=True,
             )
     parts = [f"{figures[n][0]:.2f} at N={n}" for n in args.n if n >= 16] or [
@@ -191,9 +216,12 @@ async def main() -> int:
     ]
     at = 16 if 16 in figures else max(figures)
     largest = max(figures)  # the most model calls: the least noisy overhead figure
+    print(f"load average at end: {load()}")
+    big = figures[largest]
     print(
         f"efficiency {', '.join(parts)}; speedup {figures[at][1]:.1f}x at N={at}; "
-        f"overhead {figures[largest][2]:.1f} ms/call at N={largest}"
+        f"overhead {big[2]:.1f} ms/call at N={largest} (kcode cpu {big[3]:.1f} ms/call, "
+        f"fake server cpu {big[4]:.1f} ms/call, load {big[5]:.1f})"
     )
     return 0
 

@@ -179,6 +179,9 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Send each SSE event at once, as real servers do: with Nagle's algorithm on, an event written
+    # while the previous one is unacknowledged waits for the client's delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
     fake: FakeOpenAIServer
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean

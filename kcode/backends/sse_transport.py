@@ -12,8 +12,9 @@ object inside the stream), `MalformedStream` (a chunk that is not JSON) and http
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -106,8 +107,29 @@ def decode_event(event: str, data: str) -> Chunk | None:
     return chunk
 
 
+class LineSplitter:
+    """Bytes in, lines out (without their endings), as SSE defines them: a line ends at CRLF, LF
+    or a lone CR, and the text is UTF-8. Cheaper than httpx2's text and line layers, which cost
+    two more async generators and a decoder per network read."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        if self._tail:
+            data = self._tail + data
+        held = b""
+        if b"\r" in data:
+            if data.endswith(b"\r"):  # perhaps the first half of a CRLF split across reads
+                data, held = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *complete, rest = data.split(b"\n")
+        self._tail = rest + held
+        return [line.decode("utf-8", "replace") for line in complete]
+
+
 class HttpTransport:
-    """POST /chat/completions with `stream: true` through one pooled httpx2 client."""
+    """POST /chat/completions with `stream: true`, each request on a leased httpx2 client."""
 
     def __init__(
         self,
@@ -123,37 +145,63 @@ class HttpTransport:
         if api_key:  # local servers take no key; sending "Bearer " would only confuse them
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout_s = timeout_s
-        self._client: httpx2.AsyncClient | None = None
+        self._tls: ssl.SSLContext | None = None  # built once, shared by every client
+        self._idle: list[httpx2.AsyncClient] = []
+        self._generation = 0  # bumped by aclose: a client leased before it is closed on return
 
-    def _get_client(self) -> httpx2.AsyncClient:
-        if self._client is None:
-            import httpx2
+    def _new_client(self) -> httpx2.AsyncClient:
+        import httpx2
 
-            self._client = httpx2.AsyncClient(
-                headers=self._headers,
-                timeout=httpx2.Timeout(self._timeout_s, connect=min(self._timeout_s, 10.0)),
-                verify=self._tls_context(),
-                # httpx's default pool (100 connections, 20 kept alive) would quietly queue
-                # requests once --max-parallel (up to 128) sub-agents stream at the same time.
-                limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=256),
-            )
-        return self._client
+        if self._tls is None:
+            self._tls = self._tls_context()
+        return httpx2.AsyncClient(
+            headers=self._headers,
+            timeout=httpx2.Timeout(self._timeout_s, connect=min(self._timeout_s, 10.0)),
+            verify=self._tls,
+            # One request at a time per client (see `_lease`): a second connection is never needed.
+            limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1),
+        )
 
-    def _tls_context(self) -> ssl.SSLContext | bool:
-        """True (the system trust store) for https. A plain-http server never needs TLS, and
-        loading the trust store costs 50-250 ms before the first request, so it gets a context
-        that verifies as strictly but trusts no one: any TLS it ever meets fails, closed."""
-        if urlsplit(self.base_url).scheme != "http":
-            return True
+    @contextlib.asynccontextmanager
+    async def _lease(self) -> AsyncIterator[httpx2.AsyncClient]:
+        """A client of our own for one request, reused afterwards (most recently used first).
+
+        Why not one shared client: httpx2's pool checks every open connection on each request and
+        on each response end, through several layers of calls per connection; with 64 agents
+        streaming that was ~2.5 ms of CPU per model call, the largest part of kcode's overhead.
+        Clients that each hold one keep-alive connection make that check O(1): the free list
+        here is the pool. The number of clients grows to the peak number of requests in flight.
+        """
+        client = self._idle.pop() if self._idle else self._new_client()
+        generation = self._generation
+        try:
+            yield client
+        finally:
+            if generation == self._generation:
+                self._idle.append(client)
+            else:
+                await client.aclose()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The system trust store for https (httpx2's default context, built once and shared by
+        every client). A plain-http server never needs TLS, and loading the trust store costs
+        50-250 ms before the first request, so it gets a context that verifies as strictly but
+        trusts no one: any TLS it ever meets fails, closed."""
         import ssl
 
+        if urlsplit(self.base_url).scheme != "http":
+            import httpx2
+
+            return httpx2.create_ssl_context()
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
     async def stream_chunks(self, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
-        client = self._get_client()
         url = f"{self.base_url}/chat/completions"
         headers = {"Accept": "text/event-stream"}
-        async with client.stream("POST", url, json=body, headers=headers) as response:
+        async with (
+            self._lease() as client,
+            client.stream("POST", url, json=body, headers=headers) as response,
+        ):
             if response.status_code >= 400:
                 raw = (await response.aread()).decode("utf-8", "replace")
                 try:
@@ -162,27 +210,33 @@ class HttpTransport:
                     parsed = None
                 raise StatusError(response.status_code, response.headers, error_object(parsed), raw)
             decoder = SSEDecoder()
-            lines = response.aiter_lines()
-            async for line in lines:
-                event = decoder.feed(line.rstrip("\r\n"))
-                if event is None:
-                    continue
-                chunk = decode_event(*event)
-                if chunk is None:
-                    # Read the (empty) rest of the body after [DONE]: httpx closes a connection
-                    # whose body was left unread, so every request would open a new one.
-                    async for _ in lines:
-                        pass
-                    return
-                yield chunk
+            lines = LineSplitter()
+            pieces = response.aiter_bytes()
+            async for piece in pieces:
+                for line in lines.feed(piece):
+                    event = decoder.feed(line)
+                    if event is None:
+                        continue
+                    chunk = decode_event(*event)
+                    if chunk is None:
+                        # Read the (empty) rest of the body after [DONE]: httpx closes a
+                        # connection whose body was left unread, so every request would open
+                        # a new one.
+                        async for _ in pieces:
+                            pass
+                        return
+                    yield chunk
 
     async def list_model_ids(self, timeout_s: float) -> list[str]:
-        response = await self._get_client().get(f"{self.base_url}/models", timeout=timeout_s)
+        async with self._lease() as client:
+            response = await client.get(f"{self.base_url}/models", timeout=timeout_s)
         response.raise_for_status()
         data = response.json().get("data") or []
         return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
+        """Close every idle client now; a client still streaming closes when its request ends."""
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for client in idle:
             await client.aclose()
