@@ -143,6 +143,9 @@ async def _interrupt_in_process(tmp: Path, rng: random.Random) -> tuple[int, int
         except asyncio.CancelledError:
             pass
         await backend.aclose()
+    # A write already handed to a worker thread finishes (as it does when kcode exits); the
+    # check is that it is then whole, never half-written.
+    await asyncio.get_running_loop().shutdown_default_executor()
     deadline = time.monotonic() + 3
     while _alive_with(marker) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +98,30 @@ class ProcessResult:
 
 
 def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+    # A member that was mid-fork when the signal went out can leave a child the signal missed
+    # (seen with bwrap's pid-namespace helper), so repeat while live members remain.
+    for _ in range(50):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not _live_group_members(pgid):
+            return
+        time.sleep(0.002)
+
+
+def _live_group_members(pgid: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 async def _pump(stream: asyncio.StreamReader, sink: HeadTailBuffer) -> None:
@@ -148,15 +171,24 @@ async def run_process(
     env: Mapping[str, str] | None = None,
 ) -> ProcessResult:
     """Run argv in its own process group; stdout and stderr are merged, stdin is empty."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(scrubbed_env() if env is None else env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+    spawn = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(scrubbed_env() if env is None else env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
     )
+    try:
+        proc = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        # Ctrl-C while the child was starting: it exists all the same, so end its group too.
+        with contextlib.suppress(Exception):
+            kill_group((await spawn).pid)
+        raise
     assert proc.stdout is not None
     sink = HeadTailBuffer(max_output_bytes)
     pump = asyncio.create_task(_pump(proc.stdout, sink))
