@@ -251,6 +251,10 @@ class Agent:
                 raise
             if getter in done:
                 yield getter.result()
+                # Take what else is queued without a new task and wait each: 64 sub-agents'
+                # events arrive in bursts, and a task per event was a good part of the overhead.
+                while not self._queue.empty():
+                    yield self._queue.get_nowait()
                 continue
             getter.cancel()
             while not self._queue.empty():

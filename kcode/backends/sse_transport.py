@@ -15,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import ssl
 
     import httpx2
+
+    from kcode.backends.http11 import Http11Client
 
 Chunk = dict[str, Any]
 
@@ -128,6 +130,15 @@ class LineSplitter:
         return [line.decode("utf-8", "replace") for line in complete]
 
 
+def _raise_status(status: int, headers: Mapping[str, str], raw_body: bytes) -> NoReturn:
+    raw = raw_body.decode("utf-8", "replace")
+    try:
+        parsed: Any = json.loads(raw)
+    except ValueError:
+        parsed = None
+    raise StatusError(status, headers, error_object(parsed), raw)
+
+
 class HttpTransport:
     """POST /chat/completions with `stream: true`, each request on a leased httpx2 client."""
 
@@ -148,6 +159,8 @@ class HttpTransport:
         self._tls: ssl.SSLContext | None = None  # built once, shared by every client
         self._idle: list[httpx2.AsyncClient] = []
         self._generation = 0  # bumped by aclose: a client leased before it is closed on return
+        self._lean: Http11Client | None = None
+        self._lean_checked = False
 
     def _new_client(self) -> httpx2.AsyncClient:
         import httpx2
@@ -195,23 +208,30 @@ class HttpTransport:
             return httpx2.create_ssl_context()
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
+    def _lean_client(self) -> Http11Client | None:
+        """The lean HTTP/1.1 client, when no proxy applies (decided once)."""
+        if not self._lean_checked:
+            self._lean_checked = True
+            from kcode.backends.http11 import Http11Client, no_proxy_applies
+
+            url = self.base_url
+            if urlsplit(url).scheme in ("http", "https") and no_proxy_applies(url):
+                self._tls = self._tls or self._tls_context()
+                self._lean = Http11Client(
+                    url,
+                    self._headers,
+                    timeout_s=self._timeout_s,
+                    connect_timeout_s=min(self._timeout_s, 10.0),
+                    tls=self._tls,
+                )
+        return self._lean
+
     async def stream_chunks(self, body: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
-        url = f"{self.base_url}/chat/completions"
-        headers = {"Accept": "text/event-stream"}
-        async with (
-            self._lease() as client,
-            client.stream("POST", url, json=body, headers=headers) as response,
-        ):
-            if response.status_code >= 400:
-                raw = (await response.aread()).decode("utf-8", "replace")
-                try:
-                    parsed: Any = json.loads(raw)
-                except ValueError:
-                    parsed = None
-                raise StatusError(response.status_code, response.headers, error_object(parsed), raw)
-            decoder = SSEDecoder()
-            lines = LineSplitter()
-            pieces = response.aiter_bytes()
+        lean = self._lean_client()
+        pieces_of = self._stream_httpx(body) if lean is None else self._stream_lean(lean, body)
+        decoder = SSEDecoder()
+        lines = LineSplitter()
+        async with contextlib.aclosing(pieces_of) as pieces:
             async for piece in pieces:
                 for line in lines.feed(piece):
                     event = decoder.feed(line)
@@ -219,13 +239,37 @@ class HttpTransport:
                         continue
                     chunk = decode_event(*event)
                     if chunk is None:
-                        # Read the (empty) rest of the body after [DONE]: httpx closes a
-                        # connection whose body was left unread, so every request would open
-                        # a new one.
+                        # Read the (empty) rest of the body after [DONE]: a connection whose
+                        # body was left unread is closed, so every request would open a new one.
                         async for _ in pieces:
                             pass
                         return
                     yield chunk
+
+    async def _stream_lean(
+        self, lean: Http11Client, body: dict[str, Any]
+    ) -> AsyncGenerator[bytes, None]:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        path = f"{urlsplit(self.base_url).path}/chat/completions"
+        headers = {"Accept": "text/event-stream"}
+        async with lean.post(path, data.encode("utf-8"), headers) as response:
+            if response.status >= 400:
+                raw = b"".join([piece async for piece in response.body])
+                _raise_status(response.status, response.headers, raw)
+            async for piece in response.body:
+                yield piece
+
+    async def _stream_httpx(self, body: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+        url = f"{self.base_url}/chat/completions"
+        headers = {"Accept": "text/event-stream"}
+        async with (
+            self._lease() as client,
+            client.stream("POST", url, json=body, headers=headers) as response,
+        ):
+            if response.status_code >= 400:
+                _raise_status(response.status_code, response.headers, await response.aread())
+            async for piece in response.aiter_bytes():
+                yield piece
 
     async def list_model_ids(self, timeout_s: float) -> list[str]:
         async with self._lease() as client:
@@ -237,6 +281,8 @@ class HttpTransport:
     async def aclose(self) -> None:
         """Close every idle client now; a client still streaming closes when its request ends."""
         self._generation += 1
+        if self._lean is not None:
+            await self._lean.aclose()
         idle, self._idle = self._idle, []
         for client in idle:
             await client.aclose()
