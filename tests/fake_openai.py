@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.fake_openai_replies import ByConversation, Reply, reply_from_json
+from tests.fake_openai_replies import ByConversation, Reply, _next_id, reply_from_json
 
 __all__ = ["ByConversation", "FakeOpenAIServer", "RecordedRequest", "Reply"]
 
@@ -361,11 +361,37 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _sse_events(reply: Reply, model: str, body: dict[str, Any], include_usage: bool) -> list[bytes]:
-    events = [
-        b"data: " + json.dumps(chunk).encode() + b"\n\n"
-        for chunk in reply.stream_chunks(model, body, include_usage)
+    """The reply's SSE events, the same bytes `Reply.stream_chunks` would give, but encoded once
+    per reply and model: later requests only put in their own id, time and usage. (The server
+    shares the machine's cores with the client the benchmarks measure; it should cost little.)"""
+    key = (id(reply), model, include_usage)
+    cached = _EVENT_TEMPLATES.get(key)
+    if cached is None or cached[0] is not reply:
+        chunks = reply.stream_chunks(model, body, include_usage)
+        events = [b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks]
+        _EVENT_TEMPLATES[key] = (reply, events, str(chunks[0]["id"]), int(chunks[0]["created"]))
+        return [*events, _DONE]
+    _, template, template_id, template_created = cached
+    reply_id = f"chatcmpl-fake-{_next_id()}"
+    swaps = [
+        (f'"id": "{template_id}"', f'"id": "{reply_id}"'),
+        (f'"created": {template_created},', f'"created": {int(time.time())},'),
+        (f'"id": "call_{template_id[-6:]}_', f'"id": "call_{reply_id[-6:]}_'),
     ]
-    return [*events, b"data: [DONE]\n\n"]
+    events = []
+    for event in template:
+        for old, new in swaps:
+            event = event.replace(old.encode(), new.encode())
+        events.append(event)
+    if include_usage:
+        head, _, _ = events[-1].rpartition(b'"usage": ')
+        events[-1] = head + b'"usage": ' + json.dumps(reply._usage(body)).encode() + b"}\n\n"
+    return [*events, _DONE]
+
+
+_DONE = b"data: [DONE]\n\n"
+# (reply id, model, include_usage) -> (reply, events, their reply id, their created time)
+_EVENT_TEMPLATES: dict[tuple[int, str, bool], tuple[Reply, list[bytes], str, int]] = {}
 
 
 def _load_script(path: Path) -> tuple[Responder, Reply | None, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from importlib import resources
 from pathlib import Path
@@ -10,6 +11,7 @@ MEMORY_FILES = ("AGENTS.md", "KIMI.md", "CLAUDE.md")
 MEMORY_MAX_CHARS = 20_000
 
 
+@functools.cache  # packaged files: read once, not once per sub-agent of a 64-wide fan-out
 def load_prompt(name: str) -> str:
     return resources.files("kcode.agents").joinpath(f"prompts/{name}.md").read_text("utf-8")
 
