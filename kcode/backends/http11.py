@@ -73,6 +73,7 @@ class Http11Client:
         self.connect_timeout_s = connect_timeout_s
         self.tls = tls
         self._idle: list[_Connection] = []
+        self._generation = 0  # bumped by aclose: a connection busy then is closed, not kept
 
     @asynccontextmanager
     async def post(
@@ -96,12 +97,13 @@ class Http11Client:
                 raise
             break
         done = False
+        generation = self._generation
         reader = _BodyReader(conn, response_headers, self.timeout_s)
         try:
             yield Response(status, response_headers, reader.chunks())
             done = reader.finished
         finally:
-            if done and reader.reusable:
+            if done and reader.reusable and generation == self._generation:
                 conn.reused = True
                 self._idle.append(conn)
             else:
@@ -152,6 +154,7 @@ class Http11Client:
         return _parse_head(head)
 
     async def aclose(self) -> None:
+        self._generation += 1
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
@@ -244,6 +247,26 @@ class _BodyReader:
             if not data:
                 return
             yield data
+
+
+def lean_client_suits(url: str, headers: dict[str, str]) -> bool:
+    """Whether this client can make the request exactly as httpx2 would: plain http(s) with no
+    proxy, no credentials in the URL (httpx2 turns them into Basic auth), a valid port, and header
+    values it can send verbatim. Anything else goes through httpx2."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    try:
+        _ = parts.port
+    except ValueError:
+        return False
+    for name, value in headers.items():
+        text = name + value
+        if "\r" in text or "\n" in text or not text.isascii():
+            return False
+    return no_proxy_applies(url)
 
 
 def no_proxy_applies(url: str) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kcode.backends.http11 import no_proxy_applies
+from kcode.backends.http11 import lean_client_suits, no_proxy_applies
 from kcode.backends.sse_transport import HttpTransport, LineSplitter
 from tests.fake_openai import FakeOpenAIServer, Reply
 
@@ -89,12 +89,18 @@ async def test_keep_alive_connections_are_reused() -> None:
             await transport.aclose()
 
 
-def test_a_proxy_in_the_environment_sends_requests_through_httpx2(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+def test_a_proxy_in_the_environment_sends_requests_through_httpx2(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch = no_proxy_env
     assert no_proxy_applies("http://127.0.0.1:8080/v1")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert no_proxy_applies("http://127.0.0.1:8080/v1")
@@ -105,3 +111,13 @@ def test_a_proxy_in_the_environment_sends_requests_through_httpx2(
     assert not no_proxy_applies("http://127.0.0.1:8080/v1")
     transport = HttpTransport("http://127.0.0.1:8080/v1", "key", timeout_s=10)
     assert transport._lean_client() is None
+
+
+def test_credentials_in_the_url_or_odd_headers_go_through_httpx2(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    assert lean_client_suits("http://127.0.0.1:8080/v1", {"Authorization": "Bearer k"})
+    assert not lean_client_suits("http://user:pw@127.0.0.1:8080/v1", {})
+    assert not lean_client_suits("http://127.0.0.1:8080/v1", {"X-Team": "\u00e9quipe"})
+    assert not lean_client_suits("http://127.0.0.1:8080/v1", {"X-A": "a\r\nX-B: b"})
+    assert not lean_client_suits("unix:///tmp/sock", {})
