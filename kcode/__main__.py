@@ -17,9 +17,12 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.stdout.write(TOP_HELP)
         raise SystemExit(0)
-    from kcode.ui.launch import fast_repl  # plain `kcode [PROMPT]` in a terminal: no typer
+    # Plain `kcode [PROMPT]` in a terminal and plain `kcode -p PROMPT` skip typer entirely.
+    from kcode.ui.launch import fast_headless, fast_repl
 
     code = fast_repl(args)
+    if code is None:
+        code = fast_headless(args)
     if code is not None:
         raise SystemExit(code)
     from kcode.cli import run_cli

@@ -19,7 +19,8 @@ from kcode.backends.base import Backend, BackendOptions
 from kcode.config import Config, ConfigError
 from kcode.session import Session
 from kcode.tools.base import ToolContext
-from kcode.tools.registry import ROLE_TOOLS, build_tools
+from kcode.tools.registry import ROLE_TOOLS, LazyTools
+from kcode.tools.spec_cache import cached_tool_specs
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -172,7 +173,7 @@ def build_runtime(
     ctx.checkpoints = create_checkpoints(
         root, session.session_id, ctx.changes, auto_commit=config.auto_commit
     )
-    tools = build_tools(ROLE_TOOLS["main"])
+    tools = LazyTools(ROLE_TOOLS["main"])
     agent = Agent(
         backend=backend,
         tools=tools,
@@ -182,6 +183,7 @@ def build_runtime(
         max_steps=config.max_steps,
         history=history,
         on_message=session.log_message,
+        specs=cached_tool_specs(ROLE_TOOLS["main"]),
     )
     from kcode.agents.orchestrator import Orchestrator
 

@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from kcode.backends.base import (
     RetryNotice,
     TextChunk,
     ToolCallChunk,
+    ToolSpec,
     UsageChunk,
 )
 from kcode.events import (
@@ -94,7 +95,7 @@ class Agent:
         self,
         *,
         backend: Backend,
-        tools: dict[str, Tool[Any]],
+        tools: Mapping[str, Tool[Any]],
         ctx: ToolContext,
         system_prompt: str,
         options: BackendOptions,
@@ -103,6 +104,7 @@ class Agent:
         role: str = "main",
         history: list[Message] | None = None,
         on_message: Callable[[Message], None] | None = None,
+        specs: list[ToolSpec] | None = None,
     ) -> None:
         self.backend = backend
         self.tools = tools
@@ -113,7 +115,8 @@ class Agent:
         self.stats = AgentStats(agent_id=agent_id, role=role)
         self.history: list[Message] = history or [Message.system(system_prompt)]
         self._on_message = on_message
-        self._specs = tool_specs(tools)
+        # Precomputed specs (tools/spec_cache.py) let the first request go out before tool import.
+        self._specs = specs if specs is not None else tool_specs(tools)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
 
     def _add(self, message: Message) -> None:

@@ -11,12 +11,15 @@ import asyncio
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from kcode.agents.prompts import load_prompt, project_memory
 from kcode.messages import ToolResult
-from kcode.tools.base import Tool, ToolArgs, ToolContext
+from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import ROLE_TOOLS, build_tools
+
+if TYPE_CHECKING:
+    from kcode.tools.args import ToolArgs
 
 RoleName = Literal["search", "edit", "test", "general"]
 ROLES: tuple[RoleName, ...] = ("search", "edit", "test", "general")

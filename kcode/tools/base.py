@@ -13,13 +13,16 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kcode.approval import AllowAll, ApprovalDecision, ApprovalRequest, Approver
 from kcode.events import Event
 from kcode.messages import ToolCall, ToolResult
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from kcode.tools.args import ToolArgs as ToolArgs
 
 
 class ToolError(Exception):
@@ -30,11 +33,16 @@ class ApprovalDenied(ToolError):
     pass
 
 
-class ToolArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def __getattr__(name: str) -> Any:
+    # `from kcode.tools.base import ToolArgs` keeps working; pydantic loads only when it is used.
+    if name == "ToolArgs":
+        from kcode.tools.args import ToolArgs
+
+        return ToolArgs
+    raise AttributeError(name)
 
 
-A = TypeVar("A", bound=ToolArgs)
+A = TypeVar("A", bound="ToolArgs")
 
 
 @dataclass
@@ -222,6 +230,8 @@ def format_validation_error(tool: str, err: ValidationError) -> str:
 
 async def run_tool(tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolResult:
     """Validate and run one call; every failure becomes an error result the model can act on."""
+    import pydantic
+
     from kcode.approval import ApprovalRequired
 
     if call.invalid_arguments is not None:
@@ -233,7 +243,7 @@ async def run_tool(tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolRes
         )
     try:
         args = tool.args_model.model_validate(call.arguments)
-    except ValidationError as err:
+    except pydantic.ValidationError as err:
         return ToolResult(call.id, False, format_validation_error(tool.name, err))
     try:
         result = await tool.run(args, ctx)

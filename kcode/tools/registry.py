@@ -6,6 +6,7 @@ Modules are imported only when a tool set is built, so `kcode --version` stays l
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kcode.backends.base import ToolSpec
@@ -47,5 +48,26 @@ def build_tools(names: tuple[str, ...] | list[str]) -> dict[str, Tool[Any]]:
     return tools
 
 
-def tool_specs(tools: dict[str, Tool[Any]]) -> list[ToolSpec]:
+def tool_specs(tools: Mapping[str, Tool[Any]]) -> list[ToolSpec]:
     return [ToolSpec(t.name, t.description, t.schema()) for t in tools.values()]
+
+
+class LazyTools(Mapping[str, "Tool[Any]"]):
+    """A tool set whose modules are imported on first use (the names are known up front)."""
+
+    def __init__(self, names: tuple[str, ...] | list[str]) -> None:
+        self._names = tuple(names)
+        self._built: dict[str, Tool[Any]] = {}
+
+    def __getitem__(self, name: str) -> Tool[Any]:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built.update(build_tools([name]))
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)

@@ -22,6 +22,7 @@ STRING_OPTIONS = {"--backend": "backend", "--model": "model", "--base-url": "bas
                   "--approval": "approval", "--sandbox": "sandbox"}  # fmt: skip
 INT_OPTIONS = {"--max-steps": "max_steps", "--max-parallel": "max_parallel"}
 LIST_OPTIONS = {"-i": "image", "--image": "image", "--add-dir": "add_dir"}
+OUTPUT_FORMATS = ("text", "json", "stream-json")
 PLAIN_INT = re.compile(r"[0-9]+")
 PLAIN_FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 GREETING = "kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits"
@@ -47,6 +48,8 @@ class ReplArgs:
     thinking: bool | None = None
     continue_: bool = False
     resume: str | None = None
+    non_interactive: bool = False
+    output_format: str | None = None
 
     def flags(self) -> dict[str, Any]:
         """The config flags, exactly as kcode.cli._flags builds them."""
@@ -55,6 +58,7 @@ class ReplArgs:
             "approval": self.approval, "sandbox": self.sandbox, "max_steps": self.max_steps,
             "max_parallel": self.max_parallel, "timeout_s": self.timeout,
             "thinking": self.thinking, "add_dirs": self.add_dir,
+            "output_format": self.output_format,
         }  # fmt: skip
         out = {k: v for k, v in values.items() if v is not None and v != []}
         if "add_dirs" in out:
@@ -78,11 +82,15 @@ def parse_repl_argv(args: list[str]) -> ReplArgs | None:
         if name in ("-c", "--continue") and not eq:
             parsed.continue_ = True
             continue
+        if name in ("-p", "--non-interactive") and not eq:
+            parsed.non_interactive = True
+            continue
         if name in ("--thinking", "--no-thinking") and not eq:
             parsed.thinking = name == "--thinking"
             continue
         takes_value = name in STRING_OPTIONS or name in INT_OPTIONS or name in LIST_OPTIONS
         takes_value = takes_value or name in ("--timeout", "-C", "--cwd", "-r", "--resume")
+        takes_value = takes_value or name == "--output-format"
         if not takes_value or (eq and not name.startswith("--")):
             return None  # -p, --help, --output-format, -xVALUE, anything unknown
         if eq:
@@ -107,6 +115,10 @@ def parse_repl_argv(args: list[str]) -> ReplArgs | None:
             parsed.timeout = float(value)
         elif name in ("-C", "--cwd"):
             parsed.cwd = Path(value)
+        elif name == "--output-format":
+            if value not in OUTPUT_FORMATS:
+                return None
+            parsed.output_format = value
         else:  # -r / --resume: only a full session id; without one kcode.cli shows a picker
             if not SESSION_ID.match(value):
                 return None
@@ -119,7 +131,7 @@ def fast_repl(args: list[str]) -> int | None:
     if not sys.stdin.isatty():
         return None
     parsed = parse_repl_argv(args)
-    if parsed is None:
+    if parsed is None or parsed.non_interactive or parsed.output_format is not None:
         return None
     from kcode.config import ConfigError, load_config
 
@@ -167,6 +179,36 @@ def _run(
             f"The traceback is in {log}; sessions are saved (kcode -c resumes). Please report it.\n"
         )
         return 1
+
+
+def fast_headless(args: list[str]) -> int | None:
+    """Run `kcode -p PROMPT [flags]` without typer (its option coercion alone costs ~0.3 s here,
+    which the first request would wait for). None: the argv is not plainly that; use kcode.cli."""
+    parsed = parse_repl_argv(args)
+    if parsed is None or not parsed.non_interactive or not parsed.prompt:
+        return None
+    from kcode.config import ConfigError, load_config
+
+    root = (parsed.cwd or Path.cwd()).resolve()
+    if not root.is_dir() or any(not path.is_file() for path in parsed.image):
+        return None
+    try:
+        config = load_config(root, parsed.flags(), interactive=False)
+    except ConfigError:
+        return None
+    resume_id = parsed.resume
+    if parsed.continue_:
+        from kcode.session import list_sessions
+
+        sessions = list_sessions(root)
+        if not sessions:
+            return None
+        resume_id = sessions[0].session_id
+    for warning in config.warnings:
+        sys.stderr.write(f"kcode: warning: {warning}\n")
+    from kcode.headless import run_headless
+
+    return run_headless(config, root, parsed.prompt, parsed.image, resume_id)
 
 
 async def early_prompt(config: Any, root: Path) -> int:

@@ -38,7 +38,7 @@ def fast_params(argv: list[str]) -> dict[str, Any] | None:
     parsed = parse_repl_argv(argv)
     if parsed is None:
         return None
-    return {**vars(parsed), "non_interactive": False, "output_format": None}
+    return dict(vars(parsed))
 
 
 ACCEPTED = [
@@ -56,10 +56,11 @@ ACCEPTED = [
     ["--no-thinking", "--thinking", "-c"],
     ["-C", "sub", "--add-dir", "a", "--add-dir", "b", "-i", "x.png", "--image", "y.png"],
     ["--model", "a", "--model", "b"],
+    ["-p", "say OK"],
+    ["say OK", "--non-interactive", "--output-format", "json"],
+    ["-p", "x", "--output-format=stream-json", "-c", "--approval", "auto"],
 ]
 DECLINED = [
-    ["-p", "hi"],
-    ["--non-interactive", "hi"],
     ["--help"],
     ["hi", "-h"],
     ["-r"],
@@ -68,7 +69,7 @@ DECLINED = [
     ["sessions", "list"],
     ["--model", "m", "config", "show"],
     ["one", "two"],
-    ["--output-format", "json"],
+    ["--output-format", "yaml"],
     ["--max-steps", "x"],
     ["--model"],
     ["--unknown"],
