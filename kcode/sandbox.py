@@ -80,7 +80,7 @@ def bwrap_argv(
     allow_secrets: bool = False,
 ) -> list[str]:
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    args += ["--unshare-pid", "--die-with-parent", "--unshare-ipc", "--unshare-uts"]
+    args += ["--die-with-parent", "--unshare-ipc", "--unshare-uts"]
     if not allow_network:
         args.append("--unshare-net")
     writable = mode == "workspace-write"
