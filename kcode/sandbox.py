@@ -80,6 +80,8 @@ def bwrap_argv(
     allow_secrets: bool = False,
 ) -> list[str]:
     args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # No --unshare-pid: its namespace-init helper can survive a process-group kill that lands
+    # while bwrap is still starting, leaving an orphan; the group kill covers every child here.
     args += ["--die-with-parent", "--unshare-ipc", "--unshare-uts"]
     if not allow_network:
         args.append("--unshare-net")
