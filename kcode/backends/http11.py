@@ -110,8 +110,6 @@ class Http11Client:
                 conn.close()
 
     async def _connect(self) -> _Connection:
-        import httpx2
-
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 reader, writer = await asyncio.open_connection(
@@ -122,35 +120,33 @@ class Http11Client:
                     limit=MAX_HEADER_BYTES,
                 )
         except TimeoutError as err:
-            raise httpx2.ConnectTimeout(
+            raise _httpx2().ConnectTimeout(
                 f"no connection to {self.host}:{self.port} within {self.connect_timeout_s:g}s"
             ) from err
         except (OSError, ssl.SSLError) as err:
-            raise httpx2.ConnectError(str(err) or type(err).__name__) from err
+            raise _httpx2().ConnectError(str(err) or type(err).__name__) from err
         return _Connection(reader, writer)
 
     async def _send(self, conn: _Connection, request: bytes) -> tuple[int, dict[str, str]]:
-        import httpx2
-
         try:
             async with asyncio.timeout(self.timeout_s):
                 conn.writer.write(request)
                 await conn.writer.drain()
                 head = await conn.reader.readuntil(b"\r\n\r\n")
         except TimeoutError as err:
-            raise httpx2.ReadTimeout(f"no answer within {self.timeout_s:g}s") from err
+            raise _httpx2().ReadTimeout(f"no answer within {self.timeout_s:g}s") from err
         except asyncio.IncompleteReadError as err:
             if conn.reused and not err.partial:
                 raise _Stale from err
-            raise httpx2.RemoteProtocolError(
+            raise _httpx2().RemoteProtocolError(
                 "Server disconnected without sending a response."
             ) from err
         except asyncio.LimitOverrunError as err:
-            raise httpx2.RemoteProtocolError("the response headers are too long") from err
+            raise _httpx2().RemoteProtocolError("the response headers are too long") from err
         except (ConnectionError, OSError) as err:
             if conn.reused:
                 raise _Stale from err
-            raise httpx2.ReadError(str(err) or type(err).__name__) from err
+            raise _httpx2().ReadError(str(err) or type(err).__name__) from err
         return _parse_head(head)
 
     async def aclose(self) -> None:
@@ -160,20 +156,26 @@ class Http11Client:
             conn.close()
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+def _httpx2() -> Any:
+    """httpx2, for its exception types: imported only when there is an error to raise, so the
+    first request of a run does not wait for it (~60 ms)."""
     import httpx2
 
+    return httpx2
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise httpx2.RemoteProtocolError(f"not an HTTP/1.1 response: {lines[0][:80]!r}")
+        raise _httpx2().RemoteProtocolError(f"not an HTTP/1.1 response: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
         if not sep:
-            raise httpx2.RemoteProtocolError(f"malformed response header {line[:80]!r}")
+            raise _httpx2().RemoteProtocolError(f"malformed response header {line[:80]!r}")
         key = name.strip().lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
@@ -191,8 +193,6 @@ class _BodyReader:
         self.reusable = "close" not in headers.get("connection", "").lower()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        import httpx2
-
         try:
             if "chunked" in self.headers.get("transfer-encoding", "").lower():
                 async for piece in self._chunked():
@@ -205,15 +205,15 @@ class _BodyReader:
                 async for piece in self._until_close():
                     yield piece
         except TimeoutError as err:
-            raise httpx2.ReadTimeout(f"no data within {self.timeout_s:g}s") from err
+            raise _httpx2().ReadTimeout(f"no data within {self.timeout_s:g}s") from err
         except asyncio.IncompleteReadError as err:
-            raise httpx2.RemoteProtocolError(
+            raise _httpx2().RemoteProtocolError(
                 "peer closed connection without sending complete message body"
             ) from err
         except (ValueError, asyncio.LimitOverrunError) as err:
-            raise httpx2.RemoteProtocolError(f"malformed response body: {err}") from err
+            raise _httpx2().RemoteProtocolError(f"malformed response body: {err}") from err
         except (ConnectionError, OSError) as err:
-            raise httpx2.ReadError(str(err) or type(err).__name__) from err
+            raise _httpx2().ReadError(str(err) or type(err).__name__) from err
         self.finished = True
 
     async def _chunked(self) -> AsyncIterator[bytes]:
