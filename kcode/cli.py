@@ -88,13 +88,16 @@ def chat(
     thinking: ThinkingOpt = None,
     continue_: Annotated[bool, typer.Option("-c", "--continue", help="continue last")] = False,
     resume: Annotated[str | None, typer.Option("-r", "--resume", help="session id")] = None,
+    auto_commit: Annotated[
+        bool | None, typer.Option("--auto-commit/--no-auto-commit", help="commit every turn")
+    ] = None,
 ) -> None:
     root = _root(cwd)
     interactive = not non_interactive
     flags = _flags(
         backend=backend, model=model, base_url=base_url, approval=approval, sandbox=sandbox,
         max_steps=max_steps, max_parallel=max_parallel, timeout_s=timeout,
-        output_format=output_format, thinking=thinking, add_dirs=add_dir,
+        output_format=output_format, thinking=thinking, add_dirs=add_dir, auto_commit=auto_commit,
     )  # fmt: skip
     try:
         config = load_config(root, flags, interactive=interactive)

@@ -49,6 +49,7 @@ Options:
   -C, --cwd DIR              work in DIR instead of the current directory
   --add-dir DIR              allow the tools to use DIR too (repeatable)
   --thinking/--no-thinking   ask the model to think (Kimi K2.5 and others)
+  --auto-commit/--no-auto-commit   make one git commit per turn
   -c, --continue             continue the last session in this directory
   -r, --resume [ID]          resume a session (a picker when no ID)
   --version                  print the version and exit

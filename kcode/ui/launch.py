@@ -50,6 +50,7 @@ class ReplArgs:
     resume: str | None = None
     non_interactive: bool = False
     output_format: str | None = None
+    auto_commit: bool | None = None
 
     def flags(self) -> dict[str, Any]:
         """The config flags, exactly as kcode.cli._flags builds them."""
@@ -58,7 +59,7 @@ class ReplArgs:
             "approval": self.approval, "sandbox": self.sandbox, "max_steps": self.max_steps,
             "max_parallel": self.max_parallel, "timeout_s": self.timeout,
             "thinking": self.thinking, "add_dirs": self.add_dir,
-            "output_format": self.output_format,
+            "output_format": self.output_format, "auto_commit": self.auto_commit,
         }  # fmt: skip
         out = {k: v for k, v in values.items() if v is not None and v != []}
         if "add_dirs" in out:
@@ -87,6 +88,9 @@ def parse_repl_argv(args: list[str]) -> ReplArgs | None:
             continue
         if name in ("--thinking", "--no-thinking") and not eq:
             parsed.thinking = name == "--thinking"
+            continue
+        if name in ("--auto-commit", "--no-auto-commit") and not eq:
+            parsed.auto_commit = name == "--auto-commit"
             continue
         takes_value = name in STRING_OPTIONS or name in INT_OPTIONS or name in LIST_OPTIONS
         takes_value = takes_value or name in ("--timeout", "-C", "--cwd", "-r", "--resume")

@@ -237,14 +237,31 @@ async def cmd_diff(repl: Repl, arg: str) -> None:
 
 
 async def cmd_undo(repl: Repl, arg: str) -> None:
+    """`/undo [N]`: put back what the last N turns changed (checkpoints include shell changes)."""
     runtime = await _runtime(repl)
     if runtime is None:
         return
-    changes = runtime.ctx.changes
-    if not changes.originals:
-        repl.console.print("Nothing to undo: the tools have not written any file.")
+    turns = arg.strip() or "1"
+    if not turns.isdigit() or int(turns) < 1:
+        repl.console.print(f"/undo takes a number of turns (1 or more), not {turns!r}")
         return
-    for line in undo_tool_writes(changes.originals, changes.modes):
+    checkpoints = runtime.ctx.checkpoints
+    if checkpoints is None:  # no checkpointer: restore what the file tools recorded
+        changes = runtime.ctx.changes
+        if not changes.originals:
+            repl.console.print("Nothing to undo: the tools have not written any file.")
+            return
+        for line in undo_tool_writes(changes.originals, changes.modes):
+            repl.console.print(line)
+        return
+    from kcode.vcs.checkpoints import CheckpointError
+
+    try:
+        report = await asyncio.to_thread(checkpoints.undo, int(turns))
+    except CheckpointError as err:
+        repl.console.print(str(err))
+        return
+    for line in report.lines():
         repl.console.print(line)
 
 
@@ -318,7 +335,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "clear": (cmd_clear, "start a fresh conversation (same session)"),
     "compact": (cmd_compact, "summarise old tool traffic to free context"),
     "diff": (cmd_diff, "show changes since the session started"),
-    "undo": (cmd_undo, "restore the files the tools wrote this session"),
+    "undo": (cmd_undo, "undo the last turn's file changes (/undo N: the last N turns)"),
     "stats": (cmd_stats, "requests, tokens, steps, critical steps, time per agent"),
     "sessions": (cmd_sessions, "list saved sessions for this directory"),
     "resume": (cmd_resume, "resume a saved session: /resume ID"),

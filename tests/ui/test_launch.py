@@ -57,6 +57,8 @@ ACCEPTED = [
     ["-C", "sub", "--add-dir", "a", "--add-dir", "b", "-i", "x.png", "--image", "y.png"],
     ["--model", "a", "--model", "b"],
     ["-p", "say OK"],
+    ["--auto-commit", "-p", "x"],
+    ["--no-auto-commit"],
     ["say OK", "--non-interactive", "--output-format", "json"],
     ["-p", "x", "--output-format=stream-json", "-c", "--approval", "auto"],
 ]
