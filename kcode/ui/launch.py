@@ -224,8 +224,6 @@ async def early_prompt(config: Any, root: Path) -> int:
     import asyncio
     import shutil
 
-    from kcode.ui.input import PromptInterrupt, ReplCompleter, build_prompt_session, toolbar_html
-
     width = shutil.get_terminal_size().columns
     out = sys.stdout
     if width < MIN_WIDTH:
@@ -237,6 +235,8 @@ async def early_prompt(config: Any, root: Path) -> int:
         out.write(f"\x1b[33mwarning: {warning}\x1b[0m\n")
     out.write(f"\x1b[2m{GREETING}\x1b[0m\n")
     out.flush()
+    typed = type_ahead(_load_input_module, out)
+    from kcode.ui.input import PromptInterrupt, ReplCompleter, build_prompt_session, toolbar_html
 
     model = config.model or config.backend or "no model"
     approval = config.approval or "ask"
@@ -267,10 +267,13 @@ async def early_prompt(config: Any, root: Path) -> int:
 
     loop.call_later(0.05, start_building)  # after the prompt is drawn
     first: str | BaseException
-    try:
-        first = await session.prompt_async("› ", handle_sigint=False)
-    except (PromptInterrupt, KeyboardInterrupt, EOFError) as err:
-        first = err
+    if typed.first is not None:  # Enter, Ctrl-C or Ctrl-D came before prompt_toolkit was ready
+        first = PromptInterrupt() if isinstance(typed.first, KeyboardInterrupt) else typed.first
+    else:
+        try:
+            first = await session.prompt_async("› ", handle_sigint=False, default=typed.text)
+        except (PromptInterrupt, KeyboardInterrupt, EOFError) as err:
+            first = err
     repl = await repl_future
     return int(await repl.run(None, [], first_input=first))
 
@@ -282,3 +285,75 @@ def _settle(future: Any, task: Any) -> None:
         future.set_exception(task.exception())
     else:
         future.set_result(task.result())
+
+
+def _load_input_module() -> None:
+    import kcode.ui.input  # noqa: F401  (prompt_toolkit: the slow part of drawing a prompt)
+
+
+@dataclass
+class TypeAhead:
+    text: str = ""
+    # Set when the line ended before prompt_toolkit was ready: the text, KeyboardInterrupt or EOFError.
+    first: str | BaseException | None = None
+
+
+def type_ahead(load: Any, out: Any) -> TypeAhead:
+    """Draw the prompt at once and keep what the user types while `load` imports prompt_toolkit.
+
+    Importing prompt_toolkit takes several times Python's own start-up. Meanwhile the terminal is in
+    a quiet raw-ish mode: printable keys are echoed and kept, Backspace edits, Enter / Ctrl-C / Ctrl-D end the
+    line. Other keys (arrows, Tab) are dropped in this short window. The real prompt then redraws the
+    same line, with the kept text, in place.
+    """
+    import os
+    import select
+    import termios
+    import threading
+
+    result = TypeAhead()
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+    except (OSError, ValueError, termios.error):
+        loader.join()
+        return result
+    out.write("› ")
+    out.flush()
+    chars: list[str] = []
+    try:
+        # No canonical mode, no echo, and no signal keys: Ctrl-C arrives as a byte, as it does in
+        # prompt_toolkit, instead of cancelling the whole start-up.
+        quiet = termios.tcgetattr(fd)
+        quiet[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG)
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+        while loader.is_alive() and result.first is None:
+            if not select.select([fd], [], [], 0.005)[0]:
+                continue
+            for ch in os.read(fd, 1024).decode("utf-8", errors="ignore"):
+                if ch in ("\r", "\n"):
+                    result.first = "".join(chars)
+                    break
+                if ch == "\x04" and not chars:
+                    result.first = EOFError()
+                    break
+                if ch == "\x03":
+                    result.first = KeyboardInterrupt()
+                    break
+                if ch in ("\x7f", "\b"):
+                    if chars:
+                        chars.pop()
+                        out.write("\b \b")
+                elif ch >= " ":
+                    chars.append(ch)
+                    out.write(ch)
+            out.flush()
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    loader.join()
+    result.text = "".join(chars)
+    out.write("\n" if result.first is not None else "\r\x1b[K")
+    out.flush()
+    return result
