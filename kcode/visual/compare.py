@@ -91,6 +91,18 @@ def _delta(a: tuple[Array, Array, Array], b: tuple[Array, Array, Array]) -> Arra
 NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
+def _neighbours(ys: Array, xs: Array, height: int, width: int) -> list[Array]:
+    """Flat indices of the 8 neighbours of each (y, x), clamped at the image edges."""
+    flat = ys * width + xs
+    inner = (ys > 0) & (ys < height - 1) & (xs > 0) & (xs < width - 1)
+    if inner.all():  # the usual case: plain offsets, no clamping
+        return [flat + (dy * width + dx) for dy, dx in NEIGHBOURS]
+    return [
+        np.clip(ys + dy, 0, height - 1) * width + np.clip(xs + dx, 0, width - 1)
+        for dy, dx in NEIGHBOURS
+    ]
+
+
 def _matches_nearby(
     src: tuple[NDArray[np.uint8], NDArray[np.uint32]],
     other: tuple[NDArray[np.uint8], NDArray[np.uint32]],
@@ -102,20 +114,20 @@ def _matches_nearby(
     computed only for the pixels still unmatched."""
     (src_rgb, src_packed), (other_rgb, other_packed) = src, other
     height, width = other_packed.shape
-    found = np.zeros(len(ys), dtype=bool)
+    other_flat = other_packed.reshape(-1)
     wanted = src_packed[ys, xs]
-    for dy, dx in NEIGHBOURS:
-        ny, nx = np.clip(ys + dy, 0, height - 1), np.clip(xs + dx, 0, width - 1)
-        found |= other_packed[ny, nx] == wanted
+    found = np.zeros(len(ys), dtype=bool)
+    for index in _neighbours(ys, xs, height, width):
+        found |= other_flat[index] == wanted
     rest = np.flatnonzero(~found)
     if not len(rest):
         return found
     rys, rxs = ys[rest], xs[rest]
+    other_pixels = other_rgb.reshape(-1, 3)
     near = np.zeros(len(rest), dtype=bool)
     pick_src = _yiq(src_rgb[rys, rxs].astype(np.float32))
-    for dy, dx in NEIGHBOURS:
-        ny, nx = np.clip(rys + dy, 0, height - 1), np.clip(rxs + dx, 0, width - 1)
-        near |= _delta(pick_src, _yiq(other_rgb[ny, nx].astype(np.float32))) <= DELTA_LIMIT
+    for index in _neighbours(rys, rxs, height, width):
+        near |= _delta(pick_src, _yiq(other_pixels[index].astype(np.float32))) <= DELTA_LIMIT
     found[rest] = near
     return found
 
