@@ -41,31 +41,52 @@ async (fontWaitMs) => {
 }
 """
 
-# Swaps the <link rel=stylesheet> elements of the given same-origin paths for fresh copies (a query
-# string defeats any cache; the server ignores it), waits for them, forces style and layout (which
-# starts any newly needed image or font fetch) and awaits fonts (capped).
-# {swapped: false} when a path has no such link or a sheet fails: the caller reloads instead.
+# Swaps the <link rel=stylesheet> elements of the given same-origin paths for fresh copies, waits for
+# them, forces style and layout (which starts any newly needed image or font fetch) and awaits fonts
+# (capped). Each sheet comes as [path, text]: with text (a sheet that names no resource, so its base
+# URL does not matter) the copy loads from a blob of that text — no request through the route
+# handler, which is most of a restyle's cost; otherwise from the path with a query string that
+# defeats any cache (the server ignores it). Blob links remember their path in a WeakMap, not in
+# the DOM. {swapped: false} when a path has no such link or a sheet fails: the caller reloads.
 RESTYLE_JS = """
-async ([paths, fontWaitMs, stamp]) => {
+async ([sheets, fontWaitMs, stamp]) => {
+  const inlined = window.__kcodeInlined || (window.__kcodeInlined = new WeakMap());
   const byPath = new Map();
   for (const link of document.querySelectorAll('link[rel~="stylesheet"]')) {
-    const url = new URL(link.href, location.href);
-    if (url.origin !== location.origin) continue;
-    if (!byPath.has(url.pathname)) byPath.set(url.pathname, []);
-    byPath.get(url.pathname).push(link);
+    let path = inlined.get(link);
+    if (path === undefined) {
+      const url = new URL(link.href, location.href);
+      if (url.origin !== location.origin) continue;
+      path = url.pathname;
+    }
+    if (!byPath.has(path)) byPath.set(path, []);
+    byPath.get(path).push(link);
   }
-  if (!paths.every((p) => byPath.has(p))) return {swapped: false, fontsReady: true};
+  if (!sheets.every(([p]) => byPath.has(p))) return {swapped: false, fontsReady: true};
+  const asBlob = document.characterSet === 'UTF-8';
   const loads = [];
-  for (const path of paths) {
+  for (const [path, text] of sheets) {
     for (const old of byPath.get(path)) {
       const fresh = old.cloneNode(false);
-      const url = new URL(old.href, location.href);
-      url.searchParams.set('kcode-restyle', String(stamp));
+      let href;
+      if (text !== null && asBlob) {
+        href = URL.createObjectURL(new Blob([text], {type: 'text/css'}));
+        inlined.set(fresh, path);
+      } else {
+        const url = inlined.has(old) ? new URL(path, location.origin) : new URL(old.href);
+        url.searchParams.set('kcode-restyle', String(stamp));
+        href = url.href;
+      }
+      const done = (ok) => {
+        if (inlined.has(old)) URL.revokeObjectURL(old.href);
+        old.remove();
+        return ok;
+      };
       loads.push(new Promise((resolve) => {
-        fresh.onload = () => { old.remove(); resolve(true); };
-        fresh.onerror = () => { old.remove(); resolve(false); };
+        fresh.onload = () => resolve(done(true));
+        fresh.onerror = () => resolve(done(false));
       }));
-      fresh.href = url.href;
+      fresh.href = href;
       old.after(fresh);
     }
   }
@@ -89,6 +110,26 @@ async () => {
 }
 """
 RESOURCE_MARKERS = (b"url(", b"image-set(", b"@font-face", b"@import")
+INLINE_SHEET_BYTES = 1_000_000
+
+
+def names_resource(body: bytes) -> bool:
+    lowered = body.lower()
+    return any(marker in lowered for marker in RESOURCE_MARKERS)
+
+
+def inline_sheet_text(body: bytes) -> str | None:
+    """The text of a stylesheet that can be handed to the page directly (RESTYLE_JS), or None when
+    it must be fetched: it names resources (relative to its URL), declares a charset or a BOM, is
+    not UTF-8 or is large."""
+    if len(body) > INLINE_SHEET_BYTES or body.startswith(b"\xef\xbb\xbf") or b"@charset" in body:
+        return None
+    if names_resource(body):
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def signature(path: Path) -> Signature:
@@ -115,8 +156,7 @@ class ServedFiles:
 
     def record(self, url_path: str, path: Path, sig: Signature, body: bytes = b"") -> None:
         self.files[url_path] = (path, sig)
-        lowered = body.lower() if path.suffix.lower() in (".css", ".html", ".htm") else b""
-        if any(marker in lowered for marker in RESOURCE_MARKERS):
+        if path.suffix.lower() in (".css", ".html", ".htm") and names_resource(body):
             self.referencing.add(url_path)
         else:
             self.referencing.discard(url_path)

@@ -132,3 +132,32 @@ async def test_no_edit_recaptures_and_still_reports_blocked_requests(
     assert second.mode == "recapture"
     assert np.array_equal(pixels(first), pixels(second))
     assert any("fonts.example.com" in url for url in second.blocked)
+
+
+async def test_successive_css_edits_keep_restyling_with_the_pixels_of_a_reload(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    # Sheets without resources are handed over as text; the next edit must still find them, and
+    # an edit that adds a resource (fetched relative to the sheet's own URL) must resolve it.
+    root = write_page(tmp_path / "site")
+    Image.new("RGB", (6, 6), (30, 90, 220)).save(root / "tile.png")
+    await render(renderer, root)
+    styles = root / "styles.css"
+    original = styles.read_text()
+    edits = [
+        ".hero h1 { font-size: 40px; }\n",
+        ".hero h1 { font-size: 36px; color: #15803d; }\n",
+        ".hero { background: url(tile.png); }\n",
+        ".cards { gap: 4px; }\n",
+    ]
+    results = []
+    for extra in edits:  # one page throughout: a fresh render in between would reload it
+        edit(styles, original + extra)
+        results.append(await render(renderer, root))
+    assert [r.mode for r in results] == ["restyle"] * len(edits)
+    assert (await render(renderer, root)).mode == "recapture"  # the last edit counts as served
+    for extra, result in zip(edits, results, strict=True):
+        edit(styles, original + extra)
+        fresh = await fresh_render(renderer, root, tmp_path)
+        assert np.array_equal(pixels(result), pixels(fresh)), extra
+        assert result.boxes == fresh.boxes
