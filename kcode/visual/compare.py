@@ -31,11 +31,12 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from kcode.visual.structure import STRUCTURE_SIDE, grey_small, structural_similarity, window_stats
+
 COLOUR_THRESHOLD = 0.1
 MAX_YIQ_DELTA = 35215.0
 # _delta() is normalised by MAX_YIQ_DELTA, so a pixel differs above COLOUR_THRESHOLD squared.
 DELTA_LIMIT = COLOUR_THRESHOLD * COLOUR_THRESHOLD
-STRUCTURE_SIDE = 384
 CELL = 8
 MAX_REGIONS = 12
 MIN_REGION_PIXELS = 6
@@ -162,8 +163,8 @@ class PreparedTarget:
         factor = min(1.0, STRUCTURE_SIDE / max(self.image.size))
         width, height = self.image.size
         small = (max(8, round(width * factor)), max(8, round(height * factor)))
-        self.small_grey = _grey_small(self.image, small)
-        self.small_stats = _window_stats(self.small_grey)
+        self.small_grey = grey_small(self.image, small)
+        self.small_stats = window_stats(self.small_grey)
 
     def _away(self, pixels: NDArray[np.uint8]) -> NDArray[np.bool_]:
         away: NDArray[np.bool_] = (
@@ -185,86 +186,34 @@ class PreparedTarget:
         return int(target_content.sum()) + int(extra.sum())
 
 
-def _box_mean(values: Array, size: int) -> Array:
-    """Mean over size×size windows (valid part only) via a summed-area table."""
-    table = np.pad(values, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    out: Array = (
-        table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
-    ) / float(size * size)
-    return out
+@dataclass
+class PixelDiff:
+    """The first half of a comparison: which pixels differ and where — all that locating needs.
+    `finish_comparison` adds the content share, the structure and the score."""
+
+    prepared: PreparedTarget
+    render: Image.Image
+    render_rgb: NDArray[np.uint8]  # cropped to the overlap
+    changed: tuple[Array, Array]  # pixels whose bytes differ (rows, columns)
+    differs: NDArray[np.bool_]
+    diff_pixels: int
+    regions: list[Region]
 
 
-def _grey_small(image: Image.Image, size: tuple[int, int]) -> Array:
-    grey: Array = np.asarray(
-        image.convert("L").resize(size, Image.Resampling.BOX), dtype=np.float32
-    )
-    return grey / 255
-
-
-SSIM_WINDOW = 7
-
-
-def _window_stats(grey: Array) -> tuple[Array, Array] | None:
-    """Per-window mean and variance of one side (None when the image is smaller than a window)."""
-    if min(grey.shape) < SSIM_WINDOW:
-        return None
-    mean = _box_mean(grey, SSIM_WINDOW)
-    return mean, np.maximum(_box_mean(grey * grey, SSIM_WINDOW) - mean * mean, 0)
-
-
-def structural_similarity(
-    target: Image.Image,
-    render: Image.Image,
-    target_small: Array | None = None,
-    target_stats: tuple[Array, Array] | None = None,
-) -> float:
-    factor = min(1.0, STRUCTURE_SIDE / max(target.size))
-    size = (max(8, round(target.size[0] * factor)), max(8, round(target.size[1] * factor)))
-    a = target_small if target_small is not None else _grey_small(target, size)
-    b = _grey_small(render, size)
-    window = SSIM_WINDOW
-    stats = target_stats if target_stats is not None else _window_stats(a)
-    if stats is None:
-        return 1.0 if np.array_equal(a, b) else float(1 - np.abs(a - b).mean())
-    mu_a, var_a = stats
-    mu_b = _box_mean(b, window)
-    var_b = np.maximum(_box_mean(b * b, window) - mu_b * mu_b, 0)
-    cov = _box_mean(a * b, window) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
-        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    )
-    textured = (var_a > (2 / 255) ** 2) | (var_b > (2 / 255) ** 2)
-    if not textured.any():
-        return float(np.clip(1 - np.abs(mu_a - mu_b).mean() * 4, 0, 1))
-    return float(np.clip(ssim[textured].mean(), 0, 1))
-
-
-def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) -> Comparison:
+def diff_pixels(target: Image.Image | PreparedTarget, render: Image.Image) -> PixelDiff:
     prepared = target if isinstance(target, PreparedTarget) else PreparedTarget(target)
     tw, th = prepared.image.size
     rw, rh = render.size
     width, height = min(tw, rw), min(th, rh)
-    overlap = width * height
-    size_penalty = overlap / float(tw * th + rw * rh - overlap)
     target_rgb = prepared.rgb[:height, :width]
     render_rgb, render_packed = _rgba_arrays(render)
     render_rgb, render_packed = render_rgb[:height, :width], render_packed[:height, :width]
     target_packed = prepared.packed[:height, :width]
-    if np.array_equal(target_packed, render_packed):
-        return Comparison(
-            size_penalty,
-            0.0,
-            0.0,
-            1.0,
-            (tw, th),
-            (rw, rh),
-            size_penalty,
-            [],
-            np.zeros((height, width), dtype=bool),
-        )
     # Colour maths only where the bytes differ: on a typical iteration that is a small part.
     ys, xs = changed = np.divmod(np.flatnonzero(target_packed != render_packed), width)
+    differs = np.zeros((height, width), dtype=bool)
+    if not len(ys):
+        return PixelDiff(prepared, render, render_rgb, changed, differs, 0, [])
     a = _yiq(target_rgb[ys, xs].astype(np.float32))
     b = _yiq(render_rgb[ys, xs].astype(np.float32))
     far = _delta(a, b) > DELTA_LIMIT
@@ -276,16 +225,30 @@ def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) ->
             both = np.flatnonzero(tolerated)
             tolerated[both] = _matches_nearby(render_pair, target_pair, ys[both], xs[both])
         ys, xs = ys[~tolerated], xs[~tolerated]
-    differs = np.zeros((height, width), dtype=bool)
     differs[ys, xs] = True
-    diff_pixels = len(ys)
-    content_pixels = max(prepared.count_content(render_rgb, changed, height, width), 1)
-    mismatch = diff_pixels / float(overlap)
-    content_mismatch = min(1.0, diff_pixels / float(content_pixels))
+    regions = find_regions(differs, (ys, xs))
+    return PixelDiff(prepared, render, render_rgb, changed, differs, len(ys), regions)
+
+
+def finish_comparison(diff: PixelDiff) -> Comparison:
+    prepared, render = diff.prepared, diff.render
+    tw, th = prepared.image.size
+    rw, rh = render.size
+    height, width = diff.differs.shape
+    overlap = width * height
+    size_penalty = overlap / float(tw * th + rw * rh - overlap)
+    if not len(diff.changed[0]):
+        return Comparison(
+            size_penalty, 0.0, 0.0, 1.0, (tw, th), (rw, rh), size_penalty, [], diff.differs
+        )
+    content_pixels = max(prepared.count_content(diff.render_rgb, diff.changed, height, width), 1)
+    mismatch = diff.diff_pixels / float(overlap)
+    content_mismatch = min(1.0, diff.diff_pixels / float(content_pixels))
     same_size = (tw, th) == (rw, rh)
+    target_rgb = prepared.rgb[:height, :width]
     structure = structural_similarity(
         prepared.image if same_size else Image.fromarray(np.ascontiguousarray(target_rgb)),
-        render if same_size else Image.fromarray(np.ascontiguousarray(render_rgb)),
+        render if same_size else Image.fromarray(np.ascontiguousarray(diff.render_rgb)),
         prepared.small_grey if same_size else None,
         prepared.small_stats if same_size else None,
     )
@@ -298,9 +261,13 @@ def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) ->
         (tw, th),
         (rw, rh),
         round(size_penalty, 4),
-        find_regions(differs, (ys, xs)),
-        differs,
+        diff.regions,
+        diff.differs,
     )
+
+
+def compare_images(target: Image.Image | PreparedTarget, render: Image.Image) -> Comparison:
+    return finish_comparison(diff_pixels(target, render))
 
 
 def find_regions(mask: NDArray[np.bool_], where: tuple[Array, Array] | None = None) -> list[Region]:

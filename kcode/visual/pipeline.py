@@ -15,7 +15,14 @@ from typing import Any
 
 from PIL import Image
 
-from kcode.visual.compare import Comparison, PreparedTarget, compare_images, heatmap
+from kcode.visual.compare import (
+    Comparison,
+    PixelDiff,
+    PreparedTarget,
+    diff_pixels,
+    finish_comparison,
+    heatmap,
+)
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex, locate_regions
@@ -86,9 +93,9 @@ def metrics_object(
     }
 
 
-def _decode_and_compare(
+def _decode_and_diff(
     target: PreparedTarget, png: bytes, timings: dict[str, float]
-) -> tuple[Image.Image, Comparison]:
+) -> tuple[Image.Image, PixelDiff]:
     clock = time.perf_counter()
     render_image = Image.open(io.BytesIO(png))
     render_image.load()
@@ -96,9 +103,16 @@ def _decode_and_compare(
         render_image = render_image.convert("RGB")
     timings["decode"] = (time.perf_counter() - clock) * 1000
     clock = time.perf_counter()
-    comparison = compare_images(target, render_image)
+    diff = diff_pixels(target, render_image)
     timings["compare"] = (time.perf_counter() - clock) * 1000
-    return render_image, comparison
+    return render_image, diff
+
+
+def _finish(diff: PixelDiff, timings: dict[str, float]) -> Comparison:
+    clock = time.perf_counter()
+    comparison = finish_comparison(diff)
+    timings["score"] = (time.perf_counter() - clock) * 1000
+    return comparison
 
 
 def save_heatmap(inspection: Inspection, path: Path) -> None:
@@ -129,13 +143,17 @@ async def inspect_page(
     finally:
         await refresh
     timings = dict(render.timings)
-    render_image, comparison = await asyncio.to_thread(
-        _decode_and_compare, target, render.png, timings
-    )
+    render_image, diff = await asyncio.to_thread(_decode_and_diff, target, render.png, timings)
+    # Locating needs only the regions: the structure and score (numpy, GIL released) are computed
+    # in a thread meanwhile.
+    scoring = asyncio.create_task(asyncio.to_thread(_finish, diff, timings))
     clock = time.perf_counter()
-    regions = await locate_regions(
-        comparison.regions, render.boxes, viewport.scale, renderer.describe_elements, sources
-    )
+    try:
+        regions = await locate_regions(
+            diff.regions, render.boxes, viewport.scale, renderer.describe_elements, sources
+        )
+    finally:
+        comparison = await scoring
     timings["locate"] = (time.perf_counter() - clock) * 1000
     inspection = Inspection(
         metrics_object(comparison, regions, render, heatmap_path),
