@@ -31,6 +31,25 @@ _CREDENTIAL_NAMES = (".netrc", "_netrc", ".git-credentials", ".pgpass", ".pypirc
 MIN_SECRET_VALUE = 8
 
 
+_KEY_SUFFIXES = (".pem", ".key", ".p12", ".pfx")
+_KEY_PREFIXES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
+
+
+def could_be_secret_name(name: str) -> bool:
+    """A cheap first look at a file name: False means secret_file_reason is surely None.
+
+    grep may see tens of thousands of files; this keeps the full check off almost all of them.
+    """
+    lowered = name.lower()
+    return (
+        lowered.startswith(".env")
+        or lowered.endswith(_KEY_SUFFIXES)
+        or lowered.startswith(_KEY_PREFIXES)
+        or lowered in _CREDENTIAL_NAMES
+        or lowered in ("credentials", ".npmrc")
+    )
+
+
 def secret_file_reason(path: Path) -> str | None:
     """Why `path` counts as a secret file, or None."""
     name = path.name

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from kcode.messages import ToolResult
-from kcode.secrets import may_read
+from kcode.secrets import could_be_secret_name, may_read
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
 from kcode.tools.search_backend import FileHits, SearchOutcome, SearchQuery, ripgrep_lines, search
 
@@ -66,7 +66,15 @@ class GrepTool(Tool[GrepArgs]):
 
 
 def _drop_secret_files(outcome: SearchOutcome, ctx: ToolContext) -> int:
-    kept = [f for f in outcome.files if may_read(ctx, ctx.root / f.path)]
+    rules = getattr(ctx.approver, "rules", None)
+    every_file = rules is not None and rules.has("read")  # a read rule may name any path
+
+    def keep(hits: FileHits) -> bool:
+        if not every_file and not could_be_secret_name(hits.path.rsplit("/", 1)[-1]):
+            return True
+        return may_read(ctx, ctx.root / hits.path)
+
+    kept = [f for f in outcome.files if keep(f)]
     skipped = len(outcome.files) - len(kept)
     outcome.files[:] = kept
     return skipped
