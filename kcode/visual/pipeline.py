@@ -138,12 +138,16 @@ async def inspect_page(
     refresh = asyncio.create_task(
         asyncio.to_thread(sources.refresh) if sources else asyncio.sleep(0)
     )
+    timings: dict[str, float] = {}
+    prepared = target
     try:
-        render = await renderer.render(source, viewport)
+        render = await renderer.render(
+            source, viewport, lambda png: _decode_and_diff(prepared, png, timings)
+        )
     finally:
         await refresh
-    timings = dict(render.timings)
-    render_image, diff = await asyncio.to_thread(_decode_and_diff, target, render.png, timings)
+    timings = {**render.timings, **timings}
+    render_image, diff = render.processed
     # Locating needs only the regions: the structure and score (numpy, GIL released) are computed
     # in a thread meanwhile.
     scoring = asyncio.create_task(asyncio.to_thread(_finish, diff, timings))

@@ -15,6 +15,7 @@ import base64
 import ipaddress
 import mimetypes
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,9 @@ class RenderResult:
     # "recapture" (nothing changed since the last load); see restyle.py.
     mode: Plan = "reload"
     timings: dict[str, float] = field(default_factory=dict)  # phase → milliseconds
+    # What `render(..., with_png=f)` returned for the PNG (run in a thread while the boxes are
+    # collected).
+    processed: Any = None
 
 
 def is_loopback_url(url: str) -> bool:
@@ -302,7 +306,15 @@ class Renderer:
             self._current.blocked.append(url)
         await route.abort("blockedbyclient")
 
-    async def render(self, source: PageSource, viewport: Viewport) -> RenderResult:
+    async def render(
+        self,
+        source: PageSource,
+        viewport: Viewport,
+        with_png: Callable[[bytes], Any] | None = None,
+    ) -> RenderResult:
+        """Brings the page up to date and captures it. `with_png` (blocking work on the PNG, such
+        as decoding and comparing it) runs in a thread while the element boxes are collected; its
+        result is `RenderResult.processed`."""
         page = await self._ensure_page(source, viewport)
         self._current = RenderResult(b"", viewport, [])
         result = self._current
@@ -311,14 +323,25 @@ class Renderer:
         try:
             await self._bring_up_to_date(page, source, result)
             clock = time.perf_counter()
-            # The capture is compositor work, the box walk main-thread work: overlap them.
-            png, collected = await asyncio.gather(
-                self._capture(page, viewport),
-                asyncio.wait_for(
+
+            def boxes() -> Any:
+                return asyncio.wait_for(
                     page.evaluate(COLLECT_BOXES_JS, self.element_limit), timeout=self.timeout_s
-                ),
-            )
-            result.timings["capture+boxes"] = (time.perf_counter() - clock) * 1000
+                )
+
+            if with_png is None:
+                # The capture is compositor work, the box walk main-thread work: overlap them.
+                png, collected = await asyncio.gather(self._capture(page, viewport), boxes())
+                result.timings["capture+boxes"] = (time.perf_counter() - clock) * 1000
+            else:
+                # Capture first, then walk the boxes while the PNG is processed here.
+                png = await self._capture(page, viewport)
+                result.timings["capture"] = (time.perf_counter() - clock) * 1000
+                clock = time.perf_counter()
+                collected, result.processed = await asyncio.gather(
+                    boxes(), asyncio.to_thread(with_png, png)
+                )
+                result.timings["boxes+process"] = (time.perf_counter() - clock) * 1000
             result.png, result.boxes = png, collected
         except (PlaywrightError, TimeoutError, VisualError) as err:
             await self._discard_page()
