@@ -31,7 +31,7 @@ from kcode.visual.restyle import (
     TWO_FRAMES_JS,
     Plan,
     ServedFiles,
-    inline_sheet_text,
+    read_sheets,
     signature,
 )
 
@@ -370,7 +370,7 @@ class Renderer:
             plan, changed = self._served.plan()
         if plan == "restyle":
             self._restyles += 1
-            sheets, inlined = self._read_sheets(changed)
+            sheets, inlined = read_sheets(self._served, changed)
             settled = await asyncio.wait_for(
                 page.evaluate(RESTYLE_JS, [sheets, FONT_WAIT_S * 1000, self._restyles]),
                 timeout=self.timeout_s,
@@ -407,26 +407,6 @@ class Renderer:
             for kind in ("blocked", "console_errors", "failed_requests"):
                 bucket: list[str] = getattr(result, kind)
                 bucket[:0] = [t for t in getattr(self._load_report, kind) if t not in bucket]
-
-    def _read_sheets(
-        self, changed: list[str]
-    ) -> tuple[list[list[str | None]], list[tuple[str, Path, Any, bytes]]]:
-        """[url path, text or None] per changed stylesheet for RESTYLE_JS, and what to record as
-        served for the ones passed as text."""
-        sheets: list[list[str | None]] = []
-        inlined: list[tuple[str, Path, Any, bytes]] = []
-        for url in changed:
-            path = self._served.files[url][0]
-            sig = signature(path)  # stat before reading: a write in between shows up next time
-            try:
-                body = path.read_bytes() if sig is not None else b""
-            except OSError:
-                body, sig = b"", None
-            text = inline_sheet_text(body) if sig is not None else None
-            sheets.append([url, text])
-            if text is not None:
-                inlined.append((url, path, sig, body))
-        return sheets, inlined
 
     async def _network_idle(self, cap_s: float = FONT_WAIT_S) -> None:
         """After a restyle: wait for the fetches it started (background images, fonts), capped."""

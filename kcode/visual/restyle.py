@@ -177,3 +177,24 @@ class ServedFiles:
             if path.suffix.lower() not in STYLE_SUFFIXES or signature(path) is None:
                 return "reload", []
         return "restyle", sorted(changed)
+
+
+def read_sheets(
+    served: ServedFiles, changed: list[str]
+) -> tuple[list[list[str | None]], list[tuple[str, Path, Signature, bytes]]]:
+    """[url path, text or None] per changed stylesheet for RESTYLE_JS, and what to record as served
+    (ServedFiles.record) for the ones handed over as text once the swap succeeded."""
+    sheets: list[list[str | None]] = []
+    inlined: list[tuple[str, Path, Signature, bytes]] = []
+    for url in changed:
+        path = served.files[url][0]
+        sig = signature(path)  # stat before reading: a write in between shows up next time
+        try:
+            body = path.read_bytes() if sig is not None else b""
+        except OSError:
+            body, sig = b"", None
+        text = inline_sheet_text(body) if sig is not None else None
+        sheets.append([url, text])
+        if text is not None:
+            inlined.append((url, path, sig, body))
+    return sheets, inlined
