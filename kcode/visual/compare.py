@@ -160,6 +160,7 @@ class PreparedTarget:
         ys, xs = np.nonzero(self.packed != self.background_packed)
         content[ys, xs] = self._away(self.rgb[ys, xs])
         self.content = content
+        self.content_count = int(content.sum())
         factor = min(1.0, STRUCTURE_SIDE / max(self.image.size))
         width, height = self.image.size
         small = (max(8, round(width * factor)), max(8, round(height * factor)))
@@ -183,7 +184,8 @@ class PreparedTarget:
         ys, xs = changed
         target_content = self.content[:height, :width]
         extra = self._away(render[ys, xs]) & ~target_content[ys, xs]
-        return int(target_content.sum()) + int(extra.sum())
+        whole = target_content.shape == self.content.shape
+        return (self.content_count if whole else int(target_content.sum())) + int(extra.sum())
 
 
 @dataclass
