@@ -23,12 +23,7 @@ from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
 
 # Tools whose modules are not written yet are left out, so the rest of kcode runs for real.
 LAUNCH = """
-import importlib.util, sys
-import kcode.tools.registry as registry
-for name, (module, _) in list(registry.TOOL_CLASSES.items()):
-    if importlib.util.find_spec(module) is None:
-        del registry.TOOL_CLASSES[name]
-registry.ROLE_TOOLS["main"] = tuple(registry.TOOL_CLASSES)
+import sys
 from kcode.__main__ import main
 main(sys.argv[1:])
 """

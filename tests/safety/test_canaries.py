@@ -34,8 +34,10 @@ def test_canaries_stay_out_of_everything(tmp_path: Path) -> None:
         env = kcode_env(tmp_path, server.base_url)
         env.update(MY_SERVICE_TOKEN=ENV_CANARY, KCODE_API_KEY=KEY_CANARY)
         done = subprocess.run(
-            [sys.executable, "-c", LAUNCH, "-p", "look around", "--approval", "auto"]
-            + ["--output-format", "stream-json"],
+            [
+                *(sys.executable, "-c", LAUNCH, "-p", "look around", "--approval", "auto"),
+                *("--output-format", "stream-json"),
+            ],
             cwd=ws,
             env=env,
             capture_output=True,
