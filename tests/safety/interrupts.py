@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
 
-# Tools whose modules are not written yet are left out, so the rest of kcode runs for real.
+# `python -c LAUNCH ARGS` runs the real CLI entry point (so the tests can use this interpreter).
 LAUNCH = """
 import sys
 from kcode.__main__ import main
