@@ -1,11 +1,15 @@
-"""The sandbox for `shell` and `run_tests`: bubblewrap around the command.
+"""The sandbox for `shell` and `run_tests`: bubblewrap around the command, else Landlock.
+
+Backends, in order: bubblewrap when installed and able to start; else Landlock applied in the child
+by the kcode.landlock launcher (no privileges needed, but no private /tmp and no secret-file
+masking, see that module); else none. KCODE_SANDBOX_BACKEND=bwrap|landlock forces one (for tests).
 
 Modes: `workspace-write` — the whole file system is read-only except the workspace (and --add-dir
 directories), `.git` stays read-only, /tmp is a private tmpfs, and there is no network unless
 `allow_network`; `read-only` — no writes anywhere but the private /tmp; `off` — nothing.
 
-When no sandbox is configured the default is `workspace-write` if bubblewrap can actually start here
-(containers often forbid the namespaces it needs) and `off` otherwise. A sandbox that was asked for
+When no sandbox is configured the default is `workspace-write` if a backend can actually start here
+(containers often forbid the namespaces bwrap needs) and `off` otherwise. A sandbox that was asked for
 explicitly but cannot start is an error (exit 2): kcode never silently runs such commands unsandboxed.
 """
 
@@ -18,10 +22,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from kcode import landlock
 from kcode.secrets import secret_file_reason
 from kcode.tools.base import ToolContext, ToolError
 
 PROBE_TIMEOUT_S = 10.0
+BACKEND_ENV = "KCODE_SANDBOX_BACKEND"
 _SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", "target", "dist", "build"}
 
 
@@ -55,18 +61,51 @@ def bwrap_status() -> tuple[str | None, str]:
     return path, ""
 
 
+@functools.lru_cache(maxsize=1)
+def landlock_status() -> tuple[int, str]:
+    """(Landlock ABI version, or 0; why not)."""
+    try:
+        abi = landlock.abi_version()
+    except OSError as err:
+        return 0, f"Landlock cannot be probed: {err}"
+    if abi < 1:
+        return 0, "Landlock is not available in this kernel (or disabled at boot)"
+    return abi, ""
+
+
+def active_backend() -> tuple[str | None, str]:
+    """("bwrap" or "landlock", where/what) for the backend to use, or (None, why none can start)."""
+    forced = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if forced not in ("", "bwrap", "landlock"):
+        return None, f"{BACKEND_ENV}={forced!r} is not a sandbox backend (use bwrap or landlock)"
+    whys: list[str] = []
+    if forced in ("", "bwrap"):
+        bwrap, why = bwrap_status()
+        if bwrap is not None:
+            return "bwrap", bwrap
+        whys.append(why)
+    if forced in ("", "landlock"):
+        abi, why = landlock_status()
+        if abi:
+            return "landlock", f"ABI {abi}"
+        whys.append(why)
+    return None, "; ".join(whys)
+
+
 def default_mode() -> str:
-    return "workspace-write" if bwrap_status()[0] else "off"
+    return "workspace-write" if active_backend()[0] else "off"
 
 
 def effective_mode(configured: str | None) -> str:
     """The mode to run with; raises SandboxUnavailable when an explicit sandbox cannot start."""
     if configured is None:
         return default_mode()
-    if configured != "off" and bwrap_status()[0] is None:
+    backend, why = active_backend()
+    if configured != "off" and backend is None:
         raise SandboxUnavailable(
-            f"--sandbox {configured} was asked for, but {bwrap_status()[1]}. Install or enable "
-            "bubblewrap, or run with --sandbox off to accept running commands unsandboxed."
+            f"--sandbox {configured} was asked for, but {why}. Install or enable bubblewrap "
+            "(or a kernel with Landlock), or run with --sandbox off to accept running commands "
+            "unsandboxed."
         )
     return configured
 
@@ -129,28 +168,36 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
         return argv
     if ctx.sandbox not in ("workspace-write", "read-only"):
         raise SandboxUnavailable(f"unknown sandbox mode {ctx.sandbox!r}")
-    bwrap, why = bwrap_status()
-    if bwrap is None:
+    backend, detail = active_backend()
+    if backend is None:
         raise SandboxUnavailable(
-            f"the {ctx.sandbox} sandbox cannot start ({why}); the command was not run"
+            f"the {ctx.sandbox} sandbox cannot start ({detail}); the command was not run"
         )
+    if backend == "landlock":
+        extra = [str(d) for d in ctx.extra_dirs]
+        return landlock.launcher_argv(argv, ctx.sandbox, str(ctx.root), extra, ctx.allow_network)
     prefix = bwrap_argv(
-        bwrap, ctx.sandbox, ctx.root, ctx.extra_dirs, ctx.allow_network, ctx.allow_secrets
+        detail, ctx.sandbox, ctx.root, ctx.extra_dirs, ctx.allow_network, ctx.allow_secrets
     )
     return [*prefix, "--", *argv]
 
 
 def describe_sandbox(config: Any) -> tuple[bool, str]:
     """For `kcode doctor`: which sandbox `shell` and `run_tests` will run in."""
-    bwrap, why = bwrap_status()
+    backend, detail = active_backend()
     configured = getattr(config, "sandbox", None)
     network = "network allowed" if getattr(config, "allow_network", False) else "no network"
-    if bwrap is None:
+    if backend is None:
         if configured in ("workspace-write", "read-only"):
-            return False, f"--sandbox {configured} is configured but {why}; commands will refuse"
-        return False, f"no sandbox: {why}; shell commands run unsandboxed"
+            return False, f"--sandbox {configured} is configured but {detail}; commands will refuse"
+        return False, f"no sandbox: {detail}; shell commands run unsandboxed"
+    name = f"bubblewrap at {detail}" if backend == "bwrap" else f"Landlock ({detail})"
     mode = configured or default_mode()
     if mode == "off":
-        return True, f"bubblewrap at {bwrap} works, but the sandbox is off (--sandbox off)"
+        return True, f"{name} works, but the sandbox is off (--sandbox off)"
     source = "" if configured else " (default)"
-    return True, f"bubblewrap {mode}{source} at {bwrap}, {network}"
+    if backend == "bwrap":
+        return True, f"bubblewrap {mode}{source} at {detail}, {network}"
+    if not getattr(config, "allow_network", False) and landlock_status()[0] < 4:
+        network = "network NOT blocked (Landlock ABI < 4)"
+    return True, f"Landlock {mode}{source} ({detail}, bubblewrap unavailable), {network}"

@@ -74,6 +74,7 @@ def test_an_explicit_sandbox_that_cannot_start_is_refused(monkeypatch: pytest.Mo
     import kcode.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_status", lambda: (None, "bubblewrap is not installed"))
+    monkeypatch.setattr(sandbox, "landlock_status", lambda: (0, "no Landlock"))
     with pytest.raises(SandboxUnavailable, match="--sandbox off"):
         effective_mode("workspace-write")
     assert effective_mode(None) == "off"  # the default falls back, and doctor says so
@@ -87,6 +88,7 @@ async def test_a_sandboxed_call_without_a_sandbox_does_not_run(
     import kcode.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_status", lambda: (None, "no bwrap"))
+    monkeypatch.setattr(sandbox, "landlock_status", lambda: (0, "no Landlock"))
     ctx = ToolContext(root=tmp_path, sandbox="workspace-write")
     result = await call(ctx, "shell", command="touch ran")
     assert not result.ok and "not run" in result.content
