@@ -232,7 +232,16 @@ def diff_pixels(target: Image.Image | PreparedTarget, render: Image.Image) -> Pi
     return PixelDiff(prepared, render, render_rgb, changed, differs, len(ys), regions)
 
 
-def finish_comparison(diff: PixelDiff) -> Comparison:
+def render_structure(prepared: PreparedTarget, render: Image.Image) -> float | None:
+    """The structure score of a render the target's size (None for another size: the overlap is
+    known only to `finish_comparison`). Needs no pixel diff, so it can run alongside one."""
+    if prepared.image.size != render.size:
+        return None
+    return structural_similarity(prepared.image, render, prepared.small_grey, prepared.small_stats)
+
+
+def finish_comparison(diff: PixelDiff, structure: float | None = None) -> Comparison:
+    """`structure`: `render_structure()` of the same render, when already computed."""
     prepared, render = diff.prepared, diff.render
     tw, th = prepared.image.size
     rw, rh = render.size
@@ -246,14 +255,13 @@ def finish_comparison(diff: PixelDiff) -> Comparison:
     content_pixels = max(prepared.count_content(diff.render_rgb, diff.changed, height, width), 1)
     mismatch = diff.diff_pixels / float(overlap)
     content_mismatch = min(1.0, diff.diff_pixels / float(content_pixels))
-    same_size = (tw, th) == (rw, rh)
-    target_rgb = prepared.rgb[:height, :width]
-    structure = structural_similarity(
-        prepared.image if same_size else Image.fromarray(np.ascontiguousarray(target_rgb)),
-        render if same_size else Image.fromarray(np.ascontiguousarray(diff.render_rgb)),
-        prepared.small_grey if same_size else None,
-        prepared.small_stats if same_size else None,
-    )
+    if structure is None:
+        structure = render_structure(prepared, render)
+    if structure is None:  # sizes differ: compare the overlap
+        structure = structural_similarity(
+            Image.fromarray(np.ascontiguousarray(prepared.rgb[:height, :width])),
+            Image.fromarray(np.ascontiguousarray(diff.render_rgb)),
+        )
     score = (1.0 - content_mismatch) * structure * size_penalty
     return Comparison(
         round(score, 4),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from kcode.visual.compare import (
     diff_pixels,
     finish_comparison,
     heatmap,
+    render_structure,
 )
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
@@ -93,25 +95,35 @@ def metrics_object(
     }
 
 
+def _timed(timings: dict[str, float], phase: str, work: Any, *args: Any) -> Any:
+    clock = time.perf_counter()
+    try:
+        return work(*args)
+    finally:
+        timings[phase] = (time.perf_counter() - clock) * 1000
+
+
 def _decode_and_diff(
     target: PreparedTarget, png: bytes, timings: dict[str, float]
-) -> tuple[Image.Image, PixelDiff]:
+) -> tuple[Image.Image, PixelDiff, float | None]:
+    """Decodes the capture, then diffs it with the target while another thread computes its
+    structure score (numpy and Pillow release the GIL: two cores, two halves)."""
     clock = time.perf_counter()
     render_image = Image.open(io.BytesIO(png))
     render_image.load()
     if render_image.mode != "RGB":
         render_image = render_image.convert("RGB")
     timings["decode"] = (time.perf_counter() - clock) * 1000
-    clock = time.perf_counter()
-    diff = diff_pixels(target, render_image)
-    timings["compare"] = (time.perf_counter() - clock) * 1000
-    return render_image, diff
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        structure = pool.submit(
+            _timed, timings, "structure", render_structure, target, render_image
+        )
+        diff = _timed(timings, "compare", diff_pixels, target, render_image)
+        return render_image, diff, structure.result()
 
 
-def _finish(diff: PixelDiff, timings: dict[str, float]) -> Comparison:
-    clock = time.perf_counter()
-    comparison = finish_comparison(diff)
-    timings["score"] = (time.perf_counter() - clock) * 1000
+def _finish(diff: PixelDiff, structure: float | None, timings: dict[str, float]) -> Comparison:
+    comparison: Comparison = _timed(timings, "score", finish_comparison, diff, structure)
     return comparison
 
 
@@ -147,10 +159,9 @@ async def inspect_page(
     finally:
         await refresh
     timings = {**render.timings, **timings}
-    render_image, diff = render.processed
-    # Locating needs only the regions: the structure and score (numpy, GIL released) are computed
-    # in a thread meanwhile.
-    scoring = asyncio.create_task(asyncio.to_thread(_finish, diff, timings))
+    render_image, diff, structure = render.processed
+    # Locating needs only the regions: the rest of the score is computed in a thread meanwhile.
+    scoring = asyncio.create_task(asyncio.to_thread(_finish, diff, structure, timings))
     clock = time.perf_counter()
     try:
         regions = await locate_regions(
