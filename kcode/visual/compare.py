@@ -347,19 +347,13 @@ def connected_boxes(cells: NDArray[np.bool_]) -> list[tuple[int, int, int, int]]
 def _tighten(mask: NDArray[np.bool_], box: tuple[int, int, int, int]) -> Region | None:
     x0, y0, x1, y1 = box
     part = mask[y0:y1, x0:x1]
-    ys, xs = np.nonzero(part)
-    if not len(ys):
+    rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+    if not len(rows):
         return None
-    top = int(ys.min())
-    first = (x0 + int(xs[ys == top].min()), y0 + top)
-    return Region(
-        x0 + int(xs.min()),
-        y0 + int(ys.min()),
-        int(xs.max() - xs.min()) + 1,
-        int(ys.max() - ys.min()) + 1,
-        len(ys),
-        first,
-    )
+    top, bottom, left, right = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+    first = (x0 + int(np.argmax(part[top])), y0 + top)
+    pixels = int(np.count_nonzero(part))
+    return Region(x0 + left, y0 + top, right - left + 1, bottom - top + 1, pixels, first)
 
 
 def _merge_overlapping(regions: list[Region]) -> list[Region]:
