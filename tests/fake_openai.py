@@ -308,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if sent and reply.chunk_delay_s:
                 time.sleep(reply.chunk_delay_s)
+            if reply.garbage is not None and sent == reply.garbage_after:
+                self._write_chunk(b"data: " + reply.garbage.encode() + b"\n\n")
             if sent == len(events) - 1:
                 self._leave_in_flight()
             try:

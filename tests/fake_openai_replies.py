@@ -2,7 +2,8 @@
 
 A reply in JSON (CLI scripts) uses the same field names as `Reply`, e.g.
     {"text": "done", "reasoning": "...", "tool_calls": [{"name": "grep", "arguments": {"pattern": "x"}}],
-     "usage": [120, 7], "delay_s": 0.1, "status": 429, "retry_after": 1, "reset": true, "cut_after": 3}
+     "usage": [120, 7], "delay_s": 0.1, "status": 429, "retry_after": 1, "reset": true, "cut_after": 3,
+     "garbage": "{not json", "garbage_after": 2}
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Reply:
     reset: bool = False  # close the connection with a TCP RST and no response
     cut_after: int | None = None  # send this many SSE events, then drop the connection
     malformed_args: bool = False  # drop the closing brace of every tool call's arguments
+    garbage: str | None = None  # a raw `data:` payload (not JSON, or the wrong shape) to slip in
+    garbage_after: int = 1  # ... after this many good events; the stream then carries on
     finish_reason: str | None = None  # default: "tool_calls" when there are calls, else "stop"
 
     # --- helper constructors ---------------------------------------------------------------------
@@ -79,6 +82,10 @@ class Reply:
     @classmethod
     def cut(cls, text: str, after: int, **kw: Any) -> Reply:
         return cls(content=text, cut_after=after, **kw)
+
+    @classmethod
+    def garbage_chunk(cls, text: str, data: str = "{not json", after: int = 1, **kw: Any) -> Reply:
+        return cls(content=text, garbage=data, garbage_after=after, **kw)
 
     # --- wire format -----------------------------------------------------------------------------
     def arguments_text(self, call: FakeToolCall) -> str:

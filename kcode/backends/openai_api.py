@@ -213,7 +213,15 @@ class OpenAIBackend:
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 progress.started = True
-                for delta in reader.read(chunk):
+                try:
+                    deltas = reader.read(chunk)
+                except (TypeError, AttributeError, ValueError):
+                    # A JSON object of the wrong shape ({"choices": 5}): a mangled stream, retried
+                    # like one that is not JSON at all, instead of crashing the turn.
+                    raise MalformedStream(
+                        f"the stream carried a chunk of the wrong shape: {str(chunk)[:80]!r}"
+                    ) from None
+                for delta in deltas:
                     yield delta
         if reader.finish_reason is None:
             raise _StreamCut("the stream ended before the reply was finished")
