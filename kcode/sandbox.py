@@ -200,4 +200,6 @@ def describe_sandbox(config: Any) -> tuple[bool, str]:
         return True, f"bubblewrap {mode}{source} at {detail}, {network}"
     if not getattr(config, "allow_network", False) and landlock_status()[0] < 4:
         network = "network NOT blocked (Landlock ABI < 4)"
-    return True, f"Landlock {mode}{source} ({detail}, bubblewrap unavailable), {network}"
+    forced = os.environ.get(BACKEND_ENV, "").strip().lower() == "landlock"
+    why = f"forced by {BACKEND_ENV}" if forced else "bubblewrap unavailable"
+    return True, f"Landlock {mode}{source} ({detail}, {why}), {network}"
