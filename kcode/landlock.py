@@ -21,8 +21,8 @@ the restriction (and so does everything it starts). Reads are allowed everywhere
   character devices (/dev/null, /dev/tty, ...). Unlike bubblewrap there is no private /tmp, so a
   command writing to a fixed /tmp path is refused.
 
-With ABI >= 4 TCP bind and connect are refused unless --allow-network (UDP and Unix sockets are not
-covered by Landlock); with ABI >= 6 signals and abstract Unix sockets are scoped to the sandbox.
+With ABI >= 4 TCP bind and connect are refused unless --allow-network, and a seccomp filter
+(kcode/seccomp.py) refuses every IPv4/IPv6 socket, UDP included (Unix sockets stay allowed); with ABI >= 6 signals and abstract Unix sockets are scoped to the sandbox.
 Landlock cannot hide single files from reads, so the secret-file masking bubblewrap does is absent.
 
 Everything here is standard library + ctypes so the launcher starts fast and needs no build step.
@@ -205,6 +205,10 @@ def restrict_self(mode: str, dirs: Sequence[str], temp_dir: str, allow_network: 
             _allow(ruleset_fd, device, FS_WRITE_FILE)
         _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
         _check(libc.syscall(SYS_RESTRICT_SELF, ruleset_fd, ctypes.c_uint32(0)), "restrict_self")
+        if not allow_network:  # UDP too: no IPv4/IPv6 socket at all (kcode.seccomp)
+            from kcode.seccomp import deny_inet_sockets
+
+            deny_inet_sockets()
     finally:
         os.close(ruleset_fd)
     return abi
