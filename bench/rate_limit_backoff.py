@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=4)
     args = parser.parse_args()
     import openai  # noqa: F401  -- import cost (~1 s) must not land in the first timed run
+
     fixed_429s, fixed_s = asyncio.run(run(args.agents, args.cap, adaptive=False))
     adaptive_429s, adaptive_s = asyncio.run(run(args.agents, args.cap, adaptive=True))
     print(f"fixed cap 16:      {fixed_429s} x 429 in {fixed_s:.2f}s")

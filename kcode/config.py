@@ -146,7 +146,9 @@ def _check_rules(layer: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: `rules` must be a table of lists: allow / ask / deny")
     unknown = sorted(set(rules) - {"allow", "ask", "deny"})
     if unknown:
-        raise ConfigError(f"{source}: unknown rule list(s) {', '.join(unknown)}; use allow/ask/deny")
+        raise ConfigError(
+            f"{source}: unknown rule list(s) {', '.join(unknown)}; use allow/ask/deny"
+        )
     try:
         RuleSet.parse(rules, source)
     except RuleError as err:
