@@ -36,7 +36,8 @@ from kcode.visual.compare import PreparedTarget
 from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex
 from kcode.visual.pipeline import inspect_page
-from kcode.visual.render import Renderer, resolve_page_source
+from kcode.visual.render import Renderer
+from kcode.visual.sources import resolve_page_source
 from tests.visual.pages import DEFECTS, page_html, write_defective, write_page
 
 VIEWPORT = Viewport(1280, 800)

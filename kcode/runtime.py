@@ -6,17 +6,16 @@ Front ends (the non-interactive runner, the REPL, `kcode fix`) call `build_runti
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from kcode.agents.loop import Agent
 from kcode.approval import Approver
 from kcode.backends.base import Backend, BackendOptions
 from kcode.config import Config, ConfigError
+from kcode.netutil import is_loopback_url
 from kcode.session import Session
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import ROLE_TOOLS, LazyTools
@@ -31,16 +30,6 @@ NO_BACKEND_HELP = (
     "--backend llama-cpp --model PATH.gguf for a local GGUF model (`kcode models pull` downloads one). "
     "`kcode config init` writes a config file to edit."
 )
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def create_backend(config: Config) -> Backend:

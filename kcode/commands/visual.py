@@ -39,7 +39,8 @@ async def compare_once(
     from kcode.visual.images import detect_viewport, load_image
     from kcode.visual.locate import SourceIndex
     from kcode.visual.pipeline import check_sizes, inspect_page, metrics_object
-    from kcode.visual.render import Renderer, resolve_page_source
+    from kcode.visual.render import Renderer
+    from kcode.visual.sources import resolve_page_source
 
     target_image = await asyncio.to_thread(load_image, target, "target image")
     from kcode.visual.report import make_run_dir

@@ -35,8 +35,9 @@ from kcode.visual.images import detect_viewport, load_image
 from kcode.visual.locate import SourceIndex, locate_regions
 from kcode.visual.pipeline import Inspection, check_sizes, inspect_page, metrics_object
 from kcode.visual.prompt import annotation_message, target_message
-from kcode.visual.render import PageSource, Renderer, resolve_page_source
+from kcode.visual.render import Renderer
 from kcode.visual.report import IterationRecord, make_run_dir, write_report
+from kcode.visual.sources import PageSource, resolve_page_source
 
 EditStep = Callable[[Message], AsyncIterator[Event]]
 PATIENCE = 2  # iterations without improvement before giving up

@@ -28,7 +28,8 @@ from kcode.visual.compare import (
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex, locate_regions
-from kcode.visual.render import PageSource, Renderer, RenderResult
+from kcode.visual.render import Renderer, RenderResult
+from kcode.visual.sources import PageSource
 
 # A target whose size differs this much from the render (overlap / union) is not the same page.
 MIN_SIZE_AGREEMENT = 0.5

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
-import mimetypes
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from kcode.visual.browser import launch_browser
 from kcode.visual.errors import VisualError
@@ -34,49 +32,16 @@ from kcode.visual.restyle import (
     read_sheets,
     signature,
 )
+from kcode.visual.sources import (
+    WORKSPACE_ORIGIN,
+    PageSource,
+    content_type,
+    workspace_path,
+)
 
-WORKSPACE_ORIGIN = "http://kcode.local"
 FONT_WAIT_S = 3.0
 DEFAULT_TIMEOUT_S = 15.0
 INLINE_READ_BYTES = 1_000_000
-
-MIME_OVERRIDES = {
-    ".js": "text/javascript",
-    ".mjs": "text/javascript",
-    ".cjs": "text/javascript",
-    ".css": "text/css",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-    ".ttf": "font/ttf",
-    ".otf": "font/otf",
-    ".wasm": "application/wasm",
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".ico": "image/x-icon",
-}
-
-
-@dataclass(frozen=True)
-class PageSource:
-    """What to render: a file in the workspace (served at WORKSPACE_ORIGIN) or a loopback URL."""
-
-    workspace: Path
-    entry: str | None = None
-    url: str | None = None
-
-    @property
-    def address(self) -> str:
-        if self.url:
-            return self.url
-        return f"{WORKSPACE_ORIGIN}/{self.entry}"
-
-    @property
-    def label(self) -> str:
-        return self.url or str(self.entry)
 
 
 @dataclass
@@ -95,62 +60,6 @@ class RenderResult:
     # What `render(..., with_png=f)` returned for the PNG (run in a thread while the boxes are
     # collected).
     processed: Any = None
-
-
-def is_loopback_url(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    host = parts.hostname
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_page_source(workspace: Path, entry: str | None, url: str | None) -> PageSource:
-    """Validate --entry / --url, or find index.html; VisualError (exit 2) when there is nothing."""
-    workspace = workspace.resolve()
-    if entry and url:
-        raise VisualError("give either --entry FILE or --url URL, not both")
-    if url:
-        if not is_loopback_url(url):
-            raise VisualError(
-                f"--url {url} is not a loopback address: rendering never reaches the network. "
-                "Start the dev server locally and pass http://localhost:PORT/ or http://127.0.0.1:PORT/"
-            )
-        return PageSource(workspace, url=url)
-    if entry:
-        path = (workspace / entry).resolve()
-        if not path.is_relative_to(workspace):
-            raise VisualError(f"--entry {entry} is outside the workspace {workspace}")
-        if not path.is_file():
-            raise VisualError(f"--entry {entry}: no such file in {workspace}")
-        return PageSource(workspace, entry=path.relative_to(workspace).as_posix())
-    for candidate in ("index.html", "public/index.html", "src/index.html", "dist/index.html"):
-        if (workspace / candidate).is_file():
-            return PageSource(workspace, entry=candidate)
-    raise VisualError(
-        f"no page to render: no index.html in {workspace}. "
-        "Pass --entry path/to/page.html, or --url http://localhost:PORT/ for a running dev server"
-    )
-
-
-def _workspace_path(workspace: Path, url: str) -> Path | None:
-    """The file a workspace URL names (it may not exist), or None outside the workspace."""
-    path = unquote(urlsplit(url).path).lstrip("/")
-    target = (workspace / path).resolve()
-    if not target.is_relative_to(workspace):
-        return None
-    return target / "index.html" if target.is_dir() else target
-
-
-def content_type(path: Path) -> str:
-    return MIME_OVERRIDES.get(path.suffix.lower()) or (
-        mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    )
 
 
 class Renderer:
@@ -282,7 +191,7 @@ class Renderer:
         ):
             # Page assets are small local files: reading them inline is faster than a thread hop,
             # which matters because every request of every render passes through here.
-            path = _workspace_path(source.workspace.resolve(), url)
+            path = workspace_path(source.workspace.resolve(), url)
             sig = signature(path) if path is not None else None
             if path is not None:
                 # stat before reading: a write in between shows up as a change next time

@@ -12,7 +12,8 @@ from PIL import Image
 
 from kcode.visual.browser import browser_available
 from kcode.visual.images import Viewport
-from kcode.visual.render import Renderer, resolve_page_source
+from kcode.visual.render import Renderer
+from kcode.visual.sources import resolve_page_source
 from tests.visual.pages import write_page
 
 NO_BROWSER = "no Chromium found (apt-get install chromium) — browser tests skipped"

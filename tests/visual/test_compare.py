@@ -12,7 +12,7 @@ from kcode.visual.compare import compare_images, heatmap
 from kcode.visual.errors import VisualError
 from kcode.visual.images import detect_viewport, image_for_model, load_image
 from kcode.visual.pipeline import check_sizes
-from kcode.visual.render import resolve_page_source
+from kcode.visual.sources import resolve_page_source
 
 
 def card_page(cards: int = 3, button: str = "#2563eb") -> Image.Image:

@@ -17,7 +17,8 @@ from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex, locate_regions
 from kcode.visual.pipeline import inspect_page
-from kcode.visual.render import Renderer, resolve_page_source
+from kcode.visual.render import Renderer
+from kcode.visual.sources import resolve_page_source
 from tests.visual.conftest import VIEWPORT
 from tests.visual.pages import DEFECTS, Defect, write_defective, write_page
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kcode.visual.render import Renderer, RenderResult, resolve_page_source
+from kcode.visual.render import Renderer, RenderResult
+from kcode.visual.sources import resolve_page_source
 from tests.visual.conftest import VIEWPORT
 from tests.visual.pages import page_html, write_page
 
