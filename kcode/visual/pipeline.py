@@ -110,7 +110,7 @@ def _decode_and_diff(
     """Decodes the capture, then diffs it with the target while another thread computes its
     structure score (numpy and Pillow release the GIL: two cores, two halves)."""
     clock = time.perf_counter()
-    render_image = Image.open(io.BytesIO(png))
+    render_image: Image.Image = Image.open(io.BytesIO(png))
     render_image.load()
     if render_image.mode != "RGB":
         render_image = render_image.convert("RGB")
