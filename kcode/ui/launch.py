@@ -137,13 +137,22 @@ def fast_repl(args: list[str]) -> int | None:
     parsed = parse_repl_argv(args)
     if parsed is None or parsed.non_interactive or parsed.output_format is not None:
         return None
+    prepared = _prepare(parsed, interactive=True)
+    if prepared is None:
+        return None
+    config, root, resume_id = prepared
+    return _run(config, root, parsed.prompt, resume_id, parsed.image)
+
+
+def _prepare(parsed: ReplArgs, *, interactive: bool) -> tuple[Any, Path, str | None] | None:
+    """Config, workspace root and session to resume; None when kcode.cli should say what is wrong."""
     from kcode.config import ConfigError, load_config
 
     root = (parsed.cwd or Path.cwd()).resolve()
     if not root.is_dir() or any(not path.is_file() for path in parsed.image):
         return None
     try:
-        config = load_config(root, parsed.flags(), interactive=True)
+        config = load_config(root, parsed.flags(), interactive=interactive)
     except ConfigError:
         return None
     resume_id = parsed.resume
@@ -156,7 +165,7 @@ def fast_repl(args: list[str]) -> int | None:
         resume_id = sessions[0].session_id
     for warning in config.warnings:
         sys.stderr.write(f"kcode: warning: {warning}\n")
-    return _run(config, root, parsed.prompt, resume_id, parsed.image)
+    return config, root, resume_id
 
 
 def _run(
@@ -191,25 +200,10 @@ def fast_headless(args: list[str]) -> int | None:
     parsed = parse_repl_argv(args)
     if parsed is None or not parsed.non_interactive or not parsed.prompt:
         return None
-    from kcode.config import ConfigError, load_config
-
-    root = (parsed.cwd or Path.cwd()).resolve()
-    if not root.is_dir() or any(not path.is_file() for path in parsed.image):
+    prepared = _prepare(parsed, interactive=False)
+    if prepared is None:
         return None
-    try:
-        config = load_config(root, parsed.flags(), interactive=False)
-    except ConfigError:
-        return None
-    resume_id = parsed.resume
-    if parsed.continue_:
-        from kcode.session import list_sessions
-
-        sessions = list_sessions(root)
-        if not sessions:
-            return None
-        resume_id = sessions[0].session_id
-    for warning in config.warnings:
-        sys.stderr.write(f"kcode: warning: {warning}\n")
+    config, root, resume_id = prepared
     from kcode.headless import run_headless
 
     return run_headless(config, root, parsed.prompt, parsed.image, resume_id)
