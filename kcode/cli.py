@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kcode.config import ConfigError, load_config
+from kcode.config import ConfigError, ensure_backend_configured, load_config
 
 SUBCOMMANDS = {"chat", "fix", "visual", "models", "sessions", "config", "doctor", "undo"}
 SESSION_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
@@ -124,6 +124,10 @@ def chat(
         from kcode.headless import run_headless
 
         raise typer.Exit(run_headless(config, root, prompt or "", images, resume_id))
+    try:
+        ensure_backend_configured(config)  # `make run` with nothing configured: say so, exit 2
+    except ConfigError as err:
+        _fail(str(err))
     from kcode.ui.repl import run_repl
 
     raise typer.Exit(

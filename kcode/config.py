@@ -244,3 +244,28 @@ USER_CONFIG_TEMPLATE = """\
 # max_parallel = 8
 # thinking = true
 """
+
+
+NO_BACKEND_HELP = (
+    "no model is configured. Set one of: MOONSHOT_API_KEY=... (Kimi K2.5 on the Moonshot API), "
+    "OPENAI_API_KEY=... (with OPENAI_BASE_URL for any OpenAI-compatible server), "
+    "KCODE_BASE_URL=http://127.0.0.1:8080/v1 for a local server, or "
+    "--backend llama-cpp --model PATH.gguf for a local GGUF model (`kcode models pull` downloads one). "
+    "`kcode config init` writes a config file to edit."
+)
+
+
+def ensure_backend_configured(config: Config) -> None:
+    """Fail fast (ConfigError, exit 2) when no backend could be built, before a REPL is drawn.
+
+    The same rule as kcode.runtime.create_backend, without importing any backend."""
+    if config.backend or config.api_key or config.base_url:
+        return
+    if config.model.endswith(".gguf") or ":" in config.model:
+        return
+    if not config.model:
+        from kcode.models import usable_default_model
+
+        if usable_default_model() is not None:
+            return
+    raise ConfigError(NO_BACKEND_HELP)

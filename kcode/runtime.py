@@ -14,7 +14,7 @@ from typing import Any
 from kcode.agents.loop import Agent
 from kcode.approval import Approver
 from kcode.backends.base import Backend, BackendOptions
-from kcode.config import Config, ConfigError
+from kcode.config import NO_BACKEND_HELP, Config, ConfigError
 from kcode.netutil import is_loopback_url
 from kcode.session import Session
 from kcode.tools.base import ToolContext
@@ -22,14 +22,6 @@ from kcode.tools.registry import ROLE_TOOLS, LazyTools
 from kcode.tools.spec_cache import cached_tool_specs
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-NO_BACKEND_HELP = (
-    "no model is configured. Set one of: MOONSHOT_API_KEY=... (Kimi K2.5 on the Moonshot API), "
-    "OPENAI_API_KEY=... (with OPENAI_BASE_URL for any OpenAI-compatible server), "
-    "KCODE_BASE_URL=http://127.0.0.1:8080/v1 for a local server, or "
-    "--backend llama-cpp --model PATH.gguf for a local GGUF model (`kcode models pull` downloads one). "
-    "`kcode config init` writes a config file to edit."
-)
 
 
 def create_backend(config: Config) -> Backend:

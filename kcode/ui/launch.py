@@ -146,13 +146,15 @@ def fast_repl(args: list[str]) -> int | None:
 
 def _prepare(parsed: ReplArgs, *, interactive: bool) -> tuple[Any, Path, str | None] | None:
     """Config, workspace root and session to resume; None when kcode.cli should say what is wrong."""
-    from kcode.config import ConfigError, load_config
+    from kcode.config import ConfigError, ensure_backend_configured, load_config
 
     root = (parsed.cwd or Path.cwd()).resolve()
     if not root.is_dir() or any(not path.is_file() for path in parsed.image):
         return None
     try:
         config = load_config(root, parsed.flags(), interactive=interactive)
+        if interactive:
+            ensure_backend_configured(config)
     except ConfigError:
         return None
     resume_id = parsed.resume
