@@ -124,6 +124,10 @@ def bwrap_argv(
     args += ["--die-with-parent", "--unshare-ipc", "--unshare-uts"]
     if not allow_network:
         args.append("--unshare-net")
+    # The private /tmp would hide tools that live under /tmp (a checkout's .venv on PATH, this
+    # interpreter): show those again, read-only.
+    for shown in visible_under_tmp():
+        args += ["--ro-bind", shown, shown]
     writable = mode == "workspace-write"
     bind = "--bind" if writable else "--ro-bind"
     # After the /tmp tmpfs, so a workspace under /tmp is visible (and writable when allowed).
@@ -139,6 +143,25 @@ def bwrap_argv(
             args += ["--ro-bind", "/dev/null", str(secret)]  # reads as empty, cannot be replaced
     args += ["--chdir", str(root)]
     return args
+
+
+def visible_under_tmp() -> list[str]:
+    """Directories below /tmp that sandboxed commands need: PATH entries (a virtualenv whole, so
+    its interpreter finds its packages) and this Python's own prefixes."""
+    import sys
+
+    wanted: set[str] = set()
+    candidates = [*os.environ.get("PATH", "").split(os.pathsep), sys.prefix, sys.exec_prefix]
+    for entry in candidates:
+        if not entry:
+            continue
+        path = Path(os.path.realpath(entry))
+        if not path.is_relative_to("/tmp") or path == Path("/tmp") or not path.is_dir():
+            continue
+        if path.name == "bin" and (path.parent / "pyvenv.cfg").is_file():
+            path = path.parent
+        wanted.add(str(path))
+    return sorted(wanted)
 
 
 def find_secret_files(roots: tuple[Path, ...], depth: int = 2) -> list[Path]:

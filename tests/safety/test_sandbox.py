@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import threading
@@ -99,3 +100,22 @@ async def test_a_sandboxed_call_without_a_sandbox_does_not_run(
 def test_doctor_names_the_active_sandbox() -> None:
     ok, text = describe_sandbox(type("C", (), {"sandbox": None, "allow_network": False})())
     assert ok and "workspace-write (default)" in text and "no network" in text
+
+
+@needs_bwrap
+async def test_a_virtualenv_under_tmp_stays_usable_in_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The private /tmp must not hide a checkout's .venv on PATH (CI clones can live in /tmp)."""
+    venv = tmp_path / "checkout" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    tool = venv / "bin" / "venv-tool"
+    tool.write_text("#!/bin/sh\necho venv tool ran\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{venv / 'bin'}:{os.environ['PATH']}")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    ctx = ToolContext(root=workspace, sandbox="workspace-write")
+    result = await call(ctx, "shell", command="venv-tool")
+    assert "venv tool ran" in result.content
