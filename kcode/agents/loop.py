@@ -131,6 +131,7 @@ class Agent:
         started = time.monotonic()
         self.ctx.emit = self._emit
         self.ctx.agent_id = self.agent_id
+        self.ctx.last_tests = None  # "tests still red" means red in this turn, not an earlier one
         if self.ctx.checkpoints is not None:
             await self.ctx.checkpoints.before_turn(message.text)
         self._add(message)

@@ -268,3 +268,13 @@ async def test_backend_exceptions_never_escape_as_tracebacks(tmp_path: Path) -> 
     agent = make_agent(tmp_path, [], backend=Broken([]))
     events = await run(agent)
     assert events[-1].reason == "backend_error"  # type: ignore[attr-defined]
+
+
+async def test_red_tests_of_an_earlier_turn_do_not_fail_a_later_one(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, [{"text": "tests are red"}, {"text": "here is the answer"}])
+    agent.ctx.last_tests = {"passed": 0, "failed": 2, "errors": 0}  # as run_tests left it
+    first = await run(agent, "check")
+    assert first[-1].reason == "completed"  # type: ignore[attr-defined]
+    agent.ctx.last_tests = {"passed": 0, "failed": 2, "errors": 0}
+    second = await run(agent, "another question")
+    assert second[-1].reason == "completed"  # type: ignore[attr-defined]
