@@ -144,7 +144,7 @@ def _resume_id(root: Path, continue_: bool, resume: str | None) -> str | None:
             _fail(f"no earlier session in {root} to continue; start one with `kcode`")
         return sessions[0].session_id
     if resume == PICK:
-        from kcode.ui.repl import pick_session
+        from kcode.ui.sessions_view import pick_session
 
         return pick_session(root)
     return resume

@@ -34,7 +34,8 @@ from kcode.ui.input import (
     toolbar_html,
 )
 from kcode.ui.launch import GREETING
-from kcode.ui.render import MIN_WIDTH, Renderer, markdown, tool_label
+from kcode.ui.render import MIN_WIDTH, Renderer
+from kcode.ui.sessions_view import replay_history
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
 PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
@@ -341,23 +342,6 @@ class Repl:
             )
 
 
-def replay_history(console: Console, history: list[Message]) -> None:
-    """Show a resumed conversation: user lines, answers as markdown, tool calls as compact lines."""
-    results = {m.tool_call_id: m for m in history if m.role == "tool"}
-    for message in history:
-        if message.role == "user":
-            console.print(Text(f"› {message.text}", style="bold"))
-        elif message.role == "assistant":
-            if message.text.strip():
-                console.print(markdown(message.text))
-            for call in message.tool_calls:
-                result = results.get(call.id)
-                first = result.text.splitlines()[0][:80] if result and result.text else ""
-                console.print(Text(f"• {tool_label(call.name, call.arguments)} → {first}", "dim"))
-    if len(history) > 1:
-        console.rule("resumed", style="dim")
-
-
 def run_repl(
     config: Config,
     root: Path,
@@ -374,32 +358,3 @@ def run_repl(
         return asyncio.run(repl.run(initial_prompt, images))
     except KeyboardInterrupt:
         return 130
-
-
-def pick_session(root: Path) -> str | None:
-    """For `kcode -r` without an id: list this directory's sessions and let the user choose."""
-    from prompt_toolkit import prompt
-
-    from kcode.session import list_sessions
-
-    console = Console(highlight=False)
-    sessions = list_sessions(root)[:20]
-    if not sessions:
-        console.print(f"No saved sessions for {root}. Start one with `kcode`.")
-        return None
-    for number, info in enumerate(sessions, 1):
-        console.print(
-            f"[bold]{number:>2}[/] {info.session_id}  [dim]{info.messages} msgs[/]  "
-            f"{info.first_prompt or '(no prompt)'}"
-        )
-    while True:
-        try:
-            answer = prompt("Resume which session? [1] ").strip() or "1"
-        except (KeyboardInterrupt, EOFError):
-            return None
-        if answer.isdigit() and 1 <= int(answer) <= len(sessions):
-            return sessions[int(answer) - 1].session_id
-        match = [s for s in sessions if s.session_id.startswith(answer)]
-        if len(match) == 1:
-            return match[0].session_id
-        console.print(f"Type a number from 1 to {len(sessions)} (or a session id).")

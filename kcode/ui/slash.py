@@ -302,7 +302,7 @@ async def cmd_sessions(repl: Repl, arg: str) -> None:
 
 async def cmd_resume(repl: Repl, arg: str) -> None:
     from kcode.session import Session, SessionError
-    from kcode.ui.repl import replay_history
+    from kcode.ui.sessions_view import replay_history
 
     if not arg:
         await cmd_sessions(repl, "")

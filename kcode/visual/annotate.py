@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from kcode.visual.compare import CELL, connected_boxes
+from kcode.visual.regions import CELL, connected_boxes
 
 MIN_MARK_SIDE = 16
 MAX_FILL = 0.45

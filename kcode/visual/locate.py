@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kcode.visual.compare import Region
+from kcode.visual.regions import Region
 
 SOURCE_SUFFIXES = {".html", ".htm", ".css", ".scss", ".sass", ".less", ".jsx", ".tsx", ".js", ".ts"}
 SOURCE_SUFFIXES |= {".vue", ".svelte", ".astro"}

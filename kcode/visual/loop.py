@@ -30,11 +30,12 @@ from kcode.events import Event, TurnFinished, VisualIteration
 from kcode.messages import Message
 from kcode.visual.annotate import find_red_mark, mark_is_annotation
 from kcode.visual.checkpoint import Checkpoints, open_checkpoints
-from kcode.visual.compare import PreparedTarget, Region, compare_images, heatmap
+from kcode.visual.compare import PreparedTarget, compare_images, heatmap
 from kcode.visual.images import detect_viewport, load_image
 from kcode.visual.locate import SourceIndex, locate_regions
 from kcode.visual.pipeline import Inspection, check_sizes, inspect_page, metrics_object
 from kcode.visual.prompt import annotation_message, target_message
+from kcode.visual.regions import Region
 from kcode.visual.render import Renderer
 from kcode.visual.report import IterationRecord, make_run_dir, write_report
 from kcode.visual.sources import PageSource, resolve_page_source

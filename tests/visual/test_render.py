@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from kcode.visual.compare import Region
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex, locate_regions
 from kcode.visual.pipeline import inspect_page
+from kcode.visual.regions import Region
 from kcode.visual.render import Renderer
 from kcode.visual.sources import resolve_page_source
 from tests.visual.conftest import VIEWPORT
