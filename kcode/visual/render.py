@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,20 +231,21 @@ class Renderer:
         from playwright.async_api import Error as PlaywrightError
 
         try:
-            await self._bring_up_to_date(page, source, result)
+            early = await self._bring_up_to_date(page, source, result)
             clock = time.perf_counter()
 
             def boxes() -> Any:
-                return asyncio.wait_for(
-                    page.evaluate(COLLECT_BOXES_JS, self.element_limit), timeout=self.timeout_s
-                )
+                if early is not None:  # came with the settle or restyle call
+                    return asyncio.sleep(0, early)
+                return self._evaluate(COLLECT_BOXES_JS, self.element_limit)
 
             if with_png is None:
                 # The capture is compositor work, the box walk main-thread work: overlap them.
                 png, collected = await asyncio.gather(self._capture(page, viewport), boxes())
                 result.timings["capture+boxes"] = (time.perf_counter() - clock) * 1000
             else:
-                # Capture first, then walk the boxes while the PNG is processed here.
+                # Capture first, then (unless they came early) walk the boxes while the PNG is
+                # processed here.
                 png = await self._capture(page, viewport)
                 result.timings["capture"] = (time.perf_counter() - clock) * 1000
                 clock = time.perf_counter()
@@ -267,8 +269,17 @@ class Renderer:
             self._current = None
         return result
 
-    async def _bring_up_to_date(self, page: Any, source: PageSource, result: RenderResult) -> None:
-        """Reload, or for a static page whose stylesheets alone changed, swap them (restyle.py)."""
+    async def _evaluate(self, script: str, arg: Any = None) -> Any:
+        """Runs one of our page scripts, which return JSON text (see page_scripts.STRINGIFY).
+        evaluate() has no timeout of its own: a script busy-looping after load would hang it."""
+        text = await asyncio.wait_for(self._page.evaluate(script, arg), timeout=self.timeout_s)
+        return json.loads(text)
+
+    async def _bring_up_to_date(
+        self, page: Any, source: PageSource, result: RenderResult
+    ) -> list[list[float]] | None:
+        """Reload, or for a static page whose stylesheets alone changed, swap them (restyle.py).
+        Returns the element boxes when the last call collected them on the way."""
         clock = time.perf_counter()
         plan: Plan = "reload"
         changed: list[str] = []
@@ -280,9 +291,10 @@ class Renderer:
         if plan == "restyle":
             self._restyles += 1
             sheets, inlined = read_sheets(self._served, changed)
-            settled = await asyncio.wait_for(
-                page.evaluate(RESTYLE_JS, [sheets, FONT_WAIT_S * 1000, self._restyles]),
-                timeout=self.timeout_s,
+            # When the swap may start fetches (images, fonts), the layout is final only after them.
+            box_limit = None if self._served.may_fetch else self.element_limit
+            settled = await self._evaluate(
+                RESTYLE_JS, [sheets, FONT_WAIT_S * 1000, self._restyles, box_limit]
             )
             if settled["swapped"]:
                 for url, path, sig, body in inlined:  # never went through the route handler
@@ -298,15 +310,13 @@ class Renderer:
             await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
             result.timings["navigate"] = (time.perf_counter() - clock) * 1000
             clock = time.perf_counter()
-            # evaluate() has no timeout of its own: a script busy-looping after load would hang it.
-            settled = await asyncio.wait_for(
-                page.evaluate(SETTLE_JS, FONT_WAIT_S * 1000), timeout=self.timeout_s
-            )
+            settled = await self._evaluate(SETTLE_JS, [FONT_WAIT_S * 1000, self.element_limit])
             self._served.is_static = bool(settled["isStatic"])
             self._loaded_key = (source.workspace.resolve(), source.address)
             self._load_report = result
         elif plan == "recapture":
-            settled = {"fontsReady": self._load_report.fonts_ready if self._load_report else True}
+            fonts_ready = self._load_report.fonts_ready if self._load_report else True
+            settled = {"fontsReady": fonts_ready, "boxes": None}
         result.timings[plan if plan != "reload" else "settle"] = (
             time.perf_counter() - clock
         ) * 1000
@@ -316,6 +326,8 @@ class Renderer:
             for kind in ("blocked", "console_errors", "failed_requests"):
                 bucket: list[str] = getattr(result, kind)
                 bucket[:0] = [t for t in getattr(self._load_report, kind) if t not in bucket]
+        boxes: list[list[float]] | None = settled.get("boxes")
+        return boxes
 
     async def _network_idle(self, cap_s: float = FONT_WAIT_S) -> None:
         """After a restyle: wait for the fetches it started (background images, fonts), capped."""
@@ -358,9 +370,7 @@ class Renderer:
         if self._page is None or not indices:
             return []
         try:
-            described: list[dict[str, Any]] = await asyncio.wait_for(
-                self._page.evaluate(DESCRIBE_JS, indices), timeout=self.timeout_s
-            )
+            described: list[dict[str, Any]] = await self._evaluate(DESCRIBE_JS, indices)
         except TimeoutError as err:
             await self._discard_page()
             raise VisualError(
