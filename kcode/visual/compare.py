@@ -32,14 +32,15 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from kcode.visual.regions import Region, find_regions
-from kcode.visual.structure import STRUCTURE_SIDE, grey_small, structural_similarity, window_stats
+from kcode.visual.structure import StructureBase, structural_similarity
 
 COLOUR_THRESHOLD = 0.1
 MAX_YIQ_DELTA = 35215.0
-# _delta() is normalised by MAX_YIQ_DELTA, so a pixel differs above COLOUR_THRESHOLD squared.
+# colour_delta() is normalised by MAX_YIQ_DELTA, so a pixel differs above COLOUR_THRESHOLD squared.
 DELTA_LIMIT = COLOUR_THRESHOLD * COLOUR_THRESHOLD
 
 Array = NDArray[Any]
+Packed = NDArray[np.uint32]  # one RGBX pixel per element (see packed_pixels)
 
 
 @dataclass
@@ -55,116 +56,113 @@ class Comparison:
     diff_mask: NDArray[np.bool_] | None = None
 
 
-def _yiq(rgb: Array) -> tuple[Array, Array, Array]:
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = r * 0.29889531 + g * 0.58662247 + b * 0.11448223
-    i = r * 0.59597799 - g * 0.27417610 - b * 0.32180189
-    q = r * 0.21147017 - g * 0.52261711 + b * 0.31114694
-    return y, i, q
+# RGB → YIQ (pixelmatch's coefficients), one column per YIQ channel, and the weights of the squared
+# channel differences. YIQ is linear in RGB, so the YIQ difference of two colours is the YIQ of their
+# RGB difference: one small matrix product per batch of pixel pairs.
+_TO_YIQ = np.array(
+    [
+        [0.29889531, 0.59597799, 0.21147017],
+        [0.58662247, -0.27417610, -0.52261711],
+        [0.11448223, -0.32180189, 0.31114694],
+    ],
+    dtype=np.float32,
+)
+_YIQ_WEIGHTS = np.array([0.5053, 0.299, 0.1957], dtype=np.float32) / np.float32(MAX_YIQ_DELTA)
 
 
-def _delta(a: tuple[Array, Array, Array], b: tuple[Array, Array, Array]) -> Array:
-    dy, di, dq = a[0] - b[0], a[1] - b[1], a[2] - b[2]
-    out: Array = (0.5053 * dy * dy + 0.299 * di * di + 0.1957 * dq * dq) / MAX_YIQ_DELTA
+def _rgb(packed: Packed) -> NDArray[np.float32]:
+    channels = np.ascontiguousarray(packed).view(np.uint8).reshape(-1, 4)[:, :3]
+    return channels.astype(np.float32)
+
+
+def colour_delta(a: Packed, b: Packed) -> NDArray[np.float32]:
+    """pixelmatch's perceptual distance of the packed pixels `a` and `b` (same shape), normalised to
+    [0, 1]; a pixel differs above DELTA_LIMIT."""
+    yiq = (_rgb(a) - _rgb(b)) @ _TO_YIQ
+    out: NDArray[np.float32] = ((yiq * yiq) @ _YIQ_WEIGHTS).reshape(a.shape)
     return out
 
 
 NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
-def _neighbours(ys: Array, xs: Array, height: int, width: int) -> list[Array]:
-    """Flat indices of the 8 neighbours of each (y, x), clamped at the image edges."""
-    flat = ys * width + xs
+def _neighbours(pixels: Array, height: int, width: int) -> Array:
+    """Flat indices of the 8 neighbours of each flat pixel index, shape (8, n), clamped at the
+    image edges (a clamped neighbour is the pixel itself or another neighbour: no effect)."""
+    ys, xs = np.divmod(pixels, width)
     inner = (ys > 0) & (ys < height - 1) & (xs > 0) & (xs < width - 1)
     if inner.all():  # the usual case: plain offsets, no clamping
-        return [flat + (dy * width + dx) for dy, dx in NEIGHBOURS]
-    return [
-        np.clip(ys + dy, 0, height - 1) * width + np.clip(xs + dx, 0, width - 1)
-        for dy, dx in NEIGHBOURS
-    ]
+        offsets = np.array([dy * width + dx for dy, dx in NEIGHBOURS])
+        out: Array = pixels[None, :] + offsets[:, None]
+        return out
+    return np.stack(
+        [
+            np.clip(ys + dy, 0, height - 1) * width + np.clip(xs + dx, 0, width - 1)
+            for dy, dx in NEIGHBOURS
+        ]
+    )
 
 
 def _matches_nearby(
-    src: tuple[NDArray[np.uint8], NDArray[np.uint32]],
-    other: tuple[NDArray[np.uint8], NDArray[np.uint32]],
-    ys: Any,
-    xs: Any,
+    src: Packed, other: Packed, pixels: Array, height: int, width: int
 ) -> NDArray[np.bool_]:
-    """For the candidate pixels (ys, xs) of `src` (rgb, packed): is the same colour within 1 px in
-    `other`? Exact matches are found on whole packed pixels first (cheap); the YIQ distance is
-    computed only for the pixels still unmatched."""
-    (src_rgb, src_packed), (other_rgb, other_packed) = src, other
-    height, width = other_packed.shape
-    other_flat = other_packed.reshape(-1)
-    wanted = src_packed[ys, xs]
-    found = np.zeros(len(ys), dtype=bool)
-    for index in _neighbours(ys, xs, height, width):
-        found |= other_flat[index] == wanted
+    """For the flat pixel indices `pixels` of `src` (flat packed image): is the same colour (within
+    DELTA_LIMIT) within 1 px in `other`? Exact matches on whole packed pixels are found first
+    (cheap); the colour distance is computed only for the pixels still unmatched."""
+    wanted = src[pixels]
+    around = other[_neighbours(pixels, height, width)]  # (8, n)
+    found: NDArray[np.bool_] = (around == wanted).any(axis=0)
     rest = np.flatnonzero(~found)
-    if not len(rest):
-        return found
-    rys, rxs = ys[rest], xs[rest]
-    other_pixels = other_rgb.reshape(-1, 3)
-    near = np.zeros(len(rest), dtype=bool)
-    pick_src = _yiq(src_rgb[rys, rxs].astype(np.float32))
-    for index in _neighbours(rys, rxs, height, width):
-        near |= _delta(pick_src, _yiq(other_pixels[index].astype(np.float32))) <= DELTA_LIMIT
-    found[rest] = near
+    if len(rest):
+        near = colour_delta(around[:, rest], np.broadcast_to(wanted[rest], (8, len(rest))))
+        found[rest] = (near <= DELTA_LIMIT).any(axis=0)
     return found
 
 
-def _rgba_arrays(image: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint32]]:
-    """RGB view and one uint32 per pixel (equality tests on whole pixels at memory speed).
+def packed_pixels(image: Image.Image) -> Packed:
+    """One uint32 per pixel (equality tests on whole pixels at memory speed), shape (h, w).
 
-    Pillow keeps RGB as 4 bytes per pixel with an opaque pad byte: one copy of that buffer gives
-    both views, with no RGBA conversion."""
+    Pillow keeps RGB as 4 bytes per pixel with an opaque pad byte: one copy of that buffer, no
+    RGBA conversion."""
     if image.mode != "RGB":
         image = image.convert("RGB")
     width, height = image.size
-    raw = np.frombuffer(image.tobytes("raw", "RGBX"), dtype=np.uint8).reshape(height, width, 4)
-    packed: NDArray[np.uint32] = raw.view(np.uint32)[..., 0]
-    return raw[..., :3], packed
+    raw = np.frombuffer(image.tobytes("raw", "RGBX"), dtype=np.uint32)
+    return raw.reshape(height, width)
 
 
 class PreparedTarget:
-    """The target's pixel arrays and background analysis, computed once per run, not per iteration."""
+    """The target's pixels and background analysis, computed once per run, not per iteration."""
 
     def __init__(self, image: Image.Image) -> None:
         self.image = image.convert("RGB")
-        self.rgb, self.packed = _rgba_arrays(self.image)
+        self.packed = packed_pixels(self.image)
         values, counts = np.unique(self.packed[::7, ::7], return_counts=True)
-        self.background_packed = values[np.argmax(counts)]
-        first = int(np.argmax(self.packed.reshape(-1) == self.background_packed))
-        self.background = _yiq(self.rgb.reshape(-1, 3)[first : first + 1].astype(np.float32))
-        content = np.zeros(self.packed.shape, dtype=bool)
-        ys, xs = np.nonzero(self.packed != self.background_packed)
-        content[ys, xs] = self._away(self.rgb[ys, xs])
-        self.content = content
+        self.background = values[np.argmax(counts)]
+        flat = self.packed.reshape(-1)
+        content = np.zeros(flat.shape, dtype=bool)
+        candidates = np.flatnonzero(flat != self.background)
+        content[candidates] = self.away(flat[candidates])
+        self.content = content.reshape(self.packed.shape)
         self.content_count = int(content.sum())
-        factor = min(1.0, STRUCTURE_SIDE / max(self.image.size))
-        width, height = self.image.size
-        small = (max(8, round(width * factor)), max(8, round(height * factor)))
-        self.small_grey = grey_small(self.image, small)
-        self.small_stats = window_stats(self.small_grey)
+        self.structure = StructureBase(self.image)
 
-    def _away(self, pixels: NDArray[np.uint8]) -> NDArray[np.bool_]:
-        away: NDArray[np.bool_] = (
-            _delta(_yiq(pixels.astype(np.float32)), self.background) > DELTA_LIMIT
+    def away(self, pixels: Packed) -> NDArray[np.bool_]:
+        """Which of these packed pixels are visibly away from the background colour."""
+        far: NDArray[np.bool_] = (
+            colour_delta(pixels, np.broadcast_to(self.background, pixels.shape)) > DELTA_LIMIT
         )
-        return away
+        return far
 
-    def count_content(
-        self, render: NDArray[np.uint8], changed: tuple[NDArray[Any], ...], height: int, width: int
-    ) -> int:
+    def count_content(self, render: Packed, changed: Array, height: int, width: int) -> int:
         """Pixels away from the target's dominant (background) colour in either image.
 
-        The render equals the target outside `changed` (pixels whose bytes differ), so only those
-        pixels need a look.
+        The render (flat packed overlap) equals the target outside `changed` (flat indices of the
+        pixels whose bytes differ), so only those pixels need a look.
         """
-        ys, xs = changed
-        target_content = self.content[:height, :width]
-        extra = self._away(render[ys, xs]) & ~target_content[ys, xs]
-        whole = target_content.shape == self.content.shape
+        whole = (height, width) == self.packed.shape[:2]
+        target_content = self.content if whole else self.content[:height, :width]
+        extra = self.away(render[changed]) & ~target_content.reshape(-1)[changed]
         return (self.content_count if whole else int(target_content.sum())) + int(extra.sum())
 
 
@@ -175,8 +173,8 @@ class PixelDiff:
 
     prepared: PreparedTarget
     render: Image.Image
-    render_rgb: NDArray[np.uint8]  # cropped to the overlap
-    changed: tuple[Array, Array]  # pixels whose bytes differ (rows, columns)
+    render_packed: Packed  # the overlap, flat
+    changed: Array  # flat indices (in the overlap) of the pixels whose bytes differ
     differs: NDArray[np.bool_]
     diff_pixels: int
     regions: list[Region]
@@ -187,29 +185,27 @@ def diff_pixels(target: Image.Image | PreparedTarget, render: Image.Image) -> Pi
     tw, th = prepared.image.size
     rw, rh = render.size
     width, height = min(tw, rw), min(th, rh)
-    target_rgb = prepared.rgb[:height, :width]
-    render_rgb, render_packed = _rgba_arrays(render)
-    render_rgb, render_packed = render_rgb[:height, :width], render_packed[:height, :width]
-    target_packed = prepared.packed[:height, :width]
+    target_packed, render_packed = prepared.packed, packed_pixels(render)
+    if (tw, th) != (rw, rh):  # compare the top-left-aligned overlap
+        target_packed = np.ascontiguousarray(target_packed[:height, :width])
+        render_packed = np.ascontiguousarray(render_packed[:height, :width])
+    target_flat, render_flat = target_packed.reshape(-1), render_packed.reshape(-1)
     # Colour maths only where the bytes differ: on a typical iteration that is a small part.
-    ys, xs = changed = np.divmod(np.flatnonzero(target_packed != render_packed), width)
+    changed = np.flatnonzero(target_flat != render_flat)
     differs = np.zeros((height, width), dtype=bool)
-    if not len(ys):
-        return PixelDiff(prepared, render, render_rgb, changed, differs, 0, [])
-    a = _yiq(target_rgb[ys, xs].astype(np.float32))
-    b = _yiq(render_rgb[ys, xs].astype(np.float32))
-    far = _delta(a, b) > DELTA_LIMIT
-    ys, xs = ys[far], xs[far]
-    if len(ys):
-        target_pair, render_pair = (target_rgb, target_packed), (render_rgb, render_packed)
-        tolerated = _matches_nearby(target_pair, render_pair, ys, xs)
+    if not len(changed):
+        return PixelDiff(prepared, render, render_flat, changed, differs, 0, [])
+    pixels = changed[colour_delta(target_flat[changed], render_flat[changed]) > DELTA_LIMIT]
+    if len(pixels):
+        tolerated = _matches_nearby(target_flat, render_flat, pixels, height, width)
         if tolerated.any():  # both ways: only where the first way already tolerates
             both = np.flatnonzero(tolerated)
-            tolerated[both] = _matches_nearby(render_pair, target_pair, ys[both], xs[both])
-        ys, xs = ys[~tolerated], xs[~tolerated]
+            tolerated[both] = _matches_nearby(render_flat, target_flat, pixels[both], height, width)
+        pixels = pixels[~tolerated]
+    ys, xs = np.divmod(pixels, width)
     differs[ys, xs] = True
     regions = find_regions(differs, (ys, xs))
-    return PixelDiff(prepared, render, render_rgb, changed, differs, len(ys), regions)
+    return PixelDiff(prepared, render, render_flat, changed, differs, len(pixels), regions)
 
 
 def render_structure(prepared: PreparedTarget, render: Image.Image) -> float | None:
@@ -217,7 +213,7 @@ def render_structure(prepared: PreparedTarget, render: Image.Image) -> float | N
     known only to `finish_comparison`). Needs no pixel diff, so it can run alongside one."""
     if prepared.image.size != render.size:
         return None
-    return structural_similarity(prepared.image, render, prepared.small_grey, prepared.small_stats)
+    return prepared.structure.similarity(render)
 
 
 def finish_comparison(diff: PixelDiff, structure: float | None = None) -> Comparison:
@@ -228,19 +224,19 @@ def finish_comparison(diff: PixelDiff, structure: float | None = None) -> Compar
     height, width = diff.differs.shape
     overlap = width * height
     size_penalty = overlap / float(tw * th + rw * rh - overlap)
-    if not len(diff.changed[0]):
+    if not len(diff.changed):
         return Comparison(
             size_penalty, 0.0, 0.0, 1.0, (tw, th), (rw, rh), size_penalty, [], diff.differs
         )
-    content_pixels = max(prepared.count_content(diff.render_rgb, diff.changed, height, width), 1)
+    content_pixels = max(prepared.count_content(diff.render_packed, diff.changed, height, width), 1)
     mismatch = diff.diff_pixels / float(overlap)
     content_mismatch = min(1.0, diff.diff_pixels / float(content_pixels))
     if structure is None:
         structure = render_structure(prepared, render)
     if structure is None:  # sizes differ: compare the overlap
+        overlap_box = (0, 0, width, height)
         structure = structural_similarity(
-            Image.fromarray(np.ascontiguousarray(prepared.rgb[:height, :width])),
-            Image.fromarray(np.ascontiguousarray(diff.render_rgb)),
+            prepared.image.crop(overlap_box), render.crop(overlap_box)
         )
     score = (1.0 - content_mismatch) * structure * size_penalty
     return Comparison(

@@ -42,7 +42,7 @@ BORING_STYLE_VALUES = {
     "static",
 }
 
-Describe = Callable[[list[int]], Awaitable[list[dict[str, Any]]]]
+Describe = Callable[[list[int]], Awaitable[list[dict[str, Any] | None]]]
 
 
 @dataclass

@@ -49,7 +49,10 @@ COLLECT_BOXES_FN = """
 COLLECT_BOXES_JS = f"(limit) => {STRINGIFY}(({COLLECT_BOXES_FN})(limit))"
 
 
-DESCRIBE_JS = """
+# Selector, tag, id, classes, short text and key computed styles of collected elements, by index into
+# the last collected list (null for an index it does not have). A function expression: the settle and
+# restyle scripts call it too, for the elements the locator picked last time.
+DESCRIBE_FN = """
 (indices) => {
   const els = window.__kcodeElements || [];
   const esc = (s) => (window.CSS && CSS.escape) ? CSS.escape(s) : s;
@@ -78,7 +81,7 @@ DESCRIBE_JS = """
   const keys = ['color', 'background-color', 'font-family', 'font-size', 'font-weight',
     'line-height', 'width', 'height', 'margin', 'padding', 'display', 'visibility', 'opacity',
     'border', 'border-radius', 'gap', 'flex-direction', 'justify-content', 'align-items', 'order'];
-  return STRINGIFY(indices.map((i) => {
+  return indices.map((i) => {
     const el = els[i];
     if (!el) return null;
     const cs = getComputedStyle(el);
@@ -94,6 +97,7 @@ DESCRIBE_JS = """
     }
     return {selector: selector(el), tag: el.tagName.toLowerCase(), id: el.id || null,
       classes: Array.from(el.classList), text, styles, context};
-  }));
+  });
 }
-""".replace("STRINGIFY", STRINGIFY)
+"""
+DESCRIBE_JS = f"(indices) => {STRINGIFY}(({DESCRIBE_FN})(indices))"

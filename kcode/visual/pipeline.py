@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,23 +106,21 @@ def _timed(timings: dict[str, float], phase: str, work: Any, *args: Any) -> Any:
 def _decode_and_diff(
     target: PreparedTarget, png: bytes, timings: dict[str, float]
 ) -> tuple[Image.Image, PixelDiff, float | None]:
-    """Decodes the capture, then diffs it with the target while another thread computes its
-    structure score (numpy and Pillow release the GIL: two cores, two halves)."""
+    """Decodes the capture, diffs it with the target and computes its structure score. In one
+    thread, one step after the other: run beside each other (or beside the locator's round trip)
+    these small numpy steps mostly wait for each other's hold on the GIL."""
     clock = time.perf_counter()
     render_image: Image.Image = Image.open(io.BytesIO(png))
     render_image.load()
     if render_image.mode != "RGB":
         render_image = render_image.convert("RGB")
     timings["decode"] = (time.perf_counter() - clock) * 1000
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        structure = pool.submit(
-            _timed, timings, "structure", render_structure, target, render_image
-        )
-        diff = _timed(timings, "compare", diff_pixels, target, render_image)
-        return render_image, diff, structure.result()
+    diff = _timed(timings, "compare", diff_pixels, target, render_image)
+    structure = _timed(timings, "structure", render_structure, target, render_image)
+    return render_image, diff, structure
 
 
-def _finish(diff: PixelDiff, structure: float | None, timings: dict[str, float]) -> Comparison:
+def _score(diff: PixelDiff, structure: float | None, timings: dict[str, float]) -> Comparison:
     comparison: Comparison = _timed(timings, "score", finish_comparison, diff, structure)
     return comparison
 
@@ -162,7 +159,7 @@ async def inspect_page(
     timings = {**render.timings, **timings}
     render_image, diff, structure = render.processed
     # Locating needs only the regions: the rest of the score is computed in a thread meanwhile.
-    scoring = asyncio.create_task(asyncio.to_thread(_finish, diff, structure, timings))
+    scoring = asyncio.create_task(asyncio.to_thread(_score, diff, structure, timings))
     clock = time.perf_counter()
     try:
         regions = await locate_regions(

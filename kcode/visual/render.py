@@ -43,6 +43,9 @@ from kcode.visual.sources import (
 FONT_WAIT_S = 3.0
 DEFAULT_TIMEOUT_S = 15.0
 INLINE_READ_BYTES = 1_000_000
+# How many renders' element picks are described ahead of time, and at most how many elements.
+RECENT_RENDERS = 3
+RECENT_PICKS_LIMIT = 60
 
 
 @dataclass
@@ -84,6 +87,11 @@ class Renderer:
         self._loaded_key: tuple[Path, str] | None = None
         self._inflight: set[Any] = set()  # requests not finished yet
         self._restyles = 0
+        # The element indices the locator asked to describe in the last few renders (described
+        # again with the next settle/restyle call: regions tend to persist from one iteration to
+        # the next), and the descriptions already fetched for the current render.
+        self._recent_picks: list[list[int]] = []
+        self._described: dict[int, dict[str, Any] | None] = {}
         # What the last full load reported (blocked URLs, console errors): still true of the page
         # after a restyle or a recapture, which do not load it again.
         self._load_report: RenderResult | None = None
@@ -227,6 +235,7 @@ class Renderer:
         result is `RenderResult.processed`."""
         page = await self._ensure_page(source, viewport)
         self._current = RenderResult(b"", viewport, [])
+        self._described = {}
         result = self._current
         from playwright.async_api import Error as PlaywrightError
 
@@ -270,10 +279,27 @@ class Renderer:
         return result
 
     async def _evaluate(self, script: str, arg: Any = None) -> Any:
-        """Runs one of our page scripts, which return JSON text (see page_scripts.STRINGIFY).
-        evaluate() has no timeout of its own: a script busy-looping after load would hang it."""
-        text = await asyncio.wait_for(self._page.evaluate(script, arg), timeout=self.timeout_s)
-        return json.loads(text)
+        """Runs one of our page scripts (a function expression returning JSON text, see
+        page_scripts.STRINGIFY) on `arg`, in the page's main world. Straight over CDP when we have
+        it: Playwright's evaluate() adds ~3 ms per call here, on every iteration's critical path.
+        Neither has a timeout of its own: a script busy-looping after load would hang it."""
+        if self._cdp is None:
+            call = self._page.evaluate(script, arg)
+            return json.loads(await asyncio.wait_for(call, timeout=self.timeout_s))
+        call = self._cdp.send(
+            "Runtime.evaluate",
+            {
+                "expression": f"({script})({json.dumps(arg)})",
+                "awaitPromise": True,
+                "returnByValue": True,
+            },
+        )
+        reply = await asyncio.wait_for(call, timeout=self.timeout_s)
+        if "exceptionDetails" in reply:
+            details = reply["exceptionDetails"]
+            error = details.get("exception", {}).get("description") or details.get("text")
+            raise VisualError(f"a kcode script failed in the page: {error}")
+        return json.loads(reply["result"]["value"])
 
     async def _bring_up_to_date(
         self, page: Any, source: PageSource, result: RenderResult
@@ -294,7 +320,8 @@ class Renderer:
             # When the swap may start fetches (images, fonts), the layout is final only after them.
             box_limit = None if self._served.may_fetch else self.element_limit
             settled = await self._evaluate(
-                RESTYLE_JS, [sheets, FONT_WAIT_S * 1000, self._restyles, box_limit]
+                RESTYLE_JS,
+                [sheets, FONT_WAIT_S * 1000, self._restyles, box_limit, self._likely_picks()],
             )
             if settled["swapped"]:
                 for url, path, sig, body in inlined:  # never went through the route handler
@@ -310,7 +337,9 @@ class Renderer:
             await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
             result.timings["navigate"] = (time.perf_counter() - clock) * 1000
             clock = time.perf_counter()
-            settled = await self._evaluate(SETTLE_JS, [FONT_WAIT_S * 1000, self.element_limit])
+            settled = await self._evaluate(
+                SETTLE_JS, [FONT_WAIT_S * 1000, self.element_limit, self._likely_picks()]
+            )
             self._served.is_static = bool(settled["isStatic"])
             self._loaded_key = (source.workspace.resolve(), source.address)
             self._load_report = result
@@ -327,7 +356,13 @@ class Renderer:
                 bucket: list[str] = getattr(result, kind)
                 bucket[:0] = [t for t in getattr(self._load_report, kind) if t not in bucket]
         boxes: list[list[float]] | None = settled.get("boxes")
+        if boxes is not None and settled.get("described") is not None:
+            self._described = dict(zip(self._likely_picks(), settled["described"], strict=True))
         return boxes
+
+    def _likely_picks(self) -> list[int]:
+        """Element indices the locator will probably ask about (see _recent_picks)."""
+        return sorted({i for picks in self._recent_picks for i in picks})[:RECENT_PICKS_LIMIT]
 
     async def _network_idle(self, cap_s: float = FONT_WAIT_S) -> None:
         """After a restyle: wait for the fetches it started (background images, fonts), capped."""
@@ -365,15 +400,21 @@ class Renderer:
         self._served.reset()
         self._loaded_key = None
 
-    async def describe_elements(self, indices: list[int]) -> list[dict[str, Any]]:
-        """Selector, tag, id, classes, short text and key computed styles of collected elements."""
+    async def describe_elements(self, indices: list[int]) -> list[dict[str, Any] | None]:
+        """Selector, tag, id, classes, short text and key computed styles of collected elements
+        (None for an index the page does not have). Those described on the way to this render's
+        capture are not asked for again."""
         if self._page is None or not indices:
             return []
-        try:
-            described: list[dict[str, Any]] = await self._evaluate(DESCRIBE_JS, indices)
-        except TimeoutError as err:
-            await self._discard_page()
-            raise VisualError(
-                f"the page stopped responding (busy script?) for {self.timeout_s:g} s"
-            ) from err
-        return described
+        self._recent_picks = [*self._recent_picks[-RECENT_RENDERS + 1 :], list(indices)]
+        missing = [i for i in indices if i not in self._described]
+        if missing:
+            try:
+                fetched = await self._evaluate(DESCRIBE_JS, missing)
+            except TimeoutError as err:
+                await self._discard_page()
+                raise VisualError(
+                    f"the page stopped responding (busy script?) for {self.timeout_s:g} s"
+                ) from err
+            self._described.update(zip(missing, fetched, strict=True))
+        return [self._described[i] for i in indices]

@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kcode.visual.page_scripts import COLLECT_BOXES_FN, STRINGIFY
+from kcode.visual.page_scripts import COLLECT_BOXES_FN, DESCRIBE_FN, STRINGIFY
 
 Signature = tuple[int, int] | None
 Plan = Literal["reload", "restyle", "recapture"]
 STYLE_SUFFIXES = (".css",)
 
 # Runs after `load`: awaits web fonts (capped), tells whether the page is static (see above) and, for a
-# static page, collects the element boxes (page_scripts.COLLECT_BOXES_FN) — its layout is final.
+# static page, collects the element boxes (page_scripts.COLLECT_BOXES_FN) — its layout is final — and
+# describes the elements of the given indices (page_scripts.DESCRIBE_FN; the locator's last picks,
+# often wanted again: that saves a round trip after the capture).
 SETTLE_JS = """
-async ([fontWaitMs, boxLimit]) => {
+async ([fontWaitMs, boxLimit, describe]) => {
   const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
     new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
   let dynamic = document.scripts.length > 0
@@ -41,9 +43,16 @@ async ([fontWaitMs, boxLimit]) => {
     }
   }
   // A script may still move things before the capture: then the boxes are taken after it.
-  return STRINGIFY({fontsReady, isStatic: !dynamic, boxes: dynamic ? null : (COLLECT_BOXES)(boxLimit)});
+  if (dynamic) return STRINGIFY({fontsReady, isStatic: false, boxes: null, described: null});
+  const boxes = (COLLECT_BOXES)(boxLimit);
+  return STRINGIFY({fontsReady, isStatic: true, boxes, described: (DESCRIBE)(describe)});
 }
-""".replace("STRINGIFY", STRINGIFY).replace("COLLECT_BOXES", COLLECT_BOXES_FN)
+"""
+SETTLE_JS = (
+    SETTLE_JS.replace("STRINGIFY", STRINGIFY)
+    .replace("COLLECT_BOXES", COLLECT_BOXES_FN)
+    .replace("DESCRIBE", DESCRIBE_FN)
+)
 
 # Swaps the <link rel=stylesheet> elements of the given same-origin paths for fresh copies, waits for
 # them, forces style and layout (which starts any newly needed image or font fetch) and awaits fonts
@@ -52,10 +61,11 @@ async ([fontWaitMs, boxLimit]) => {
 # handler, which is most of a restyle's cost (a data: URL also loads in about half the time of a
 # blob: URL, which goes through the browser process); otherwise from the path with a query string
 # that defeats any cache (the server ignores it). Inlined links remember their path in a WeakMap,
-# not in the DOM. {swapped: false} when a path has no such link or a sheet fails: the caller reloads. With a
-# box limit (no fetch can still change the layout) the element boxes come back too.
+# not in the DOM. {swapped: false} when a path has no such link or a sheet fails: the caller
+# reloads. With a box limit (no fetch can still change the layout) the element boxes come back too,
+# and the descriptions of the given indices (as in SETTLE_JS).
 RESTYLE_JS = """
-async ([sheets, fontWaitMs, stamp, boxLimit]) => {
+async ([sheets, fontWaitMs, stamp, boxLimit, describe]) => {
   const inlined = window.__kcodeInlined || (window.__kcodeInlined = new WeakMap());
   const byPath = new Map();
   for (const link of document.querySelectorAll('link[rel~="stylesheet"]')) {
@@ -68,7 +78,7 @@ async ([sheets, fontWaitMs, stamp, boxLimit]) => {
     if (!byPath.has(path)) byPath.set(path, []);
     byPath.get(path).push(link);
   }
-  const failed = STRINGIFY({swapped: false, fontsReady: true, boxes: null});
+  const failed = STRINGIFY({swapped: false, fontsReady: true, boxes: null, described: null});
   if (!sheets.every(([p]) => byPath.has(p))) return failed;
   const inline = document.characterSet === 'UTF-8';
   const loads = [];
@@ -101,10 +111,16 @@ async ([sheets, fontWaitMs, stamp, boxLimit]) => {
   document.documentElement.getBoundingClientRect();
   const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
     new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
-  const boxes = boxLimit === null ? null : (COLLECT_BOXES)(boxLimit);
-  return STRINGIFY({swapped: true, fontsReady, boxes});
+  if (boxLimit === null) return STRINGIFY({swapped: true, fontsReady, boxes: null, described: null});
+  const boxes = (COLLECT_BOXES)(boxLimit);
+  return STRINGIFY({swapped: true, fontsReady, boxes, described: (DESCRIBE)(describe)});
 }
-""".replace("STRINGIFY", STRINGIFY).replace("COLLECT_BOXES", COLLECT_BOXES_FN)
+"""
+RESTYLE_JS = (
+    RESTYLE_JS.replace("STRINGIFY", STRINGIFY)
+    .replace("COLLECT_BOXES", COLLECT_BOXES_FN)
+    .replace("DESCRIBE", DESCRIBE_FN)
+)
 
 # When the page's sources reference images or fonts, a restyle may have started fetches: two frames
 # let their requests surface before the caller waits for the network to go idle.

@@ -162,3 +162,24 @@ async def test_successive_css_edits_keep_restyling_with_the_pixels_of_a_reload(
         fresh = await fresh_render(renderer, root, tmp_path)
         assert np.array_equal(pixels(result), pixels(fresh)), extra
         assert result.boxes == fresh.boxes
+
+
+async def test_elements_described_ahead_show_the_styles_after_the_edit(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    # The elements the locator asked about are described again by the next restyle, ahead of
+    # the capture: those descriptions must be of the page after the edit, as if asked afterwards.
+    root = write_page(tmp_path / "site")
+    first = await render(renderer, root)
+    described = await renderer.describe_elements(list(range(len(first.boxes))))
+    heading = next(i for i, d in enumerate(described) if d and d["tag"] == "h1")
+    assert described[heading]["styles"]["color"] != "rgb(185, 28, 28)"  # type: ignore[index]
+    await renderer.describe_elements([heading])
+    styles = root / "styles.css"
+    edit(styles, styles.read_text() + ".hero h1 { color: #b91c1c; }\n")
+    assert (await render(renderer, root)).mode == "restyle"
+    assert heading in renderer._described  # described on the way, no round trip needed
+    ahead = (await renderer.describe_elements([heading]))[0]
+    assert ahead is not None and ahead["styles"]["color"] == "rgb(185, 28, 28)"
+    renderer._described.clear()
+    assert (await renderer.describe_elements([heading]))[0] == ahead
