@@ -208,12 +208,22 @@ def diff_pixels(target: Image.Image | PreparedTarget, render: Image.Image) -> Pi
     return PixelDiff(prepared, render, render_flat, changed, differs, len(pixels), regions)
 
 
-def render_structure(prepared: PreparedTarget, render: Image.Image) -> float | None:
+def render_structure(
+    prepared: PreparedTarget, render: Image.Image, diff: PixelDiff | None = None
+) -> float | None:
     """The structure score of a render the target's size (None for another size: the overlap is
-    known only to `finish_comparison`). Needs no pixel diff, so it can run alongside one."""
+    known only to `finish_comparison`). With the render's `diff_pixels`, only the part around the
+    changed pixels is looked at."""
     if prepared.image.size != render.size:
         return None
-    return prepared.structure.similarity(render)
+    changed = None
+    if diff is not None:
+        if not len(diff.changed):
+            return 1.0
+        width = render.size[0]
+        rows, cols = np.divmod(diff.changed, width)  # flat indices ascend: rows too
+        changed = (int(cols.min()), int(rows[0]), int(cols.max()) + 1, int(rows[-1]) + 1)
+    return prepared.structure.similarity(render, changed)
 
 
 def finish_comparison(diff: PixelDiff, structure: float | None = None) -> Comparison:
@@ -232,7 +242,7 @@ def finish_comparison(diff: PixelDiff, structure: float | None = None) -> Compar
     mismatch = diff.diff_pixels / float(overlap)
     content_mismatch = min(1.0, diff.diff_pixels / float(content_pixels))
     if structure is None:
-        structure = render_structure(prepared, render)
+        structure = render_structure(prepared, render, diff)
     if structure is None:  # sizes differ: compare the overlap
         overlap_box = (0, 0, width, height)
         structure = structural_similarity(

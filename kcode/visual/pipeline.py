@@ -116,7 +116,7 @@ def _decode_and_diff(
         render_image = render_image.convert("RGB")
     timings["decode"] = (time.perf_counter() - clock) * 1000
     diff = _timed(timings, "compare", diff_pixels, target, render_image)
-    structure = _timed(timings, "structure", render_structure, target, render_image)
+    structure = _timed(timings, "structure", render_structure, target, render_image, diff)
     return render_image, diff, structure
 
 

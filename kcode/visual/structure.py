@@ -1,13 +1,17 @@
 """Structural similarity (SSIM) of two images, on grey copies downscaled to at most STRUCTURE_SIDE px.
 
-Averaged over the 7×7 windows that have texture (standard deviation > 2/255 in either image): flat
-background windows agree trivially and are left out. The target's side (its grey copy, window means
-and variances) is computed once per run (StructureBase), not once per render.
+The grey copies are reduced by the smallest whole factor that brings the longer side to at most
+STRUCTURE_SIDE px (block means; a partial block at the right or bottom edge averages what it has).
+SSIM is averaged over the 7×7 windows that have texture (standard deviation > 2/255 in either image):
+flat background windows agree trivially and are left out. The target's side (its grey copy, window
+means and variances) is computed once per run (StructureBase), not once per render.
 
-A window whose pixels are the same in both images has an SSIM of exactly 1 and is textured exactly
-when the target's window is, so only the windows touching a pixel that differs are computed; the
-others count as 1. On a typical fix-loop iteration that is a small part of the image. Window sums are
-taken in float64 so that the texture test (a variance of ~6e-5) is not lost in rounding.
+Only what changed is computed. With whole-factor blocks, the grey copy of a block-aligned crop is
+exactly that part of the whole grey copy, so a render's grey copy is the target's with the crop around
+the changed pixels redone. A window whose pixels are the same in both images has an SSIM of exactly 1
+and is textured exactly when the target's window is, so only the windows touching a pixel that
+differs are computed; the others count as 1. Window sums are taken in float64 so that the texture
+test (a variance of ~6e-5) is not lost in rounding.
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ C1, C2 = 0.01**2, 0.03**2
 Array = NDArray[Any]
 
 
-def small_size(size: tuple[int, int]) -> tuple[int, int]:
-    factor = min(1.0, STRUCTURE_SIDE / max(size))
-    return max(8, round(size[0] * factor)), max(8, round(size[1] * factor))
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (end exclusive), full-size pixels
 
 
-def grey_small(image: Image.Image, size: tuple[int, int]) -> NDArray[np.uint8]:
-    return np.asarray(image.convert("L").resize(size, Image.Resampling.BOX))
+def reduction(size: tuple[int, int]) -> int:
+    """The whole factor the grey copies are reduced by."""
+    return max(1, -(-max(size) // STRUCTURE_SIDE))
+
+
+def grey_small(image: Image.Image, factor: int, box: Box | None = None) -> NDArray[np.uint8]:
+    """The reduced grey copy of the image, or of the part in `box` (aligned to `factor`)."""
+    grey = (image if box is None else image.crop(box)).convert("L")
+    return np.asarray(grey.reduce(factor) if factor > 1 else grey)
 
 
 def _box_sums(values: Array) -> Array:
@@ -53,8 +62,9 @@ class StructureBase:
     """The target's side of the structure score."""
 
     def __init__(self, image: Image.Image) -> None:
-        self.size = small_size(image.size)
-        self.grey = grey_small(image, self.size)
+        self.image_size = image.size
+        self.factor = reduction(image.size)
+        self.grey = grey_small(image, self.factor)
         self.fits = min(self.grey.shape) >= SSIM_WINDOW  # else too small for one window
         if self.fits:
             self.values = self.grey / 255.0  # float64
@@ -62,9 +72,27 @@ class StructureBase:
             self.textured = self.variance > TEXTURE_VARIANCE
             self.textured_count = int(self.textured.sum())
 
-    def similarity(self, render: Image.Image) -> float:
-        """The structure score of a render of the target's size, in [0, 1]."""
-        other = grey_small(render, self.size)
+    def render_grey(self, render: Image.Image, changed: Box | None) -> NDArray[np.uint8]:
+        """The render's reduced grey copy; with `changed` (a box outside which the render's pixels
+        equal the target's), only the blocks under that box are computed."""
+        if changed is None:
+            return grey_small(render, self.factor)
+        k = self.factor
+        width, height = self.image_size
+        x0, y0 = changed[0] // k * k, changed[1] // k * k
+        x1, y1 = min(width, -(-changed[2] // k) * k), min(height, -(-changed[3] // k) * k)
+        other = self.grey.copy()
+        other[y0 // k : -(-y1 // k), x0 // k : -(-x1 // k)] = grey_small(
+            render, k, (x0, y0, x1, y1)
+        )
+        return other
+
+    def similarity(self, render: Image.Image, changed: Box | None = None) -> float:
+        """The structure score of a render of the target's size, in [0, 1]. `changed`: see
+        render_grey."""
+        if render.size != self.image_size:
+            raise ValueError(f"render is {render.size}, target {self.image_size}")
+        other = self.render_grey(render, changed)
         dirty = self.grey != other
         if not dirty.any():
             return 1.0
