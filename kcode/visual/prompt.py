@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image
@@ -112,7 +113,24 @@ def annotation_message(
     return _message(text, annotated, render)
 
 
+FIX_LOOP_META = "fix_loop_images"
+
+
 def _message(text: str, *images: Image.Image) -> Message:
     parts: tuple[TextPart | ImagePart, ...] = (TextPart(text),)
     parts += tuple(image_for_model(image) for image in images)
-    return Message("user", parts)
+    return Message("user", parts, meta={FIX_LOOP_META: len(images)})
+
+
+def retire_images(history: list[Message]) -> None:
+    """Drops the pictures of earlier fix-loop messages from an agent's history, keeping their text:
+    once there is a newer render they are stale, and each costs the context about as much as a
+    page of text (three per iteration). Called before each new iteration's turn."""
+    for index, message in enumerate(history):
+        if message.meta.get(FIX_LOOP_META) and message.images:
+            note = f"\n\n[the {len(message.images)} images of this earlier iteration were dropped]"
+            history[index] = replace(
+                message,
+                parts=(TextPart(message.text + note),),
+                meta={**message.meta, FIX_LOOP_META: 0},
+            )

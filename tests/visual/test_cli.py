@@ -122,3 +122,49 @@ async def test_visual_compare_json_and_bad_input(target_image: Image.Image, tmp_
     tall = kcode(root, "visual", "compare", str(tmp_path / "tall.png"), "--image",
                  str(tmp_path / "target.png"))  # fmt: skip
     assert tall.returncode == 2 and "too different" in tall.stderr
+
+
+async def test_fix_sends_only_the_latest_iterations_images(
+    target_image: Image.Image, tmp_path: Path
+) -> None:
+    # A real OpenAI-compatible server over HTTP: what the model receives each turn.
+    from tests.fake_openai import FakeOpenAIServer, Reply
+
+    root = repo(tmp_path / "site")
+    original = (root / "styles.css").read_text()
+    target_image.save(tmp_path / "target.png")
+    replies = [
+        reply
+        for extra in (".card { display: none; }\n", "body { background: #000; }\n")
+        for reply in (
+            Reply.tool_call("write_file", {"path": "styles.css", "content": original + extra}),
+            Reply.text("Changed the styles."),
+        )
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KCODE_", "OPENAI_"))}
+    env.update(HOME=str(root), KCODE_API_KEY="sk-test", KCODE_MODEL="fake-model")
+    with FakeOpenAIServer(replies) as server:
+        env["KCODE_BASE_URL"] = server.base_url
+        done = subprocess.run(
+            [*KCODE, "fix", str(tmp_path / "target.png"), "--entry", "index.html", "-p"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        requests = [r.body for r in server.requests if r.body and "messages" in r.body]
+    assert done.returncode == 1, done.stderr
+    assert len(requests) == 4  # two iterations, a tool call and an answer each
+
+    def images_per_user_message(body: dict[str, object]) -> list[int]:
+        counts = []
+        for message in body["messages"]:  # type: ignore[attr-defined]
+            if message["role"] == "user":
+                content = message["content"]
+                parts = content if isinstance(content, list) else []
+                counts.append(sum(p.get("type") == "image_url" for p in parts))
+        return counts
+
+    assert [images_per_user_message(body) for body in requests] == [
+        [3], [3], [0, 3], [0, 3]
+    ]  # fmt: skip
+    first_turn_text = requests[2]["messages"][1]["content"]  # type: ignore[index]
+    assert "images of this earlier iteration were dropped" in str(first_turn_text)
+    assert (root / "styles.css").read_text() == original
