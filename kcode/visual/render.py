@@ -11,8 +11,6 @@ caret and awaiting web fonts (capped by FONT_WAIT_S).
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kcode.visual.browser import launch_browser
+from kcode.visual.channel import PageChannel
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.page_scripts import COLLECT_BOXES_JS, DESCRIBE_JS, FREEZE_SCRIPT
@@ -80,7 +79,7 @@ class Renderer:
         self._context_key: tuple[int, int, float] | None = None
         self._source: PageSource | None = None
         self._current: RenderResult | None = None
-        self._cdp: Any = None
+        self._channel: PageChannel = PageChannel(None, None, timeout_s)
         self._served = ServedFiles()
         # (workspace, address) of the document in the page: the same URL in another workspace is
         # another page.
@@ -151,10 +150,7 @@ class Renderer:
         # Injected before any page script runs, so no animation ever starts (no extra round trip).
         await self._context.add_init_script(script=FREEZE_SCRIPT)
         page = await self._context.new_page()
-        try:
-            self._cdp = await self._context.new_cdp_session(page)
-        except Exception:  # not Chromium: Playwright's screenshot works everywhere
-            self._cdp = None
+        self._channel = await PageChannel.open(self._context, page, self.timeout_s)
         page.on("console", self._on_console)
         page.on("pageerror", lambda err: self._record("console_errors", f"uncaught: {err}"))
         page.on("requestfailed", self._on_request_failed)
@@ -246,16 +242,16 @@ class Renderer:
             def boxes() -> Any:
                 if early is not None:  # came with the settle or restyle call
                     return asyncio.sleep(0, early)
-                return self._evaluate(COLLECT_BOXES_JS, self.element_limit)
+                return self._channel.evaluate(COLLECT_BOXES_JS, self.element_limit)
 
             if with_png is None:
                 # The capture is compositor work, the box walk main-thread work: overlap them.
-                png, collected = await asyncio.gather(self._capture(page, viewport), boxes())
+                png, collected = await asyncio.gather(self._channel.capture(viewport), boxes())
                 result.timings["capture+boxes"] = (time.perf_counter() - clock) * 1000
             else:
                 # Capture first, then (unless they came early) walk the boxes while the PNG is
                 # processed here.
-                png = await self._capture(page, viewport)
+                png = await self._channel.capture(viewport)
                 result.timings["capture"] = (time.perf_counter() - clock) * 1000
                 clock = time.perf_counter()
                 collected, result.processed = await asyncio.gather(
@@ -278,29 +274,6 @@ class Renderer:
             self._current = None
         return result
 
-    async def _evaluate(self, script: str, arg: Any = None) -> Any:
-        """Runs one of our page scripts (a function expression returning JSON text, see
-        page_scripts.STRINGIFY) on `arg`, in the page's main world. Straight over CDP when we have
-        it: Playwright's evaluate() adds ~3 ms per call here, on every iteration's critical path.
-        Neither has a timeout of its own: a script busy-looping after load would hang it."""
-        if self._cdp is None:
-            call = self._page.evaluate(script, arg)
-            return json.loads(await asyncio.wait_for(call, timeout=self.timeout_s))
-        call = self._cdp.send(
-            "Runtime.evaluate",
-            {
-                "expression": f"({script})({json.dumps(arg)})",
-                "awaitPromise": True,
-                "returnByValue": True,
-            },
-        )
-        reply = await asyncio.wait_for(call, timeout=self.timeout_s)
-        if "exceptionDetails" in reply:
-            details = reply["exceptionDetails"]
-            error = details.get("exception", {}).get("description") or details.get("text")
-            raise VisualError(f"a kcode script failed in the page: {error}")
-        return json.loads(reply["result"]["value"])
-
     async def _bring_up_to_date(
         self, page: Any, source: PageSource, result: RenderResult
     ) -> list[list[float]] | None:
@@ -319,7 +292,7 @@ class Renderer:
             sheets, inlined = read_sheets(self._served, changed)
             # When the swap may start fetches (images, fonts), the layout is final only after them.
             box_limit = None if self._served.may_fetch else self.element_limit
-            settled = await self._evaluate(
+            settled = await self._channel.evaluate(
                 RESTYLE_JS,
                 [sheets, FONT_WAIT_S * 1000, self._restyles, box_limit, self._likely_picks()],
             )
@@ -337,7 +310,7 @@ class Renderer:
             await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
             result.timings["navigate"] = (time.perf_counter() - clock) * 1000
             clock = time.perf_counter()
-            settled = await self._evaluate(
+            settled = await self._channel.evaluate(
                 SETTLE_JS, [FONT_WAIT_S * 1000, self.element_limit, self._likely_picks()]
             )
             self._served.is_static = bool(settled["isStatic"])
@@ -370,26 +343,6 @@ class Renderer:
         while self._inflight and time.perf_counter() < deadline:
             await asyncio.sleep(0.005)
 
-    async def _capture(self, page: Any, viewport: Viewport) -> bytes:
-        """Chromium's own capture over CDP: ~2× faster than page.screenshot(), which adds font and
-        caret handling we already did. Only at scale 1: with an emulated device scale factor the
-        raw capture comes back in CSS pixels. Falls back to Playwright if CDP is refused."""
-        if self._cdp is not None and viewport.scale == 1.0:
-            try:
-                shot = await asyncio.wait_for(
-                    self._cdp.send(
-                        "Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True}
-                    ),
-                    timeout=self.timeout_s,
-                )
-                return base64.b64decode(shot["data"])
-            except TimeoutError as err:
-                raise VisualError(f"the screenshot took longer than {self.timeout_s:g} s") from err
-            except Exception:
-                self._cdp = None
-        png: bytes = await page.screenshot(type="png", caret="hide", timeout=self.timeout_s * 1000)
-        return png
-
     async def _discard_page(self) -> None:
         if self._context is not None:
             try:
@@ -410,7 +363,7 @@ class Renderer:
         missing = [i for i in indices if i not in self._described]
         if missing:
             try:
-                fetched = await self._evaluate(DESCRIBE_JS, missing)
+                fetched = await self._channel.evaluate(DESCRIBE_JS, missing)
             except TimeoutError as err:
                 await self._discard_page()
                 raise VisualError(
