@@ -24,9 +24,9 @@ from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
 from kcode.visual.page_scripts import COLLECT_BOXES_JS, DESCRIBE_JS, FREEZE_SCRIPT
 from kcode.visual.restyle import (
+    AWAIT_IMAGES_JS,
     RESTYLE_JS,
     SETTLE_JS,
-    TWO_FRAMES_JS,
     Plan,
     ServedFiles,
     read_sheets,
@@ -300,8 +300,8 @@ class Renderer:
                 for url, path, sig, body in inlined:  # never went through the route handler
                     self._served.record(url, path, sig, body)
                 if self._served.may_fetch:
-                    await asyncio.wait_for(page.evaluate(TWO_FRAMES_JS), timeout=self.timeout_s)
-                    await self._network_idle()
+                    await self._channel.evaluate(AWAIT_IMAGES_JS, FONT_WAIT_S * 1000)
+                    await self._network_idle()  # anything else it started (a font, say)
             else:
                 plan = "reload"
         if plan == "reload":

@@ -122,16 +122,42 @@ RESTYLE_JS = (
     .replace("DESCRIBE", DESCRIBE_FN)
 )
 
-# When the page's sources reference images or fonts, a restyle may have started fetches: two frames
-# let their requests surface before the caller waits for the network to go idle.
-TWO_FRAMES_JS = """
-async () => {
+# When the page's sources reference images or fonts, a restyle may have started fetches. Waiting for
+# the network to go idle alone is not enough: the request events reach us through Playwright after a
+# delay that grows with load, so an idle check can come before them. So the page itself awaits every
+# image its computed styles now name (a new Image of the same URL joins the fetch, or hits the cache),
+# capped at the font wait, then a frame; fonts were awaited by the restyle.
+AWAIT_IMAGES_JS = """
+async (capMs) => {
   const frame = () => new Promise((resolve) => {
     requestAnimationFrame(() => resolve()); setTimeout(resolve, 100);
   });
-  await frame(); await frame();
+  const props = ['background-image', 'list-style-image', 'border-image-source', 'mask-image',
+    'content'];
+  const urls = new Set();
+  for (const el of document.querySelectorAll('*')) {
+    for (const pseudo of [null, '::before', '::after']) {
+      const style = getComputedStyle(el, pseudo);
+      for (const prop of props) {
+        const value = style.getPropertyValue(prop);
+        if (!value.includes('url(')) continue;
+        for (const m of value.matchAll(/url\\(\\s*(['"]?)(.*?)\\1\\s*\\)/g)) urls.add(m[2]);
+      }
+    }
+  }
+  const loads = [...urls].map((url) => {
+    const image = new Image();
+    image.src = url;
+    return image.decode().catch(() => null);
+  });
+  let timer;
+  const cap = new Promise((resolve) => { timer = setTimeout(resolve, capMs); });
+  await Promise.race([Promise.all(loads), cap]);
+  clearTimeout(timer);
+  await frame();
+  return STRINGIFY(urls.size);
 }
-"""
+""".replace("STRINGIFY", STRINGIFY)
 RESOURCE_MARKERS = (b"url(", b"image-set(", b"@font-face", b"@import")
 INLINE_SHEET_BYTES = 1_000_000
 
