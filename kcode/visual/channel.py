@@ -3,7 +3,7 @@
 Over a CDP session when Chromium gives one, through Playwright otherwise. Every fix-loop iteration
 makes two or three of these calls on its critical path, so their cost matters: Playwright's
 `evaluate()` adds ~3 ms per call here and its structured serialisation of nested results 10-15 ms
-(our scripts return one JSON string instead, see page_scripts.STRINGIFY), and `page.screenshot()`
+(our functions return one JSON string instead, see page_scripts.py), and `page.screenshot()`
 repeats font and caret handling the renderer has already done.
 """
 
@@ -32,17 +32,17 @@ class PageChannel:
             cdp = None
         return cls(page, cdp, timeout_s)
 
-    async def evaluate(self, script: str, arg: Any = None) -> Any:
-        """Runs one of our page scripts (a function expression returning JSON text) on `arg`, in
-        the page's main world, and parses its result. Neither way has a timeout of its own: a
-        script busy-looping after load would hang it."""
+    async def call(self, name: str, arg: Any = None) -> Any:
+        """Runs our page function `name` (page_scripts.page_library) on `arg` in the page's main
+        world and parses its JSON result. Neither way has a timeout of its own: a script
+        busy-looping after load would hang it."""
         if self.cdp is None:
-            call = self.page.evaluate(script, arg)
+            call = self.page.evaluate("([n, a]) => window.__kcode.call(n, a)", [name, arg])
             return json.loads(await asyncio.wait_for(call, timeout=self.timeout_s))
         call = self.cdp.send(
             "Runtime.evaluate",
             {
-                "expression": f"({script})({json.dumps(arg)})",
+                "expression": f"window.__kcode.call({json.dumps(name)}, {json.dumps(arg)})",
                 "awaitPromise": True,
                 "returnByValue": True,
             },

@@ -1,4 +1,12 @@
-"""JavaScript the renderer runs in the page: freezing animations, collecting and describing elements."""
+"""JavaScript the renderer runs in the page: freezing animations, collecting and describing elements.
+
+Our page functions are installed once per document by an init script (`page_library`) as the frozen
+`window.__kcode`, and each call is the short expression `window.__kcode.call(name, arg)`
+(channel.py). Sending the function source with every call made V8 compile it every time (the
+arguments inside the expression defeat its compilation cache): 2-4 ms per call here. Results come
+back as one JSON string, through the JSON.stringify the page had before its own scripts ran:
+Playwright's structured serialisation of nested objects costs 10-15 ms per call here.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +18,32 @@ FREEZE_CSS = """
 }
 """
 
-# Also keeps the page's own JSON.stringify (before any page script could replace it): results come
-# back as one JSON string, because Playwright's structured serialisation of nested objects costs
-# 10-15 ms per call here, several times the page work itself.
 FREEZE_SCRIPT = (
     "(() => { const css = %s; const add = () => { const s = document.createElement('style');"
     " s.textContent = css; (document.head || document.documentElement).appendChild(s); };"
     " if (document.documentElement) add(); else document.addEventListener('DOMContentLoaded', add);"
-    " Object.defineProperty(window, '__kcodeStringify', {value: JSON.stringify.bind(JSON)});"
     " })();".replace("%s", repr(FREEZE_CSS))
 )
 
-# How the scripts below hand back their result: one string, parsed by the caller (json.loads).
-STRINGIFY = "(window.__kcodeStringify || JSON.stringify)"
+
+def page_library(functions: dict[str, str]) -> str:
+    """The init script installing `functions` (name → function expression) as window.__kcode.
+
+    Inside a function, `K` is the library (`K.describe(...)`) and `STRINGIFY` the JSON.stringify
+    from before any page script. `window.__kcode.call(name, arg)` runs one and returns its result
+    as JSON text."""
+    members = "".join(f"  {name}: {source.strip()},\n" for name, source in functions.items())
+    return (
+        "(() => {\nconst STRINGIFY = JSON.stringify.bind(JSON);\nconst K = {\n"
+        + members
+        + "  call: async (name, arg) => STRINGIFY(await K[name](arg)),\n};\n"
+        "Object.defineProperty(window, '__kcode', {value: Object.freeze(K)});\n})();\n"
+    )
+
 
 # Collects the element boxes for the locator (fonts were awaited before); the elements are kept on
-# window so a later call can describe only the few the locator picks. A function expression: the
-# settle and restyle scripts (restyle.py) call it too, saving a round trip after them.
+# window so a later call can describe only the few the locator picks. The settle and restyle
+# functions (restyle.py) call it too, saving a round trip after them.
 COLLECT_BOXES_FN = """
 (limit) => {
   const skip = new Set(['SCRIPT', 'STYLE', 'LINK', 'META', 'HEAD', 'TITLE', 'NOSCRIPT', 'TEMPLATE']);
@@ -46,12 +63,11 @@ COLLECT_BOXES_FN = """
   return boxes;
 }
 """
-COLLECT_BOXES_JS = f"(limit) => {STRINGIFY}(({COLLECT_BOXES_FN})(limit))"
 
 
 # Selector, tag, id, classes, short text and key computed styles of collected elements, by index into
-# the last collected list (null for an index it does not have). A function expression: the settle and
-# restyle scripts call it too, for the elements the locator picked last time.
+# the last collected list (null for an index it does not have). The settle and restyle functions call
+# it too, for the elements the locator picked recently.
 DESCRIBE_FN = """
 (indices) => {
   const els = window.__kcodeElements || [];
@@ -100,4 +116,3 @@ DESCRIBE_FN = """
   });
 }
 """
-DESCRIBE_JS = f"(indices) => {STRINGIFY}(({DESCRIBE_FN})(indices))"

@@ -22,11 +22,16 @@ from kcode.visual.browser import launch_browser
 from kcode.visual.channel import PageChannel
 from kcode.visual.errors import VisualError
 from kcode.visual.images import Viewport
-from kcode.visual.page_scripts import COLLECT_BOXES_JS, DESCRIBE_JS, FREEZE_SCRIPT
+from kcode.visual.page_scripts import (
+    COLLECT_BOXES_FN,
+    DESCRIBE_FN,
+    FREEZE_SCRIPT,
+    page_library,
+)
 from kcode.visual.restyle import (
-    AWAIT_IMAGES_JS,
-    RESTYLE_JS,
-    SETTLE_JS,
+    AWAIT_IMAGES_FN,
+    RESTYLE_FN,
+    SETTLE_FN,
     Plan,
     ServedFiles,
     read_sheets,
@@ -42,6 +47,16 @@ from kcode.visual.sources import (
 FONT_WAIT_S = 3.0
 DEFAULT_TIMEOUT_S = 15.0
 INLINE_READ_BYTES = 1_000_000
+# Our page functions, installed in every document before its own scripts (page_scripts.py).
+PAGE_LIBRARY = page_library(
+    {
+        "collectBoxes": COLLECT_BOXES_FN,
+        "describe": DESCRIBE_FN,
+        "settle": SETTLE_FN,
+        "restyle": RESTYLE_FN,
+        "awaitImages": AWAIT_IMAGES_FN,
+    }
+)
 # How many renders' element picks are described ahead of time, and at most how many elements.
 RECENT_RENDERS = 3
 RECENT_PICKS_LIMIT = 60
@@ -147,8 +162,9 @@ class Renderer:
         self._context.set_default_timeout(self.timeout_s * 1000)
         self._context_key = key
         await self._context.route("**/*", self._handle_route)
-        # Injected before any page script runs, so no animation ever starts (no extra round trip).
-        await self._context.add_init_script(script=FREEZE_SCRIPT)
+        # Injected before any page script runs, so no animation ever starts (no extra round trip)
+        # and our functions are there before the page could touch JSON.stringify.
+        await self._context.add_init_script(script=FREEZE_SCRIPT + PAGE_LIBRARY)
         page = await self._context.new_page()
         self._channel = await PageChannel.open(self._context, page, self.timeout_s)
         page.on("console", self._on_console)
@@ -242,7 +258,7 @@ class Renderer:
             def boxes() -> Any:
                 if early is not None:  # came with the settle or restyle call
                     return asyncio.sleep(0, early)
-                return self._channel.evaluate(COLLECT_BOXES_JS, self.element_limit)
+                return self._channel.call("collectBoxes", self.element_limit)
 
             if with_png is None:
                 # The capture is compositor work, the box walk main-thread work: overlap them.
@@ -292,15 +308,15 @@ class Renderer:
             sheets, inlined = read_sheets(self._served, changed)
             # When the swap may start fetches (images, fonts), the layout is final only after them.
             box_limit = None if self._served.may_fetch else self.element_limit
-            settled = await self._channel.evaluate(
-                RESTYLE_JS,
+            settled = await self._channel.call(
+                "restyle",
                 [sheets, FONT_WAIT_S * 1000, self._restyles, box_limit, self._likely_picks()],
             )
             if settled["swapped"]:
                 for url, path, sig, body in inlined:  # never went through the route handler
                     self._served.record(url, path, sig, body)
                 if self._served.may_fetch:
-                    await self._channel.evaluate(AWAIT_IMAGES_JS, FONT_WAIT_S * 1000)
+                    await self._channel.call("awaitImages", FONT_WAIT_S * 1000)
                     await self._network_idle()  # anything else it started (a font, say)
             else:
                 plan = "reload"
@@ -310,8 +326,8 @@ class Renderer:
             await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
             result.timings["navigate"] = (time.perf_counter() - clock) * 1000
             clock = time.perf_counter()
-            settled = await self._channel.evaluate(
-                SETTLE_JS, [FONT_WAIT_S * 1000, self.element_limit, self._likely_picks()]
+            settled = await self._channel.call(
+                "settle", [FONT_WAIT_S * 1000, self.element_limit, self._likely_picks()]
             )
             self._served.is_static = bool(settled["isStatic"])
             self._loaded_key = (source.workspace.resolve(), source.address)
@@ -363,7 +379,7 @@ class Renderer:
         missing = [i for i in indices if i not in self._described]
         if missing:
             try:
-                fetched = await self._channel.evaluate(DESCRIBE_JS, missing)
+                fetched = await self._channel.call("describe", missing)
             except TimeoutError as err:
                 await self._discard_page()
                 raise VisualError(

@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kcode.visual.page_scripts import COLLECT_BOXES_FN, DESCRIBE_FN, STRINGIFY
-
 Signature = tuple[int, int] | None
 Plan = Literal["reload", "restyle", "recapture"]
 STYLE_SUFFIXES = (".css",)
 
 # Runs after `load`: awaits web fonts (capped), tells whether the page is static (see above) and, for a
-# static page, collects the element boxes (page_scripts.COLLECT_BOXES_FN) — its layout is final — and
-# describes the elements of the given indices (page_scripts.DESCRIBE_FN; the locator's last picks,
+# static page, collects the element boxes (K.collectBoxes) — its layout is final — and
+# describes the elements of the given indices (K.describe; the locator's last picks,
 # often wanted again: that saves a round trip after the capture).
-SETTLE_JS = """
+SETTLE_FN = """
 async ([fontWaitMs, boxLimit, describe]) => {
   const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
     new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
@@ -43,16 +41,11 @@ async ([fontWaitMs, boxLimit, describe]) => {
     }
   }
   // A script may still move things before the capture: then the boxes are taken after it.
-  if (dynamic) return STRINGIFY({fontsReady, isStatic: false, boxes: null, described: null});
-  const boxes = (COLLECT_BOXES)(boxLimit);
-  return STRINGIFY({fontsReady, isStatic: true, boxes, described: (DESCRIBE)(describe)});
+  if (dynamic) return {fontsReady, isStatic: false, boxes: null, described: null};
+  const boxes = K.collectBoxes(boxLimit);
+  return {fontsReady, isStatic: true, boxes, described: K.describe(describe)};
 }
 """
-SETTLE_JS = (
-    SETTLE_JS.replace("STRINGIFY", STRINGIFY)
-    .replace("COLLECT_BOXES", COLLECT_BOXES_FN)
-    .replace("DESCRIBE", DESCRIBE_FN)
-)
 
 # Swaps the <link rel=stylesheet> elements of the given same-origin paths for fresh copies, waits for
 # them, forces style and layout (which starts any newly needed image or font fetch) and awaits fonts
@@ -63,8 +56,8 @@ SETTLE_JS = (
 # that defeats any cache (the server ignores it). Inlined links remember their path in a WeakMap,
 # not in the DOM. {swapped: false} when a path has no such link or a sheet fails: the caller
 # reloads. With a box limit (no fetch can still change the layout) the element boxes come back too,
-# and the descriptions of the given indices (as in SETTLE_JS).
-RESTYLE_JS = """
+# and the descriptions of the given indices (as in SETTLE_FN).
+RESTYLE_FN = """
 async ([sheets, fontWaitMs, stamp, boxLimit, describe]) => {
   const inlined = window.__kcodeInlined || (window.__kcodeInlined = new WeakMap());
   const byPath = new Map();
@@ -78,7 +71,7 @@ async ([sheets, fontWaitMs, stamp, boxLimit, describe]) => {
     if (!byPath.has(path)) byPath.set(path, []);
     byPath.get(path).push(link);
   }
-  const failed = STRINGIFY({swapped: false, fontsReady: true, boxes: null, described: null});
+  const failed = {swapped: false, fontsReady: true, boxes: null, described: null};
   if (!sheets.every(([p]) => byPath.has(p))) return failed;
   const inline = document.characterSet === 'UTF-8';
   const loads = [];
@@ -111,23 +104,18 @@ async ([sheets, fontWaitMs, stamp, boxLimit, describe]) => {
   document.documentElement.getBoundingClientRect();
   const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
     new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
-  if (boxLimit === null) return STRINGIFY({swapped: true, fontsReady, boxes: null, described: null});
-  const boxes = (COLLECT_BOXES)(boxLimit);
-  return STRINGIFY({swapped: true, fontsReady, boxes, described: (DESCRIBE)(describe)});
+  if (boxLimit === null) return {swapped: true, fontsReady, boxes: null, described: null};
+  const boxes = K.collectBoxes(boxLimit);
+  return {swapped: true, fontsReady, boxes, described: K.describe(describe)};
 }
 """
-RESTYLE_JS = (
-    RESTYLE_JS.replace("STRINGIFY", STRINGIFY)
-    .replace("COLLECT_BOXES", COLLECT_BOXES_FN)
-    .replace("DESCRIBE", DESCRIBE_FN)
-)
 
 # When the page's sources reference images or fonts, a restyle may have started fetches. Waiting for
 # the network to go idle alone is not enough: the request events reach us through Playwright after a
 # delay that grows with load, so an idle check can come before them. So the page itself awaits every
 # image its computed styles now name (a new Image of the same URL joins the fetch, or hits the cache),
 # capped at the font wait, then a frame; fonts were awaited by the restyle.
-AWAIT_IMAGES_JS = """
+AWAIT_IMAGES_FN = """
 async (capMs) => {
   const frame = () => new Promise((resolve) => {
     requestAnimationFrame(() => resolve()); setTimeout(resolve, 100);
@@ -155,9 +143,9 @@ async (capMs) => {
   await Promise.race([Promise.all(loads), cap]);
   clearTimeout(timer);
   await frame();
-  return STRINGIFY(urls.size);
+  return urls.size;
 }
-""".replace("STRINGIFY", STRINGIFY)
+"""
 RESOURCE_MARKERS = (b"url(", b"image-set(", b"@font-face", b"@import")
 INLINE_SHEET_BYTES = 1_000_000
 
@@ -168,7 +156,7 @@ def names_resource(body: bytes) -> bool:
 
 
 def inline_sheet_text(body: bytes) -> str | None:
-    """The text of a stylesheet that can be handed to the page directly (RESTYLE_JS), or None when
+    """The text of a stylesheet that can be handed to the page directly (RESTYLE_FN), or None when
     it must be fetched: it names resources (relative to its URL), declares a charset or a BOM, is
     not UTF-8 or is large."""
     if len(body) > INLINE_SHEET_BYTES or body.startswith(b"\xef\xbb\xbf") or b"@charset" in body:
@@ -231,7 +219,7 @@ class ServedFiles:
 def read_sheets(
     served: ServedFiles, changed: list[str]
 ) -> tuple[list[list[str | None]], list[tuple[str, Path, Signature, bytes]]]:
-    """[url path, text or None] per changed stylesheet for RESTYLE_JS, and what to record as served
+    """[url path, text or None] per changed stylesheet for RESTYLE_FN, and what to record as served
     (ServedFiles.record) for the ones handed over as text once the swap succeeded."""
     sheets: list[list[str | None]] = []
     inlined: list[tuple[str, Path, Signature, bytes]] = []
