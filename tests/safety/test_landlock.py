@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -79,7 +80,13 @@ async def test_network_is_off_unless_allowed(tmp_path: Path) -> None:
     server.bind(("127.0.0.1", 0))
     server.listen(4)
     port = server.getsockname()[1]
-    threading.Thread(target=lambda: [server.accept() for _ in range(2)], daemon=True).start()
+
+    def serve() -> None:  # until the socket is closed at the end of the test
+        with contextlib.suppress(OSError):
+            while True:
+                server.accept()[0].close()
+
+    threading.Thread(target=serve, daemon=True).start()
     probe = (
         f'{sys.executable} -c "import socket; '
         f"socket.create_connection(('127.0.0.1', {port}), 2); print('CONNECTED')\""
