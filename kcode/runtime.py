@@ -86,6 +86,15 @@ def backend_label(config: Config) -> str:
     return config.backend or ("openai" if config.api_key or config.base_url else "llama-cpp")
 
 
+def model_label(config: Config, backend: Backend) -> str:
+    """The model a session records: the configured one, else the one the backend chose (the default
+    local GGUF when nothing is configured)."""
+    if config.model:
+        return str(config.model)
+    chosen = getattr(backend, "model_path", None)
+    return Path(chosen).name if chosen else ""
+
+
 def _sandbox_mode(config: Config) -> str:
     from kcode.sandbox import SandboxUnavailable, effective_mode
 
@@ -133,7 +142,7 @@ def build_runtime(
     from kcode.secrets import secret_env_values
 
     redact = sorted({config.api_key, *secret_env_values()} - {""}, key=len, reverse=True)
-    meta: dict[str, Any] = {"backend": backend_label(config), "model": config.model}
+    meta: dict[str, Any] = {"backend": backend_label(config), "model": model_label(config, backend)}
     if resume_id:
         session = Session.open_existing(resume_id, redact=redact)
         history = session.load_history() or None

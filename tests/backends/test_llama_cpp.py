@@ -254,3 +254,26 @@ def test_models_path_of_a_hub_spec_not_downloaded_says_to_pull_it() -> None:
     assert result.exit_code == 2 and f"run `kcode models pull {spec}`" in result.output
     bare = CliRunner().invoke(models_app, ["path", "kcode-tests/never-downloaded-GGUF"])
     assert bare.exit_code == 2 and "kcode models pull" in bare.output
+
+
+def test_session_records_the_model_the_backend_chose(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make run` with no model configured uses the default GGUF: the session must still name it.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    from kcode.approval import NonInteractiveApprover
+    from kcode.config import load_config
+    from kcode.runtime import build_runtime
+    from kcode.session import _records
+
+    config = load_config(tmp_path, {"backend": "llama-cpp"}, env={})
+    assert config.model == ""
+    runtime = build_runtime(
+        config, tmp_path, NonInteractiveApprover("auto-edit"), interactive=False,
+        backend=LlamaCppBackend(tiny_model),
+    )  # fmt: skip
+    try:
+        meta = next(r for r in _records(runtime.session.path) if r["record"] == "meta")
+    finally:
+        runtime.session.close()
+    assert meta["model"] == "tiny.gguf" and meta["backend"] == "llama-cpp"
