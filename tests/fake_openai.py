@@ -169,6 +169,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # 64 agents connecting at once must not overflow the accept backlog
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up mid-reply (cancelled turns, fault tests) are expected: no traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
