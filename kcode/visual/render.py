@@ -84,6 +84,7 @@ class Renderer:
     """Owns Playwright, the browser and one page; `render()` may be called many times."""
 
     def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, element_limit: int = 3000) -> None:
+        self._channel: PageChannel = PageChannel(None, None, timeout_s)
         self.timeout_s = timeout_s
         self.element_limit = element_limit
         self._playwright: Any = None
@@ -94,7 +95,6 @@ class Renderer:
         self._context_key: tuple[int, int, float] | None = None
         self._source: PageSource | None = None
         self._current: RenderResult | None = None
-        self._channel: PageChannel = PageChannel(None, None, timeout_s)
         self._served = ServedFiles()
         # (workspace, address) of the document in the page: the same URL in another workspace is
         # another page.
@@ -109,6 +109,17 @@ class Renderer:
         # What the last full load reported (blocked URLs, console errors): still true of the page
         # after a restyle or a recapture, which do not load it again.
         self._load_report: RenderResult | None = None
+
+    @property
+    def timeout_s(self) -> float:
+        """How long a load, a page call or a capture may take (seconds)."""
+        return self._timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        self._timeout_s = self._channel.timeout_s = value
+        if getattr(self, "_context", None) is not None:
+            self._context.set_default_timeout(value * 1000)
 
     async def __aenter__(self) -> Renderer:
         await self.start()

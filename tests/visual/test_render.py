@@ -192,3 +192,25 @@ async def test_two_x_target_renders_at_device_scale_two(renderer: Renderer, tmp_
     root = write_page(tmp_path)
     result = await renderer.render(resolve_page_source(root, None, None), Viewport(640, 400, 2.0))
     assert Image.open(io.BytesIO(result.png)).size == (1280, 800)
+
+
+async def test_without_cdp_page_calls_and_capture_go_through_playwright(
+    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+) -> None:
+    # Not every browser gives a CDP session: then the same page functions run through Playwright's
+    # evaluate and the capture is page.screenshot(), with the same result.
+    root = write_defective(tmp_path, DEFECTS[0])
+    source = resolve_page_source(root, None, None)
+    with_cdp = await inspect_page(renderer, source, target_image, VIEWPORT, None, SourceIndex(root))
+    cdp, renderer._channel.cdp = renderer._channel.cdp, None
+    try:
+        styles = root / "styles.css"
+        styles.write_text(styles.read_text() + "/* touched */\n")  # a restyle, then a describe
+        without = await inspect_page(
+            renderer, source, target_image, VIEWPORT, None, SourceIndex(root)
+        )
+    finally:
+        renderer._channel.cdp = cdp
+    assert without.render.mode == "restyle"
+    assert without.metrics["score"] == with_cdp.metrics["score"] < 1.0
+    assert without.metrics["regions"] == with_cdp.metrics["regions"]
