@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +62,22 @@ def tree_state(root: Path) -> dict[str, bytes]:
 async def call(ctx: ToolContext, name: str, **arguments: Any) -> ToolResult:
     tool = build_tools([name])[name]
     return await run_tool(tool, ToolCall("call-1", name, arguments), ctx)
+
+
+@contextlib.contextmanager
+def listening_port() -> Iterator[int]:
+    """A loopback TCP port that accepts (and drops) connections until the block ends."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve() -> None:  # ends when the socket is closed
+        with contextlib.suppress(OSError):
+            while True:
+                server.accept()[0].close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()

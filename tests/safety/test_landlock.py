@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from kcode.sandbox import describe_sandbox, effective_mode, landlock_status
 from kcode.tools.base import ToolContext
-from tests.safety.helpers import call, make_repo
+from tests.safety.helpers import call, listening_port, make_repo
 
 ABI = landlock_status()[0]
 pytestmark = pytest.mark.skipif(
@@ -76,27 +73,17 @@ async def test_read_only_allows_no_writes_in_the_workspace(tmp_path: Path) -> No
 
 @pytest.mark.skipif(ABI < 4, reason=f"Landlock ABI {ABI} < 4 cannot restrict TCP")
 async def test_network_is_off_unless_allowed(tmp_path: Path) -> None:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    port = server.getsockname()[1]
-
-    def serve() -> None:  # until the socket is closed at the end of the test
-        with contextlib.suppress(OSError):
-            while True:
-                server.accept()[0].close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    probe = (
-        f'{sys.executable} -c "import socket; '
-        f"socket.create_connection(('127.0.0.1', {port}), 2); print('CONNECTED')\""
-    )
-    off = await call(ToolContext(root=tmp_path, sandbox="workspace-write"), "shell", command=probe)
-    assert "CONNECTED" not in off.content and "Permission denied" in off.content
-    allowed = ToolContext(root=tmp_path, sandbox="workspace-write", allow_network=True)
-    on = await call(allowed, "shell", command=probe)
-    assert "CONNECTED" in on.content
-    server.close()
+    with listening_port() as port:
+        probe = (
+            f'{sys.executable} -c "import socket; '
+            f"socket.create_connection(('127.0.0.1', {port}), 2); print('CONNECTED')\""
+        )
+        workspace = ToolContext(root=tmp_path, sandbox="workspace-write")
+        off = await call(workspace, "shell", command=probe)
+        assert "CONNECTED" not in off.content and "Permission denied" in off.content
+        allowed = ToolContext(root=tmp_path, sandbox="workspace-write", allow_network=True)
+        on = await call(allowed, "shell", command=probe)
+        assert "CONNECTED" in on.content
 
 
 async def test_children_get_no_secret_variables(

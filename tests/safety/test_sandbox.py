@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from kcode.sandbox import SandboxUnavailable, bwrap_status, describe_sandbox, effective_mode
 from kcode.tools.base import ToolContext
-from tests.safety.helpers import call
+from tests.safety.helpers import call, listening_port
 
 needs_bwrap = pytest.mark.skipif(bwrap_status()[0] is None, reason="bubblewrap cannot start here")
 
@@ -39,21 +37,17 @@ async def test_read_only_allows_no_writes(tmp_path: Path) -> None:
 
 @needs_bwrap
 async def test_network_is_off_unless_allowed(tmp_path: Path) -> None:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    port = server.getsockname()[1]
-    threading.Thread(target=lambda: [server.accept() for _ in range(2)], daemon=True).start()
-    probe = f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2); print('CONNECTED')\""
-    off = await call(ToolContext(root=tmp_path, sandbox="workspace-write"), "shell", command=probe)
-    assert "CONNECTED" not in off.content
-    on = await call(
-        ToolContext(root=tmp_path, sandbox="workspace-write", allow_network=True),
-        "shell",
-        command=probe,
-    )
-    assert "CONNECTED" in on.content
-    server.close()
+    with listening_port() as port:
+        probe = f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2); print('CONNECTED')\""
+        workspace = ToolContext(root=tmp_path, sandbox="workspace-write")
+        off = await call(workspace, "shell", command=probe)
+        assert "CONNECTED" not in off.content
+        on = await call(
+            ToolContext(root=tmp_path, sandbox="workspace-write", allow_network=True),
+            "shell",
+            command=probe,
+        )
+        assert "CONNECTED" in on.content
 
 
 @needs_bwrap
