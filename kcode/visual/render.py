@@ -1,6 +1,7 @@
 """Deterministic, offline rendering of the user's page in headless Chromium (Playwright).
 
-One browser per run, reused across iterations (one context per viewport, one page reloaded each time).
+One browser per run, reused across iterations (one context per viewport, one page, reloaded for each
+render or, after CSS-only edits to a static page, restyled in place: restyle.py).
 The workspace is served from disk through a route handler at a made-up origin (WORKSPACE_ORIGIN), so
 relative paths and ES modules resolve exactly as from a static server. An explicit `--url` may point at a
 loopback dev server; every other request is aborted and listed in `blocked`, so nothing ever waits on a
@@ -317,8 +318,11 @@ class Renderer:
         if plan == "restyle":
             self._restyles += 1
             sheets, inlined = read_sheets(self._served, changed)
-            # When the swap may start fetches (images, fonts), the layout is final only after them.
-            box_limit = None if self._served.may_fetch else self.element_limit
+            # When the swap may start fetches (images, fonts), the layout is final only after them:
+            # a page whose sources named resources, or a sheet fetched by URL (not handed over as
+            # text, so it may name one for the first time).
+            may_fetch = self._served.may_fetch or any(text is None for _, text in sheets)
+            box_limit = None if may_fetch else self.element_limit
             settled = await self._channel.call(
                 "restyle",
                 [sheets, FONT_WAIT_S * 1000, self._restyles, box_limit, self._likely_picks()],
@@ -326,7 +330,7 @@ class Renderer:
             if settled["swapped"]:
                 for url, path, sig, body in inlined:  # never went through the route handler
                     self._served.record(url, path, sig, body)
-                if self._served.may_fetch:
+                if may_fetch or self._served.may_fetch:
                     await self._channel.call("awaitImages", FONT_WAIT_S * 1000)
                     await self._network_idle()  # anything else it started (a font, say)
             else:

@@ -55,8 +55,9 @@ async ([fontWaitMs, boxLimit, describe]) => {
 # blob: URL, which goes through the browser process); otherwise from the path with a query string
 # that defeats any cache (the server ignores it). Inlined links remember their path in a WeakMap,
 # not in the DOM. {swapped: false} when a path has no such link or a sheet fails: the caller
-# reloads. With a box limit (no fetch can still change the layout) the element boxes come back too,
-# and the descriptions of the given indices (as in SETTLE_FN).
+# reloads. With a box limit (the caller passes one only when no fetch can still change the layout:
+# every changed sheet handed over as text, no served source naming a resource) the element boxes
+# come back too, and the descriptions of the given indices (as in SETTLE_FN).
 RESTYLE_FN = """
 async ([sheets, fontWaitMs, stamp, boxLimit, describe]) => {
   const inlined = window.__kcodeInlined || (window.__kcodeInlined = new WeakMap());

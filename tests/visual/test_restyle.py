@@ -1,7 +1,8 @@
 """Re-renders after edits: a stylesheet swap in place must give exactly what a full reload gives.
 
 Every test edits files between two renders in the same renderer, then renders a copy of the edited
-workspace from scratch (another directory, so a full load) and requires identical pixels.
+workspace from scratch (another directory, so a full load) and requires the same pixels (within
+Chromium's own load-to-load variation, see same_pixels) and identical element boxes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 def pixels(result: RenderResult) -> np.ndarray:  # type: ignore[type-arg]
     return np.asarray(Image.open(io.BytesIO(result.png)).convert("RGB"))
+
+
+def same_pixels(a: RenderResult, b: RenderResult) -> bool:
+    """Equal within one or two levels per channel. Chromium's rasterisation of blurred box shadows can
+    differ by a level between two loads of the same page (seen in about one run in 15-30 under
+    load); a wrong restyle differs by far more, over whole elements."""
+    return bool(np.abs(pixels(a).astype(np.int16) - pixels(b)).max() <= 2)
 
 
 def edit(path: Path, text: str) -> None:
@@ -56,7 +64,7 @@ async def test_css_edit_restyles_in_place_with_the_pixels_of_a_reload(
     second = await render(renderer, root)
     assert second.mode == "restyle"
     assert not np.array_equal(pixels(first), pixels(second))  # the edit shows
-    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+    assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
     # the element boxes follow the new layout too
     fresh = await fresh_render(renderer, root, tmp_path)
     assert second.boxes == fresh.boxes
@@ -73,7 +81,7 @@ async def test_a_rule_that_newly_shows_a_background_image_waits_for_it(
     Image.new("RGB", (4, 4), (20, 160, 60)).save(root / "dots.png")
     second = await render(renderer, root)
     assert second.mode == "restyle"
-    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+    assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
 async def test_html_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
@@ -82,7 +90,7 @@ async def test_html_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
     edit(root / "index.html", page_html().replace("Simple pricing", "Plans for everyone"))
     second = await render(renderer, root)
     assert second.mode == "reload"
-    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+    assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
 async def test_page_with_a_script_reloads_on_css_edit(renderer: Renderer, tmp_path: Path) -> None:
@@ -98,7 +106,7 @@ async def test_page_with_a_script_reloads_on_css_edit(renderer: Renderer, tmp_pa
     edit(styles, styles.read_text() + ".hero h1 { font-size: 40px; }\n")
     second = await render(renderer, root)
     assert second.mode == "reload"
-    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+    assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
 async def test_imported_stylesheet_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
@@ -110,7 +118,7 @@ async def test_imported_stylesheet_edit_reloads(renderer: Renderer, tmp_path: Pa
     edit(root / "theme.css", ".logo { color: #22d3ee; font-size: 30px; }\n")
     second = await render(renderer, root)
     assert second.mode == "reload"
-    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+    assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
 async def test_a_file_that_appears_later_reloads(renderer: Renderer, tmp_path: Path) -> None:
@@ -120,7 +128,7 @@ async def test_a_file_that_appears_later_reloads(renderer: Renderer, tmp_path: P
     (root / "late.css").write_text("body { background: #fde68a; }\n", encoding="utf-8")
     second = await render(renderer, root)
     assert second.mode in ("reload", "restyle")
-    assert np.array_equal(pixels(second), pixels(await fresh_render(renderer, root, tmp_path)))
+    assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
 async def test_no_edit_recaptures_and_still_reports_blocked_requests(
@@ -160,7 +168,7 @@ async def test_successive_css_edits_keep_restyling_with_the_pixels_of_a_reload(
     for extra, result in zip(edits, results, strict=True):
         edit(styles, original + extra)
         fresh = await fresh_render(renderer, root, tmp_path)
-        assert np.array_equal(pixels(result), pixels(fresh)), extra
+        assert same_pixels(result, fresh), extra
         assert result.boxes == fresh.boxes
 
 
@@ -183,3 +191,20 @@ async def test_elements_described_ahead_show_the_styles_after_the_edit(
     assert ahead is not None and ahead["styles"]["color"] == "rgb(185, 28, 28)"
     renderer._described.clear()
     assert (await renderer.describe_elements([heading]))[0] == ahead
+
+
+async def test_an_edit_that_first_names_an_image_gives_the_boxes_after_it_loads(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    # The sheet named no resource before the edit; the edited one pulls in an image that pushes
+    # content down. The boxes must be those of the page with the image, as after a reload.
+    root = write_page(tmp_path / "site")
+    Image.new("RGB", (120, 90), (20, 160, 60)).save(root / "banner.png")
+    await render(renderer, root)
+    styles = root / "styles.css"
+    edit(styles, styles.read_text() + ".hero::before { content: url(banner.png); }\n")
+    second = await render(renderer, root)
+    assert second.mode == "restyle"
+    fresh = await fresh_render(renderer, root, tmp_path)
+    assert second.boxes == fresh.boxes
+    assert same_pixels(second, fresh)
