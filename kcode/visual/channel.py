@@ -32,27 +32,38 @@ class PageChannel:
             cdp = None
         return cls(page, cdp, timeout_s)
 
-    async def call(self, name: str, arg: Any = None) -> Any:
+    async def call(self, name: str, arg: Any = None, expect: type = dict) -> Any:
         """Runs our page function `name` (page_scripts.page_library) on `arg` in the page's main
-        world and parses its JSON result. Neither way has a timeout of its own: a script
-        busy-looping after load would hang it."""
+        world and parses its JSON result, which must be an `expect`. Neither way has a timeout of
+        its own: a script busy-looping after load would hang it."""
         if self.cdp is None:
             call = self.page.evaluate("([n, a]) => window.__kcode.call(n, a)", [name, arg])
-            return json.loads(await asyncio.wait_for(call, timeout=self.timeout_s))
-        call = self.cdp.send(
-            "Runtime.evaluate",
-            {
-                "expression": f"window.__kcode.call({json.dumps(name)}, {json.dumps(arg)})",
-                "awaitPromise": True,
-                "returnByValue": True,
-            },
-        )
-        reply = await asyncio.wait_for(call, timeout=self.timeout_s)
-        if "exceptionDetails" in reply:
-            details = reply["exceptionDetails"]
-            error = details.get("exception", {}).get("description") or details.get("text")
-            raise VisualError(f"a kcode script failed in the page: {error}")
-        return json.loads(reply["result"]["value"])
+            text = await asyncio.wait_for(call, timeout=self.timeout_s)
+        else:
+            call = self.cdp.send(
+                "Runtime.evaluate",
+                {
+                    "expression": f"window.__kcode.call({json.dumps(name)}, {json.dumps(arg)})",
+                    "awaitPromise": True,
+                    "returnByValue": True,
+                },
+            )
+            reply = await asyncio.wait_for(call, timeout=self.timeout_s)
+            if "exceptionDetails" in reply:
+                details = reply["exceptionDetails"]
+                error = details.get("exception", {}).get("description") or details.get("text")
+                raise VisualError(f"a kcode script failed in the page: {error}")
+            text = reply["result"].get("value")
+        try:
+            result = json.loads(text)
+        except (TypeError, ValueError):
+            result = None
+        if not isinstance(result, expect):
+            raise VisualError(
+                f"a kcode script returned {str(text)[:80]!r} in the page instead of a "
+                f"{expect.__name__}: do the page's own scripts change built-in objects?"
+            )
+        return result
 
     async def capture(self, viewport: Viewport) -> bytes:
         """Chromium's own capture (PNG, fast zlib): ~1.5× faster than page.screenshot(). Only at

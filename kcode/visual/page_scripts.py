@@ -4,8 +4,8 @@ Our page functions are installed once per document by an init script (`page_libr
 `window.__kcode`, and each call is the short expression `window.__kcode.call(name, arg)`
 (channel.py). Sending the function source with every call made V8 compile it every time (the
 arguments inside the expression defeat its compilation cache): 2-4 ms per call here. Results come
-back as one JSON string, through the JSON.stringify the page had before its own scripts ran:
-Playwright's structured serialisation of nested objects costs 10-15 ms per call here.
+back as one JSON string (ENCODE_FN): Playwright's structured serialisation of nested objects costs
+10-15 ms per call here.
 """
 
 from __future__ import annotations
@@ -26,17 +26,42 @@ FREEZE_SCRIPT = (
 )
 
 
+# Encodes a result as JSON text without consulting `toJSON`: JSON.stringify calls it on every array
+# and object, and a page may have defined one on Array.prototype or Object.prototype (old Prototype.js
+# did), turning our boxes into a string. Only primitives, which never consult it, go through the
+# saved JSON.stringify; the built-ins used here are saved before the page's scripts run.
+ENCODE_FN = """
+(value) => {
+  if (value === null || value === undefined || typeof value === 'function') return 'null';
+  if (typeof value !== 'object') return STRINGIFY(value);
+  if (isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + K.encode(value[i]);
+    return out + ']';
+  }
+  let out = '{';
+  let first = true;
+  for (const key of keys(value)) {
+    out += (first ? '' : ',') + STRINGIFY(key) + ':' + K.encode(value[key]);
+    first = false;
+  }
+  return out + '}';
+}
+"""
+
+
 def page_library(functions: dict[str, str]) -> str:
     """The init script installing `functions` (name → function expression) as window.__kcode.
 
-    Inside a function, `K` is the library (`K.describe(...)`) and `STRINGIFY` the JSON.stringify
-    from before any page script. `window.__kcode.call(name, arg)` runs one and returns its result
-    as JSON text."""
+    Inside a function, `K` is the library (`K.describe(...)`). `window.__kcode.call(name, arg)` runs
+    one and returns its result as JSON text (K.encode)."""
     members = "".join(f"  {name}: {source.strip()},\n" for name, source in functions.items())
     return (
-        "(() => {\nconst STRINGIFY = JSON.stringify.bind(JSON);\nconst K = {\n"
+        "(() => {\nconst STRINGIFY = JSON.stringify.bind(JSON);\n"
+        "const isArray = Array.isArray; const keys = Object.keys;\nconst K = {\n"
         + members
-        + "  call: async (name, arg) => STRINGIFY(await K[name](arg)),\n};\n"
+        + f"  encode: {ENCODE_FN.strip()},\n"
+        + "  call: async (name, arg) => K.encode(await K[name](arg)),\n};\n"
         "Object.defineProperty(window, '__kcode', {value: Object.freeze(K)});\n})();\n"
     )
 

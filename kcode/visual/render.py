@@ -270,7 +270,7 @@ class Renderer:
             def boxes() -> Any:
                 if early is not None:  # came with the settle or restyle call
                     return asyncio.sleep(0, early)
-                return self._channel.call("collectBoxes", self.element_limit)
+                return self._channel.call("collectBoxes", self.element_limit, list)
 
             if with_png is None:
                 # The capture is compositor work, the box walk main-thread work: overlap them.
@@ -331,7 +331,7 @@ class Renderer:
                 for url, path, sig, body in inlined:  # never went through the route handler
                     self._served.record(url, path, sig, body)
                 if may_fetch or self._served.may_fetch:
-                    await self._channel.call("awaitImages", FONT_WAIT_S * 1000)
+                    await self._channel.call("awaitImages", FONT_WAIT_S * 1000, int)
                     await self._network_idle()  # anything else it started (a font, say)
             else:
                 plan = "reload"
@@ -341,8 +341,11 @@ class Renderer:
             await page.goto(source.address, wait_until="load", timeout=self.timeout_s * 1000)
             result.timings["navigate"] = (time.perf_counter() - clock) * 1000
             clock = time.perf_counter()
+            # A dev server's files do not pass through us: they may name anything.
+            await_images = source.entry is None or self._served.may_fetch
             settled = await self._channel.call(
-                "settle", [FONT_WAIT_S * 1000, self.element_limit, self._likely_picks()]
+                "settle",
+                [FONT_WAIT_S * 1000, self.element_limit, self._likely_picks(), await_images],
             )
             self._served.is_static = bool(settled["isStatic"])
             self._loaded_key = (source.workspace.resolve(), source.address)
@@ -360,8 +363,9 @@ class Renderer:
                 bucket: list[str] = getattr(result, kind)
                 bucket[:0] = [t for t in getattr(self._load_report, kind) if t not in bucket]
         boxes: list[list[float]] | None = settled.get("boxes")
-        if boxes is not None and settled.get("described") is not None:
-            self._described = dict(zip(self._likely_picks(), settled["described"], strict=True))
+        described, picks = settled.get("described"), self._likely_picks()
+        if boxes is not None and isinstance(described, list) and len(described) == len(picks):
+            self._described = dict(zip(picks, described, strict=True))
         return boxes
 
     def _likely_picks(self) -> list[int]:
@@ -394,11 +398,15 @@ class Renderer:
         missing = [i for i in indices if i not in self._described]
         if missing:
             try:
-                fetched = await self._channel.call("describe", missing)
+                fetched = await self._channel.call("describe", missing, list)
             except TimeoutError as err:
                 await self._discard_page()
                 raise VisualError(
                     f"the page stopped responding (busy script?) for {self.timeout_s:g} s"
                 ) from err
+            if len(fetched) != len(missing):
+                raise VisualError(
+                    f"a kcode script described {len(fetched)} of {len(missing)} elements"
+                )
             self._described.update(zip(missing, fetched, strict=True))
         return [self._described[i] for i in indices]

@@ -22,14 +22,16 @@ Signature = tuple[int, int] | None
 Plan = Literal["reload", "restyle", "recapture"]
 STYLE_SUFFIXES = (".css",)
 
-# Runs after `load`: awaits web fonts (capped), tells whether the page is static (see above) and, for a
-# static page, collects the element boxes (K.collectBoxes) — its layout is final — and
-# describes the elements of the given indices (K.describe; the locator's last picks,
-# often wanted again: that saves a round trip after the capture).
+# Runs after `load`: awaits web fonts (capped) and, when asked (the page's sources name resources),
+# the images its computed styles name — `load` does not always wait for those (a ::before image, say).
+# Then tells whether the page is static (see above) and, for a static page, collects the element boxes
+# (K.collectBoxes: its layout is final) and describes the elements of the given indices (K.describe:
+# the locator's recent picks, often wanted again, which saves a round trip after the capture).
 SETTLE_FN = """
-async ([fontWaitMs, boxLimit, describe]) => {
+async ([fontWaitMs, boxLimit, describe, awaitImages]) => {
   const fontsReady = await Promise.race([document.fonts.ready.then(() => true),
     new Promise((resolve) => setTimeout(() => resolve(false), fontWaitMs))]);
+  if (awaitImages) await K.awaitImages(fontWaitMs);
   let dynamic = document.scripts.length > 0
     || document.querySelector('iframe, frame, object, embed') !== null;
   if (!dynamic) {

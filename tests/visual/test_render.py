@@ -214,3 +214,26 @@ async def test_without_cdp_page_calls_and_capture_go_through_playwright(
     assert without.render.mode == "restyle"
     assert without.metrics["score"] == with_cdp.metrics["score"] < 1.0
     assert without.metrics["regions"] == with_cdp.metrics["regions"]
+
+
+async def test_a_page_that_redefines_to_json_is_still_measured_and_located(
+    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+) -> None:
+    # Old libraries (Prototype.js) define toJSON on Array and Object prototypes; our page calls
+    # must not go through them.
+    root = write_defective(tmp_path, DEFECTS[0])
+    index = root / "index.html"
+    index.write_text(
+        index.read_text().replace(
+            "</head>",
+            "<script>Array.prototype.toJSON = function () { return 'ARR'; };"
+            " Object.prototype.toJSON = function () { return 1; };</script></head>",
+        )
+    )
+    inspection = await inspect_page(
+        renderer, resolve_page_source(root, None, None), target_image, VIEWPORT, None,
+        SourceIndex(root),
+    )  # fmt: skip
+    selectors = [e["selector"] for r in inspection.metrics["regions"] for e in r["elements"]]
+    assert any(DEFECTS[0].expected in s for s in selectors[:3]), selectors
+    assert inspection.render.boxes and isinstance(inspection.render.boxes[0], list)
