@@ -36,18 +36,11 @@ from kcode.visual.restyle import (
     Plan,
     ServedFiles,
     read_sheets,
-    signature,
 )
-from kcode.visual.sources import (
-    WORKSPACE_ORIGIN,
-    PageSource,
-    content_type,
-    workspace_path,
-)
+from kcode.visual.sources import WORKSPACE_ORIGIN, PageSource, serve_workspace_file
 
 FONT_WAIT_S = 3.0
 DEFAULT_TIMEOUT_S = 15.0
-INLINE_READ_BYTES = 1_000_000
 # Our page functions, installed in every document before its own scripts (page_scripts.py).
 PAGE_LIBRARY = page_library(
     {
@@ -222,22 +215,7 @@ class Renderer:
             and source.entry is not None
             and url.startswith(WORKSPACE_ORIGIN + "/")
         ):
-            # Page assets are small local files: reading them inline is faster than a thread hop,
-            # which matters because every request of every render passes through here.
-            path = workspace_path(source.workspace.resolve(), url)
-            sig = signature(path) if path is not None else None
-            if path is not None:
-                # stat before reading: a write in between shows up as a change next time
-                self._served.record(parts.path, path, sig)
-            if path is None or sig is None or not path.is_file():
-                await route.fulfill(status=404, body="not found", content_type="text/plain")
-                return
-            if sig[1] > INLINE_READ_BYTES:
-                body = await asyncio.to_thread(path.read_bytes)
-            else:
-                body = path.read_bytes()
-            self._served.record(parts.path, path, sig, body)
-            await route.fulfill(status=200, body=body, content_type=content_type(path))
+            await serve_workspace_file(route, source.workspace.resolve(), self._served)
             return
         if source is not None and source.url:
             allowed = urlsplit(source.url)

@@ -3,15 +3,19 @@ files are served (URL → file, content types). Kept apart from render.py, which
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from kcode.netutil import is_loopback_url
 from kcode.visual.errors import VisualError
+from kcode.visual.restyle import ServedFiles, signature
 
 WORKSPACE_ORIGIN = "http://kcode.local"
+INLINE_READ_BYTES = 1_000_000
 
 MIME_OVERRIDES = {
     ".js": "text/javascript",
@@ -93,3 +97,26 @@ def content_type(path: Path) -> str:
     return MIME_OVERRIDES.get(path.suffix.lower()) or (
         mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     )
+
+
+async def serve_workspace_file(route: Any, workspace: Path, served: ServedFiles) -> None:
+    """Fulfils a Playwright route for a WORKSPACE_ORIGIN URL from disk (404 when there is no such
+    file) and records what was served, for restyle.py."""
+    url: str = route.request.url
+    url_path = urlsplit(url).path
+    path = workspace_path(workspace, url)
+    sig = signature(path) if path is not None else None
+    if path is not None:  # stat before reading: a write in between shows up as a change next time
+        served.record(url_path, path, sig)
+    if path is None or sig is None or not path.is_file():
+        await route.fulfill(status=404, body="not found", content_type="text/plain")
+        return
+    # Page assets are small local files: reading them inline is faster than a thread hop, which
+    # matters because every request of every render passes through here.
+    body = (
+        await asyncio.to_thread(path.read_bytes)
+        if sig[1] > INLINE_READ_BYTES
+        else path.read_bytes()
+    )
+    served.record(url_path, path, sig, body)
+    await route.fulfill(status=200, body=body, content_type=content_type(path))
