@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.fake_openai import FakeOpenAIServer, Reply
 from tests.visual.pages import DEFECTS, STYLES, write_defective
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 KCODE = [sys.executable, "-m", "kcode"]
+# Edits that make the pricing page worse, one per model turn.
+WORSE = [".card { display: none; }\n", "body { background: #000; }\n"]
 
 
 def kcode(cwd: Path, *args: str, script: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -72,7 +75,7 @@ async def test_fix_with_a_model_that_makes_it_worse_restores_and_exits_1(
     root = repo(tmp_path / "site")
     original = (root / "styles.css").read_text()
     target_image.save(tmp_path / "target.png")
-    bad = [original + ".card { display: none; }\n", original + "body { background: #000; }\n"]
+    bad = [original + extra for extra in WORSE]
     script = write_script(
         tmp_path / "script.json",
         [
@@ -128,14 +131,12 @@ async def test_fix_sends_only_the_latest_iterations_images(
     target_image: Image.Image, tmp_path: Path
 ) -> None:
     # A real OpenAI-compatible server over HTTP: what the model receives each turn.
-    from tests.fake_openai import FakeOpenAIServer, Reply
-
     root = repo(tmp_path / "site")
     original = (root / "styles.css").read_text()
     target_image.save(tmp_path / "target.png")
     replies = [
         reply
-        for extra in (".card { display: none; }\n", "body { background: #000; }\n")
+        for extra in WORSE
         for reply in (
             Reply.tool_call("write_file", {"path": "styles.css", "content": original + extra}),
             Reply.text("Changed the styles."),
