@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 from kcode.tools.base import FileChanges
 from kcode.tools.fileio import atomic_write
+from kcode.vcs.gitcmd import GitError, run_git, stage_all_but_secrets
 
 REF_PREFIX = "refs/kcode/checkpoints"
 KEEP_PER_SESSION = 50
@@ -58,15 +58,10 @@ class UndoReport:
 def _git(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, data: bytes | None = None
 ) -> bytes:
-    full_env = {**os.environ, **_IDENTITY, **(env or {})}
-    full_env.pop("GIT_DIR", None)
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=full_env, input=data, capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip()
-        raise CheckpointError(f"git {' '.join(args[:3])} failed in {cwd}: {message}")
-    return done.stdout
+    try:
+        return run_git(cwd, *args, env={**_IDENTITY, **(env or {})}, input=data).stdout
+    except GitError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def git_toplevel(path: Path) -> Path | None:
@@ -94,10 +89,6 @@ class GitCheckpoints:
 
     # ----- snapshots -------------------------------------------------------------------------
 
-    def _pathspec(self) -> str:
-        rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
-        return f":/{rel}" if rel else ":/"
-
     def snapshot_tree(self) -> str:
         """The working tree as a git tree id, built in a throwaway index."""
         fd, index = tempfile.mkstemp(prefix="kcode-index-", dir=self.git_dir)
@@ -110,7 +101,10 @@ class GitCheckpoints:
             else:
                 os.unlink(index)
             env = {"GIT_INDEX_FILE": index}
-            _git(["add", "-A", "--ignore-errors", "--", self._pathspec()], self.top, env)
+            try:
+                stage_all_but_secrets(self.root, {**_IDENTITY, **env})
+            except GitError as err:
+                raise CheckpointError(str(err)) from None
             return _git(["write-tree"], self.top, env).decode().strip()
         finally:
             for leftover in (index, index + ".lock"):
@@ -256,9 +250,8 @@ class GitCheckpoints:
         title = (prompt[0] if prompt else "changes")[:60]
         body = "\n".join(f"- {p}" for p in paths[:50])
         message = f"kcode: {title}\n\nFiles changed by kcode in this turn:\n{body}\n"
-        specs = [f":(literal){p}" for p in paths]
-        _git(["add", "-A", "--", *specs], self.top)
-        _git(["commit", "-q", "--no-verify", "-m", message, "--only", "--", *specs], self.top)
+        _git(["add", "-A", "--", *paths], self.top)
+        _git(["commit", "-q", "--no-verify", "-m", message, "--only", "--", *paths], self.top)
         return _git(["rev-parse", "HEAD"], self.top).decode().strip()
 
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from kcode.vcs.gitcmd import GitError, run_git, stage_all_but_secrets
+
 T = TypeVar("T")
 
 WORKTREE_PREFIX = "kcode-wt-"
 REF_PREFIX = "refs/kcode/agents"
-# Inherited variables like these (set when kcode runs from a git hook) would point git elsewhere.
-_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 # Snapshot commits must work in a CI checkout with no user.name configured.
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "kcode",
@@ -43,10 +43,6 @@ _IDENTITY = {
 _WORKTREE_LOCKS: defaultdict[Path, threading.Lock] = defaultdict(threading.Lock)
 
 
-class GitError(Exception):
-    """A git command failed; the message names the command and git's own explanation."""
-
-
 def git_sync(
     cwd: Path,
     *args: str,
@@ -54,23 +50,7 @@ def git_sync(
     input: bytes | None = None,
     ok_codes: Sequence[int] = (0,),
 ) -> subprocess.CompletedProcess[bytes]:
-    full_env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
-    full_env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})})
-    try:
-        proc = subprocess.run(
-            ["git", "-c", "core.hooksPath=/dev/null", *args],
-            cwd=cwd,
-            env=full_env,
-            input=input,
-            capture_output=True,
-            check=False,
-        )
-    except OSError as err:
-        raise GitError(f"cannot run git: {err}") from err
-    if proc.returncode not in ok_codes:
-        why = proc.stderr.decode("utf-8", "replace").strip() or f"exit code {proc.returncode}"
-        raise GitError(f"`git {' '.join(args[:3])}` failed: {why}")
-    return proc
+    return run_git(cwd, *args, env=env, input=input, ok_codes=ok_codes)
 
 
 def _out(proc: subprocess.CompletedProcess[bytes]) -> str:
@@ -127,7 +107,7 @@ def commit_tree_state_sync(
         if seed_index is not None and seed_index.is_file():
             shutil.copyfile(seed_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
-        git_sync(work_tree, "add", "-A", "--", ":/", env=env)
+        stage_all_but_secrets(work_tree, env)
         tree = _out(git_sync(work_tree, "write-tree", env=env))
     parents = ["-p", parent] if parent else []
     return _out(git_sync(work_tree, "commit-tree", tree, *parents, "-m", message, env=_IDENTITY))

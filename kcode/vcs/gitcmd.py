@@ -1,0 +1,183 @@
+"""The one way kcode runs git: hardened so that no repository-controlled program ever executes.
+
+kcode's own git calls (checkpoints, undo, worktrees, merges, --auto-commit) run on the host, outside
+the sandbox, in a repository an attacker may have written (or a model may have edited .git/config
+from inside the sandbox). Every call therefore:
+
+- overrides with `-c` (command-line config wins over every file, includes too) each setting that names
+  a program: fsmonitor, hooks, pager, editor, ssh, askpass, credential helpers, gpg signing,
+  external diff, and every protocol;
+- neutralises every `filter.<name>.*`, `merge.<name>.driver` and `diff.<name>.command/textconv` that
+  the effective config defines (read after includes, with the same hardening), since git has no
+  switch that turns .gitattributes drivers off;
+- drops every GIT_* variable of the environment except the author/committer identity, and sets
+  GIT_TERMINAL_PROMPT=0, GIT_NO_REPLACE_OBJECTS=1 and (by default) GIT_LITERAL_PATHSPECS=1, so a file
+  named `:(glob)*` or `-x` is just a file name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+HARDENING = (
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "core.editor=false",
+    "sequence.editor=false",
+    "core.askPass=false",
+    "core.sshCommand=false",
+    "credential.helper=",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "push.gpgSign=false",
+    "diff.external=",
+    "protocol.allow=never",
+    "uploadpack.packObjectsHook=false",
+    "core.alternateRefsCommand=false",
+)
+# identity variables are the user's own choice and run nothing; all other GIT_* are dropped.
+_KEPT_ENV = re.compile(r"GIT_(AUTHOR|COMMITTER)_(NAME|EMAIL|DATE)")
+# <section>.<subsection>.<key> settings that name a program run for paths (.gitattributes drivers).
+_DRIVER_KEY = re.compile(
+    r"(filter\..+\.(clean|smudge|process|required)"
+    r"|merge\..+\.(driver|recursive)"
+    r"|diff\..+\.(command|textconv))",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+class GitError(Exception):
+    """A git command failed; the message names the command and git's own explanation."""
+
+
+def git_env(
+    extra: dict[str, str] | None = None, *, literal_pathspecs: bool = True
+) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("GIT_") or _KEPT_ENV.fullmatch(k)
+    }
+    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_NO_REPLACE_OBJECTS": "1", "LC_ALL": "C"})
+    if literal_pathspecs:
+        env["GIT_LITERAL_PATHSPECS"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def _base_args() -> list[str]:
+    out = ["git"]
+    for setting in HARDENING:
+        out += ["-c", setting]
+    return out
+
+
+def _driver_overrides(cwd: Path, env: dict[str, str]) -> list[str]:
+    """`-c key=` for every driver setting the effective config holds (includes already followed)."""
+    try:
+        proc = subprocess.run(
+            [*_base_args(), "config", "-z", "--list"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return []
+    out: list[str] = []
+    seen: set[str] = set()
+    for entry in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        key = entry.split("\n", 1)[0]
+        if _DRIVER_KEY.fullmatch(key) and key.lower() not in seen:
+            seen.add(key.lower())
+            value = "false" if key.lower().endswith(".required") else ""
+            out += ["-c", f"{key}={value}"]
+    return out
+
+
+def git_command(
+    cwd: Path, args: Sequence[str], env: dict[str, str] | None = None, *, literal: bool = True
+) -> tuple[list[str], dict[str, str]]:
+    """The full argv and environment for one hardened git call."""
+    full_env = git_env(env, literal_pathspecs=literal)
+    return [*_base_args(), *_driver_overrides(cwd, full_env), *args], full_env
+
+
+def run_git(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    ok_codes: Sequence[int] = (0,),
+    literal: bool = True,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run one hardened git command; raise GitError unless its exit code is in `ok_codes`."""
+    argv, full_env = git_command(cwd, args, env, literal=literal)
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            check=False,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise GitError(f"cannot run git: {err}") from err
+    if proc.returncode not in ok_codes:
+        why = proc.stderr.decode("utf-8", "replace").strip() or f"exit code {proc.returncode}"
+        raise GitError(f"`git {' '.join(args[:3])}` failed in {cwd}: {why}")
+    return proc
+
+
+async def run_git_async(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    ok_codes: Sequence[int] = (0,),
+    literal: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    return await asyncio.to_thread(
+        run_git, cwd, *args, env=env, input=input, ok_codes=ok_codes, literal=literal
+    )
+
+
+def stage_all_but_secrets(work_tree: Path, env: dict[str, str]) -> None:
+    """`git add -A` of `work_tree` (cwd) into the index of `env`, minus untracked secret files.
+
+    The secret files are never hashed, so no .env or private key ends up in .git/objects where a
+    sandboxed `git show` could read it. Tracked files are updated as usual.
+    """
+    from kcode.secrets import could_be_secret_name, secret_file_reason
+
+    run_git(work_tree, "add", "-u", "--ignore-errors", "--", ".", env=env)
+    listing = run_git(
+        work_tree, "ls-files", "-z", "--others", "--exclude-standard", "--", ".", env=env
+    ).stdout
+    keep = [
+        name
+        for name in listing.split(b"\0")
+        if name
+        and not (
+            could_be_secret_name(os.path.basename(os.fsdecode(name)))
+            and secret_file_reason(work_tree / os.fsdecode(name)) is not None
+        )
+    ]
+    if keep:
+        run_git(
+            work_tree,
+            "add",
+            "-A",
+            "--ignore-errors",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            env=env,
+            input=b"\0".join(keep) + b"\0",
+        )
