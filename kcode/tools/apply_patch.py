@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +11,10 @@ from pydantic import Field
 from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
+from kcode.tools.confine import patch_mode, read_file_bytes, unlink_file
 from kcode.tools.fileio import (
     DecodedText,
+    _process_umask,
     atomic_write,
     decode_bytes,
     split_lines,
@@ -102,10 +103,12 @@ def _changes(state: _FileState) -> bool:
     return state.text != state.decoded.text or state.mode is not None
 
 
-def _load(path: Path, states: dict[Path, _FileState]) -> _FileState:
+def _load(path: Path, states: dict[Path, _FileState], ctx: ToolContext) -> _FileState:
     if path not in states:
         try:
-            decoded: DecodedText | None = decode_bytes(path.read_bytes())
+            decoded: DecodedText | None = decode_bytes(
+                read_file_bytes(path, ctx.roots, ctx.display(path))
+            )
         except FileNotFoundError:
             decoded = None
         except IsADirectoryError:
@@ -144,11 +147,11 @@ def _plan_one(fp: FilePatch, ctx: ToolContext, states: dict[Path, _FileState]) -
         raise ToolError("binary patches are not supported; use write_file or the shell")
     source_name = fp.old_path if fp.old_path is not None else fp.new_path
     assert source_name is not None
-    source = ctx.resolve(source_name)
-    target = ctx.resolve(fp.new_path) if fp.new_path is not None else None
+    source = ctx.resolve_for_write(source_name)
+    target = ctx.resolve_for_write(fp.new_path) if fp.new_path is not None else None
     shown = ctx.display(target or source)
     if fp.old_path is None:
-        state = _load(source, states)
+        state = _load(source, states, ctx)
         if state.text is not None:
             raise ToolError(
                 "the patch creates this file but it already exists; patch it as a modification "
@@ -157,7 +160,7 @@ def _plan_one(fp: FilePatch, ctx: ToolContext, states: dict[Path, _FileState]) -
         base_lines: list[str] = []
         encoding_from = DecodedText("", "utf-8")
     else:
-        state = _load(source, states)
+        state = _load(source, states, ctx)
         if state.text is None:
             raise ToolError(
                 "the file does not exist; check the path (glob), or use --- /dev/null to create it"
@@ -175,7 +178,7 @@ def _plan_one(fp: FilePatch, ctx: ToolContext, states: dict[Path, _FileState]) -
         return f"  D {shown}: deleted"
     assert target is not None
     if target != source:
-        target_state = _load(target, states)
+        target_state = _load(target, states, ctx)
         if target_state.text is not None:
             raise ToolError(f"cannot rename or copy onto {shown}: it already exists")
         if fp.is_rename:
@@ -215,18 +218,27 @@ def _write_all(changed: dict[Path, _FileState], ctx: ToolContext) -> None:
     try:
         for path, state in changed.items():
             ctx.changes.record_before_write(path)
-            old_bytes = path.read_bytes() if path.exists() else None
+            try:
+                old_bytes: bytes | None = read_file_bytes(path, ctx.roots)
+            except FileNotFoundError:
+                old_bytes = None
             old_mode = path.stat().st_mode & 0o7777 if old_bytes is not None else None
             if state.text is None:
-                os.unlink(path)
+                unlink_file(path, ctx.roots)
             else:
                 assert state.data is not None
-                atomic_write(path, state.data, state.mode)
+                mode = state.mode
+                if mode is not None:
+                    mode = patch_mode(mode, old_mode, _process_umask())
+                atomic_write(path, state.data, mode, ctx.roots)
             done.append((path, old_bytes, old_mode))
     except OSError:
         for path, old_bytes, old_mode in reversed(done):
             if old_bytes is None:
-                path.unlink(missing_ok=True)
+                try:
+                    unlink_file(path, ctx.roots)
+                except FileNotFoundError:
+                    pass
             else:
-                atomic_write(path, old_bytes, old_mode)
+                atomic_write(path, old_bytes, old_mode, ctx.roots)
         raise

@@ -56,7 +56,8 @@ class FileChanges:
         if path in self.originals:
             return
         try:
-            self.originals[path] = path.read_bytes()
+            # O_NOFOLLOW | O_NONBLOCK: a FIFO or symlink swapped in here must not hang or leak.
+            self.originals[path] = _read_plain(path)
             self.modes[path] = path.stat().st_mode
         except FileNotFoundError:
             self.originals[path] = None
@@ -65,12 +66,32 @@ class FileChanges:
         out = []
         for path, before in self.originals.items():
             try:
-                now: bytes | None = path.read_bytes()
+                now: bytes | None = _read_plain(path)
             except OSError:
                 now = None
             if now != before:
                 out.append(_display(path, root))
         return sorted(out)
+
+
+def _read_plain(path: Path) -> bytes:
+    import stat
+
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise FileNotFoundError(str(path)) from err
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileNotFoundError(str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def _display(path: Path, root: Path) -> str:
@@ -135,6 +156,19 @@ class ToolContext:
             f"{path!r} resolves to {real}, which is outside the workspace {self.root}. "
             "Use a path inside the workspace (the user can add a directory with --add-dir)."
         )
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The allowed roots: the workspace and the --add-dir directories (kcode.tools.confine)."""
+        return (self.root, *self.extra_dirs)
+
+    def resolve_for_write(self, path: str) -> Path:
+        """resolve(), then refuse .git and kcode's control files (kcode.tools.confine)."""
+        from kcode.tools.confine import check_writable
+
+        real = self.resolve(path)
+        check_writable(real, self.roots, self.display(real))
+        return real
 
     def display(self, path: Path) -> str:
         return _display(path, self.root)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
+from kcode.tools.confine import read_file_bytes
 from kcode.tools.edit_match import apply_edit
 from kcode.tools.fileio import atomic_write, cap_lines, decode_bytes, diff_stats, unified_diff
 
@@ -41,12 +42,12 @@ class EditFileTool(Tool[EditFileArgs]):
         return [args.path]
 
     async def run(self, args: EditFileArgs, ctx: ToolContext) -> ToolResult:
-        path = ctx.resolve(args.path)
+        path = ctx.resolve_for_write(args.path)
         shown = ctx.display(path)
         if path.is_dir():
             raise ToolError(f"{shown} is a directory; give the path of a file inside it")
         try:
-            data = await asyncio.to_thread(path.read_bytes)
+            data = await asyncio.to_thread(read_file_bytes, path, ctx.roots, shown)
         except FileNotFoundError:
             raise ToolError(
                 f"{shown} does not exist; create it with write_file, or find the right path "
@@ -77,7 +78,7 @@ class EditFileTool(Tool[EditFileArgs]):
             ApprovalRequest(action="edit", tool=self.name, summary=f"edit {shown}", detail=diff)
         )
         ctx.changes.record_before_write(path)
-        await asyncio.to_thread(atomic_write, path, new_bytes)
+        await asyncio.to_thread(atomic_write, path, new_bytes, None, ctx.roots)
         added, removed = diff_stats(diff)
         count = len(args.edits)
         head = (

@@ -12,6 +12,7 @@ import codecs
 import difflib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,21 +147,35 @@ def _check_pinned_dir(dir_fd: int, expected: Path) -> None:
         raise ToolError(f"{expected} changed (now {actual}) while writing; nothing was written")
 
 
-def atomic_write(path: Path, data: bytes, mode: int | None = None) -> bool:
+def atomic_write(
+    path: Path, data: bytes, mode: int | None = None, roots: tuple[Path, ...] | None = None
+) -> bool:
     """Write `data` via a temp file in the same directory and os.replace; keep an existing mode.
 
     Returns True when the file existed before. `mode` overrides the permission bits (a patch that
-    says `new mode 100755`); otherwise an existing file keeps its bits and a new one gets 0o666 & ~umask.
+    says `new mode 100755`; only 0o777 of it counts); otherwise an existing file keeps its bits and
+    a new one gets 0o666 & ~umask. With `roots` (the allowed roots), the parent directory is reached
+    from a root descriptor without following symlinks (kcode.tools.confine).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode is not None:
+        mode &= 0o777
+    if roots is not None:
+        from kcode.tools.confine import open_parent
+
+        dir_fd = open_parent(path, roots, create=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     # Everything below goes through a descriptor of the parent directory, checked to be where the
     # caller resolved it: a directory swapped for a symlink after the path was confined cannot
     # redirect the write outside the workspace.
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         _check_pinned_dir(dir_fd, path.parent)
         try:
-            existing_mode: int | None = os.stat(path.name, dir_fd=dir_fd).st_mode & 0o7777
+            st = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+            existing_mode: int | None = st.st_mode & 0o7777
+            if stat.S_ISDIR(st.st_mode):
+                raise ToolError(f"{path} is a directory; give the path of a file inside it")
         except FileNotFoundError:
             existing_mode = None
         if mode is None:

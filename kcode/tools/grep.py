@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field
@@ -9,6 +10,7 @@ from pydantic import Field
 from kcode.messages import ToolResult
 from kcode.secrets import could_be_secret_name, may_read
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
+from kcode.tools.confine import open_file
 from kcode.tools.search_backend import FileHits, SearchOutcome, SearchQuery, ripgrep_lines, search
 
 MAX_LINE_CHARS = 400
@@ -39,6 +41,9 @@ class GrepTool(Tool[GrepArgs]):
         target = ctx.resolve(args.path or ".")
         if not target.exists():
             raise ToolError(f"{args.path} does not exist; check the path with glob")
+        if not target.is_dir():
+            # ripgrep would block on a FIFO named explicitly; refuse anything but a plain file.
+            os.close(open_file(target, ctx.roots, ctx.display(target)))
         query = SearchQuery(
             pattern=args.pattern,
             target=target,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -10,10 +11,14 @@ from pydantic import Field
 from kcode.messages import ToolResult
 from kcode.secrets import check_readable
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
+from kcode.tools.confine import file_size, open_file, read_head
 from kcode.tools.fileio import decode_bytes, looks_binary, looks_like_image
 
 # One very long line (minified JS) must not eat the whole byte budget of a read.
 MAX_LINE_CHARS = 2_000
+# Files up to this size are read whole (to count lines and detect the encoding); bigger ones are
+# streamed line by line from the start, and only the lines shown are kept.
+MAX_WHOLE_READ = 10 * 1024 * 1024
 
 
 class ReadFileArgs(ToolArgs):
@@ -40,19 +45,29 @@ class ReadFileTool(Tool[ReadFileArgs]):
 
 def _read(path: Path, args: ReadFileArgs, ctx: ToolContext) -> ToolResult:
     shown = ctx.display(path)
-    if path.is_dir():
-        raise ToolError(
-            f"{shown} is a directory, not a file; list its files with glob "
-            f"(pattern='*', path={shown!r})"
-        )
     try:
-        data = path.read_bytes()
+        fd = open_file(path, ctx.roots, shown)
     except FileNotFoundError:
         raise ToolError(
             f"{shown} does not exist; find the right path with glob (e.g. pattern='**/{path.name}')"
         ) from None
     except PermissionError:
         raise ToolError(f"{shown} is not readable (permission denied)") from None
+    except ToolError as err:
+        if "is a directory" in str(err):
+            raise ToolError(
+                f"{shown} is a directory, not a file; list its files with glob "
+                f"(pattern='*', path={shown!r})"
+            ) from None
+        raise
+    try:
+        size = file_size(fd)
+        # Only what can be shown is read: a huge file is streamed, never loaded whole.
+        if size > MAX_WHOLE_READ:
+            return _read_large(fd, path, size, args, ctx)
+        data = read_head(fd, MAX_WHOLE_READ)
+    finally:
+        os.close(fd)
     if looks_like_image(path, data[:16]):
         raise ToolError(f"{shown} is an image; use view_image to look at it")
     if looks_binary(data):
@@ -115,3 +130,50 @@ def _read(path: Path, args: ReadFileArgs, ctx: ToolContext) -> ToolResult:
             "encoding": decoded.label,
         },
     )
+
+
+def _read_large(fd: int, path: Path, size: int, args: ReadFileArgs, ctx: ToolContext) -> ToolResult:
+    shown = ctx.display(path)
+    start = args.offset or 1
+    want = min(args.limit or ctx.limits.read_max_lines, ctx.limits.read_max_lines)
+    out: list[str] = []
+    used = 0
+    number = 0
+    end = start - 1
+    with os.fdopen(os.dup(fd), "rb") as f:
+        head = f.read(8192)
+        if looks_like_image(path, head[:16]):
+            raise ToolError(f"{shown} is an image; use view_image to look at it")
+        if looks_binary(head):
+            raise ToolError(
+                f"{shown} is a binary file ({size} bytes) and cannot be shown as text; "
+                "inspect it with the shell tool (e.g. `xxd` or `file`) if needed"
+            )
+        f.seek(0)
+        while True:
+            raw = f.readline(MAX_LINE_CHARS * 4)
+            if not raw:
+                break
+            if not raw.endswith(b"\n"):
+                f.readline()  # the rest of an overlong line is dropped, not kept
+            number += 1
+            if number < start:
+                continue
+            text = raw.decode("utf-8", "replace").rstrip("\n").removesuffix("\r")
+            if len(text) > MAX_LINE_CHARS:
+                text = text[:MAX_LINE_CHARS] + " [... line cut]"
+            row = f"{number:>6}\t{text}"
+            size_row = len(row.encode("utf-8", "replace")) + 1
+            if len(out) >= want or (out and used + size_row > ctx.limits.read_max_bytes):
+                break
+            out.append(row)
+            used += size_row
+            end = number
+    if not out:
+        raise ToolError(f"offset {start} is past the end of {shown}")
+    out.append(
+        f"[{shown} is {size} bytes, too large to count its lines; showing lines {start}-{end}; "
+        f"use offset={end + 1} to read on]"
+    )
+    data = {"path": shown, "total_lines": None, "start": start, "end": end, "truncated": True}
+    return ok("\n".join(out), data)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from kcode.tools.base import ToolError
+from kcode.tools.confine import read_if_regular
 from kcode.tools.ignore import GlobFilter, looks_binary, path_sort_key, walk_files
 
 OutputMode = Literal["content", "files", "count"]
@@ -39,6 +40,7 @@ RG_BASE_ARGS = (
     "--null",
     "--with-filename",
 )
+MAX_SEARCH_BYTES = 50 * 1024 * 1024  # the fallback skips bigger files (ripgrep streams them)
 FALLBACK_ENV = "KCODE_GREP_FALLBACK"  # set to 1 to force the pure-Python search
 
 
@@ -246,13 +248,20 @@ def search_python(query: SearchQuery) -> SearchOutcome:
     glob = GlobFilter(query.glob) if query.glob else None
     keep = _path_filter(query, glob, from_ripgrep=False)
     files: list[FileHits] = []
+    inside = query.target == query.root or query.target.is_relative_to(query.root)
+    roots = (
+        (query.root,)
+        if inside
+        else (query.target if query.target.is_dir() else query.target.parent,)
+    )
     for path in walk_files(query.target):
         display = query.display(path)
         if keep is not None and not keep(display):
             continue
         try:
-            data = path.read_bytes()
-        except OSError:
+            # O_NONBLOCK + fstat: a FIFO swapped in after the walk is skipped, never waited on.
+            data = read_if_regular(path, roots, MAX_SEARCH_BYTES)
+        except (OSError, ToolError):
             continue
         if looks_binary(data):
             continue

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from pydantic import Field
 
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
+from kcode.tools.confine import open_file
 
 
 class ViewImageArgs(ToolArgs):
@@ -24,6 +26,8 @@ class ViewImageTool(Tool[ViewImageArgs]):
         path = ctx.resolve(args.path)
         if not path.is_file():
             raise ToolError(f"{args.path} is not a file; check the path with glob")
+        # Regular, singly linked, no symlink swapped in, no FIFO to hang on (kcode.tools.confine).
+        os.close(open_file(path, ctx.roots, ctx.display(path)))
         from kcode.images import ImageError, prepare_image_file  # Pillow: only when used
 
         try:

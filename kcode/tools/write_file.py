@@ -9,6 +9,7 @@ from pydantic import Field
 from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
+from kcode.tools.confine import read_file_bytes
 from kcode.tools.fileio import (
     DecodedText,
     atomic_write,
@@ -38,12 +39,14 @@ class WriteFileTool(Tool[WriteFileArgs]):
         return [args.path]
 
     async def run(self, args: WriteFileArgs, ctx: ToolContext) -> ToolResult:
-        path = ctx.resolve(args.path)
+        path = ctx.resolve_for_write(args.path)
         shown = ctx.display(path)
         if path.is_dir():
             raise ToolError(f"{shown} is a directory; give the path of a file inside it")
         try:
-            before_bytes: bytes | None = await asyncio.to_thread(path.read_bytes)
+            before_bytes: bytes | None = await asyncio.to_thread(
+                read_file_bytes, path, ctx.roots, shown
+            )
         except FileNotFoundError:
             before_bytes = None
         if before_bytes is None:
@@ -59,7 +62,7 @@ class WriteFileTool(Tool[WriteFileArgs]):
             ApprovalRequest(action="edit", tool=self.name, summary=f"edit {shown}", detail=diff)
         )
         ctx.changes.record_before_write(path)
-        await asyncio.to_thread(atomic_write, path, data)
+        await asyncio.to_thread(atomic_write, path, data, None, ctx.roots)
         lines = count_lines(new_text)
         added, removed = diff_stats(diff)
         if before_bytes is None:
