@@ -90,6 +90,7 @@ async def _run(
                 finished = event
 
     task = asyncio.ensure_future(consume())
+    watchdog = _start_watchdog(config.timeout_s)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, task.cancel)
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
@@ -120,8 +121,44 @@ async def _run(
         printer.event(finished)
     code = EXIT_CODES.get(finished.reason, 1)
     printer.finish(_result(session.session_id, code, finished.result, started, finished.stats))
+    if watchdog is not None:
+        watchdog.code = code  # a tool thread still blocking shutdown: exit with this code
     await runtime.aclose()
     return code
+
+
+WATCHDOG_GRACE_S = 5.0
+
+
+class _Watchdog:
+    """--timeout as a hard limit: a tool stuck in a thread (a FIFO read, a hung syscall) cannot keep
+    the process alive, since asyncio cancels only the await, and interpreter shutdown joins the
+    executor's threads. After timeout + grace the process exits (5, or the code already reported);
+    the session log is flushed and fsynced per event, so nothing logged is lost."""
+
+    def __init__(self, timeout_s: float) -> None:
+        import threading
+
+        self.code: int | None = None
+        self._timer = threading.Timer(timeout_s + WATCHDOG_GRACE_S, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        import os
+
+        if self.code is None:
+            sys.stderr.write("kcode: --timeout reached and a tool is still blocked; exiting\n")
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(EXIT_CODES["timeout"] if self.code is None else self.code)
+
+
+def _start_watchdog(timeout_s: float | None) -> _Watchdog | None:
+    return _Watchdog(timeout_s) if timeout_s else None
 
 
 def _result(
