@@ -1,0 +1,172 @@
+"""Races and special files (issue #11 class 6): a directory swapped for a symlink between check and
+use, FIFOs in the workspace, hard links, huge files, and --timeout as a hard limit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kcode.messages import ToolResult
+from kcode.tools.base import ToolContext
+from tests.safety import helpers
+from tests.security.conftest import Victim
+
+SECRET = "OUTSIDE-SECRET-77"
+
+
+def call(ctx: ToolContext, name: str, **arguments: object) -> ToolResult:
+    return asyncio.run(helpers.call(ctx, name, **arguments))
+
+
+def _swapper(ws: Path, outside: Path, stop: threading.Event) -> None:
+    real = ws / "d"
+    link = ws / "d.link"
+    while not stop.is_set():
+        try:
+            os.rename(real, ws / "d.real")
+            os.symlink(outside, link)
+            os.rename(link, real)
+            time.sleep(0)
+            os.unlink(real)
+            os.rename(ws / "d.real", real)
+        except OSError:
+            pass
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> tuple[Path, Path]:
+    ws = tmp_path / "ws"
+    outside = tmp_path / "outside"
+    (ws / "d").mkdir(parents=True)
+    outside.mkdir()
+    (ws / "d" / "f.txt").write_text("inside\n")
+    (outside / "f.txt").write_text(SECRET + "\n")
+    return ws, outside
+
+
+def test_read_file_race_never_reads_outside(world: tuple[Path, Path]) -> None:
+    ws, outside = world
+    ctx = ToolContext(ws)
+    stop = threading.Event()
+    swapper = threading.Thread(target=_swapper, args=(ws, outside, stop))
+    swapper.start()
+    try:
+        for _ in range(200):
+            result = call(ctx, "read_file", path="d/f.txt")
+            assert SECRET not in result.content
+    finally:
+        stop.set()
+        swapper.join()
+
+
+def test_apply_patch_race_never_deletes_outside(world: tuple[Path, Path]) -> None:
+    ws, outside = world
+    ctx = ToolContext(ws)
+    patch = "--- a/d/f.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-inside\n"
+    stop = threading.Event()
+    swapper = threading.Thread(target=_swapper, args=(ws, outside, stop))
+    swapper.start()
+    try:
+        for _ in range(200):
+            call(ctx, "apply_patch", patch=patch)
+            target = ws / "d.real" if (ws / "d.real").exists() else ws / "d"
+            if not (outside / "f.txt").exists():
+                break
+            if not (target / "f.txt").exists() and target.is_dir() and not target.is_symlink():
+                (target / "f.txt").write_text("inside\n")
+    finally:
+        stop.set()
+        swapper.join()
+    assert (outside / "f.txt").read_text() == SECRET + "\n"
+
+
+def test_write_race_never_writes_outside(world: tuple[Path, Path]) -> None:
+    ws, outside = world
+    ctx = ToolContext(ws)
+    stop = threading.Event()
+    swapper = threading.Thread(target=_swapper, args=(ws, outside, stop))
+    swapper.start()
+    try:
+        for i in range(200):
+            call(ctx, "write_file", path=f"d/new{i}.txt", content="x\n")
+    finally:
+        stop.set()
+        swapper.join()
+    assert sorted(p.name for p in outside.iterdir()) == ["f.txt"]
+
+
+@pytest.mark.parametrize("tool", ["read_file", "write_file", "grep", "edit_file", "view_image"])
+def test_fifo_is_refused_quickly(tmp_path: Path, tool: str) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    ctx = ToolContext(tmp_path)
+    args: dict[str, object] = {"path": "pipe"}
+    if tool == "write_file":
+        args["content"] = "x"
+    elif tool == "grep":
+        args["pattern"] = "x"
+    elif tool == "edit_file":
+        args["edits"] = [{"old_string": "a", "new_string": "b"}]
+    started = time.monotonic()
+    result = call(ctx, tool, **args)
+    assert time.monotonic() - started < 1.0
+    assert not result.ok
+    assert "FIFO" in result.content or "not a file" in result.content
+
+
+def test_grep_over_tree_with_fifo_does_not_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "a.txt").write_text("needle\n")
+    ctx = ToolContext(tmp_path)
+    started = time.monotonic()
+    result = call(ctx, "grep", pattern="needle")
+    assert time.monotonic() - started < 5.0
+    assert "a.txt" in result.content
+    if shutil.which("rg"):
+        os.environ["KCODE_GREP_FALLBACK"] = "1"
+        try:
+            assert "a.txt" in call(ctx, "grep", pattern="needle").content
+        finally:
+            del os.environ["KCODE_GREP_FALLBACK"]
+
+
+def test_hard_link_is_refused(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (tmp_path / "secret").write_text(SECRET)
+    os.link(tmp_path / "secret", ws / "linked")
+    ctx = ToolContext(ws)
+    result = call(ctx, "read_file", path="linked")
+    assert not result.ok and "hard link" in result.content
+    result = call(ctx, "edit_file", path="linked", edits=[{"old_string": "O", "new_string": "X"}])
+    assert not result.ok
+    assert (tmp_path / "secret").read_text() == SECRET
+
+
+def test_huge_file_read_is_streamed_and_edit_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    with big.open("wb") as f:
+        f.truncate(12 * 1024 * 1024)  # sparse, all NUL: binary
+    (tmp_path / "big2.txt").write_bytes(b"line\n" * (3 * 1024 * 1024))
+    ctx = ToolContext(tmp_path)
+    result = call(ctx, "read_file", path="big2.txt", limit=3)
+    assert result.ok and "     1\tline" in result.content and "too large" in result.content
+    result = call(ctx, "edit_file", path="big2.txt", edits=[{"old_string": "x", "new_string": "y"}])
+    assert not result.ok and "limit" in result.content
+
+
+def test_timeout_is_hard_with_fifo(victim: Victim) -> None:
+    os.mkfifo(victim.repo / "pipe")
+    turns = [
+        {"tool_calls": [{"name": "read_file", "arguments": {"path": "pipe"}}]},
+        {"text": "done"},
+    ]
+    started = time.monotonic()
+    attack = victim.run(turns, "--timeout", "2", timeout=30)
+    assert time.monotonic() - started < 15
+    assert attack.code in (0, 5)
