@@ -41,6 +41,7 @@ RG_BASE_ARGS = (
     "--with-filename",
 )
 MAX_SEARCH_BYTES = 50 * 1024 * 1024  # the fallback skips bigger files (ripgrep streams them)
+RG_TIMEOUT_S = 60.0
 FALLBACK_ENV = "KCODE_GREP_FALLBACK"  # set to 1 to force the pure-Python search
 
 
@@ -131,7 +132,15 @@ async def search_ripgrep(rg: str, query: SearchQuery) -> SearchOutcome:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await proc.communicate()
+        # Bounded: ripgrep blocks forever on a FIFO it opens (e.g. one named .gitignore).
+        out, err = await asyncio.wait_for(proc.communicate(), RG_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ToolError(
+            f"ripgrep did not finish within {RG_TIMEOUT_S:.0f} s (a FIFO or special file in the "
+            "tree?); narrow the search with path or glob"
+        ) from None
     except asyncio.CancelledError:
         proc.kill()
         raise
