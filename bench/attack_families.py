@@ -1,0 +1,247 @@
+"""Generated attack families for issue #11, each tried against kcode's own code paths.
+
+Used by bench/reliability.py (its last line carries the counts) and runnable alone:
+
+    .venv/bin/python bench/attack_families.py      # prints one row per family, then the total
+
+A family is a generator of attacks; each attack returns True when it *broke* something (a marker
+file written by a repository-controlled program, a byte read from outside the workspace, a raw
+escape sequence on the terminal, a loosened setting, a denied command allowed). Target: 0 broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+Attack = Callable[[], bool]
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+
+
+def _repo(base: Path) -> Path:
+    repo = Path(tempfile.mkdtemp(dir=base))
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    (repo / "a.txt").write_text("one\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "init"], cwd=repo, check=True)
+    return repo
+
+
+def _program(base: Path, marker: Path) -> Path:
+    script = Path(tempfile.mkdtemp(dir=base)) / "evil.sh"
+    script.write_text(f"#!/bin/sh\necho pwned >> {marker}\ncat\n")
+    script.chmod(0o755)
+    return script
+
+
+# (config key, value template, extra repo files): {prog} is the attacker's program.
+GIT_PLANTS: list[tuple[str, str, dict[str, str]]] = [
+    ("core.fsmonitor", "{prog}", {}),
+    ("core.hooksPath", "{hooks}", {}),
+    ("core.pager", "{prog}", {}),
+    ("core.editor", "{prog}", {}),
+    ("core.sshCommand", "{prog}", {}),
+    ("core.askPass", "{prog}", {}),
+    ("diff.external", "{prog}", {}),
+    ("filter.evil.clean", "{prog}", {".gitattributes": "* filter=evil\n"}),
+    ("filter.evil.smudge", "{prog}", {".gitattributes": "* filter=evil\n"}),
+    ("filter.evil.process", "{prog}", {".gitattributes": "* filter=evil\n"}),
+    ("diff.evil.textconv", "{prog}", {".gitattributes": "* diff=evil\n"}),
+    ("diff.evil.command", "{prog}", {".gitattributes": "* diff=evil\n"}),
+    ("merge.evil.driver", "{prog} %O %A %B", {".gitattributes": "* merge=evil\n"}),
+    ("credential.helper", "!{prog}", {}),
+    ("gpg.program", "{prog}", {}),
+    ("commit.gpgSign", "true", {}),
+    ("core.alternateRefsCommand", "{prog}", {}),
+]
+HOOKS = ["pre-commit", "post-commit", "post-checkout", "reference-transaction", "post-index-change"]
+
+
+def git_family(base: Path) -> Iterator[Attack]:
+    from kcode.vcs.checkpoints import GitCheckpoints
+    from kcode.vcs.worktrees import add_worktree_sync, find_repo_sync, remove_worktree_sync
+
+    def attack(key: str, value: str, files: dict[str, str], via_include: bool) -> bool:
+        repo = _repo(base)
+        marker = base / f"marker-{os.getpid()}-{time.monotonic_ns()}"
+        prog = _program(base, marker)
+        hooks = prog.parent / "hooks"
+        hooks.mkdir()
+        for hook in HOOKS:
+            shutil.copy(prog, hooks / hook)
+            shutil.copy(prog, repo / ".git" / "hooks" / hook)
+        for name, text in files.items():
+            (repo / name).write_text(text)
+        target = repo / ".git" / "config"
+        if via_include:
+            included = prog.parent / "included.cfg"
+            subprocess.run(
+                ["git", "config", "-f", str(included), key, value.format(prog=prog, hooks=hooks)],
+                check=True,
+            )
+            subprocess.run(["git", "config", "include.path", str(included)], cwd=repo, check=True)
+        else:
+            subprocess.run(
+                ["git", "config", "-f", str(target), key, value.format(prog=prog, hooks=hooks)],
+                check=True,
+            )
+        (repo / "a.txt").write_text("two\n")
+        (repo / "b.txt").write_text("new\n")
+        checkpoints = GitCheckpoints(repo, "bench", auto_commit=True)
+        checkpoints.snapshot("turn")
+        (repo / "a.txt").write_text("three\n")
+        checkpoints.commit_turn()
+        checkpoints.undo(1)
+        found = find_repo_sync(repo)
+        if found is not None:
+            tree = add_worktree_sync(found, "HEAD")
+            remove_worktree_sync(found, tree)
+        return marker.exists()
+
+    for key, value, files in GIT_PLANTS:
+        for via_include in (False, True):
+            yield lambda k=key, v=value, f=files, i=via_include: attack(k, v, f, i)
+
+
+def race_family(base: Path, tries: int) -> Iterator[Attack]:
+    """A directory swapped for a symlink to an outside secret while read_file / apply_patch run."""
+    from kcode.tools.base import ToolContext
+    from tests.safety.helpers import call
+
+    ws = base / "race-ws"
+    outside = base / "race-outside"
+    (ws / "d").mkdir(parents=True)
+    outside.mkdir()
+    secret = "OUTSIDE-SECRET-RACE"
+
+    def swap(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                os.rename(ws / "d", ws / "d.real")
+                os.symlink(outside, ws / "d")
+                time.sleep(0)
+                os.unlink(ws / "d")
+                os.rename(ws / "d.real", ws / "d")
+            except OSError:
+                pass
+
+    def attack(kind: str) -> bool:
+        (outside / "f.txt").write_text(secret + "\n")
+        for real in (ws / "d", ws / "d.real"):  # wherever the real directory is right now
+            if real.is_dir() and not real.is_symlink():
+                with contextlib.suppress(OSError):
+                    (real / "f.txt").write_text("inside\n")
+        ctx = ToolContext(ws)
+        if kind == "read":
+            result = asyncio.run(call(ctx, "read_file", path="d/f.txt"))
+            return secret in result.content
+        patch = "--- a/d/f.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-inside\n"
+        asyncio.run(call(ctx, "apply_patch", patch=patch))
+        return not (outside / "f.txt").exists()
+
+    stop = threading.Event()
+    swapper = threading.Thread(target=swap, args=(stop,), daemon=True)
+    swapper.start()
+    try:
+        for i in range(tries):
+            yield lambda k=("read" if i % 2 else "delete"): attack(k)
+    finally:
+        stop.set()
+        swapper.join()
+
+
+CONTROL_PATHS = [
+    ".git/config",
+    ".git/hooks/pre-commit",
+    ".GIT/config",
+    ".Git/HEAD",
+    "sub/.git/config",
+    ".kcode/config.toml",
+    ".kcode/mcp.json",
+    ".mcp.json",
+    ".claude/settings.json",
+    ".kcode/commands/x.md",
+    ".kcode/agents/x.md",
+    ".kcode/skills/x/SKILL.md",
+]
+
+
+def control_file_family(base: Path) -> Iterator[Attack]:
+    from kcode.tools.base import ToolContext
+    from tests.safety.helpers import call
+
+    def attack(path: str, tool: str) -> bool:
+        repo = _repo(base)
+        before = (repo / path).read_bytes() if (repo / path).is_file() else None
+        ctx = ToolContext(repo)
+        if tool == "write_file":
+            asyncio.run(call(ctx, "write_file", path=path, content="[core]\nfsmonitor = /x\n"))
+        else:
+            patch = f"--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+fsmonitor = /x\n"
+            asyncio.run(call(ctx, "apply_patch", patch=patch))
+        after = (repo / path).read_bytes() if (repo / path).is_file() else None
+        return after != before
+
+    for path in CONTROL_PATHS:
+        for tool in ("write_file", "apply_patch"):
+            yield lambda p=path, t=tool: attack(p, t)
+
+
+def families(base: Path, quick: bool) -> dict[str, Iterator[Attack]]:
+    found: dict[str, Iterator[Attack]] = {
+        "git config keys": git_family(base),
+        "control files": control_file_family(base),
+        "race loops": race_family(base, 40 if quick else 200),
+    }
+    for name, module, function in EXTRA_FAMILIES:
+        try:
+            mod = __import__(module, fromlist=[function])
+        except ImportError:
+            continue
+        found[name] = getattr(mod, function)(base)
+    return found
+
+
+# Families that live next to the code they attack (appended as they land).
+EXTRA_FAMILIES: list[tuple[str, str, str]] = []
+
+
+def run_families(quick: bool = False) -> tuple[dict[str, tuple[int, int]], int, int]:
+    """{family: (tried, broken)}, total tried, total broken."""
+    counts: dict[str, tuple[int, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, attacks in families(Path(tmp), quick).items():
+            tried = broken = 0
+            for attack in attacks:
+                tried += 1
+                try:
+                    broken += bool(attack())
+                except Exception as err:  # an attack that errors out broke nothing, but say so
+                    print(f"  {name}: attack raised {type(err).__name__}: {err}", file=sys.stderr)
+            counts[name] = (tried, broken)
+    return counts, sum(t for t, _ in counts.values()), sum(b for _, b in counts.values())
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    counts, tried, broken = run_families(quick)
+    for name, (t, b) in counts.items():
+        print(f"{name:<24} {t:>5} tried  {b:>3} broken")
+    print(f"{broken} broken of {tried} attacks")
+    return 0 if broken == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
