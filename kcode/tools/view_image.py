@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from pydantic import Field
 
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
-from kcode.tools.confine import open_file
+from kcode.tools.confine import read_file_bytes
+
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
 
 
 class ViewImageArgs(ToolArgs):
@@ -26,12 +27,14 @@ class ViewImageTool(Tool[ViewImageArgs]):
         path = ctx.resolve(args.path)
         if not path.is_file():
             raise ToolError(f"{args.path} is not a file; check the path with glob")
-        # Regular, singly linked, no symlink swapped in, no FIFO to hang on (kcode.tools.confine).
-        os.close(open_file(path, ctx.roots, ctx.display(path)))
-        from kcode.images import ImageError, prepare_image_file  # Pillow: only when used
+        shown = ctx.display(path)
+        # Regular, singly linked, no symlink swapped in, no FIFO to hang on (kcode.tools.confine);
+        # the bytes read here are the ones decoded, so nothing is swapped in between.
+        data = await asyncio.to_thread(read_file_bytes, path, ctx.roots, shown, MAX_IMAGE_BYTES)
+        from kcode.images import ImageError, prepare_image_bytes  # Pillow: only when used
 
         try:
-            prepared = await asyncio.to_thread(prepare_image_file, path)
+            prepared = await asyncio.to_thread(prepare_image_bytes, data, shown)
         except ImageError as err:
             raise ToolError(str(err)) from None
         width, height = prepared.size
