@@ -43,6 +43,8 @@ def open_parent(path: Path, roots: Iterable[Path], create: bool = False) -> int:
     made on the way (mkdir relative to the pinned descriptor, so they land where they were meant to).
     """
     root = _root_of(path, roots)
+    if path == root:
+        raise ToolError(f"{path} is a directory, not a file")
     fd = os.open(root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for name in path.relative_to(root).parts[:-1]:

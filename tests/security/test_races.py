@@ -185,3 +185,16 @@ def test_timeout_is_hard_when_a_tool_thread_blocks(victim: Victim) -> None:
     attack = victim.run(turns, "--timeout", "2", timeout=30)
     assert time.monotonic() - started < 12
     assert attack.code == 5, (attack.stdout, attack.stderr)
+
+
+def test_add_dir_is_an_allowed_root(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    extra = tmp_path / "extra"
+    ws.mkdir()
+    extra.mkdir()
+    ctx = ToolContext(ws, extra_dirs=(extra,))
+    assert call(ctx, "write_file", path=str(extra / "a" / "b.txt"), content="hi\n").ok
+    assert (extra / "a" / "b.txt").read_text() == "hi\n"
+    assert call(ctx, "read_file", path=str(extra / "a" / "b.txt")).ok
+    result = call(ctx, "read_file", path=".")
+    assert not result.ok and "directory" in result.content
