@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,7 +163,7 @@ def test_huge_file_read_is_streamed_and_edit_refused(tmp_path: Path) -> None:
 
 def test_fifo_read_in_a_real_run_comes_back_as_an_error(victim: Victim) -> None:
     os.mkfifo(victim.repo / "pipe")
-    turns = [
+    turns: list[dict[str, Any]] = [
         {"tool_calls": [{"name": "read_file", "arguments": {"path": "pipe"}}]},
         {"text": "done"},
     ]
@@ -177,7 +178,7 @@ def test_timeout_is_hard_when_a_tool_thread_blocks(victim: Victim) -> None:
     # (kcode/tools/ignore.py). --timeout must still end the run, with exit code 5.
     os.mkfifo(victim.repo / ".gitignore")
     victim.env["KCODE_GREP_FALLBACK"] = "1"
-    turns = [
+    turns: list[dict[str, Any]] = [
         {"tool_calls": [{"name": "grep", "arguments": {"pattern": "x"}}]},
         {"text": "done"},
     ]
