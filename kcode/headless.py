@@ -52,7 +52,7 @@ async def _run(
     from kcode.ui.printers import make_printer
 
     started = time.monotonic()
-    printer = make_printer(config.output_format, sys.stdout, sys.stderr)
+    printer = make_printer(config.output_format, sys.stdout, sys.stderr, _secrets(config))
     try:
         images = load_images(image_paths)
         runtime = build_runtime(
@@ -159,6 +159,16 @@ class _Watchdog:
 
 def _start_watchdog(timeout_s: float | None) -> _Watchdog | None:
     return _Watchdog(timeout_s) if timeout_s else None
+
+
+def _secrets(config: Config) -> list[str]:
+    """What the printers redact: the API key and credential-like environment values, as in the
+    session log (kcode.runtime)."""
+    from kcode.secrets import MIN_SECRET_VALUE, secret_env_values
+
+    key = config.api_key or ""
+    found = {*secret_env_values(), *([key] if len(key) >= MIN_SECRET_VALUE else [])}
+    return sorted(found - {""}, key=len, reverse=True)
 
 
 def _result(

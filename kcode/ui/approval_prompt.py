@@ -21,6 +21,7 @@ from rich.text import Text
 
 from kcode.approval import ApprovalDecision, ApprovalRequest
 from kcode.config import data_dir
+from kcode.terminal_text import visible
 from kcode.ui.render import diff_text
 
 ReadChoice = Callable[[str], Awaitable[str]]
@@ -89,14 +90,25 @@ def approval_view(request: ApprovalRequest) -> RenderableType:
     """The panel shown before asking: the full command, or the diff that will be applied."""
     from rich.panel import Panel
 
+    # Everything here is untrusted (the model chose it): controls are shown, never obeyed, and the
+    # title is a Text so `[bold]` in a file name is not rich markup.
+    parts: list[RenderableType] = []
     if request.action == "shell":
-        body: RenderableType = Text("$ " + (request.detail or request.summary), style="bold")
-        title = f"{request.tool} wants to run"
+        parts.append(Text("$ " + visible(request.detail or request.summary), style="bold"))
+        title = Text(f"{visible(request.tool, one_line=True)} wants to run")
     else:
-        body = diff_text(request.detail) if request.detail else Text(request.summary)
-        title = f"{request.tool} wants to {request.summary}"
+        title = Text(
+            f"{visible(request.tool, one_line=True)} wants to "
+            f"{visible(request.summary, one_line=True)}"
+        )
+        if request.paths:
+            shown = ", ".join(visible(p, one_line=True) for p in request.paths)
+            parts.append(Text(f"files: {shown}", style="bold"))
+        parts.append(
+            diff_text(request.detail) if request.detail else Text(visible(request.summary))
+        )
     return Panel(
-        Group(body, Text(CHOICES, style="dim")),
+        Group(*parts, Text(CHOICES, style="dim")),
         title=title,
         title_align="left",
         border_style="yellow",

@@ -13,12 +13,16 @@ from typing import Any, Protocol, TextIO
 from kcode.events import (
     Error,
     Event,
+    ReasoningDelta,
     Retrying,
     SessionStarted,
+    TextDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
 )
+from kcode.secrets import redact
+from kcode.terminal_text import json_safe, visible
 
 
 class Printer(Protocol):
@@ -27,71 +31,127 @@ class Printer(Protocol):
     def finish(self, result: dict[str, Any]) -> None: ...
 
 
-def _dump(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)
+def _dump(obj: dict[str, Any], secrets: list[str] | None = None) -> str:
+    """One JSON line: secrets redacted, and no raw character a terminal would obey."""
+    return json_safe(redact(json.dumps(obj, ensure_ascii=False, default=str), secrets or []))
 
 
-class TextPrinter:
-    def __init__(self, out: TextIO, err: TextIO, progress: bool) -> None:
+class _Safe:
+    """What every printer does to untrusted text: redact secrets, make controls visible."""
+
+    secrets: list[str]
+
+    def text(self, text: str, *, one_line: bool = False) -> str:
+        return visible(redact(text, self.secrets), one_line=one_line)
+
+
+class TextPrinter(_Safe):
+    def __init__(
+        self, out: TextIO, err: TextIO, progress: bool, secrets: list[str] | None = None
+    ) -> None:
         self.out, self.err, self.progress = out, err, progress
+        self.secrets = list(secrets or [])
 
     def event(self, event: Event) -> None:
         if isinstance(event, Error):
-            self.err.write(f"kcode: {event.message}\n")
+            self.err.write(f"kcode: {self.text(event.message)}\n")
         if not self.progress:
             return
         prefix = "" if event.agent == "main" else f"[{event.agent}] "
         if isinstance(event, ToolCallStarted):
-            args = _dump(event.arguments)
-            self.err.write(f"{prefix}… {event.name} {args[:100]}\n")
+            args = _dump(event.arguments, self.secrets)
+            line = f"{prefix}… {event.name} {args[:100]}"
+            self.err.write(self.text(line, one_line=True) + "\n")
         elif isinstance(event, ToolCallFinished):
             mark = "✓" if event.ok else "✗"
             first = event.content.strip().splitlines()[0][:100] if event.content.strip() else ""
-            self.err.write(f"{prefix}{mark} {event.name} {first}\n")
+            self.err.write(self.text(f"{prefix}{mark} {event.name} {first}", one_line=True) + "\n")
         elif isinstance(event, Retrying):
-            self.err.write(f"{prefix}retrying ({event.reason}) in {event.delay_s:.1f}s\n")
+            line = f"{prefix}retrying ({event.reason}) in {event.delay_s:.1f}s"
+            self.err.write(self.text(line, one_line=True) + "\n")
         self.err.flush()
 
     def finish(self, result: dict[str, Any]) -> None:
         text = result.get("result") or ""
         if text:
-            self.out.write(text.rstrip("\n") + "\n")
+            self.out.write(self.text(text.rstrip("\n")) + "\n")
         self.out.flush()
 
 
-class JsonPrinter:
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+class JsonPrinter(_Safe):
+    def __init__(self, out: TextIO, err: TextIO, secrets: list[str] | None = None) -> None:
         self.out, self.err = out, err
+        self.secrets = list(secrets or [])
 
     def event(self, event: Event) -> None:
         if isinstance(event, Error):
-            self.err.write(f"kcode: {event.message}\n")
+            self.err.write(f"kcode: {self.text(event.message)}\n")
 
     def finish(self, result: dict[str, Any]) -> None:
-        self.out.write(_dump(result) + "\n")
+        self.out.write(_dump(result, self.secrets) + "\n")
         self.out.flush()
+
+
+def _held_back(text: str, secrets: list[str]) -> int:
+    """Length of the longest tail of `text` that could be the start of a secret."""
+    best = 0
+    for secret in secrets:
+        for size in range(min(len(secret) - 1, len(text)), best, -1):
+            if secret.startswith(text[-size:]):
+                best = size
+                break
+    return best
 
 
 class StreamJsonPrinter:
-    def __init__(self, out: TextIO) -> None:
+    """JSON lines. Streamed text is redacted across chunks: a tail that could be the start of a
+    secret is held back until the next delta (or any other event of that agent) shows it is not."""
+
+    def __init__(self, out: TextIO, secrets: list[str] | None = None) -> None:
         self.out = out
+        self.secrets = list(secrets or [])
+        self._pending: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self.out.write(_dump(obj, self.secrets) + "\n")
+
+    def _flush_pending(self, agent: str | None = None) -> None:
+        for key in [k for k in self._pending if agent is None or k[0] == agent]:
+            base, text = self._pending.pop(key)
+            if text:
+                self._write({**base, "text": redact(text, self.secrets)})
 
     def event(self, event: Event) -> None:
-        self.out.write(_dump(event.to_json()) + "\n")
+        if isinstance(event, TextDelta | ReasoningDelta) and self.secrets:
+            obj = event.to_json()
+            key = (event.agent, str(obj.get("type")))
+            _, before = self._pending.pop(key, (obj, ""))
+            text = redact(before + event.text, self.secrets)
+            hold = _held_back(text, self.secrets)
+            ready, tail = text[: len(text) - hold], text[len(text) - hold :]
+            self._pending[key] = (obj, tail)
+            if ready:
+                self._write({**obj, "text": ready})
+            self.out.flush()
+            return
+        self._flush_pending(event.agent)  # e.g. before the AssistantMessage with the whole text
+        self._write(event.to_json())
         self.out.flush()
 
     def finish(self, result: dict[str, Any]) -> None:
+        self._flush_pending()
         line = {"type": "result", "agent": "main", "ts": time.time(), **result}
-        self.out.write(_dump(line) + "\n")
+        self._write(line)
         self.out.flush()
 
 
-def make_printer(fmt: str, out: TextIO, err: TextIO) -> Printer:
+def make_printer(fmt: str, out: TextIO, err: TextIO, secrets: list[str] | None = None) -> Printer:
+    """`secrets`: values (API keys) that must never be printed; they become `[redacted]`."""
     if fmt == "json":
-        return JsonPrinter(out, err)
+        return JsonPrinter(out, err, secrets)
     if fmt == "stream-json":
-        return StreamJsonPrinter(out)
-    return TextPrinter(out, err, progress=err.isatty())
+        return StreamJsonPrinter(out, secrets)
+    return TextPrinter(out, err, progress=err.isatty(), secrets=secrets)
 
 
 __all__ = ["Printer", "SessionStarted", "TurnFinished", "make_printer"]

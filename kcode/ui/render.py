@@ -32,6 +32,7 @@ from kcode.events import (
     TurnFinished,
     Usage,
 )
+from kcode.terminal_text import visible
 from kcode.ui.agents_view import AgentsView
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ def markdown(text: str) -> RenderableType:
     # rich.markdown pulls in markdown-it (~100 ms): imported on the first answer, not at startup.
     from rich.markdown import Markdown
 
-    return Markdown(text)
+    # Untrusted text: controls made visible; no OSC 8 links whose text hides the real target.
+    return Markdown(visible(text), hyperlinks=False)
 
 
 EDIT_TOOLS = ("write_file", "edit_file", "apply_patch")
@@ -55,7 +57,11 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def tool_label(name: str, args: dict[str, Any]) -> str:
-    """`grep "def main" src` — the call as a user would type it, on one line."""
+    """`grep "def main" src` — the call as a user would type it, on one line, controls visible."""
+    return visible(_tool_label(name, args), one_line=True)
+
+
+def _tool_label(name: str, args: dict[str, Any]) -> str:
     if name == "grep":
         where = f" {args['path']}" if args.get("path") else ""
         return f'grep "{_short(args.get("pattern", ""), 40)}"{where}'
@@ -89,6 +95,10 @@ def _plural(n: int, word: str) -> str:
 
 def tool_outcome(name: str, ok: bool, content: str, data: dict[str, Any] | None) -> str:
     """What came back, in a few words: `3 files`, `12 passed, 1 failed`, or the error's first line."""
+    return visible(_tool_outcome(name, ok, content, data), one_line=True)
+
+
+def _tool_outcome(name: str, ok: bool, content: str, data: dict[str, Any] | None) -> str:
     data = data or {}
     lines = [line for line in content.splitlines() if line.strip()]
     if not ok:
@@ -132,7 +142,7 @@ def diff_text(diff: str) -> Text:
             style = "red"
         else:
             style = "dim"
-        out.append(line + "\n", style=style)
+        out.append(visible(line) + "\n", style=style)
     return out
 
 
@@ -144,7 +154,8 @@ def todo_text(items: list[dict[str, Any]]) -> Text:
     for item in items:
         status = str(item.get("status", "pending"))
         style = {"done": "dim strike", "in_progress": "bold yellow"}.get(status, "")
-        out.append(f"  {TODO_MARKS.get(status, '○')} {item.get('text', '')}\n", style=style)
+        text = visible(str(item.get("text", "")), one_line=True)
+        out.append(f"  {TODO_MARKS.get(status, '○')} {text}\n", style=style)
     return out
 
 
@@ -218,7 +229,7 @@ class Renderer:
         parts: list[RenderableType] = []
         room = max(self.console.height - 6, 3)
         if self._reasoning and not self._answer:
-            parts.append(Text(self._tail_lines(self._reasoning, 3), style="dim italic"))
+            parts.append(Text(visible(self._tail_lines(self._reasoning, 3)), style="dim italic"))
         if self._answer:
             parts.append(markdown(self._tail_lines(self._answer, room)))
         for tool in list(self._running.values()):
@@ -268,19 +279,19 @@ class Renderer:
                 self._pending_diffs[(event.agent, event.tool)] = event.detail
         elif isinstance(event, ApprovalDecided):
             if not event.allowed:
-                self.print(Text(f"  ✗ declined: {event.reason}", style="yellow"))
+                self.print(Text(f"  ✗ declined: {visible(event.reason)}", style="yellow"))
         elif isinstance(event, (AgentSpawned, AgentFinished)):
             self.agents.update(event)
         elif isinstance(event, Retrying):
             self.print(
                 Text(
-                    f"  ↻ retrying in {event.delay_s:.1f}s (attempt {event.attempt}): {event.reason}",
+                    f"  ↻ retrying in {event.delay_s:.1f}s (attempt {event.attempt}): {visible(event.reason)}",
                     style="yellow",
                 )
             )
         elif isinstance(event, Error):
             self._flush_answer()
-            self.print(Text(f"✗ {event.message}", style="bold red"))
+            self.print(Text(f"✗ {visible(event.message)}", style="bold red"))
         elif isinstance(event, TurnFinished):
             self.finish()
         elif isinstance(event, (StepStarted, Usage)):
@@ -295,7 +306,7 @@ class Renderer:
             return
         seconds = time.monotonic() - self._reasoning_started
         words = len(self._reasoning.split())
-        first = _short(self._reasoning, max(self.console.width - 40, 20))
+        first = visible(_short(self._reasoning, max(self.console.width - 40, 20)), one_line=True)
         self.print(Text(f"✻ thought for {seconds:.0f}s ({words} words): {first}", style="dim"))
         self._reasoning = ""
 
