@@ -21,6 +21,7 @@ from kcode.events import (
     ToolCallStarted,
     Usage,
 )
+from kcode.terminal_text import visible
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -87,10 +88,10 @@ class AgentsView:
             if row.finished is not None:
                 state = Text("✓ done" if row.finished.ok else "✗ failed", style="dim")
             else:
-                state = Text(row.tool or "thinking…", style="cyan")
+                state = Text(visible(row.tool or "thinking…", one_line=True), style="cyan")
             table.add_row(
-                row.agent_id,
-                row.role,
+                Text(visible(row.agent_id, one_line=True)),
+                Text(visible(row.role, one_line=True)),
                 str(row.step),
                 state,
                 f"{row.elapsed(now):.1f}s",
@@ -106,16 +107,19 @@ class AgentsView:
             ok = done.ok if done is not None else False
             line = Text()
             line.append("  ✓ " if ok else "  ✗ ", style="green" if ok else "red")
-            line.append(f"{row.agent_id} ", style="bold")
+            line.append(f"{visible(row.agent_id, one_line=True)} ", style="bold")
             line.append(
-                f"{row.role} · {row.step} steps · {row.elapsed():.1f}s · {row.tokens:,} tok"
+                f"{visible(row.role, one_line=True)} · {row.step} steps · {row.elapsed():.1f}s"
+                f" · {row.tokens:,} tok"
             )
             if done is not None and done.files_changed:
-                line.append(f" · changed {', '.join(done.files_changed)}")
+                changed = visible(", ".join(done.files_changed), one_line=True)
+                line.append(f" · changed {changed}")
             if done is not None and (done.error or not ok):
-                line.append(f" · {done.error or 'failed'}", style="red")
+                line.append(f" · {visible(done.error or 'failed', one_line=True)}", style="red")
             elif done is not None and done.report:
-                line.append(" · " + " ".join(done.report.split())[:60], style="dim")
+                report = visible(" ".join(done.report.split())[:60], one_line=True)
+                line.append(" · " + report, style="dim")
             elif done is None:
                 line.append(" · cancelled", style="yellow")
             out.append(line)

@@ -23,6 +23,7 @@ from rich.text import Text
 from kcode.approval import InteractiveApprover
 from kcode.config import Config
 from kcode.messages import Message
+from kcode.terminal_text import visible
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
 from kcode.ui.input import (
     MentionError,
@@ -131,7 +132,7 @@ class Repl:
             self.runtime = await self._runtime_task
         except Exception as err:  # ConfigError, SessionError, a backend that cannot start
             self._runtime_task = None
-            self.console.print(Text(f"✗ cannot start the agent: {err}", style="bold red"))
+            self.console.print(Text(visible(f"✗ cannot start the agent: {err}"), style="bold red"))
             return None
         return self.runtime
 
@@ -200,7 +201,9 @@ class Repl:
         elif self.turn_task.exception() is not None:
             self.renderer.finish()
             err = self.turn_task.exception()
-            self.console.print(Text(f"✗ the turn failed: {type(err).__name__}: {err}", "bold red"))
+            self.console.print(
+                Text(visible(f"✗ the turn failed: {type(err).__name__}: {err}"), "bold red")
+            )
         self.turn_task = None
 
     async def _consume(self, runtime: Any, message: Message) -> None:
@@ -237,7 +240,7 @@ class Repl:
         try:
             parsed = await asyncio.to_thread(parse_mentions, line, self.root, images or [])
         except MentionError as err:
-            self.console.print(Text(f"✗ {err}", style="bold red"))
+            self.console.print(Text(visible(f"✗ {err}"), style="bold red"))
             self.prefill = line  # nothing lost: the line comes back at the prompt
             return
         body = parsed.text.strip()
@@ -265,7 +268,7 @@ class Repl:
             proc.kill()
             raise
         output = out.decode("utf-8", errors="replace").rstrip("\n")
-        self.console.print(Text(output) if output else Text("(no output)", style="dim"))
+        self.console.print(Text(visible(output)) if output else Text("(no output)", style="dim"))
         self.console.print(Text(f"[exit {proc.returncode}]", style="dim"))
         if keep:
             self.pending_context = f"I ran `{command}` (exit {proc.returncode}); its output:\n```\n{output[-20_000:]}\n```"
@@ -324,7 +327,7 @@ class Repl:
                 "draw tool lines and diffs properly. Widen the window (output may wrap badly)."
             )
         for warning in self.config.warnings:
-            self.console.print(Text(f"warning: {warning}", style="yellow"))
+            self.console.print(Text(visible(f"warning: {warning}"), style="yellow"))
         self.console.print(Text(GREETING, "dim"))
 
     async def close(self) -> None:

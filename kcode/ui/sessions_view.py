@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from kcode.messages import Message
+from kcode.terminal_text import visible
 from kcode.ui.render import markdown, tool_label
 
 
@@ -16,13 +17,14 @@ def replay_history(console: Console, history: list[Message]) -> None:
     results = {m.tool_call_id: m for m in history if m.role == "tool"}
     for message in history:
         if message.role == "user":
-            console.print(Text(f"› {message.text}", style="bold"))
+            console.print(Text(f"› {visible(message.text)}", style="bold"))
         elif message.role == "assistant":
             if message.text.strip():
                 console.print(markdown(message.text))
             for call in message.tool_calls:
                 result = results.get(call.id)
                 first = result.text.splitlines()[0][:80] if result and result.text else ""
+                first = visible(first, one_line=True)
                 console.print(Text(f"• {tool_label(call.name, call.arguments)} → {first}", "dim"))
     if len(history) > 1:
         console.rule("resumed", style="dim")
@@ -40,10 +42,12 @@ def pick_session(root: Path) -> str | None:
         console.print(f"No saved sessions for {root}. Start one with `kcode`.")
         return None
     for number, info in enumerate(sessions, 1):
-        console.print(
-            f"[bold]{number:>2}[/] {info.session_id}  [dim]{info.messages} msgs[/]  "
-            f"{info.first_prompt or '(no prompt)'}"
-        )
+        line = Text()
+        line.append(f"{number:>2}", style="bold")
+        line.append(f" {visible(info.session_id, one_line=True)}  ")
+        line.append(f"{info.messages} msgs", style="dim")
+        line.append(f"  {visible(info.first_prompt or '(no prompt)', one_line=True)}")
+        console.print(line)
     while True:
         try:
             answer = prompt("Resume which session? [1] ").strip() or "1"

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from kcode.approval import APPROVAL_MODES
 from kcode.messages import Message
+from kcode.terminal_text import visible
 from kcode.ui.render import diff_text
 
 if TYPE_CHECKING:
@@ -145,7 +146,8 @@ async def cmd_model(repl: Repl, arg: str) -> None:
     from kcode.runtime import backend_label, create_backend
 
     if not arg:
-        repl.console.print(f"model: {repl.config.model or '(none)'} ({backend_label(repl.config)})")
+        shown = f"model: {repl.config.model or '(none)'} ({backend_label(repl.config)})"
+        repl.console.print(Text(visible(shown)))
         return
     update: dict[str, Any] = {"model": arg}
     backend_name, _, model = arg.partition(":")
@@ -159,7 +161,7 @@ async def cmd_model(repl: Repl, arg: str) -> None:
     try:
         backend = await asyncio.to_thread(create_backend, config)
     except Exception as err:
-        repl.console.print(Text(f"✗ cannot switch to {arg}: {err}", style="bold red"))
+        repl.console.print(Text(visible(f"✗ cannot switch to {arg}: {err}"), style="bold red"))
         return
     runtime = repl.runtime
     repl.config = config
@@ -169,7 +171,7 @@ async def cmd_model(repl: Repl, arg: str) -> None:
         runtime.agent.options = dataclasses.replace(runtime.agent.options, model=config.model)
         runtime.config = config
         await old.aclose()
-    repl.console.print(f"Now using {config.model} ({backend_label(config)}).")
+    repl.console.print(Text(visible(f"Now using {config.model} ({backend_label(config)}).")))
 
 
 async def cmd_approval(repl: Repl, arg: str) -> None:
@@ -204,7 +206,9 @@ async def compact_now(repl: Repl) -> None:
     try:
         result = await compact_history(agent.history, agent.backend, agent.options, agent.ctx.todos)
     except Exception as err:
-        repl.console.print(Text(f"✗ compaction failed, history unchanged: {err}", style="red"))
+        repl.console.print(
+            Text(visible(f"✗ compaction failed, history unchanged: {err}"), style="red")
+        )
         return
     if result is None:
         repl.console.print("Nothing to compact yet (only the latest exchange is in the history).")
@@ -243,7 +247,9 @@ async def cmd_undo(repl: Repl, arg: str) -> None:
         return
     turns = arg.strip() or "1"
     if not turns.isdigit() or int(turns) < 1:
-        repl.console.print(f"/undo takes a number of turns (1 or more), not {turns!r}")
+        repl.console.print(
+            Text(visible(f"/undo takes a number of turns (1 or more), not {turns!r}"))
+        )
         return
     checkpoints = runtime.ctx.checkpoints
     if checkpoints is None:  # no checkpointer: restore what the file tools recorded
@@ -252,17 +258,17 @@ async def cmd_undo(repl: Repl, arg: str) -> None:
             repl.console.print("Nothing to undo: the tools have not written any file.")
             return
         for line in undo_tool_writes(changes.originals, changes.modes):
-            repl.console.print(line)
+            repl.console.print(Text(visible(line)))
         return
     from kcode.vcs.checkpoints import CheckpointError
 
     try:
         report = await asyncio.to_thread(checkpoints.undo, int(turns))
     except CheckpointError as err:
-        repl.console.print(str(err))
+        repl.console.print(Text(visible(str(err))))
         return
     for line in report.lines():
-        repl.console.print(line)
+        repl.console.print(Text(visible(line)))
 
 
 async def cmd_stats(repl: Repl, arg: str) -> None:
@@ -296,7 +302,8 @@ async def cmd_sessions(repl: Repl, arg: str) -> None:
         repl.console.print("No saved sessions for this directory.")
         return
     for info in sessions[:20]:
-        repl.console.print(f"{info.session_id}  {info.messages:>3} msgs  {info.first_prompt}")
+        line = f"{info.session_id}  {info.messages:>3} msgs  {info.first_prompt}"
+        repl.console.print(Text(visible(line, one_line=True)))
     repl.console.print(Text("/resume ID switches to one", style="dim"))
 
 
@@ -310,7 +317,7 @@ async def cmd_resume(repl: Repl, arg: str) -> None:
     try:
         Session.open_existing(arg)
     except SessionError as err:
-        repl.console.print(Text(f"✗ {err}", style="red"))
+        repl.console.print(Text(visible(f"✗ {err}"), style="red"))
         return
     if repl.runtime is not None:
         await repl.runtime.aclose()
@@ -350,6 +357,8 @@ async def dispatch(repl: Repl, line: str) -> None:
     if entry is None:
         close = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1, cutoff=0.4)
         hint = f" Did you mean /{close[0]}?" if close else ""
-        repl.console.print(Text(f"Unknown command /{name}.{hint} /help lists them.", "yellow"))
+        repl.console.print(
+            Text(visible(f"Unknown command /{name}.{hint} /help lists them."), "yellow")
+        )
         return
     await entry[0](repl, arg.strip())
