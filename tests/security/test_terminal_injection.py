@@ -79,7 +79,7 @@ def test_every_event_type_renders_hostile_strings_visibly() -> None:
         renderer.handle(event)
     renderer.finish()
     out = buffer.getvalue()
-    assert_clean(out, HOSTILE_RAW + ("\u200b", "\x07"))
+    assert_clean(out, (*HOSTILE_RAW, "\u200b", "\x07"))
     assert "\\x1b]52;" in out and "<U+202E>" in out
     assert "[bold red]x[/]" in out  # shown literally, not as markup
 
