@@ -15,6 +15,7 @@ explicitly but cannot start is an error (exit 2): kcode never silently runs such
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -110,6 +111,16 @@ def effective_mode(configured: str | None) -> str:
     return configured
 
 
+# The user's credential stores, hidden from sandboxed commands (relative to $HOME).
+HOME_SECRETS = (
+    ".ssh", ".aws", ".gnupg", ".config/kcode", ".kube", ".docker", ".netrc", ".git-credentials",
+    ".config/gh", ".npmrc", ".pypirc", ".local/share/kcode", ".config/gcloud", ".azure",
+    ".pgpass", ".password-store", ".vault-token", ".terraform.d", ".config/hub",
+)  # fmt: skip
+# Inside the writable workspace, re-bound read-only: history and kcode's own/agent config.
+READ_ONLY_IN_WORKSPACE = (".git", ".kcode", ".mcp.json", ".claude")
+
+
 def bwrap_argv(
     bwrap: str,
     mode: str,
@@ -118,12 +129,19 @@ def bwrap_argv(
     allow_network: bool,
     allow_secrets: bool = False,
 ) -> list[str]:
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    # No --unshare-pid: its namespace-init helper can survive a process-group kill that lands
-    # while bwrap is still starting, leaving an orphan; the group kill covers every child here.
-    args += ["--die-with-parent", "--unshare-ipc", "--unshare-uts"]
-    if not allow_network:
-        args.append("--unshare-net")
+    """The bwrap prefix. Every namespace is new (pid, ipc, uts, cgroup, user where possible, and
+    net unless allow_network), all capabilities are dropped (kcode may run as root), the command
+    gets a new session (no TIOCSTI into the user's terminal), and bwrap stays pid 1 of the pid
+    namespace with --die-with-parent: when kcode kills bwrap, the kernel kills everything in the
+    namespace, setsid'd daemons included. / is read-only; /proc, /dev, /tmp, /run are fresh, which
+    also hides the user's tmux/ssh-agent/dbus/docker sockets. Bind mounts are nosuid."""
+    args = [bwrap, "--unshare-all"]
+    if allow_network:
+        args.append("--share-net")
+    args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for runtime in _runtime_dirs():
+        args += ["--tmpfs", runtime]
     # The private /tmp would hide tools that live under /tmp (a checkout's .venv on PATH, this
     # interpreter): show those again, read-only.
     for shown in visible_under_tmp():
@@ -135,14 +153,76 @@ def bwrap_argv(
         args += [bind, str(directory), str(directory)]
     if writable:
         for directory in (root, *extra_dirs):
-            git = directory / ".git"
-            if git.exists():
-                args += ["--ro-bind", str(git), str(git)]
+            for name in READ_ONLY_IN_WORKSPACE:
+                kept = directory / name
+                if kept.exists() and not kept.is_symlink():
+                    args += ["--ro-bind", str(kept), str(kept)]
     if not allow_secrets:
         for secret in find_secret_files((root, *extra_dirs)):
             args += ["--ro-bind", "/dev/null", str(secret)]  # reads as empty, cannot be replaced
+        for hidden in home_secrets():
+            if hidden.is_dir():
+                args += ["--tmpfs", str(hidden)]
+            else:
+                args += ["--ro-bind", "/dev/null", str(hidden)]
+        config = redacted_git_config(root)
+        if config is not None:
+            args += ["--ro-bind", str(config), str(root / ".git" / "config")]
     args += ["--chdir", str(root)]
     return args
+
+
+def _runtime_dirs() -> list[str]:
+    """Directories holding the user's live sockets (tmux, ssh-agent, dbus, docker): hidden."""
+    found: list[str] = []
+    candidates = ["/run", "/var/run", os.environ.get("XDG_RUNTIME_DIR", "")]
+    sock = os.environ.get("SSH_AUTH_SOCK", "")
+    if sock:
+        candidates.append(os.path.dirname(sock))
+    for entry in candidates:
+        if not entry or os.path.islink(entry) or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        if real in ("/", "/tmp") or any(real == f or real.startswith(f + "/") for f in found):
+            continue
+        if real.startswith("/tmp/"):
+            continue  # under the private /tmp already
+        found.append(real)
+    return found
+
+
+def home_secrets() -> list[Path]:
+    """The existing credential stores in $HOME and in the account's home directory."""
+    import pwd
+
+    homes = {Path(os.path.expanduser("~"))}
+    with contextlib.suppress(KeyError):
+        homes.add(Path(pwd.getpwuid(os.getuid()).pw_dir))
+    found: list[Path] = []
+    for home in sorted(homes):
+        for rel in HOME_SECRETS:
+            path = home / rel
+            if path.exists() and not path.is_symlink():
+                found.append(path)
+    return found
+
+
+def redacted_git_config(root: Path) -> Path | None:
+    """A copy of root's .git/config with URL credentials replaced, when it holds any; the sandbox
+    shows it in place of the real one (git in the sandbox still works, the token is gone)."""
+    from kcode.secrets import git_config_secrets, redact
+
+    config = root / ".git" / "config"
+    secrets = git_config_secrets(root)
+    if not secrets or not config.is_file():
+        return None
+    try:
+        text = config.read_text(encoding="utf-8", errors="replace")
+        copy = Path(landlock.private_temp_dir(str(root))) / "git-config-redacted"
+        copy.write_text(redact(text, secrets), encoding="utf-8")
+    except OSError:
+        return None
+    return copy
 
 
 def visible_under_tmp() -> list[str]:
@@ -164,8 +244,8 @@ def visible_under_tmp() -> list[str]:
     return sorted(wanted)
 
 
-def find_secret_files(roots: tuple[Path, ...], depth: int = 2) -> list[Path]:
-    """Secret files near the top of the workspace (.env, keys), hidden from sandboxed commands."""
+def find_secret_files(roots: tuple[Path, ...], depth: int = 8) -> list[Path]:
+    """Secret files in the workspace (.env at any depth, keys), hidden from sandboxed commands."""
     found: list[Path] = []
 
     def walk(directory: Path, level: int) -> None:

@@ -21,8 +21,6 @@ from typing import Any
 
 from kcode.tools.base import ToolContext
 
-# Substrings that mark an environment variable as a credential the model's commands must not see.
-SECRET_NAME_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 READ_CHUNK = 64 * 1024
 # How long to wait for the pipe to close after the group is killed (a child that escaped the
 # group with its own setsid can keep it open forever).
@@ -30,13 +28,11 @@ DRAIN_GRACE_S = 2.0
 
 
 def scrubbed_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: credentials removed, pagers and colour turned off."""
-    source = os.environ if base is None else base
-    env = {
-        name: value
-        for name, value in source.items()
-        if not any(marker in name.upper() for marker in SECRET_NAME_MARKERS)
-    }
+    """The environment for a child: only allowlisted variables (kcode.secrets.SAFE_ENV_NAMES), so
+    no credential reaches the model's commands whatever its name; pagers and colour turned off."""
+    from kcode.secrets import child_env
+
+    env = child_env(base)
     env.update({"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0", "NO_COLOR": "1"})
     return env
 

@@ -90,9 +90,9 @@ async def test_children_get_no_secret_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MY_API_KEY", "canary-key-0001")
-    monkeypatch.setenv("PLAIN", "visible")
+    monkeypatch.setenv("TZ", "visible")
     result = await call(ToolContext(root=tmp_path, sandbox="read-only"), "shell", command="env")
-    assert "PLAIN=visible" in result.content and "canary" not in result.content
+    assert "TZ=visible" in result.content and "canary" not in result.content
 
 
 def test_doctor_names_landlock_and_explicit_modes_start() -> None:

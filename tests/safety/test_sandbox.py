@@ -56,12 +56,14 @@ async def test_children_get_no_secret_variables(
 ) -> None:
     monkeypatch.setenv("MY_API_KEY", "canary-key-0001")
     monkeypatch.setenv("GH_TOKEN", "canary-token-0002")
-    monkeypatch.setenv("DB_PASSWORD", "canary-pass-0003")
-    monkeypatch.setenv("PLAIN", "visible")
+    monkeypatch.setenv("DB_PASSWD", "canary-pass-0003")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:canary-url-0004@db")
+    monkeypatch.setenv("GITHUB_AUTH", "canary-auth-0005")
+    monkeypatch.setenv("TZ", "visible")
     result = await call(
         ToolContext(root=tmp_path, sandbox="workspace-write"), "shell", command="env"
     )
-    assert "PLAIN=visible" in result.content
+    assert "TZ=visible" in result.content
     assert "canary" not in result.content
 
 
