@@ -10,6 +10,7 @@ always searched.
 from __future__ import annotations
 
 import os
+import stat
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,12 +41,26 @@ class IgnoreFile:
         return None
 
 
+MAX_IGNORE_BYTES = 4 * 1024 * 1024
+
+
 def load_ignore_file(directory: str) -> IgnoreFile | None:
+    # A hostile repo may plant a FIFO (or a symlink to one) named .gitignore: open without
+    # blocking or following, and read only a regular file, with a cap.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        with open(os.path.join(directory, ".gitignore"), encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        fd = os.open(os.path.join(directory, ".gitignore"), flags)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, MAX_IGNORE_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    lines = data.decode("utf-8", "replace").splitlines()
     spec = GitIgnoreSpec.from_lines(lines)
     rules = tuple(
         (p.regex, bool(p.include))
