@@ -47,6 +47,11 @@ SYS_RESTRICT_SELF = 446
 CREATE_RULESET_VERSION = 1 << 0
 RULE_PATH_BENEATH = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+CAP_LAST_CAP_MAX = 63
+SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
+CAPABILITY_VERSION_3 = 0x20080522
 
 FS_EXECUTE = 1 << 0
 FS_WRITE_FILE = 1 << 1
@@ -178,6 +183,26 @@ def _allow(ruleset_fd: int, path: str, rights: int) -> None:
         os.close(fd)
 
 
+def drop_capabilities() -> None:
+    """Drop every capability (kcode may run as root): the bounding set, ambient, then
+    effective/permitted/inheritable. With no_new_privs a setuid binary cannot regain any."""
+    libc = _libc()
+    for cap in range(CAP_LAST_CAP_MAX + 1):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            if err == 22:  # EINVAL: past the kernel's last capability
+                break
+            if err != 1:  # EPERM: we had no CAP_SETPCAP, so there was nothing to drop
+                raise LandlockError(err, f"PR_CAPBSET_DROP({cap}): {os.strerror(err)}")
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    number = SYS_CAPSET.get(os.uname().machine)
+    if number is None:
+        return
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable}, all zero
+    _check(libc.syscall(number, ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
 def restrict_self(mode: str, dirs: Sequence[str], temp_dir: str, allow_network: bool) -> int:
     """Apply the sandbox to this process and its future children; returns the ABI used."""
     abi = abi_version()
@@ -205,6 +230,7 @@ def restrict_self(mode: str, dirs: Sequence[str], temp_dir: str, allow_network: 
             _allow(ruleset_fd, device, FS_WRITE_FILE)
         _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
         _check(libc.syscall(SYS_RESTRICT_SELF, ruleset_fd, ctypes.c_uint32(0)), "restrict_self")
+        drop_capabilities()
         if not allow_network:  # UDP too: no IPv4/IPv6 socket at all (kcode.seccomp)
             from kcode.seccomp import deny_inet_sockets
 

@@ -17,10 +17,12 @@ PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+X32_SYSCALL_BIT = 0x40000000
 AF_INET, AF_INET6 = 2, 10
 # (audit arch, socket syscall number) per machine; seccomp_data: nr @0, arch @4, args[0] @16.
 ARCHES = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}
-LD_ABS_W, JEQ_K, RET_K = 0x20, 0x15, 0x06
+LD_ABS_W, JEQ_K, JGE_K, RET_K = 0x20, 0x15, 0x35, 0x06
 
 
 class _Filter(ctypes.Structure):
@@ -33,16 +35,20 @@ def inet_socket_filter(machine: str) -> bytes | None:
         return None
     arch, sys_socket = ARCHES[machine]
     deny = SECCOMP_RET_ERRNO | errno.EACCES
+    # Syscalls of another ABI (int 0x80 on x86_64, aarch32 on aarch64) have other numbers and
+    # would slip past the socket() check: they kill the process. So do x32 calls (nr with bit 30).
     program = [
         (LD_ABS_W, 0, 0, 4),  # 0: arch
-        (JEQ_K, 0, 5, arch),  # 1: another ABI (e.g. 32-bit calls): allow
-        (LD_ABS_W, 0, 0, 0),  # 2: syscall number
-        (JEQ_K, 0, 3, sys_socket),  # 3: not socket(): allow
-        (LD_ABS_W, 0, 0, 16),  # 4: socket()'s domain
-        (JEQ_K, 2, 0, AF_INET),  # 5: AF_INET: deny
-        (JEQ_K, 1, 0, AF_INET6),  # 6: AF_INET6: deny
-        (RET_K, 0, 0, SECCOMP_RET_ALLOW),  # 7
-        (RET_K, 0, 0, deny),  # 8
+        (JEQ_K, 1, 0, arch),  # 1: native: go on
+        (RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),  # 2: another ABI
+        (LD_ABS_W, 0, 0, 0),  # 3: syscall number
+        (JGE_K, 5, 0, X32_SYSCALL_BIT),  # 4: x32: deny
+        (JEQ_K, 0, 3, sys_socket),  # 5: not socket(): allow
+        (LD_ABS_W, 0, 0, 16),  # 6: socket()'s domain
+        (JEQ_K, 2, 0, AF_INET),  # 7: AF_INET: deny
+        (JEQ_K, 1, 0, AF_INET6),  # 8: AF_INET6: deny
+        (RET_K, 0, 0, SECCOMP_RET_ALLOW),  # 9
+        (RET_K, 0, 0, deny),  # 10
     ]
     return b"".join(struct.pack("=HBBI", *insn) for insn in program)
 

@@ -52,5 +52,31 @@ def test_with_network_allowed_sockets_open(tmp_path: Path) -> None:
 
 def test_the_filter_is_whole_instructions() -> None:
     program = inet_socket_filter("x86_64")
-    assert program is not None and len(program) == 9 * 8
+    assert program is not None and len(program) == 11 * 8
     assert inet_socket_filter("sparc") is None
+
+
+INT80 = """
+import ctypes, mmap
+code = bytes([0xB8, 20, 0, 0, 0, 0xCD, 0x80, 0xC3])  # mov eax, 20 (i386 getpid); int 0x80; ret
+buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+buf.write(code)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+print("32-bit call returned", ctypes.CFUNCTYPE(ctypes.c_int)(addr)(), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="int 0x80 is x86_64's 32-bit ABI")
+def test_a_32_bit_syscall_kills_the_process(tmp_path: Path) -> None:
+    argv = launcher_argv([sys.executable, "-c", INT80], "workspace-write", str(tmp_path), [], False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert "returned" not in done.stdout and done.returncode == -31  # SIGSYS
+
+
+def test_the_launched_command_has_no_capabilities(tmp_path: Path) -> None:
+    read = "print(''.join(l for l in open('/proc/self/status') if l.startswith('Cap')))"
+    argv = launcher_argv([sys.executable, "-c", read], "read-only", str(tmp_path), [], False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    for line in done.stdout.split("\n"):
+        if line.startswith("Cap"):
+            assert line.split()[1] == "0000000000000000", line
