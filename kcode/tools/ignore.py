@@ -10,8 +10,8 @@ always searched.
 from __future__ import annotations
 
 import os
-import stat
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
