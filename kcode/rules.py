@@ -1,20 +1,33 @@
-"""Allow / ask / deny rules from the config, and the shell-command splitter they need.
+"""Allow / ask / deny rules from the config, checked against a real bash parse of each command.
 
 A rule is `kind(pattern)`: `shell(git diff*)` matches a shell command, `edit(src/**)` a file a tool
 would write, `read(.env)` a file read_file/grep would read. A bare `shell` or `edit` matches all.
-Deny beats ask beats allow. A compound shell command (`&&`, `||`, `;`, `|`, `&`, `$(...)`, backticks,
-subshells, `bash -c '...'`) is split into its simple commands and every one is checked; a redirect's
-target is checked as an edit. What cannot be parsed is never allowed by a rule: it is asked.
+Deny beats ask beats allow. A command line is parsed with a bash grammar (kcode.shell_parse) and
+every simple command in it (lists, pipelines, if/while/for, subshells, functions, `$(...)`,
+`<(...)`, `sh -c '...'`, wrappers such as env/nice/sudo/timeout/xargs) is checked; `/bin/rm` is
+`rm`. A redirect's target is checked as an edit, and the paths obvious write commands name
+(rm, mv, cp, tee, sed -i, ...) are checked against edit deny/ask rules.
+
+An allow rule holds only for a literal command: any expansion (`$x`, `${...}`, `$(...)`), an
+environment prefix (`VAR=x cmd`) or a dangerous option of an otherwise safe command (git
+`--output`/`-c`/`--exec`/difftool, find `-exec`/`-delete`) voids it. What cannot be known before
+it runs (a computed command name, brace expansion, eval/alias, `$'...'`, text piped or fed into a
+shell or interpreter, what bashlex cannot parse) is asked, never allowed.
+
+These rules are a convenience, not a security boundary: shell is too expressive for a static check
+to be complete. The sandbox (`--sandbox`, kcode.sandbox) is what confines a hostile command.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
-import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
+
+from kcode.shell_parse import Unparseable, walk_command
 
 Verdict = Literal["allow", "ask", "deny"]
 RuleKind = Literal["shell", "edit", "read"]
@@ -26,28 +39,10 @@ KIND_ALIASES: dict[str, RuleKind] = {
     "read": "read",
 }
 _RULE = re.compile(r"^\s*([A-Za-z_]+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
-# Words that run their argument as a command: checked as the command they run.
-_WRAPPERS = {
-    "sudo",
-    "env",
-    "nice",
-    "nohup",
-    "time",
-    "timeout",
-    "xargs",
-    "command",
-    "builtin",
-    "exec",
-}
-_SHELLS = {"bash", "sh", "zsh", "dash"}
 
 
 class RuleError(ValueError):
     pass
-
-
-class Unparseable(ValueError):
-    """A shell command whose parts cannot be known for sure."""
 
 
 @dataclass(frozen=True)
@@ -146,12 +141,35 @@ class RuleSet:
         if not self.rules:
             return None, ""
         try:
-            commands, writes = split_command(command)
+            walk = walk_command(command)
         except Unparseable as err:
             return "ask", f"the command cannot be checked part by part ({err})"
-        found = [(self.first("shell", c), c) for c in commands]
-        found += [(self.first("edit", w), f"> {w}") for w in writes]
-        return _combine(found)
+        found: list[tuple[Rule | None, str]] = []
+        for simple in walk.commands:
+            rule = self.first("shell", simple.text)
+            if rule is not None and rule.verdict == "allow" and not simple.literal:
+                rule = None  # an allow rule holds only for a literal, harmless command
+            found.append((rule, simple.text))
+        found += [(self.first("edit", w), f"> {w}") for w in walk.writes]
+        for path in walk.named:
+            rule = self._first_write(path)
+            if rule is not None and rule.verdict != "allow":
+                found.append((rule, f"writes {path}"))
+        verdict, why = _combine(found)
+        if verdict != "deny" and walk.unknown:
+            return "ask", f"the command cannot be checked part by part ({walk.unknown[0]})"
+        return verdict, why
+
+    def _first_write(self, path: str) -> Rule | None:
+        """An edit rule for a path a shell command writes; absolute or ../ paths try every tail."""
+        norm = os.path.normpath(path)
+        tails = list(_suffixes(norm.lstrip("/")))
+        for verdict in ("deny", "ask"):
+            for tail in tails:
+                rule = self.first("edit", tail)
+                if rule is not None and rule.verdict == verdict:
+                    return rule
+        return None
 
     def paths_verdict(self, kind: RuleKind, paths: list[str]) -> tuple[Verdict | None, str]:
         if not self.rules:
@@ -174,185 +192,12 @@ def _src(rule: Rule) -> str:
     return f" ({rule.source})" if rule.source else ""
 
 
-# ----- shell splitting -----------------------------------------------------------------------
-
-_OPERATORS = ("&&", "||", ";;", "|&", ";", "|", "&", "\n", "(", ")", "{", "}")
+# ----- shell splitting (the grammar walk lives in kcode.shell_parse) ---------------------------
 
 
 def split_command(command: str, depth: int = 0) -> tuple[list[str], list[str]]:
     """Simple commands (normalised words) and redirect targets of a command line."""
-    if depth > 8:
-        raise Unparseable("nested too deeply")
-    segments, inner = _scan(command)
-    commands: list[str] = []
-    writes: list[str] = []
-    for text in inner:
-        sub_commands, sub_writes = split_command(text, depth + 1)
-        commands += sub_commands
-        writes += sub_writes
-    for segment in segments:
-        words, targets = _words(segment)
-        writes += targets
-        while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-            words = words[1:]  # leading VAR=value assignments
-        if not words:
-            continue
-        if words[0].startswith("$"):
-            raise Unparseable(f"the command name {words[0]!r} is a variable")
-        if words[0] in ("eval", "source", "."):
-            raise Unparseable(f"{words[0]} runs text that is not known in advance")
-        commands.append(" ".join(words))
-        commands += _wrapped(words, depth)
-    return commands, writes
-
-
-def _wrapped(words: list[str], depth: int) -> list[str]:
-    """Commands run by `bash -c '...'`, `sudo cmd`, `xargs cmd`: checked as themselves too."""
-    name = words[0].rsplit("/", 1)[-1]
-    if name in _SHELLS and "-c" in words:
-        at = words.index("-c")
-        if at + 1 >= len(words):
-            raise Unparseable(f"{name} -c without a command")
-        return split_command(words[at + 1], depth + 1)[0]
-    if name in _WRAPPERS:
-        rest = list(words[1:])
-        while rest and (rest[0].startswith("-") or "=" in rest[0]):
-            rest = rest[1:]  # the wrapper's own options, e.g. `sudo -u x`, `env A=1`
-        if name == "timeout" and rest:
-            rest = rest[1:]
-        return [" ".join(rest)] if rest else []
-    return []
-
-
-def _scan(command: str) -> tuple[list[str], list[str]]:
-    """Split at operators outside quotes; pull out $(...), `...`, <(...) bodies as inner commands."""
-    segments: list[str] = []
-    inner: list[str] = []
-    current: list[str] = []
-    i, n = 0, len(command)
-    quote = ""
-    while i < n:
-        ch = command[i]
-        if quote == "'":
-            current.append(ch)
-            if ch == "'":
-                quote = ""
-            i += 1
-            continue
-        if ch == "\\":
-            current.append(command[i : i + 2])
-            i += 2
-            continue
-        if ch in "$<>" and command.startswith("(", i + 1) and not command.startswith("((", i + 1):
-            end = _matching_paren(command, i + 1)
-            inner.append(command[i + 2 : end])
-            current.append(" __SUBST__ ")
-            i = end + 1
-            continue
-        if ch == "`":
-            end = command.find("`", i + 1)
-            while end != -1 and command[end - 1] == "\\":
-                end = command.find("`", end + 1)
-            if end == -1:
-                raise Unparseable("unterminated backtick")
-            inner.append(command[i + 1 : end])
-            current.append(" __SUBST__ ")
-            i = end + 1
-            continue
-        if quote == '"':
-            current.append(ch)
-            if ch == '"':
-                quote = ""
-            i += 1
-            continue
-        if ch in "'\"":
-            quote = ch
-            current.append(ch)
-            i += 1
-            continue
-        if command.startswith("<<", i) and not command.startswith("<<<", i):
-            raise Unparseable("here-documents are not checked")
-        if ch == "#" and (not current or current[-1] in " \t\n"):
-            while i < n and command[i] != "\n":
-                i += 1
-            continue
-        op = next((o for o in _OPERATORS if command.startswith(o, i)), None)
-        # `>&` / `&>` / `2>&1` are redirects, not the background operator.
-        if op == "&" and (command[i - 1 : i] in ("<", ">") or command.startswith("&>", i)):
-            op = None
-        if op in ("{", "}") and not _stands_alone(command, i):
-            op = None
-        if op is not None:
-            segments.append("".join(current))
-            current = []
-            i += len(op)
-            continue
-        current.append(ch)
-        i += 1
-    if quote:
-        raise Unparseable(f"unterminated {quote} quote")
-    segments.append("".join(current))
-    return [s for s in segments if s.strip()], inner
-
-
-def _stands_alone(command: str, i: int) -> bool:
-    before = command[i - 1] if i > 0 else " "
-    after = command[i + 1] if i + 1 < len(command) else " "
-    return before in " \t\n;&|(" and after in " \t\n;&|)"
-
-
-def _matching_paren(command: str, start: int) -> int:
-    depth = 0
-    quote = ""
-    i = start
-    while i < len(command):
-        ch = command[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == "\\" and quote == '"':
-                i += 1
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "\\":
-            i += 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    raise Unparseable("unbalanced $( ... )")
-
-
-def _tokens(segment: str) -> list[str]:
-    lexer = shlex.shlex(segment, posix=True, punctuation_chars="<>&")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    try:
-        return list(lexer)
-    except ValueError as err:
-        raise Unparseable(str(err)) from None
-
-
-def _words(segment: str) -> tuple[list[str], list[str]]:
-    raw = _tokens(segment)
-    words: list[str] = []
-    writes: list[str] = []
-    i = 0
-    while i < len(raw):
-        token = raw[i]
-        if token and set(token) <= set("<>&"):
-            if words and words[-1].isdigit():
-                words.pop()  # the fd number of `2>`
-            target = raw[i + 1] if i + 1 < len(raw) else ""
-            if not target:
-                raise Unparseable(f"the redirect {token!r} has no target")
-            if ">" in token and not target.isdigit() and target not in ("-", "/dev/null"):
-                writes.append(target)
-            i += 2
-            continue
-        words.append(token)
-        i += 1
-    return words, writes
+    walk = walk_command(command, depth)
+    if walk.unknown:
+        raise Unparseable(walk.unknown[0])
+    return [c.text for c in walk.commands], walk.writes
