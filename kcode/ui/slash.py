@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import difflib
 import os
-import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +37,13 @@ INIT_PROMPT = (
 
 
 def _git(root: Path, *args: str) -> str | None:
+    from kcode.vcs.gitcmd import GitError, run_git
+
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        done = run_git(root, *args, ok_codes=range(-256, 256), timeout=20)
+    except GitError:
         return None
-    return done.stdout if done.returncode == 0 else None
+    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
 
 
 @dataclass

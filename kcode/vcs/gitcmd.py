@@ -6,7 +6,7 @@ from inside the sandbox). Every call therefore:
 
 - overrides with `-c` (command-line config wins over every file, includes too) each setting that names
   a program: fsmonitor, hooks, pager, editor, ssh, askpass, credential helpers, gpg signing,
-  external diff, and every protocol;
+  and every protocol; diff, log and show get --no-ext-diff --no-textconv;
 - neutralises every `filter.<name>.*`, `merge.<name>.driver` and `diff.<name>.command/textconv` that
   the effective config defines (read after includes, with the same hardening), since git has no
   switch that turns .gitattributes drivers off;
@@ -36,11 +36,12 @@ HARDENING = (
     "commit.gpgSign=false",
     "tag.gpgSign=false",
     "push.gpgSign=false",
-    "diff.external=",
     "protocol.allow=never",
     "uploadpack.packObjectsHook=false",
     "core.alternateRefsCommand=false",
 )
+# porcelain commands that would run diff.external / diff.<driver>.command / textconv
+_PORCELAIN_DIFF = ("diff", "log", "show")
 # identity variables are the user's own choice and run nothing; all other GIT_* are dropped.
 _KEPT_ENV = re.compile(r"GIT_(AUTHOR|COMMITTER)_(NAME|EMAIL|DATE)")
 # <section>.<subsection>.<key> settings that name a program run for paths (.gitattributes drivers).
@@ -104,6 +105,10 @@ def git_command(
 ) -> tuple[list[str], dict[str, str]]:
     """The full argv and environment for one hardened git call."""
     full_env = git_env(env, literal_pathspecs=literal)
+    args = list(args)
+    if args and args[0] in _PORCELAIN_DIFF:
+        # An empty diff.external makes git try to run "", so the switch is the only safe way.
+        args[1:1] = ["--no-ext-diff", "--no-textconv"]
     return [*_base_args(), *_driver_overrides(cwd, full_env), *args], full_env
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from kcode.vcs.gitcmd import GitError, run_git, stage_all_but_secrets
+from kcode.vcs.gitcmd import GitError as GitError
+from kcode.vcs.gitcmd import run_git, stage_all_but_secrets
 
 T = TypeVar("T")
 

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from kcode.vcs.gitcmd import GitError, run_git_async
 from kcode.visual.errors import VisualError
 
 EXCLUDED_DIRS = {".git", ".kcode", "node_modules", ".venv", "__pycache__"}
@@ -23,20 +24,11 @@ MAX_COPY_BYTES = 5_000_000
 
 
 async def _git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise VisualError(
-            f"git {' '.join(args[:2])} failed: {err.decode(errors='replace').strip()}", 1
-        )
-    return out.decode("utf-8", errors="replace")
+    try:
+        proc = await run_git_async(cwd, *args, env=env, literal=False)
+    except GitError as err:
+        raise VisualError(str(err), 1) from None
+    return proc.stdout.decode("utf-8", errors="replace")
 
 
 class Checkpoints:
@@ -130,19 +122,10 @@ class GitCheckpoints(Checkpoints):
 
 
 async def _blob(cwd: Path, spec: str) -> bytes:
-    process = await asyncio.create_subprocess_exec(
-        "git",
-        "cat-file",
-        "blob",
-        spec,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise VisualError(f"cannot read {spec} from the checkpoint: {err.decode().strip()}", 1)
-    return out
+    try:
+        return (await run_git_async(cwd, "cat-file", "blob", spec, literal=False)).stdout
+    except GitError as err:
+        raise VisualError(f"cannot read {spec} from the checkpoint: {err}", 1) from None
 
 
 def _workspace_files(workspace: Path) -> dict[str, tuple[int, int]]:
