@@ -263,7 +263,7 @@ def _unwrap(words: list[str]) -> list[str] | str | None:
 
 _GIT_DANGER = ("-c", "-x", "-O", "--output", "--exec", "--upload-pack", "--receive-pack",
                "--extcmd", "--open-files-in-pager", "--config-env", "--ext-diff", "--tool",
-               "--ext", "--paginate", "-p")  # fmt: skip
+               "--ext", "--paginate")  # fmt: skip
 
 
 def dangerous_option(words: list[str]) -> str:
