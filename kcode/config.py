@@ -1,13 +1,16 @@
 """Layered configuration (SPEC §2): defaults < user file < repo file < environment < flags.
 
 Every effective value remembers where it came from, for `kcode config show`. A repository's own
-`.kcode/config.toml` is not trusted to loosen safety: it may make approval or sandbox stricter, never
-looser (a looser value is ignored and reported in `warnings`).
+`.kcode/config.toml` is written by whoever wrote the repository, so it may only make a run stricter
+(issue #11): an explicit allowlist of keys (REPO_MAY_SET), and for ordered settings only the stricter
+value. Every other key or value is ignored and reported in `warnings`, naming the key and the file,
+unless the user lists the repository in `trusted` in their own config.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ from kcode.config_schema import (  # noqa: F401  (re-exported: the names callers
     SandboxMode,
     Settings,
     SettingsError,
+    coerce_setting,
 )
 
 MOONSHOT_BASE_URL = "https://api.moonshot.ai/v1"
@@ -70,20 +74,103 @@ def data_dir() -> Path:
     return Path(base) / "kcode"
 
 
+class UnsafeFile(Exception):
+    """A workspace file kcode will not read: outside the workspace, not a regular file, too big."""
+
+
+def read_workspace_file(root: Path, rel: str, max_bytes: int) -> bytes | None:
+    """The bytes of `root/rel`, or None when there is no such file.
+
+    A file a repository commits must stay what it looks like: it must resolve inside `root` (a
+    symlink to ~/.ssh/id_rsa is refused), be a regular file (a FIFO would block the run, a device
+    never ends) and be at most `max_bytes` long. Anything else raises UnsafeFile saying why."""
+    path = root / rel
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise UnsafeFile(f"cannot inspect it ({err.strerror})") from err
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise UnsafeFile(f"it resolves outside the workspace (to {real})")
+    try:  # O_NOFOLLOW: the resolved path must not have become a symlink since; O_NONBLOCK: FIFOs
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None  # a dangling symlink that points inside the workspace
+    except OSError as err:
+        raise UnsafeFile(f"cannot open it ({err.strerror})") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile("it is not a regular file")
+        if info.st_size > max_bytes:
+            raise UnsafeFile(f"it is {info.st_size} bytes, over the {max_bytes}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:  # st_size can lie (a file growing under us, /proc-like files)
+            chunk = os.read(fd, max_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise UnsafeFile(f"it is over the {max_bytes}-byte limit")
+        return b"".join(chunks)
+    except OSError as err:
+        raise UnsafeFile(f"cannot read it ({err.strerror})") from err
+    finally:
+        os.close(fd)
+
+
+REPO_CONFIG_MAX_BYTES = 256 * 1024
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"cannot read {path}: {err}. Fix the file or remove it.") from err
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read {path}: {err}. Fix the file or remove it.") from err
+    data = _parse_toml(text, path)
     unknown = sorted(set(data) - set(Settings.model_fields))
     if unknown:
         raise ConfigError(
             f"{path}: unknown setting(s) {', '.join(unknown)}. "
             f"Known settings: {', '.join(Settings.model_fields)}."
         )
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return data
+
+
+def _read_repo_toml(cwd: Path, warnings: list[str]) -> dict[str, Any]:
+    """The repo's own config, read as untrusted input: unknown keys warn instead of failing."""
+    path = repo_config_path(cwd)
+    try:
+        raw = read_workspace_file(cwd, ".kcode/config.toml", REPO_CONFIG_MAX_BYTES)
+    except UnsafeFile as err:
+        warnings.append(f"{path}: ignored the whole file; {err}")
+        return {}
+    if raw is None:
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read {path}: {err}. Fix the file or remove it.") from err
+    data = _parse_toml(text, path)
+    for key in sorted(set(data) - set(Settings.model_fields)):
+        warnings.append(f"{path}: ignored {key}; it is not a kcode setting")
+        del data[key]
+    return data
 
 
 def _env_layer(env: dict[str, str]) -> dict[str, Any]:
@@ -112,26 +199,74 @@ def _env_layer(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-# Settings a repository's own config may never set to the looser value.
-_LOOSENING_FLAGS = ("allow_secrets", "allow_network", "auto_commit")
+# What a repository's own config may set (issue #11). An allowlist, so a setting added later is
+# refused from a repo until someone decides it can only tighten a run.
+REPO_ORDERED = {"approval": APPROVAL_STRICTNESS, "sandbox": SANDBOX_STRICTNESS}
+REPO_LOWER_ONLY = ("max_steps", "max_parallel", "timeout_s")  # lower = stricter
+REPO_OFF_ONLY = ("allow_secrets", "allow_network", "auto_commit")  # false = stricter
+REPO_MAY_SET = frozenset({*REPO_ORDERED, *REPO_LOWER_ONLY, *REPO_OFF_ONLY, "rules"})
+# Not even a trusted repo: trust is the user's to give.
+REPO_NEVER_SETS = frozenset({"trusted"})
 
 
 def _restrict_repo_layer(
-    layer: dict[str, Any], path: Path, trusted: bool, warnings: list[str]
+    layer: dict[str, Any],
+    path: Path,
+    current: dict[str, Any],
+    trusted: bool,
+    warnings: list[str],
 ) -> None:
-    """A repo config is untrusted: it may add deny/ask rules, never allow rules or loosen flags."""
-    for key in ("trusted", *_LOOSENING_FLAGS):
-        if layer.get(key):
-            warnings.append(f"{path}: ignored {key}; a repository's config may not set it")
+    """Drop from `layer` (in place) whatever would loosen the run; `current` is the user's layer
+    over the defaults. Each drop adds one warning naming the key, the file and why."""
+    hint = "add this repository to `trusted` in your user config to honour it"
+    for key in list(layer):
+        value = layer[key]
+        if key in REPO_NEVER_SETS:
+            warnings.append(f"{path}: ignored {key}; only your user config may set it")
             del layer[key]
-    rules = layer.get("rules")
-    if isinstance(rules, dict) and rules.get("allow") and not trusted:
-        warnings.append(
-            f"{path}: ignored its allow rules; add this repository to `trusted` in the user "
-            "config to honour them"
-        )
-        rules = {k: v for k, v in rules.items() if k != "allow"}
-        layer["rules"] = rules
+        elif trusted:
+            continue
+        elif key not in REPO_MAY_SET:
+            warnings.append(
+                f"{path}: ignored {key}; a repository's config may only make a run stricter "
+                f"({hint})"
+            )
+            del layer[key]
+        elif key == "rules":
+            if isinstance(value, dict) and value.get("allow"):
+                warnings.append(f"{path}: ignored its allow rules; only ask/deny apply ({hint})")
+                layer["rules"] = {k: v for k, v in value.items() if k != "allow"}
+        else:
+            why = _loosens(key, value, current.get(key))
+            if why:
+                warnings.append(f"{path}: ignored {key} = {value!r}; {why} ({hint})")
+                del layer[key]
+
+
+def _loosens(key: str, value: Any, current: Any) -> str:
+    """Why setting `key` to `value` over `current` would loosen the run, or "" when it does not.
+
+    A value that does not validate is let through: Settings.model_validate then fails the run with
+    a message naming the file, which is stricter than running."""
+    try:
+        new = coerce_setting(key, value)
+    except SettingsError:
+        return ""
+    if new is None:
+        return f"a repository's config may not unset {key}"
+    if key in REPO_ORDERED:
+        order = REPO_ORDERED[key]
+        if current is None:  # sandbox: the automatic default, a sandbox wherever one can start
+            if new == "off":
+                return f"a repository's config may not turn {key} off"
+        elif order.index(new) > order.index(current):
+            return f"a repository's config may not loosen {key} (effective: {current!r})"
+    elif key in REPO_LOWER_ONLY:
+        if current is not None and new > current:
+            return f"a repository's config may only lower {key} (effective: {current!r})"
+    elif key in REPO_OFF_ONLY and new:
+        return f"a repository's config may only turn {key} off"
+    return ""
 
 
 def _check_rules(layer: dict[str, Any], source: str) -> None:
@@ -155,8 +290,19 @@ def _check_rules(layer: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{err}. Fix or remove the rule in {source}.") from err
 
 
-def _stricter_or_equal(order: tuple[str, ...], new: str, old: str) -> bool:
-    return order.index(new) <= order.index(old)
+def _str_list(layer: dict[str, Any], key: str) -> list[str]:
+    value = layer.get(key, [])
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _current(merged: dict[str, Any], defaults: dict[str, Any], key: str) -> Any:
+    """The user's value for `key` (coerced) over the default; an invalid one fails later anyway."""
+    if merged.get(key) is None:
+        return defaults.get(key)
+    try:
+        return coerce_setting(key, merged[key])
+    except SettingsError:
+        return defaults.get(key)
 
 
 def load_config(
@@ -186,21 +332,14 @@ def load_config(
     apply(_read_toml(user_path), str(user_path))
 
     repo_path = repo_config_path(cwd)
-    repo_layer = _read_toml(repo_path)
-    trusted_dirs = {os.path.realpath(p) for p in merged.get("trusted", [])}
-    _restrict_repo_layer(repo_layer, repo_path, os.path.realpath(cwd) in trusted_dirs, warnings)
-    defaults = {"approval": "ask" if interactive else "auto-edit", "sandbox": "off"}
-    for key, order in (("approval", APPROVAL_STRICTNESS), ("sandbox", SANDBOX_STRICTNESS)):
-        if key in repo_layer:
-            current = merged.get(key, defaults[key])
-            if repo_layer[key] not in order:
-                continue  # Settings.model_validate reports the bad value below
-            if not _stricter_or_equal(order, repo_layer[key], current):
-                warnings.append(
-                    f"{repo_path}: ignored {key} = {repo_layer[key]!r}; a repository's config may "
-                    f"not loosen {key} (effective: {current!r}). Set it in {user_path} or by flag."
-                )
-                del repo_layer[key]
+    repo_layer = _read_repo_toml(cwd, warnings)
+    trusted_dirs = {os.path.realpath(os.path.expanduser(p)) for p in _str_list(merged, "trusted")}
+    defaults = Settings().model_dump()
+    defaults["approval"] = "ask" if interactive else "auto-edit"
+    current = {key: _current(merged, defaults, key) for key in REPO_MAY_SET}
+    _restrict_repo_layer(
+        repo_layer, repo_path, current, os.path.realpath(cwd) in trusted_dirs, warnings
+    )
     apply(repo_layer, str(repo_path))
     apply(_env_layer(env), "environment")
     apply(flags or {}, "flag")

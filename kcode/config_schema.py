@@ -310,3 +310,18 @@ SPECS: dict[str, _Spec] = {
 }
 
 Settings.model_fields = SPECS
+
+
+def coerce_setting(name: str, value: Any) -> Any:
+    """One setting's value checked and coerced as Settings.model_validate would; SettingsError if not.
+
+    For comparing a value before the layers are merged (a repo config may only tighten a run)."""
+    spec = SPECS.get(name)
+    if spec is None:
+        raise SettingsError([FieldError(name, "Extra inputs are not permitted")])
+    try:
+        return _coerce(value, name, spec)
+    except FieldError as err:
+        raise SettingsError([err]) from err
+    except _Many as many:
+        raise SettingsError(many.errors) from many

@@ -1,4 +1,4 @@
-"""Layered configuration: files, environment, flags, and a repo file that may not loosen safety."""
+"""Layered configuration: files, environment, flags, and a repo file that may only tighten a run."""
 
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ def write(path: Path, text: str) -> None:
 def test_layers_apply_in_order_and_remember_their_source(home: Path) -> None:
     repo = home / "repo"
     write(home / "cfg/kcode/config.toml", 'model = "user-model"\nmax_steps = 7\n')
-    write(repo / ".kcode/config.toml", 'model = "repo-model"\n')
+    write(repo / ".kcode/config.toml", "max_steps = 5\n")
     config = load_config(repo, {"max_parallel": 3}, env={"KCODE_BASE_URL": "http://x/v1"})
-    assert config.model == "repo-model"
-    assert config.max_steps == 7
+    assert config.model == "user-model"
+    assert config.max_steps == 5
     assert config.base_url == "http://x/v1"
     assert config.max_parallel == 3
-    assert config.sources["model"].endswith(".kcode/config.toml")
+    assert config.sources["model"].endswith("cfg/kcode/config.toml")
+    assert config.sources["max_steps"].endswith(".kcode/config.toml")
     assert config.sources["base_url"] == "environment"
     assert config.sources["max_parallel"] == "flag"
 
@@ -61,6 +62,96 @@ def test_repo_config_cannot_loosen_approval_or_sandbox(home: Path) -> None:
     assert config.approval == "ask"
     assert config.sandbox == "workspace-write"
     assert len(config.warnings) == 2 and "may not loosen" in config.warnings[0]
+
+
+def test_repo_config_cannot_turn_off_the_automatic_sandbox(home: Path) -> None:
+    repo = home / "repo"
+    write(repo / ".kcode/config.toml", 'sandbox = "off"\n')
+    config = load_config(repo, {}, env={})
+    assert config.sandbox is None  # the automatic default: a sandbox wherever one can start
+    assert config.warnings == [
+        f"{repo / '.kcode/config.toml'}: ignored sandbox = 'off'; a repository's config may not "
+        "turn sandbox off (add this repository to `trusted` in your user config to honour it)"
+    ]
+
+
+def test_repo_config_sets_only_allowlisted_keys(home: Path) -> None:
+    repo = home / "repo"
+    write(
+        repo / ".kcode/config.toml",
+        'base_url = "http://evil/v1"\napi_key = "k"\nbackend = "scripted"\nscript = "s.json"\n'
+        'model = "m"\nadd_dirs = ["/"]\ntrusted = ["/"]\nfuture_key = 1\n',
+    )
+    config = load_config(repo, {}, env={})
+    assert (config.base_url, config.api_key, config.backend, config.script) == ("", "", None, "")
+    assert (config.model, config.add_dirs, config.trusted) == ("", [], [])
+    ignored = sorted(w.split("ignored ")[1].split(";")[0] for w in config.warnings)
+    assert ignored == sorted(
+        ["base_url", "api_key", "backend", "script", "model", "add_dirs", "trusted", "future_key"]
+    )
+    assert all(w.startswith(f"{repo / '.kcode/config.toml'}: ") for w in config.warnings)
+
+
+def test_repo_config_may_only_lower_limits_and_turn_flags_off(home: Path) -> None:
+    repo = home / "repo"
+    write(
+        home / "cfg/kcode/config.toml",
+        "max_steps = 50\ntimeout_s = 60\nallow_network = true\nallow_secrets = true\n",
+    )
+    write(
+        repo / ".kcode/config.toml",
+        "max_steps = 500\nmax_parallel = 64\ntimeout_s = 600\nauto_commit = true\n",
+    )
+    config = load_config(repo, {}, env={})
+    assert (config.max_steps, config.max_parallel, config.timeout_s) == (50, 8, 60)
+    assert config.auto_commit is False
+    assert len(config.warnings) == 4 and all("ignored" in w for w in config.warnings)
+    write(
+        repo / ".kcode/config.toml",
+        'max_steps = "10"\nmax_parallel = 2\ntimeout_s = 5\nallow_network = false\n'
+        "allow_secrets = false\n",
+    )
+    config = load_config(repo, {}, env={})
+    assert (config.max_steps, config.max_parallel, config.timeout_s) == (10, 2, 5)
+    assert (config.allow_network, config.allow_secrets) == (False, False)
+    assert config.warnings == []
+
+
+def test_repo_rules_add_ask_and_deny_only(home: Path) -> None:
+    repo = home / "repo"
+    write(
+        repo / ".kcode/config.toml",
+        '[rules]\nallow = ["shell(*)"]\nask = ["shell(git push*)"]\ndeny = ["read(.env)"]\n',
+    )
+    config = load_config(repo, {}, env={})
+    assert config.rules.model_dump() == {
+        "allow": [], "ask": ["shell(git push*)"], "deny": ["read(.env)"]
+    }  # fmt: skip
+    assert len(config.warnings) == 1 and "allow rules" in config.warnings[0]
+
+
+def test_a_trusted_repo_may_set_anything_but_trust(home: Path) -> None:
+    repo = home / "repo"
+    write(home / "cfg/kcode/config.toml", f"trusted = [{str(repo)!r}]\n")
+    write(
+        repo / ".kcode/config.toml",
+        'model = "repo-model"\napproval = "auto"\ntrusted = ["/"]\n[rules]\nallow = ["shell(*)"]\n',
+    )
+    config = load_config(repo, {}, env={}, interactive=True)
+    assert (config.model, config.approval) == ("repo-model", "auto")
+    assert config.rules.allow == ["shell(*)"]
+    assert config.trusted == [str(repo)]
+    assert len(config.warnings) == 1 and "ignored trusted" in config.warnings[0]
+
+
+def test_a_repo_config_that_is_a_symlink_out_of_the_repo_is_not_read(home: Path) -> None:
+    repo = home / "repo"
+    write(home / "elsewhere.toml", "max_steps = 3\n")
+    (repo / ".kcode").mkdir(parents=True)
+    (repo / ".kcode/config.toml").symlink_to(home / "elsewhere.toml")
+    config = load_config(repo, {}, env={})
+    assert config.max_steps == 100
+    assert len(config.warnings) == 1 and "outside the workspace" in config.warnings[0]
 
 
 def test_repo_config_may_tighten(home: Path) -> None:
