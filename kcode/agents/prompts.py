@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 from importlib import resources
 from pathlib import Path
 
 MEMORY_FILES = ("AGENTS.md", "KIMI.md", "CLAUDE.md")
 MEMORY_MAX_CHARS = 20_000
+MEMORY_MAX_BYTES = 1024 * 1024  # a bigger "memory file" is not instructions; skip it
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    # The prompt is built once per agent (sub-agents too); say each refusal once per run. Printed
+    # here because no warning path reaches this far; stderr keeps stdout (the answer) clean.
+    if message not in _warned:
+        _warned.add(message)
+        sys.stderr.write(f"kcode: warning: {message}\n")
 
 
 @functools.cache  # packaged files: read once, not once per sub-agent of a 64-wide fan-out
@@ -17,12 +29,24 @@ def load_prompt(name: str) -> str:
 
 
 def project_memory(root: Path) -> str:
+    """The memory files' text. A file that resolves outside `root` (a committed symlink to
+    ~/.ssh/id_rsa), is not a regular file (a FIFO) or is huge is skipped with a warning (#11)."""
+    from kcode.config import UnsafeFile, read_workspace_file
+
     sections = []
+    seen: set[str] = set()
     for name in MEMORY_FILES:
-        path = root / name
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")[:MEMORY_MAX_CHARS]
-            sections.append(f"\n\n# {name} (project instructions)\n{text.strip()}")
+        try:
+            raw = read_workspace_file(root, name, MEMORY_MAX_BYTES)
+        except UnsafeFile as err:
+            _warn_once(f"{root / name}: not read into the prompt; {err}")
+            continue
+        real = os.path.realpath(root / name)
+        if raw is None or real in seen:  # CLAUDE.md -> AGENTS.md: once is enough
+            continue
+        seen.add(real)
+        text = raw.decode("utf-8", errors="replace")[:MEMORY_MAX_CHARS]
+        sections.append(f"\n\n# {name} (project instructions)\n{text.strip()}")
     return "".join(sections)
 
 
