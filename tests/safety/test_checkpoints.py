@@ -180,3 +180,33 @@ def test_kcode_undo_command_restores_and_lists_files(tmp_path: Path) -> None:
         check=False,
     )
     assert again.returncode == 2 and "nothing to undo" in again.stderr
+
+
+async def test_untracked_secret_files_are_skipped_and_survive_undo(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.py": "a = 1\n"})
+    (repo / ".env").write_text("TOKEN=old-secret-value\n")
+    ctx = _ctx(repo)
+    await ctx.checkpoints.before_turn("edit")
+    await call(ctx, "write_file", path="a.py", content="a = 2\n")
+    (repo / "sub").mkdir()
+    (repo / "sub" / "server.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (repo / "new.txt").write_text("new\n")
+    report = ctx.checkpoints.undo(1)
+    assert sorted(report.removed) == ["new.txt"] and report.restored == ["a.py"]
+    assert (repo / ".env").is_file() and (repo / "sub" / "server.pem").is_file()
+    dump = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True
+    ).stdout
+    assert b"old-secret-value" not in dump and b"BEGIN PRIVATE KEY" not in dump
+
+
+async def test_subdirectory_workspace_snapshot_with_literal_pathspecs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"pkg/:(glob)*": "x\n", "top.txt": "t\n"})
+    ctx = _ctx(repo / "pkg")
+    await ctx.checkpoints.before_turn("edit")
+    await call(ctx, "write_file", path=":(glob)*", content="y\n")
+    (repo / "top.txt").write_text("user edit outside the workspace\n")
+    report = ctx.checkpoints.undo(1)
+    assert report.restored == [":(glob)*"]
+    assert (repo / "pkg" / ":(glob)*").read_text() == "x\n"
+    assert (repo / "top.txt").read_text().startswith("user edit")
