@@ -1,10 +1,20 @@
-"""The run_tests tool: run the project's tests and return structured results (SPEC §5)."""
+"""The run_tests tool: run the project's tests and return structured results (SPEC §5).
+
+Under auto-edit the detected runner is allowed without asking (a "trusted test run") only when the
+files that runner executes before any test (conftest.py, pytest.ini/pyproject.toml/setup.cfg/
+tox.ini addopts and plugins, package.json scripts, Makefile, Cargo build.rs, go.mod, ...) are as
+committed in HEAD, or when the sandbox is on. A model that wrote or changed one of them this session
+(or any uncommitted change to one) gets asked first: otherwise `run_tests` would run model-written
+hooks with no approval. Test files themselves still run: the sandbox is the boundary for those.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -86,6 +96,40 @@ def detect_test_command(root: Path, paths: list[str]) -> TestCommand:
     )
 
 
+RUNNER_CONFIG_NAMES = {
+    "conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "setup.py",
+    "sitecustomize.py", "usercustomize.py", "package.json", ".npmrc", ".yarnrc", ".yarnrc.yml",
+    "Makefile", "GNUmakefile", "build.rs", "Cargo.toml", "go.mod", "go.work", ".cargo",
+}  # fmt: skip
+RUNNER_CONFIG_PREFIXES = ("jest.config", "vitest.config", "babel.config", ".babelrc", "vite.config")
+
+
+def changed_runner_configs(root: Path) -> list[str] | None:
+    """Runner-executed config files that differ from HEAD (None: not a git repo, cannot tell)."""
+    try:
+        proc = subprocess.run(
+            ["git", "status", "--porcelain", "-uall", "-z"],
+            cwd=root, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    changed = []
+    for entry in proc.stdout.split("\0"):
+        path = entry[3:]
+        parts = path.split("/")
+        name = parts[-1]
+        if (
+            name in RUNNER_CONFIG_NAMES
+            or name.startswith(RUNNER_CONFIG_PREFIXES)
+            or name.endswith(".pth")
+            or ".cargo" in parts
+        ):
+            changed.append(path)
+    return changed
+
+
 def runner_of(command: str) -> str:
     for needle, runner in (("pytest", "pytest"), ("go test", "go"), ("cargo", "cargo")):
         if needle in command:
@@ -131,12 +175,16 @@ class RunTestsTool(Tool[RunTestsArgs]):
             test = TestCommand(runner_of(command), command)
         else:
             test = detect_test_command(ctx.root, paths)
+        trusted = args.command is None
+        if trusted and ctx.sandbox == "off":
+            changed = await asyncio.to_thread(changed_runner_configs, ctx.root)
+            trusted = changed == []
         await ctx.approve(
             ApprovalRequest(
                 action="shell",
                 tool="run_tests",
                 summary=test.command,
-                trusted_test_run=args.command is None,
+                trusted_test_run=trusted,
             )
         )
         timeout_s = max(ctx.limits.shell_timeout_s, MIN_TEST_TIMEOUT_S)
