@@ -127,3 +127,28 @@ def test_created_and_deleted_files_come_back(tmp_path: Path) -> None:
     assert (root / "keep.py").read_text() == "k\n"
     wt.remove_worktree_sync(repo, tree)
     assert not tree.path.exists()
+
+
+def test_hostile_hooks_and_filters_do_not_run_and_secrets_stay_out(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", {"a.txt": "a\n", ".gitattributes": "* filter=evil\n"})
+    marker = tmp_path / "pwned"
+    with (root / ".git" / "config").open("a") as f:
+        f.write(
+            f'[filter "evil"]\n\tsmudge = "touch {marker}; cat"\n\tclean = "touch {marker}; cat"\n'
+        )
+        f.write(f'[core]\n\tfsmonitor = "touch {marker}; false"\n')
+    for name in ("post-checkout", "reference-transaction", "post-commit"):
+        hook = root / ".git" / "hooks" / name
+        hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        hook.chmod(0o755)
+    (root / ".env").write_text("TOKEN=worktree-secret-value\n")
+    repo = wt.find_repo_sync(root)
+    assert repo is not None
+    base = wt.snapshot_sync(repo)
+    tree, commit = _agent_edit(repo, base, {"a.txt": "b\n"})
+    assert not (tree.path / ".env").exists()
+    outcome = merge_back_sync(repo, base, commit, lambda _p: None)
+    wt.remove_worktree_sync(repo, tree)
+    assert outcome.merged == ["a.txt"] and (root / "a.txt").read_text() == "b\n"
+    assert not marker.exists()
+    assert ".env" not in git(root, "ls-tree", "-r", "--name-only", base)
