@@ -160,3 +160,17 @@ def test_a_rule_that_does_not_parse_names_the_file_and_the_rule(
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path, {}, env={})
     assert str(path) in str(err.value) and "shel(rm*)" in str(err.value)
+
+
+def test_a_changed_runner_config_makes_the_test_run_untrusted(tmp_path: Path) -> None:
+    import subprocess
+
+    from kcode.tools.run_tests import changed_runner_configs
+
+    assert changed_runner_configs(tmp_path) is None  # not a git repo: cannot tell, so not trusted
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    _write(tmp_path / "tests" / "test_a.py", "def test_a(): pass\n")
+    assert changed_runner_configs(tmp_path) == []  # test files alone do not void trust
+    _write(tmp_path / "tests" / "conftest.py", "import os\n")
+    _write(tmp_path / "package.json", "{}\n")
+    assert sorted(changed_runner_configs(tmp_path) or []) == ["package.json", "tests/conftest.py"]
