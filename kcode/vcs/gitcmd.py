@@ -52,6 +52,9 @@ _DRIVER_KEY = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 
+# git itself blocks forever reading a FIFO named .gitignore; kcode's own git calls are bounded.
+GIT_TIMEOUT_S = 60.0
+
 
 class GitError(Exception):
     """A git command failed; the message names the command and git's own explanation."""
@@ -119,7 +122,7 @@ def run_git(
     input: bytes | None = None,
     ok_codes: Sequence[int] = (0,),
     literal: bool = True,
-    timeout: float | None = None,
+    timeout: float | None = GIT_TIMEOUT_S,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run one hardened git command; raise GitError unless its exit code is in `ok_codes`."""
     argv, full_env = git_command(cwd, args, env, literal=literal)
@@ -133,7 +136,12 @@ def run_git(
             check=False,
             timeout=timeout,
         )
-    except (OSError, subprocess.TimeoutExpired) as err:
+    except subprocess.TimeoutExpired as err:
+        raise GitError(
+            f"`git {' '.join(args[:3])}` did not finish in {timeout:.0f} s in {cwd}; a FIFO or"
+            " device named .gitignore/.gitattributes in the tree makes git wait forever"
+        ) from err
+    except OSError as err:
         raise GitError(f"cannot run git: {err}") from err
     if proc.returncode not in ok_codes:
         why = proc.stderr.decode("utf-8", "replace").strip() or f"exit code {proc.returncode}"
