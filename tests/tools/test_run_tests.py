@@ -64,7 +64,8 @@ async def test_detects_pytest_and_reports_structured_failures(tmp_path: Path) ->
     assert result.content.startswith("2 passed, 1 failed, 0 errors (exit code 1)")
     assert ctx.last_tests == data
     (request,) = approver.requests
-    assert request.tool == "run_tests" and request.trusted_test_run is True
+    # Outside git kcode cannot tell whether the model wrote conftest.py: not a trusted run.
+    assert request.tool == "run_tests" and request.trusted_test_run is False
 
 
 async def test_paths_narrow_the_run(tmp_path: Path) -> None:
