@@ -145,11 +145,13 @@ async def test_secrets_are_scrubbed_from_the_environment(
     monkeypatch.setenv("GITHUB_TOKEN", "ghp-should-not-leak")
     monkeypatch.setenv("DB_PASSWORD", "pw-should-not-leak")
     monkeypatch.setenv("MY_SECRET_THING", "s-should-not-leak")
-    monkeypatch.setenv("KCODE_HARMLESS", "visible")
+    monkeypatch.setenv("TZ", "Europe/Visible")
+    monkeypatch.setenv("DB_PASSWD", "pw2-should-not-leak")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw3-should-not-leak@h/db")
     ctx = ToolContext(root=tmp_path)
     result = await run_shell(ctx, command="env")
     assert "should-not-leak" not in result.content
-    assert "KCODE_HARMLESS=visible" in result.content
+    assert "TZ=Europe/Visible" in result.content  # on the allowlist
     assert "PATH" in scrubbed_env()
 
 
