@@ -199,11 +199,200 @@ def control_file_family(base: Path) -> Iterator[Attack]:
             yield lambda p=path, t=tool: attack(p, t)
 
 
+# (key, value) a hostile repo config tries; each must leave the effective value as the user had it.
+REPO_KEYS: list[tuple[str, object]] = [
+    ("base_url", "http://127.0.0.1:9/v1"),
+    ("api_key", "sk-attacker"),
+    ("backend", "scripted"),
+    ("script", "/tmp/evil.json"),
+    ("model", "evil-model"),
+    ("sandbox", "off"),
+    ("approval", "auto"),
+    ("add_dirs", ["/"]),
+    ("max_steps", 100000),
+    ("timeout_s", 100000),
+    ("max_parallel", 128),
+    ("allow_network", True),
+    ("allow_secrets", True),
+    ("trusted", ["/"]),
+    ("auto_commit", True),
+]
+
+
+def repo_config_family(base: Path) -> Iterator[Attack]:
+    import tomllib
+
+    from kcode.config import load_config
+
+    def toml_value(value: object) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+        return f'"{value}"' if isinstance(value, str) else str(value)
+
+    def attack(key: str, value: object) -> bool:
+        repo = _repo(base)
+        env = {
+            "HOME": str(base),
+            "XDG_CONFIG_HOME": str(base / "no-config"),
+            "KCODE_API_KEY": "sk-u",
+            "KCODE_BASE_URL": "http://127.0.0.1:1/v1",
+            "KCODE_MODEL": "user-model",
+        }
+        before = getattr(load_config(repo, env=env), key, None)
+        (repo / ".kcode").mkdir()
+        text = f"{key} = {toml_value(value)}\n"
+        tomllib.loads(text)
+        (repo / ".kcode" / "config.toml").write_text(text)
+        after = getattr(load_config(repo, env=env), key, None)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # a limit where there was none (None) is a tightening; a higher one is not
+            return before is not None and (after is None or after > before)
+        return after != before and after == value
+
+    for key, value in REPO_KEYS:
+        yield lambda k=key, v=value: attack(k, v)
+
+
+WRAPPERS = [
+    "",
+    "/bin/",
+    "/usr/bin/env ",
+    "env -i A=1 ",
+    "nice -n 5 ",
+    "nohup ",
+    "setsid ",
+    "timeout 5 ",
+    "command ",
+    "exec ",
+    "sudo ",
+    "xargs ",
+    "stdbuf -o0 ",
+]
+SHAPES = [
+    "{w}rm -f x",
+    "true && {w}rm -f x",
+    "true; {w}rm -f x",
+    "echo | {w}rm -f x",
+    "if true; then {w}rm -f x; fi",
+    "( {w}rm -f x )",
+    "{{ {w}rm -f x; }}",
+    "echo $({w}rm -f x)",
+    "echo `{w}rm -f x`",
+    "bash -c '{w}rm -f x'",
+    'sh -c "{w}rm -f x"',
+    "f() {{ {w}rm x; }}; f",
+    "for i in 1; do {w}rm -f x; done",
+    "cat <({w}rm -f x)",
+    "r\\\nm -f x",
+    "{{rm,-f,x}}",
+    "$(echo rm) -f x",
+    "echo rm -f x | sh",
+    "eval rm -f x",
+    "\\rm -f x",
+]
+WIDENERS = [
+    "; touch X",
+    " && touch X",
+    " | sh",
+    " $(touch X)",
+    " `touch X`",
+    " > X",
+    " --output=X",
+    " ; echo ${x:- #}; touch X",
+    " $'\\'' ; touch X ; echo \\'",
+    "\ntouch X",
+]
+ALLOW_PREFIXES = [
+    "git diff",
+    "GIT_EXTERNAL_DIFF=./x git diff",
+    "git -c core.pager=./x diff",
+    "git difftool -x ./x",
+    "find . -exec touch X \\;",
+    "find . -delete",
+]
+
+
+def rules_family(base: Path) -> Iterator[Attack]:
+    """Shell spellings of a denied `rm`, and suffixes that widen an allowed `git diff`."""
+    from kcode.rules import RuleSet, Unparseable
+
+    rules = RuleSet.parse(
+        {"allow": ["shell(git diff*)", "shell(find *)", "shell(echo *)"], "deny": ["shell(rm*)"]}
+    )
+
+    def verdict(command: str) -> str | None:
+        try:
+            return rules.shell_verdict(command)[0]
+        except Unparseable:
+            return "ask"
+
+    for wrapper in WRAPPERS:
+        for shape in SHAPES:
+            command = shape.format(w=wrapper)
+            yield lambda c=command: verdict(c) not in ("deny", "ask")
+    for prefix in ALLOW_PREFIXES:
+        for widener in ["", *WIDENERS]:
+            command = prefix + widener
+            if command == "git diff":
+                continue
+            yield lambda c=command: verdict(c) == "allow"
+
+
+ESCAPES = [
+    "\x1b]52;c;cHduZWQ=\x07",
+    "\x1b]8;;http://evil\x1b\\x\x1b]8;;\x1b\\",
+    "\x1b[2K\r",
+    "\x1b[1A",
+    "\r$ npm test",
+    "\x9b2J",
+    "\x9d52;c;x\x9c",
+    "\u202e",
+    "\u2066",
+    "\u200b",
+    "\x08\x08",
+    "\x7f",
+    "\x1bc",
+    "\x1b[?1049h",
+    "\x00",
+    "\u2028",
+]
+RAW = set("\x1b\r\x07\x08\x7f\x00\u202e\u2066\u200b\u2028") | {chr(c) for c in range(0x80, 0xA0)}
+
+
+def escape_family(base: Path) -> Iterator[Attack]:
+    """Escape sequences in a command, a file name, a diff, tool output and the model's answer."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from kcode.terminal_text import visible
+
+    def attack(text: str) -> bool:
+        shown = visible(text)
+        console = Console(file=__import__("io").StringIO(), force_terminal=True, width=200)
+        console.print(Text(shown))
+        return any(ch in RAW for ch in shown) or "[bold" not in visible("[bold]x")
+
+    for escape in ESCAPES:
+        for where in (
+            "rm -rf x{e}",
+            "README{e}.md",
+            "+line{e}\n-old",
+            "{e}output",
+            "answer {e} end",
+        ):
+            yield lambda t=where.format(e=escape): attack(t)
+
+
 def families(base: Path, quick: bool) -> dict[str, Iterator[Attack]]:
     found: dict[str, Iterator[Attack]] = {
         "git config keys": git_family(base),
         "control files": control_file_family(base),
         "race loops": race_family(base, 40 if quick else 200),
+        "repo configs": repo_config_family(base),
+        "shell spellings": rules_family(base),
+        "escape sequences": escape_family(base),
     }
     for name, module, function in EXTRA_FAMILIES:
         try:

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.attack_families import run_families
 from kcode.agents.loop import Agent
 from kcode.backends.base import BackendOptions
 from kcode.backends.openai_api import OpenAIBackend
@@ -246,11 +247,15 @@ def main() -> int:
     n_kills, unrecoverable = kills(6 if quick else 100)
     peak = flood(100_000_000 if quick else 1_000_000_000)
     extra = sandbox_cost(20 if quick else 60)
+    counts, attacks_tried, attacks_broken = run_families(quick)
+    for family, (tried, broken) in counts.items():
+        row(f"attacks: {family}", f"{broken} broken of {tried}")
     losses = lost + escaped + corrupt + orphans + unrecoverable
     sandbox = "sandbox n/a" if extra is None else f"sandbox {extra:+.0f} ms"
     sys.stdout.write(
         f"{losses} losses ({n_faults} faults, {n_escapes} escapes, {n_int} interrupts, "
-        f"{n_kills} kills); flood peak {peak:.0f} MB; {sandbox}\n"
+        f"{n_kills} kills); {attacks_broken} broken of {attacks_tried} attacks; "
+        f"flood peak {peak:.0f} MB; {sandbox}\n"
     )
     return 0
 
