@@ -24,7 +24,7 @@ from typing import Any
 
 from kcode.tools.base import FileChanges
 from kcode.tools.fileio import atomic_write
-from kcode.vcs.gitcmd import GitError, run_git, stage_all_but_secrets
+from kcode.vcs.gitcmd import GitError, holds, run_git, stage_all_but_secrets
 
 REF_PREFIX = "refs/kcode/checkpoints"
 KEEP_PER_SESSION = 50
@@ -69,7 +69,8 @@ def git_toplevel(path: Path) -> Path | None:
         out = _git(["rev-parse", "--show-toplevel"], path)
     except (CheckpointError, OSError):
         return None
-    return Path(out.decode().strip())
+    top = out.decode().strip()
+    return Path(top) if top and holds(top, path) else None
 
 
 class GitCheckpoints:

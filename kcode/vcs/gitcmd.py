@@ -194,3 +194,14 @@ def stage_all_but_secrets(work_tree: Path, env: dict[str, str]) -> None:
             env=env,
             input=b"\0".join(keep) + b"\0",
         )
+
+
+def holds(top: str | Path, path: Path) -> bool:
+    """Whether the work tree git reports (`--show-toplevel`) really holds `path`.
+
+    A hostile `core.worktree` (or `.git` file) makes git report another directory, e.g. the user's
+    home; checkpoints and undo there would overwrite and delete files outside the workspace.
+    """
+    real_top = Path(os.path.realpath(top))
+    real_path = Path(os.path.realpath(path))
+    return real_path == real_top or real_top in real_path.parents

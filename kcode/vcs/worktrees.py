@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kcode.vcs.gitcmd import GitError as GitError
-from kcode.vcs.gitcmd import run_git, stage_all_but_secrets
+from kcode.vcs.gitcmd import holds, run_git, stage_all_but_secrets
 
 T = TypeVar("T")
 
@@ -90,7 +90,7 @@ def find_repo_sync(path: Path) -> Repo | None:
     except (GitError, OSError):
         return None
     root = _out(top)
-    if not root:
+    if not root or not holds(root, path):
         return None
     return Repo(Path(os.path.realpath(root)), Path(_out(index)), _out(head) or None)
 

@@ -223,3 +223,21 @@ def test_undo_with_pathspec_magic_names(victim: Victim, name: str) -> None:
     assert (victim.repo / "plain.txt").read_text() == "before\n"
     assert not (victim.repo / f"made{name}").exists()
     assert (victim.repo / "README.md").exists()
+
+
+def test_core_worktree_cannot_point_checkpoints_and_undo_elsewhere(victim: Victim) -> None:
+    # A hostile core.worktree makes git report another directory as the work tree; checkpoints
+    # and undo there would overwrite and delete the user's files outside the workspace. kcode
+    # refuses a work tree that does not hold the workspace (vcs/gitcmd.holds).
+    elsewhere = victim.home / "projects"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep me\n")
+    subprocess.run(["git", "config", "core.worktree", str(elsewhere)], cwd=victim.repo, check=True)
+    turns = [_call("write_file", path="notes.txt", content="hi\n"), {"text": "done"}]
+    attack = victim.run(turns, "--approval", "auto-edit")
+    assert attack.code == 0, attack.stderr
+    (elsewhere / "new.txt").write_text("made after the turn\n")
+    _undo(victim)
+    assert (elsewhere / "precious.txt").read_text() == "keep me\n"
+    assert (elsewhere / "new.txt").read_text() == "made after the turn\n"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["new.txt", "precious.txt"]
