@@ -15,6 +15,16 @@ already holds and evaluates only the rest. When a request is for another convers
 the current KV state is saved into a small LRU `StateCache` before it is overwritten, and the cached
 state sharing the longest prefix with the new prompt is restored, so switching back and forth does
 not re-read whole prompts.
+
+CPU buffer types: models load with `llama_model_params.use_extra_bufts = False`. The "extra
+buffer types" are llama.cpp's CPU weight-repacking layouts (AMX tiles on recent Xeons, the
+AArch64/AVX repacks of Q4_0); a natively built llama.cpp crashes with signal 11 in decode on AMX
+CPUs with them (issue #13: SmolLM2 Q4_1 and Gemma 3 Q4_K_M both die). Turning them off works on
+every x86-64 machine; weights offloaded to a GPU do not use them at all. llama-cpp-python 0.3.x
+has no `Llama(...)` keyword for the field and builds its params inside `__init__`, so the load
+swaps in a `llama_model_default_params` that returns params with the field cleared, under a
+process-wide lock (`_LOAD_LOCK`) so concurrent loads never see each other's swap.
+`use_extra_bufts=True` restores llama.cpp's default for machines known to be safe.
 """
 
 from __future__ import annotations
@@ -155,6 +165,30 @@ class TokenPipe:
                 return
 
 
+_LOAD_LOCK = threading.Lock()
+
+
+def load_llama(lib: Any, *, use_extra_bufts: bool, **kwargs: Any) -> Any:
+    """`lib.Llama(**kwargs)` with `model_params.use_extra_bufts` set (see the module docstring)."""
+    import llama_cpp.llama as llama_module
+
+    low_level: Any = getattr(llama_module, "llama_cpp")  # noqa: B009 (not re-exported)
+    with _LOAD_LOCK:
+        original = low_level.llama_model_default_params
+
+        def default_params() -> Any:
+            params = original()
+            if hasattr(params, "use_extra_bufts"):
+                params.use_extra_bufts = use_extra_bufts
+            return params
+
+        low_level.llama_model_default_params = default_params
+        try:
+            return lib.Llama(**kwargs)
+        finally:
+            low_level.llama_model_default_params = original
+
+
 def import_llama_cpp() -> Any:
     try:
         import llama_cpp
@@ -176,10 +210,13 @@ class LlamaEngine:
         n_gpu_layers: int,
         state_cache_bytes: int = 2 << 30,
         mmproj: Path | None = None,
+        use_extra_bufts: bool = False,
     ) -> None:
         self.lib = import_llama_cpp()
         try:
-            self.llama = self.lib.Llama(
+            self.llama = load_llama(
+                self.lib,
+                use_extra_bufts=use_extra_bufts,
                 model_path=str(model_path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
@@ -198,6 +235,7 @@ class LlamaEngine:
             except BaseException:
                 self.llama.close()
                 raise
+        self.use_extra_bufts = bool(self.llama.model_params.use_extra_bufts)
         self.lock = threading.Lock()
         self.state_cache = StateCache(state_cache_bytes)
         self._vocab = self.llama._model.vocab
