@@ -45,6 +45,16 @@ CwdOpt = Annotated[Path | None, typer.Option("-C", "--cwd", help="work in this d
 AddDirOpt = Annotated[list[Path] | None, typer.Option("--add-dir", help="allow this dir too")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="wall-clock limit (s)")]
 ThinkingOpt = Annotated[bool | None, typer.Option("--thinking/--no-thinking", help="thinking")]
+# Budgets are read as text and checked by kcode.agents.budget: a one-line error, not click's box.
+MaxTokensOpt = Annotated[
+    str | None, typer.Option("--max-tokens", help="token budget for the run (exit 5 when hit)")
+]
+MaxCostOpt = Annotated[
+    str | None, typer.Option("--max-cost", help="cost budget in USD for the run (exit 5 when hit)")
+]
+EffortOpt = Annotated[
+    str | None, typer.Option("--effort", help="low | medium | high (reasoning_effort)")
+]
 NonInteractiveOpt = Annotated[
     bool, typer.Option("-p", "--non-interactive", help="run unattended, print, exit")
 ]
@@ -86,6 +96,9 @@ def chat(
     cwd: CwdOpt = None,
     add_dir: AddDirOpt = None,
     thinking: ThinkingOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    max_cost: MaxCostOpt = None,
+    effort: EffortOpt = None,
     continue_: Annotated[bool, typer.Option("-c", "--continue", help="continue last")] = False,
     resume: Annotated[str | None, typer.Option("-r", "--resume", help="session id")] = None,
     auto_commit: Annotated[
@@ -99,6 +112,7 @@ def chat(
         max_steps=max_steps, max_parallel=max_parallel, timeout_s=timeout,
         output_format=output_format, thinking=thinking, add_dirs=add_dir, auto_commit=auto_commit,
     )  # fmt: skip
+    flags.update(_budget_flags(max_tokens, max_cost, effort))
     try:
         config = load_config(root, flags, interactive=interactive)
     except ConfigError as err:
@@ -133,6 +147,29 @@ def chat(
     raise typer.Exit(
         run_repl(config, root, initial_prompt=prompt, resume_id=resume_id, images=images)
     )
+
+
+def _budget_flags(
+    max_tokens: str | None, max_cost: str | None, effort: str | None
+) -> dict[str, Any]:
+    from kcode.agents.budget import BudgetError, parse_max_cost, parse_max_tokens
+
+    out: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    try:
+        if max_tokens is not None:
+            limits["max_tokens"] = parse_max_tokens(max_tokens)
+        if max_cost is not None:
+            limits["max_cost"] = parse_max_cost(max_cost)
+    except BudgetError as err:
+        _fail(str(err))
+    if limits:
+        out["limits"] = limits
+    if effort is not None:
+        if effort not in ("low", "medium", "high"):
+            _fail(f"--effort {effort!r}: use low, medium or high")
+        out["effort"] = effort
+    return out
 
 
 def _resume_id(root: Path, continue_: bool, resume: str | None) -> str | None:

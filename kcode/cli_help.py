@@ -10,7 +10,7 @@ Exit codes:
   2    usage or configuration error (bad flag, no model configured, unreadable image)
   3    backend error after retries (unreachable, auth, model not found)
   4    an action needed approval that the non-interactive policy does not grant
-  5    a limit was hit (--max-steps, token budget, --timeout)
+  5    a limit was hit (--max-steps, --max-tokens, --max-cost, --timeout)
   130  interrupted (Ctrl-C); the session is saved and resumable (kcode -c)
 """
 
@@ -45,10 +45,13 @@ Options:
   --max-steps N              limit on model calls in one turn
   --max-parallel N           sub-agents running at once (default 8, up to 128)
   --timeout SECONDS          wall-clock limit for the run
+  --max-tokens N             token budget for the run, all agents (exit 5 when used up)
+  --max-cost USD             cost budget for the run in US dollars (exit 5; needs a known price)
   -i, --image PATH           attach an image to the prompt (repeatable)
   -C, --cwd DIR              work in DIR instead of the current directory
   --add-dir DIR              allow the tools to use DIR too (repeatable)
   --thinking/--no-thinking   ask the model to think (Kimi K2.5 and others)
+  --effort LEVEL             low | medium | high: reasoning_effort, for APIs that take it
   --auto-commit/--no-auto-commit   make one git commit per turn
   -c, --continue             continue the last session in this directory
   -r, --resume [ID]          resume a session (a picker when no ID)

@@ -325,6 +325,10 @@ def load_config(
             if key == "rules":  # rule lists add up across layers; they never replace
                 old = merged.get("rules", {})
                 value = {k: [*old.get(k, []), *value.get(k, [])] for k in {*old, *value}}
+            elif key in ("limits", "prices") and isinstance(value, dict):
+                # Tables merge key by key across layers: --max-cost keeps [limits] max_tokens.
+                old_table = merged.get(key)
+                value = {**(old_table if isinstance(old_table, dict) else {}), **value}
             merged[key] = value
             sources[key] = source
 
@@ -382,6 +386,15 @@ USER_CONFIG_TEMPLATE = """\
 # max_steps = 100
 # max_parallel = 8
 # thinking = true
+# effort = "medium"           # low | medium | high: reasoning_effort, for APIs that take it
+# temperature = 0.6           # default: the model's recommended one (Kimi K2.5: 1.0 / 0.6)
+# [limits]                    # run budgets, like --max-tokens / --max-cost (exit 5 when hit)
+# max_tokens = 2000000
+# max_cost = 5.00             # USD
+# [prices."my-model"]         # USD per million tokens; overrides kcode's built-in table
+# input = 0.60
+# cached_input = 0.10
+# output = 3.00
 """
 
 

@@ -204,6 +204,13 @@ class Settings:
     allow_secrets: bool = False  # let read_file/grep read .env, keys and credential files
     allow_network: bool = False  # network inside the shell sandbox
     trusted: list[str] = field(default_factory=list)  # repos whose .kcode/config.toml may allow
+    # issue #16: run budgets ([limits] max_tokens, max_cost; --max-tokens/--max-cost), price
+    # overrides ([prices."model"] input, cached_input, output per million tokens), --effort, and a
+    # sampling temperature that replaces the per-model default (Kimi K2.5: 1.0 thinking, 0.6 not).
+    limits: dict[str, Any] = field(default_factory=dict)
+    prices: dict[str, Any] = field(default_factory=dict)
+    effort: str | None = None
+    temperature: float | None = None
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -271,6 +278,8 @@ def _coerce(value: Any, loc: str, spec: _Spec) -> Any:
         converted = _as_str_list(value, loc)
     elif spec.kind == "literal":
         converted = _as_literal(value, loc, spec.choices)
+    elif spec.kind in ("limits", "prices"):
+        converted = _as_budget_table(value, loc, spec.kind)
     else:
         converted = _as_rules(value, loc)
     if spec.ge is not None and not converted >= spec.ge:
@@ -307,7 +316,28 @@ SPECS: dict[str, _Spec] = {
     "allow_secrets": _Spec("bool"),
     "allow_network": _Spec("bool"),
     "trusted": _Spec("list"),
+    "limits": _Spec("limits"),
+    "prices": _Spec("prices"),
+    "effort": _Spec("literal", optional=True, choices=("low", "medium", "high")),
+    "temperature": _Spec("float", optional=True, ge=0, le=2),
 }
+
+
+def _as_budget_table(value: Any, loc: str, kind: str) -> dict[str, Any]:
+    """`[limits]` and `[prices."model"]`: checked here so a bad entry fails at load time with a
+    message naming it (the values stay plain dicts; kcode.agents.budget/prices read them)."""
+    from kcode.agents.budget import BudgetError, parse_limits
+    from kcode.agents.prices import PriceError, parse_prices
+
+    try:
+        if kind == "limits":
+            parse_limits(value)
+        else:
+            parse_prices(value)
+    except (BudgetError, PriceError) as err:
+        raise FieldError(loc, str(err)) from None
+    return dict(value)
+
 
 Settings.model_fields = SPECS
 

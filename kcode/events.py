@@ -142,6 +142,9 @@ class AgentFinished(Event):
     duration_s: float = 0.0
     files_changed: list[str] = field(default_factory=list)
     error: str | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None  # USD; None when the model's price is unknown
 
 
 @dataclass(kw_only=True)
@@ -150,6 +153,12 @@ class Usage(Event):
     prompt_tokens: int
     completion_tokens: int
     requests: int = 1
+    # Issue #16: parts of the above (prompt tokens the server's cache served, completion tokens
+    # spent reasoning), this request's cost and the agent's running total (USD; None = unknown).
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
+    agent_cost: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -167,6 +176,27 @@ class VisualIteration(Event):
     score: float
     metrics: dict[str, Any] = field(default_factory=dict)
     best: bool = False
+
+
+@dataclass(kw_only=True)
+class BudgetWarning(Event):
+    """A budget is 80 % used (kcode.agents.budget). scope: "run" | "agent"; unit: "tokens" | "usd"."""
+
+    type: ClassVar[str] = "budget_warning"
+    scope: str
+    unit: str
+    used: float
+    limit: float
+    fraction: float
+
+
+@dataclass(kw_only=True)
+class CacheWarning(Event):
+    """The server's prompt cache for this conversation will not be reused (model switch, /clear)."""
+
+    type: ClassVar[str] = "cache_warning"
+    reason: str
+    message: str
 
 
 @dataclass(kw_only=True)
@@ -206,5 +236,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         VisualIteration,
         Error,
         TurnFinished,
+        BudgetWarning,
+        CacheWarning,
     )
 }

@@ -24,6 +24,7 @@ EXIT_CODES = {
     "max_steps": 5,
     "repeated_calls": 5,
     "timeout": 5,
+    "budget_exceeded": 5,  # --max-tokens / --max-cost (kcode.agents.budget)
     "cancelled": 130,
 }
 

@@ -113,6 +113,28 @@ def _attach_rules(approver: Approver, config: Config) -> None:
         approver.rules = RuleSet.parse(rules, "config")  # type: ignore[attr-defined]
 
 
+def cache_key(session_id: str, role: str) -> str:
+    """The prompt cache key of one session and role (issue #16): stable across its turns, shared by
+    the sub-agents of one role, whose requests start with the same system prompt and tools."""
+    return f"kcode-{session_id}-{role}"
+
+
+def run_budget(config: Config, backend: Backend, model: str) -> Any:
+    """The run's budget and price table; ConfigError when --max-cost cannot be counted."""
+    from kcode.agents.budget import RunBudget, parse_limits
+    from kcode.agents.prices import PriceTable, parse_prices
+
+    prices = PriceTable(parse_prices(config.prices), local=backend.name == "llama-cpp")
+    limits = parse_limits(config.limits)
+    model = model or str(getattr(backend, "model", ""))
+    if limits.max_cost is not None and prices.lookup(model) is None:
+        raise ConfigError(
+            f"--max-cost needs the price of model {model!r}, which kcode does not know; add "
+            f'[prices."{model}"] input = ..., output = ... (USD per million tokens) to the config'
+        )
+    return RunBudget(limits, prices)
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -169,12 +191,19 @@ def build_runtime(
         tools=tools,
         ctx=ctx,
         system_prompt=main_system_prompt(root, interactive=interactive),
-        options=BackendOptions(model=config.model, thinking=config.thinking),
+        options=BackendOptions(
+            model=config.model,
+            thinking=config.thinking,
+            temperature=config.temperature,
+            reasoning_effort=config.effort,
+            cache_key=cache_key(session.session_id, "main"),
+        ),
         max_steps=config.max_steps,
         history=history,
         on_message=session.log_message,
         specs=cached_tool_specs(ROLE_TOOLS["main"]),
     )
+    agent.meter = run_budget(config, backend, agent.options.model).meter("main")
     from kcode.agents.orchestrator import Orchestrator
 
     ctx.spawner = Orchestrator.for_agent(

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kcode.agents.budget import BUDGET_EXCEEDED, BudgetExceeded, BudgetNotice, Meter
 from kcode.agents.scheduling import dependencies, footprint
 from kcode.agents.stats import AgentStats
 from kcode.approval import ApprovalRequired
@@ -118,6 +119,8 @@ class Agent:
         # Precomputed specs (tools/spec_cache.py) let the first request go out before tool import.
         self._specs = specs if specs is not None else tool_specs(tools)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        # Usage, cost and budgets (kcode.agents.budget); set by the runtime and the orchestrator.
+        self.meter: Meter | None = None
 
     def _add(self, message: Message) -> None:
         self.history.append(message)
@@ -147,6 +150,10 @@ class Agent:
                 except BackendError as err:
                     yield Error(agent=self.agent_id, message=err.message, kind=err.kind)
                     yield self.finish_event(BACKEND_ERROR, err.message, started)
+                    return
+                except BudgetExceeded as over:
+                    yield Error(agent=self.agent_id, message=over.message, kind=BUDGET_EXCEEDED)
+                    yield self.finish_event(BUDGET_EXCEEDED, over.message, started)
                     return
                 calls = reply.tool_calls()
                 self._add(Message.assistant(reply.text, calls, reply.reasoning or None))
@@ -204,7 +211,9 @@ class Agent:
     async def _stream_reply(self, reply: _Reply) -> AsyncIterator[Event]:
         self.stats.steps += 1
         self.stats.requests += 1
-        stream = self.backend.stream(self.history, self._specs, self.options)
+        stream: AsyncIterator[Any] = self.backend.stream(self.history, self._specs, self.options)
+        if self.meter is not None:
+            stream = self.meter.wrap(stream, self)
         async for delta in stream:
             if isinstance(delta, TextChunk):
                 reply.text += delta.text
@@ -220,13 +229,18 @@ class Agent:
                     slot["name"] = slot.get("name", "") + delta.name
                 slot["arguments"] += delta.arguments
             elif isinstance(delta, UsageChunk):
-                self.stats.prompt_tokens += delta.prompt_tokens
-                self.stats.completion_tokens += delta.completion_tokens
+                self.stats.add_usage(delta)
                 yield Usage(
                     agent=self.agent_id,
                     prompt_tokens=delta.prompt_tokens,
                     completion_tokens=delta.completion_tokens,
+                    cached_tokens=delta.cached_tokens,
+                    reasoning_tokens=delta.reasoning_tokens,
+                    cost=delta.cost,
+                    agent_cost=self.stats.cost,
                 )
+            elif isinstance(delta, BudgetNotice):
+                yield delta.event
             elif isinstance(delta, RetryNotice):
                 # The backend restarts the reply: whatever streamed so far is void.
                 reply.text, reply.reasoning, reply.calls = "", "", {}

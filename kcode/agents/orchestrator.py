@@ -19,6 +19,7 @@ generates one sequence at a time, so there sub-agents simply queue for it — to
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kcode.agents.budget import Limits, Meter
 from kcode.agents.loop import COMPLETED, FAILED, Agent
 from kcode.agents.roles import (
     ISOLATED_ROLES,
@@ -107,11 +109,15 @@ class Orchestrator:
         self._counter = 0
         self._merge_lock = asyncio.Lock()
         self._approval_lock = asyncio.Lock()
+        # The parent agent's meter (issue #16): sub-agents get child meters of the same run budget.
+        self.parent_meter: Meter | None = None
+        self._fanout_size = 1
+        self._fanout_left = Limits()
 
     @classmethod
     def for_agent(cls, agent: Agent, *, max_parallel: int = 8, **kw: Any) -> Orchestrator:
         """An orchestrator whose sub-agents share `agent`'s backend and report into its stats."""
-        return cls(
+        orchestrator = cls(
             backend=agent.backend,
             options=agent.options,
             parent_stats=agent.stats,
@@ -119,12 +125,18 @@ class Orchestrator:
             max_steps=min(agent.max_steps, SUB_AGENT_MAX_STEPS),
             **kw,
         )
+        orchestrator.parent_meter = agent.meter
+        return orchestrator
 
     # --- the tool's entry point -------------------------------------------------------------------
     async def run(self, tasks: list[SubTask], ctx: ToolContext) -> ToolResult:
         validate_tasks(tasks)
+        check_task_budgets(tasks, self.parent_meter, self.options.model or self.backend_model())
         started = time.monotonic()
         plans = [self._plan(task) for task in tasks]
+        self._fanout_size = len(plans)
+        if self.parent_meter is not None:  # shares come from what was left when the fan-out began
+            self._fanout_left = self.parent_meter.run.remaining()
         repo = await self._prepare_isolation(plans, ctx)
         path_locks = PathLocks()
         semaphore = asyncio.Semaphore(self.max_parallel)
@@ -213,15 +225,24 @@ class Orchestrator:
                 backend=self.backend,
                 tools=tools,
                 ctx=sub_ctx,
+                # The workspace's root, not the worktree's: one role's sub-agents then share a
+                # byte-identical system prompt, a prefix the server's prompt cache can reuse.
                 system_prompt=role_system_prompt(
-                    plan.task.role, sub_ctx.root, self.shared_facts, parent.root
+                    plan.task.role, parent.root, self.shared_facts, parent.root
                 ),
-                options=self.options,
+                options=dataclasses.replace(
+                    self.options, cache_key=role_cache_key(self.options.cache_key, plan.task.role)
+                ),
                 max_steps=self.max_steps,
                 agent_id=plan.id,
                 role=plan.task.role,
             )
             plan.agent = agent
+            if self.parent_meter is not None:
+                caps = Limits(plan.task.max_tokens, plan.task.max_cost)
+                agent.meter = self.parent_meter.child(
+                    plan.id, caps, self._fanout_size, self._fanout_left
+                )
             result.stats = agent.stats
             await parent.emit(
                 AgentSpawned(
@@ -259,6 +280,9 @@ class Orchestrator:
                     duration_s=round(agent.stats.duration_s, 3),
                     files_changed=result.files_changed,
                     error=result.error,
+                    cached_tokens=agent.stats.cached_tokens,
+                    reasoning_tokens=agent.stats.reasoning_tokens,
+                    cost=agent.stats.cost,
                 )
             )
 
@@ -287,7 +311,7 @@ class Orchestrator:
         finished: TurnFinished | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                async for event in agent.run_turn(Message.user(plan.task.prompt)):
+                async for event in agent.run_turn(Message.user(self._task_text(plan))):
                     if isinstance(event, TurnFinished):
                         finished = event
                     # Events already carry the sub-agent's id; re-tag only if one does not.
@@ -351,6 +375,37 @@ class Orchestrator:
         except (wt.GitError, OSError) as err:
             result.ok = False
             result.error = f"could not merge its changes back: {err}"
+
+    def _task_text(self, plan: _Plan) -> str:
+        """The task, and for an agent in its own worktree where its edits go: said here, after the
+        task, because the system prompt must be the same for every agent of a role."""
+        if plan.worktree is None:
+            return plan.task.prompt
+        return (
+            f"{plan.task.prompt}\n\n(Your tools work on an isolated copy of the workspace at "
+            f"{plan.worktree.path}; it is merged back when you finish. Use relative paths.)"
+        )
+
+    def backend_model(self) -> str:
+        return str(getattr(self.backend, "model", ""))
+
+
+def role_cache_key(key: str | None, role: str) -> str | None:
+    """Sub-agents of one role share a prompt cache key: `kcode-<session>-main` -> `...-edit`."""
+    if not key:
+        return None
+    return f"{key.rsplit('-', 1)[0]}-{role}"
+
+
+def check_task_budgets(tasks: list[SubTask], meter: Meter | None, model: str) -> None:
+    """A cost cap needs a price to be counted; refuse before anything starts (an error result)."""
+    if any(t.max_cost is not None for t in tasks) and (
+        meter is None or meter.run.prices.lookup(model) is None
+    ):
+        raise ToolError(
+            f"max_cost cannot be enforced: model {model!r} has no known price. Use max_tokens "
+            "instead. Nothing was run."
+        )
 
 
 def commit_changes(repo: wt.Repo, base: str, commit: str) -> bool:

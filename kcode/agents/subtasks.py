@@ -19,6 +19,9 @@ REPORT_MAX_CHARS = 4_000
 class SubTask:
     role: str
     prompt: str
+    # This sub-agent's budget (issue #16); None: a default share (kcode.agents.budget.Meter.child).
+    max_tokens: int | None = None
+    max_cost: float | None = None
 
 
 @dataclass
@@ -43,6 +46,9 @@ class SubAgentResult:
             "ok": self.ok,
             "steps": s.total_steps,
             "tokens": s.prompt_tokens + s.completion_tokens,
+            "cached_tokens": s.cached_tokens,
+            "reasoning_tokens": s.reasoning_tokens,
+            "cost": None if s.cost is None else round(s.cost, 6),
             "seconds": round(s.duration_s, 2),
             "files_changed": self.files_changed,
             "tests": self.tests,

@@ -30,6 +30,10 @@ class BackendOptions:
     # "auto" | "none" | "required" | a tool name to force
     tool_choice: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
+    # Issue #16: a stable key the server may use to route requests to a warm prompt cache (sent
+    # only where the API takes one, see OpenAIBackend), and `--effort` for reasoning models.
+    cache_key: str | None = None
+    reasoning_effort: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,12 @@ class ToolCallChunk:
 class UsageChunk:
     prompt_tokens: int
     completion_tokens: int
+    # Parts of the above the server reported: prompt tokens served from its cache, completion
+    # tokens spent on reasoning. `cost` (USD) is filled in by the agent's meter when the model's
+    # price is known (kcode.agents.prices); None means unknown, not free.
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
 
 
 @dataclass(frozen=True)

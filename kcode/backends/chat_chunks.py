@@ -38,7 +38,31 @@ def usage_of(raw: Any) -> UsageChunk | None:
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
     if prompt is None and completion is None:
         return None
-    return UsageChunk(int(prompt or 0), int(completion or 0))
+    return UsageChunk(
+        int(prompt or 0), int(completion or 0), _cached_tokens(raw), _reasoning_tokens(raw)
+    )
+
+
+def _count(value: Any) -> int:
+    """A token count from untrusted JSON: a non-negative int, anything else is 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(0, int(value))
+
+
+def _cached_tokens(raw: dict[str, Any]) -> int:
+    """OpenAI: usage.prompt_tokens_details.cached_tokens; Moonshot: usage.cached_tokens."""
+    details = raw.get("prompt_tokens_details")
+    if isinstance(details, dict) and details.get("cached_tokens") is not None:
+        return _count(details.get("cached_tokens"))
+    return _count(raw.get("cached_tokens"))
+
+
+def _reasoning_tokens(raw: dict[str, Any]) -> int:
+    details = raw.get("completion_tokens_details")
+    if isinstance(details, dict):
+        return _count(details.get("reasoning_tokens"))
+    return _count(raw.get("reasoning_tokens"))
 
 
 def deltas_of(delta: Any) -> list[Delta]:

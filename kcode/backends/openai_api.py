@@ -168,25 +168,45 @@ class OpenAIBackend:
     def build_request(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: BackendOptions
     ) -> dict[str, Any]:
-        """The JSON body of this turn's POST /chat/completions."""
+        """The JSON body of this turn's POST /chat/completions.
+
+        Key order is part of prompt caching (issue #16): what stays the same for a whole session
+        (model, cache key, tools) comes first and the conversation after it, so the serialised
+        body of each request starts with the bytes of the previous one; per-request settings
+        follow the messages."""
         model = options.model or self.model
-        request: dict[str, Any] = {
-            "model": model,
-            "messages": messages_to_wire(messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        request: dict[str, Any] = {"model": model}
+        if options.cache_key and self.takes_cache_key():
+            request["prompt_cache_key"] = options.cache_key
         if tools:
             request["tools"] = tools_to_wire(tools)
             request["tool_choice"] = tool_choice_to_wire(options.tool_choice, tools)
+        request["messages"] = messages_to_wire(messages)
+        request["stream"] = True
+        request["stream_options"] = {"include_usage": True}
         if options.max_tokens is not None:
             request["max_tokens"] = options.max_tokens
-        if options.temperature is not None:
-            request["temperature"] = options.temperature
+        temperature = options.temperature
+        if temperature is None and _is_kimi_k25(model):
+            # Moonshot's recommended sampling for Kimi K2.5: 1.0 thinking (its default), 0.6 instant.
+            temperature = 0.6 if options.thinking is False else 1.0
+        if temperature is not None:
+            request["temperature"] = temperature
         if options.thinking is not None and self._is_kimi(model):
             request["thinking"] = {"type": "enabled" if options.thinking else "disabled"}
+        if options.reasoning_effort and not self._is_kimi(model):
+            # Kimi has thinking on/off only; OpenAI's reasoning models (and servers that copy
+            # them) take low|medium|high.
+            request["reasoning_effort"] = options.reasoning_effort
         request.update(options.extra)
         return request
+
+    def takes_cache_key(self) -> bool:
+        """`prompt_cache_key` goes only to OpenAI's own API, which documents it: other
+        OpenAI-compatible servers may reject unknown fields (strict validators answer 400), and
+        Moonshot caches by prefix automatically without one."""
+        host = urlsplit(self.base_url).hostname or ""
+        return host == "api.openai.com" or host.endswith(".api.openai.com")
 
     # --- one attempt -----------------------------------------------------------------------------
     def _make_transport(self, name: str) -> ChunkTransport:
@@ -332,6 +352,11 @@ class OpenAIBackend:
         """Kimi models take the `thinking` switch; other servers may reject unknown fields."""
         host = urlsplit(self.base_url).netloc.lower()
         return "kimi" in model.lower() or "moonshot" in host
+
+
+def _is_kimi_k25(model: str) -> bool:
+    name = model.lower().rsplit("/", 1)[-1]
+    return name.startswith(("kimi-k2.5", "kimi-k2p5"))
 
 
 def _root_cause(err: BaseException) -> str:

@@ -16,6 +16,12 @@ class SubAgentTask(BaseModel):
         description="search: read-only lookup; edit: change files; test: run tests; general: all."
     )
     prompt: str = Field(description="The whole task, with every fact, path and name it needs.")
+    max_tokens: int | None = Field(
+        None, gt=0, description="Token budget of this sub-agent (default: a share of the run's)."
+    )
+    max_cost: float | None = Field(
+        None, gt=0, description="Cost budget in USD of this sub-agent (default: a share)."
+    )
 
 
 class SpawnAgentsArgs(ToolArgs):
@@ -45,5 +51,5 @@ class SpawnAgentsTool(Tool[SpawnAgentsArgs]):
                 "spawn_agents is not available here: sub-agents cannot spawn further agents. "
                 "Do this part of the work yourself."
             )
-        tasks = [SubTask(t.role, t.prompt) for t in args.tasks]
+        tasks = [SubTask(t.role, t.prompt, t.max_tokens, t.max_cost) for t in args.tasks]
         return await spawner.run(tasks, ctx)

@@ -35,6 +35,7 @@ class AgentRow:
     step: int = 0
     tool: str = ""
     tokens: int = 0
+    cost: float | None = None  # USD so far (issue #16); None: the model's price is unknown
     started: float = field(default_factory=time.monotonic)
     finished: AgentFinished | None = None
 
@@ -67,6 +68,7 @@ class AgentsView:
             row.tool = ""
             row.tokens = max(row.tokens, event.prompt_tokens + event.completion_tokens)
             row.step = max(row.step, event.steps)
+            row.cost = event.cost if event.cost is not None else row.cost
         elif event.agent == "main":
             return
         elif isinstance(event, StepStarted):
@@ -77,6 +79,7 @@ class AgentsView:
             self._row(event.agent).tool = ""
         elif isinstance(event, Usage):
             self._row(event.agent).tokens += event.prompt_tokens + event.completion_tokens
+            self._row(event.agent).cost = event.agent_cost
 
     def table(self, now: float | None = None) -> Table:
         from rich.table import Table
@@ -95,7 +98,7 @@ class AgentsView:
                 str(row.step),
                 state,
                 f"{row.elapsed(now):.1f}s",
-                f"{row.tokens:,}",
+                f"{row.tokens:,}" + ("" if row.cost is None else f" ${row.cost:.4f}"),
             )
         return table
 

@@ -11,6 +11,8 @@ import time
 from typing import Any, Protocol, TextIO
 
 from kcode.events import (
+    BudgetWarning,
+    CacheWarning,
     Error,
     Event,
     ReasoningDelta,
@@ -55,6 +57,10 @@ class TextPrinter(_Safe):
     def event(self, event: Event) -> None:
         if isinstance(event, Error):
             self.err.write(f"kcode: {self.text(event.message)}\n")
+        if isinstance(event, BudgetWarning | CacheWarning):  # shown even without a terminal
+            from kcode.agents.usage_report import describe_notice
+
+            self.err.write(f"kcode: warning: {self.text(describe_notice(event), one_line=True)}\n")
         if not self.progress:
             return
         prefix = "" if event.agent == "main" else f"[{event.agent}] "

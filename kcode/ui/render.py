@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
+from kcode.agents.usage_report import describe_notice
 from kcode.events import (
     AgentFinished,
     AgentSpawned,
     ApprovalDecided,
     ApprovalRequested,
     AssistantMessage,
+    BudgetWarning,
+    CacheWarning,
     Error,
     Event,
     ReasoningDelta,
@@ -296,6 +299,8 @@ class Renderer:
             self.finish()
         elif isinstance(event, (StepStarted, Usage)):
             pass
+        elif isinstance(event, (BudgetWarning, CacheWarning)):
+            self.print(Text(f"  ! {visible(describe_notice(event))}", style="yellow"))
 
     def note_prompted(self, agent: str, tool: str) -> None:
         """The approval prompt already showed this diff; do not repeat it after the call."""

@@ -164,6 +164,8 @@ async def cmd_model(repl: Repl, arg: str) -> None:
         return
     runtime = repl.runtime
     repl.config = config
+    if runtime is not None and config.model != runtime.agent.options.model:
+        _cache_warning(repl, runtime.agent.history, "model")
     if runtime is not None:
         old = runtime.backend
         runtime.backend = runtime.agent.backend = backend
@@ -189,6 +191,7 @@ async def cmd_clear(repl: Repl, arg: str) -> None:
     runtime = await _runtime(repl)
     if runtime is None:
         return
+    _cache_warning(repl, runtime.agent.history, "clear")
     del runtime.agent.history[1:]
     runtime.ctx.todos.clear()
     runtime.session.log_history(runtime.agent.history)
@@ -276,20 +279,16 @@ async def cmd_stats(repl: Repl, arg: str) -> None:
         return
     from rich.table import Table
 
+    from kcode.agents.usage_report import AGENT_COLUMNS, agent_row, usage_line
+
     stats = runtime.agent.stats
-    usage = stats.usage()
     repl.console.print(
-        f"requests {usage['requests']} · tokens {usage['prompt_tokens']:,} in / "
-        f"{usage['completion_tokens']:,} out · steps {stats.total_steps} · "
-        f"critical steps {stats.critical_steps}"
+        Text(visible(usage_line(stats.usage())))
+        + Text(f" · steps {stats.total_steps} · critical steps {stats.critical_steps}")
     )
-    table = Table("agent", "role", "steps", "requests", "tokens", "time", box=None)
+    table = Table(*AGENT_COLUMNS, box=None)
     for row in stats.as_dict()["agents"]:
-        tokens = row["prompt_tokens"] + row["completion_tokens"]
-        table.add_row(
-            row["agent"], row["role"], str(row["steps"]), str(row["requests"]),
-            f"{tokens:,}", f"{row['duration_s']:.1f}s",
-        )  # fmt: skip
+        table.add_row(*(visible(cell, one_line=True) for cell in agent_row(row)))
     repl.console.print(table)
 
 
@@ -330,6 +329,26 @@ async def cmd_init(repl: Repl, arg: str) -> None:
     await repl.run_turn(Message.user(INIT_PROMPT))
 
 
+def _cache_warning(repl: Repl, history: list[Message], reason: str) -> None:
+    from kcode.agents.prompt_cache import discard_warning
+    from kcode.agents.usage_report import describe_notice
+
+    warning = discard_warning(history, reason)
+    if warning is not None:
+        repl.console.print(Text(f"! {visible(describe_notice(warning))}", style="yellow"))
+
+
+async def cmd_think(repl: Repl, arg: str) -> None:
+    """Toggle thinking (or /think on|off) for the next requests; the config stays as it was."""
+    runtime = await _runtime(repl)
+    if runtime is None:
+        return
+    current = runtime.agent.options.thinking
+    wanted = {"on": True, "off": False}.get(arg.lower(), current is False)
+    runtime.agent.options = dataclasses.replace(runtime.agent.options, thinking=wanted)
+    repl.console.print(f"Thinking is now {'on' if wanted else 'off'}.")
+
+
 async def cmd_exit(repl: Repl, arg: str) -> None:
     repl.should_exit = True
 
@@ -342,7 +361,8 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "compact": (cmd_compact, "summarise old tool traffic to free context"),
     "diff": (cmd_diff, "show changes since the session started"),
     "undo": (cmd_undo, "undo the last turn's file changes (/undo N: the last N turns)"),
-    "stats": (cmd_stats, "requests, tokens, steps, critical steps, time per agent"),
+    "stats": (cmd_stats, "requests, tokens, cache hits, cost, steps, time per agent"),
+    "think": (cmd_think, "toggle thinking (/think on|off)"),
     "sessions": (cmd_sessions, "list saved sessions for this directory"),
     "resume": (cmd_resume, "resume a saved session: /resume ID"),
     "init": (cmd_init, "write an AGENTS.md for this repository"),
