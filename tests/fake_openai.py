@@ -49,6 +49,9 @@ class RecordedRequest:
     in_flight: int  # chat requests in flight at arrival, this one included
     reply_index: int | None = None
     authorized: bool = False  # an Authorization header was present
+    raw: bytes = b""  # the body exactly as it arrived (prompt-cache tests compare bytes)
+    events_sent: int = 0  # SSE events written before the stream ended or the client left
+    client_left: bool = False  # the client closed the connection before the stream's end
 
 
 @dataclass
@@ -71,11 +74,16 @@ class FakeOpenAIServer:
         models: Sequence[str] = ("fake-model",),
         default: Reply | None = None,
         require_api_key: str | None = None,
+        simulate_cache: bool = False,
     ) -> None:
         self._responder: Responder = responder if responder is not None else []
         self._default = default
         self.models = list(models)
         self.require_api_key = require_api_key
+        # Like a provider's prompt cache: a request's cached_tokens is the longest byte prefix it
+        # shares with an earlier request's prompt, at 4 bytes a token (tests/fake_openai.py only).
+        self.simulate_cache = simulate_cache
+        self._prompts: list[bytes] = []
         self._state = _State()
         self._httpd = _Server((host, port), _make_handler(self))
         self._thread: threading.Thread | None = None
@@ -141,6 +149,18 @@ class FakeOpenAIServer:
             return self._state.max_in_flight
 
     # --- internals used by the handler -----------------------------------------------------------
+    def _cached_tokens(self, raw: bytes) -> int | None:
+        if not self.simulate_cache:
+            return None
+        from kcode.agents.prompt_cache import common_prefix, prompt_bytes
+
+        prompt = prompt_bytes(raw)
+        with self._state.lock:
+            earlier = list(self._prompts)
+            self._prompts.append(prompt)
+        best = max((common_prefix(prompt, p) for p in earlier), default=0)
+        return best // 4
+
     def _choose_reply(self, body: dict[str, Any]) -> tuple[int, Reply]:
         if callable(self._responder):
             with self._state.lock:
@@ -238,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._counted_in_flight = True
         try:
             record = self._record(body)
+            record.raw = raw
+            self._record_now = record
             wanted_key = self.fake.require_api_key
             if (
                 wanted_key is not None
@@ -247,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             index, reply = self.fake._choose_reply(body)
             record.reply_index = index
-            self._serve_reply(body, reply)
+            self._serve_reply(body, reply, self.fake._cached_tokens(raw))
         finally:
             self._leave_in_flight()
 
@@ -276,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
         return record
 
     # --- replies ---------------------------------------------------------------------------------
-    def _serve_reply(self, body: dict[str, Any], reply: Reply) -> None:
+    def _serve_reply(self, body: dict[str, Any], reply: Reply, cached: int | None = None) -> None:
         if reply.delay_s:
             time.sleep(reply.delay_s)
         if reply.reset:
@@ -297,17 +319,25 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model", "fake-model"))
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(reply, model, body, include_usage)
+            self._stream(reply, model, body, include_usage, cached)
         else:
             self._send_json(200, reply.completion(model, body))
 
-    def _stream(self, reply: Reply, model: str, body: dict[str, Any], include_usage: bool) -> None:
+    def _stream(
+        self,
+        reply: Reply,
+        model: str,
+        body: dict[str, Any],
+        include_usage: bool,
+        cached: int | None = None,
+    ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        events = _sse_events(reply, model, body, include_usage)
+        events = _sse_events(reply, model, body, include_usage, cached)
+        record = self._record_now
         for sent, event in enumerate(events):
             if reply.cut_after is not None and sent >= reply.cut_after:
                 self._cut_connection()
@@ -322,7 +352,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(event)
             except OSError:  # the client went away; nothing more to do
                 self.close_connection = True
+                record.client_left = True
                 return
+            record.events_sent = sent + 1
         self._write_chunk(b"")  # end of the chunked body
 
     def _write_chunk(self, data: bytes) -> None:
@@ -368,14 +400,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, {"error": error}, headers)
 
 
-def _sse_events(reply: Reply, model: str, body: dict[str, Any], include_usage: bool) -> list[bytes]:
+def _sse_events(
+    reply: Reply,
+    model: str,
+    body: dict[str, Any],
+    include_usage: bool,
+    cached_tokens: int | None = None,
+) -> list[bytes]:
     """The reply's SSE events, the same bytes `Reply.stream_chunks` would give, but encoded once
     per reply and model: later requests only put in their own id, time and usage. (The server
     shares the machine's cores with the client the benchmarks measure; it should cost little.)"""
     key = (id(reply), model, include_usage)
     cached = _EVENT_TEMPLATES.get(key)
     if cached is None or cached[0] is not reply:
-        chunks = reply.stream_chunks(model, body, include_usage)
+        chunks = reply.stream_chunks(model, body, include_usage, cached_tokens)
         events = [b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks]
         _EVENT_TEMPLATES[key] = (reply, events, str(chunks[0]["id"]), int(chunks[0]["created"]))
         return [*events, _DONE]
@@ -393,7 +431,8 @@ def _sse_events(reply: Reply, model: str, body: dict[str, Any], include_usage: b
         events.append(event)
     if include_usage:
         head, _, _ = events[-1].rpartition(b'"usage": ')
-        events[-1] = head + b'"usage": ' + json.dumps(reply._usage(body)).encode() + b"}\n\n"
+        usage = json.dumps(reply._usage(body, cached_tokens)).encode()
+        events[-1] = head + b'"usage": ' + usage + b"}\n\n"
     return [*events, _DONE]
 
 
@@ -421,6 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--script", type=Path, required=True, help="JSON list of replies")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--simulate-cache", action="store_true", help="report cached_tokens from shared prefixes"
+    )
     args = parser.parse_args(argv)
     try:
         responder, default, models = _load_script(args.script)
@@ -428,7 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fake_openai: cannot load {args.script}: {err}", file=sys.stderr)
         return 2
     server = FakeOpenAIServer(
-        responder, host=args.host, port=args.port, models=models, default=default
+        responder,
+        host=args.host,
+        port=args.port,
+        models=models,
+        default=default,
+        simulate_cache=args.simulate_cache,
     )
     server.start()
     print(server.base_url, flush=True)

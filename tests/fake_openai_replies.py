@@ -3,7 +3,8 @@
 A reply in JSON (CLI scripts) uses the same field names as `Reply`, e.g.
     {"text": "done", "reasoning": "...", "tool_calls": [{"name": "grep", "arguments": {"pattern": "x"}}],
      "usage": [120, 7], "delay_s": 0.1, "status": 429, "retry_after": 1, "reset": true, "cut_after": 3,
-     "garbage": "{not json", "garbage_after": 2}
+     "garbage": "{not json", "garbage_after": 2, "cached_tokens": 100, "reasoning_tokens": 5,
+     "usage_style": "moonshot"}
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class Reply:
     garbage: str | None = None  # a raw `data:` payload (not JSON, or the wrong shape) to slip in
     garbage_after: int = 1  # ... after this many good events; the stream then carries on
     finish_reason: str | None = None  # default: "tool_calls" when there are calls, else "stop"
+    # Usage details (issue #16): cached prompt tokens (None: what the server's simulated prefix
+    # cache found, else 0), reasoning tokens, and where they go: "openai" puts them in
+    # prompt_tokens_details / completion_tokens_details, "moonshot" puts cached_tokens top-level.
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    usage_style: str = "openai"
 
     # --- helper constructors ---------------------------------------------------------------------
     @classmethod
@@ -95,7 +102,7 @@ class Reply:
     def _finish(self) -> str:
         return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
 
-    def _usage(self, body: dict[str, Any]) -> dict[str, int]:
+    def _usage(self, body: dict[str, Any], cached: int | None = None) -> dict[str, Any]:
         if self.usage is not None:
             prompt, completion = self.usage
         else:
@@ -104,14 +111,27 @@ class Reply:
                 self.content + self.reasoning + "".join(map(self.arguments_text, self.tool_calls))
             )
             completion = max(1, len(produced) // 4)
-        return {
+        out: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+        if self.cached_tokens is not None:
+            cached = self.cached_tokens
+        if cached is None and self.reasoning_tokens is None:
+            return out  # nothing scripted: the plain usage object of older servers
+        cached = cached or 0
+        if isinstance(prompt, int):  # a test may script a missing count (None)
+            cached = min(prompt, cached)
+        if self.usage_style == "moonshot":
+            out["cached_tokens"] = cached
+        else:
+            out["prompt_tokens_details"] = {"cached_tokens": cached}
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens or 0}
+        return out
 
     def stream_chunks(
-        self, model: str, body: dict[str, Any], include_usage: bool
+        self, model: str, body: dict[str, Any], include_usage: bool, cached: int | None = None
     ) -> list[dict[str, Any]]:
         reply_id = f"chatcmpl-fake-{_next_id()}"
         created = int(time.time())
@@ -153,7 +173,7 @@ class Reply:
                     "created": created,
                     "model": model,
                     "choices": [],
-                    "usage": self._usage(body),
+                    "usage": self._usage(body, cached),
                 }
             )
         return out

@@ -11,8 +11,9 @@ run, the tokens and cost used so far with the caps:
            tokens plus ~4 characters a token for the messages added since) and what has streamed
            back so far (~4 characters a token), replaced by the real figures once the usage arrives.
 
-Over a cap, the meter closes the stream (the HTTP connection is dropped, the server stops
-generating) and raises `BudgetExceeded`; the loop ends the turn with reason `budget_exceeded`
+Over a cap while a reply streams, the meter closes the stream (the HTTP connection is dropped,
+the server stops generating) and raises `BudgetExceeded`; a reply whose final usage crosses a cap
+is complete and paid for, so it is kept and the agent stops before its next request instead; the loop ends the turn with reason `budget_exceeded`
 (exit 5). Crossing 80 % of a cap yields a `BudgetWarning` event once per cap. Tokens are prompt +
 completion tokens (cached prompt tokens included: they count against context and are billed, at
 the cached price); cost is the priced sum (kcode.agents.prices).
@@ -174,6 +175,7 @@ class Meter:
         streamed = 0
         # No cap anywhere: only the usage needs pricing; skip the per-delta estimates.
         limited = bool(self.run.limits) or bool(self.caps)
+        settled = False  # the reply's usage arrived: it is complete
         try:
             async with contextlib.aclosing(stream):  # type: ignore[type-var]
                 self._estimate(prompt_estimate, 0, price)
@@ -196,10 +198,14 @@ class Meter:
                     elif isinstance(delta, UsageChunk):
                         delta = self._commit(delta, price)
                         prompt_estimate = streamed = 0
+                        settled = True
                     yield delta
                     for event in self._warnings():
                         yield BudgetNotice(event)
-                    self._check(price, model)
+                    if not settled:
+                        # The usage comes with a finished reply, already paid for: keep it and
+                        # stop before the next request instead (the check at the top).
+                        self._check(price, model)
         finally:
             self._estimate(0, 0, None)
             self._last_history_len = len(agent.history)
