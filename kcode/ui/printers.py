@@ -92,6 +92,10 @@ class JsonPrinter(_Safe):
     def event(self, event: Event) -> None:
         if isinstance(event, Error):
             self.err.write(f"kcode: {self.text(event.message)}\n")
+        if isinstance(event, BudgetWarning | CacheWarning):  # stdout keeps the one object
+            from kcode.agents.usage_report import describe_notice
+
+            self.err.write(f"kcode: warning: {self.text(describe_notice(event), one_line=True)}\n")
 
     def finish(self, result: dict[str, Any]) -> None:
         self.out.write(_dump(result, self.secrets) + "\n")

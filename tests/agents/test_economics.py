@@ -6,6 +6,7 @@ orchestrator, tools and git worktrees.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -305,7 +306,7 @@ async def test_request_prefix_is_byte_identical_across_turns_and_role_siblings(
     assert (repo / "a.py").read_text() == "A = 10\n" and (repo / "b.py").read_text() == "B = 20\n"
     assert len(main) == 3 and len(e1) == 2 and len(e2) == 2
     for turns in (main, e1, e2):
-        for before, after in zip(turns, turns[1:], strict=False):
+        for before, after in itertools.pairwise(turns):
             assert after.startswith(before)  # byte for byte: a cache hit on all of it
     # Two edit agents in two different worktrees: same system prompt and tools, then their task.
     shared = common_prefix(e1[0], e2[0])
