@@ -22,6 +22,9 @@ Each N runs with --max-parallel 1 (the baseline: every model call in sequence) a
                 shows it): on a shared machine, a high load explains low efficiency that low CPU
                 per call says is not kcode's
   peak memory = the process's peak RSS (ru_maxrss) after the run
+  accounting  = kcode's CPU per model call with cost accounting and budgets on (a run budget and a
+                price, so every streamed delta is estimated and checked: kcode.agents.budget) minus
+                the same run with no meter at all, at the largest N, best of --repeat each
 
     .venv/bin/python bench/swarm.py            # N = 1, 4, 16, 64
     .venv/bin/python bench/swarm.py --n 1 4    # a quicker look
@@ -44,8 +47,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kcode.agents.budget import Limits, RunBudget
 from kcode.agents.loop import Agent
 from kcode.agents.orchestrator import Orchestrator
+from kcode.agents.prices import Price, PriceTable
 from kcode.approval import AllowAll
 from kcode.backends.base import BackendOptions
 from kcode.backends.openai_api import OpenAIBackend
@@ -127,7 +132,9 @@ class Server:
         self.proc.wait(timeout=10)
 
 
-async def run_once(n: int, max_parallel: int, workdir: Path) -> tuple[float, dict[str, Any]]:
+async def run_once(
+    n: int, max_parallel: int, workdir: Path, accounting: bool = False
+) -> tuple[float, dict[str, Any]]:
     server = Server(script(n), workdir)
     backend = OpenAIBackend(
         server.base_url, "key", "fake-model", max_concurrency=max_parallel, max_retries=0
@@ -142,6 +149,9 @@ async def run_once(n: int, max_parallel: int, workdir: Path) -> tuple[float, dic
             options=BackendOptions(model="fake-model"),
             max_steps=10,
         )
+        if accounting:  # caps far above the run's use: everything is checked, nothing stops
+            prices = PriceTable({"fake-model": Price(1.0, 0.1, 2.0)})
+            agent.meter = RunBudget(Limits(10**12, 10.0**6), prices).meter("main")
         ctx.spawner = Orchestrator.for_agent(
             agent, max_parallel=max_parallel, tool_factory=tools_for
         )
@@ -216,12 +226,26 @@ async def main() -> int:
     ]
     at = 16 if 16 in figures else max(figures)
     largest = max(figures)  # the most model calls: the least noisy overhead figure
+    # Cost accounting: the same run with and without meters, alternated, best CPU of each.
+    plain_cpu, metered_cpu = [], []
+    for _ in range(args.repeat):
+        for accounting, out in ((False, plain_cpu), (True, metered_cpu)):
+            _, stats = await run_once(largest, largest, workdir, accounting)
+            out.append(stats["cpu_s"] / stats["steps"] * 1000)
+            if accounting:
+                assert stats["usage"]["cost"] is not None, "accounting did not price the run"
+    plain, metered = min(plain_cpu), min(metered_cpu)
+    print(
+        f"cost accounting at N={largest}: {plain:.2f} ms/call without, {metered:.2f} ms/call with "
+        f"({metered - plain:+.2f} ms/call, {metered / plain:.2f}x)"
+    )
     print(f"load average at end: {load()}")
     big = figures[largest]
     print(
         f"efficiency {', '.join(parts)}; speedup {figures[at][1]:.1f}x at N={at}; "
         f"overhead {big[2]:.1f} ms/call at N={largest} (kcode cpu {big[3]:.1f} ms/call, "
-        f"fake server cpu {big[4]:.1f} ms/call, load {big[5]:.1f})"
+        f"fake server cpu {big[4]:.1f} ms/call, load {big[5]:.1f}); cost accounting "
+        f"{metered - plain:+.2f} ms/call ({metered / plain:.2f}x kcode cpu without it)"
     )
     return 0
 
