@@ -221,24 +221,24 @@ async def main() -> int:
                 f"{load1:>5.1f} {peak_rss_mb():>11.0f}",
                 flush=True,
             )
+        # Cost accounting: the same run with and without meters, alternated, best CPU of each.
+        plain_cpu, metered_cpu = [], []
+        for _ in range(args.repeat):
+            for accounting, out in ((False, plain_cpu), (True, metered_cpu)):
+                _, stats = await run_once(max(figures), max(figures), workdir, accounting)
+                out.append(stats["cpu_s"] / stats["steps"] * 1000)
+                if accounting:
+                    assert stats["usage"]["cost"] is not None, "accounting did not price the run"
+        plain, metered = min(plain_cpu), min(metered_cpu)
+        print(
+            f"cost accounting at N={max(figures)}: {plain:.2f} ms/call without, {metered:.2f} ms/call with "
+            f"({metered - plain:+.2f} ms/call, {metered / plain:.2f}x)"
+        )
     parts = [f"{figures[n][0]:.2f} at N={n}" for n in args.n if n >= 16] or [
         f"{figures[n][0]:.2f} at N={n}" for n in args.n
     ]
     at = 16 if 16 in figures else max(figures)
     largest = max(figures)  # the most model calls: the least noisy overhead figure
-    # Cost accounting: the same run with and without meters, alternated, best CPU of each.
-    plain_cpu, metered_cpu = [], []
-    for _ in range(args.repeat):
-        for accounting, out in ((False, plain_cpu), (True, metered_cpu)):
-            _, stats = await run_once(largest, largest, workdir, accounting)
-            out.append(stats["cpu_s"] / stats["steps"] * 1000)
-            if accounting:
-                assert stats["usage"]["cost"] is not None, "accounting did not price the run"
-    plain, metered = min(plain_cpu), min(metered_cpu)
-    print(
-        f"cost accounting at N={largest}: {plain:.2f} ms/call without, {metered:.2f} ms/call with "
-        f"({metered - plain:+.2f} ms/call, {metered / plain:.2f}x)"
-    )
     print(f"load average at end: {load()}")
     big = figures[largest]
     print(
