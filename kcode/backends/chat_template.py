@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import SecurityError
 
 from kcode.backends.base import BackendError, ToolSpec
 from kcode.backends.template_adapt import Verdict, adapt, candidate_verdicts, describe
@@ -184,8 +185,10 @@ class ChatTemplate:
             return self._render(verdict, *arguments)
         except _RENDER_ERRORS as err:
             first_error = err
-        # Refused as reshaped so far: widen the reshaping, keeping what was needed before.
-        for wider in candidate_verdicts(verdict)[1:]:
+        # Refused as reshaped so far: widen the reshaping, keeping what was needed before. Not
+        # for the sandbox's refusals: no reshaping helps, and each retry would cost as much.
+        wider_verdicts = [] if isinstance(first_error, SecurityError) else candidate_verdicts(verdict)
+        for wider in wider_verdicts[1:]:
             try:
                 prompt = self._render(wider, *arguments)
             except _RENDER_ERRORS:
@@ -212,6 +215,8 @@ class ChatTemplate:
         for candidate in candidate_verdicts():
             try:
                 prompt = self._render(candidate, _PROBE_CONVERSATION, (_PROBE_TOOL,), True)
+            except SecurityError:
+                break  # the template breaks the sandbox's rules whatever it is given
             except _RENDER_ERRORS:
                 continue
             if all(marker in prompt for marker in _PROBE_MARKERS):
@@ -254,7 +259,7 @@ class ChatTemplate:
         for piece in self._template.generate(**variables):
             size += len(piece)
             if size > MAX_TEXT:
-                raise ValueError(f"the rendered prompt passed {MAX_TEXT} characters")
+                raise SecurityError(f"the rendered prompt passed {MAX_TEXT} characters")
             pieces.append(piece)
         return "".join(pieces)
 

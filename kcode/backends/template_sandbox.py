@@ -27,7 +27,7 @@ from jinja2.parser import Parser
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-MAX_ITEMS = 100_000  # elements in one list/dict/set a template builds
+MAX_ITEMS = 10_000  # elements in one list/dict/set a template grows (real ones: a handful)
 MAX_TEXT = 4_000_000  # characters produced by one operator or one render
 _GROWING_METHODS = frozenset({"append", "extend", "insert", "update", "add", "setdefault"})
 # A width or precision with five digits or more in a %-format or str.format spec.
