@@ -215,8 +215,6 @@ class ToolCallStreamParser:
         markers = [*self.format.dropped_markers, *(o for o, _ in self.format.bare_calls)]
         if self.format.call_open:
             markers.append(self.format.call_open)
-        if not self._answer_started:
-            markers.append(THINK_OPEN)
         if self._reasoning_cut:
             markers.append(THINK_CLOSE)  # a late </think> after the call is not text
         return markers
@@ -227,9 +225,15 @@ class ToolCallStreamParser:
             if not self._buffer:
                 return False
             self._strip_leading = False
-        if self.format.bare_json_call and not self._answer_started and self._buffer[:1] == "{":
-            self._enter_json_calls(by_tag=False)
-            return True
+        if not self._answer_started:  # <think> and a bare JSON call only open the answer
+            if self._buffer.startswith(THINK_OPEN):
+                self._buffer, self._state = self._buffer[len(THINK_OPEN) :], "reasoning"
+                return True
+            if not final and THINK_OPEN.startswith(self._buffer):
+                return False
+            if self.format.bare_json_call and self._buffer[:1] == "{":
+                self._enter_json_calls(by_tag=False)
+                return True
         markers = self._text_markers()
         hit = _first_hit(self._buffer, markers)
         if hit is None:
@@ -241,9 +245,7 @@ class ToolCallStreamParser:
         self._emit_text(out, self._buffer[:index])
         self._buffer = self._buffer[index + len(marker) :]
         bare_close = dict(self.format.bare_calls).get(marker)
-        if marker == THINK_OPEN:
-            self._state = "reasoning"
-        elif marker == self.format.call_open and self.format.call_close is None:
+        if marker == self.format.call_open and self.format.call_close is None:
             self._enter_json_calls(by_tag=True)
         elif marker == self.format.call_open:
             self._state, self._call_close, self._call_prefix = "call", self.format.call_close, ""
