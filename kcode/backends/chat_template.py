@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 from kcode.backends.base import BackendError, ToolSpec
 from kcode.backends.template_adapt import Verdict, adapt, candidate_verdicts, describe
@@ -120,7 +120,6 @@ def _tools_as_system_text(tools: Sequence[ToolSpec]) -> str:
     return "\n".join(lines)
 
 
-
 # The probe: a small conversation with every shape kcode sends, each part carrying a marker that
 # must survive into the prompt (some templates drop tool messages without an error).
 _PROBE_TOOL = ToolSpec(
@@ -187,7 +186,9 @@ class ChatTemplate:
             first_error = err
         # Refused as reshaped so far: widen the reshaping, keeping what was needed before. Not
         # for the sandbox's refusals: no reshaping helps, and each retry would cost as much.
-        wider_verdicts = [] if isinstance(first_error, SecurityError) else candidate_verdicts(verdict)
+        wider_verdicts = (
+            [] if isinstance(first_error, SecurityError) else candidate_verdicts(verdict)
+        )
         for wider in wider_verdicts[1:]:
             try:
                 prompt = self._render(wider, *arguments)

@@ -22,10 +22,11 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension
 from jinja2.parser import Parser
 from jinja2.runtime import Context, Undefined
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 MAX_ITEMS = 10_000  # elements in one list/dict/set a template grows (real ones: a handful)
 MAX_TEXT = 4_000_000  # characters produced by one operator or one render
@@ -81,7 +82,7 @@ class GenerationTag(Extension):
     """`{% generation %}...{% endgeneration %}` marks the assistant's tokens for training masks;
     at inference it only renders its body, as in transformers."""
 
-    tags = {"generation"}
+    tags = {"generation"}  # noqa: RUF012 (jinja's Extension declares it this way)
 
     def parse(self, parser: Parser) -> list[nodes.Node]:
         next(parser.stream)
@@ -114,9 +115,9 @@ class TemplateSandbox(SandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                    if len(seq) * max(count, 0) > MAX_TEXT:
-                        raise SecurityError("the template repeats a value too many times")
+                sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if sized and len(seq) * max(count, 0) > MAX_TEXT:
+                    raise SecurityError("the template repeats a value too many times")
         elif operator == "**":
             if isinstance(right, int) and abs(right) > 1000:
                 raise SecurityError("the template raises a number to too large a power")

@@ -169,8 +169,6 @@ def parse_qwen3_coder_body(body: str, tools: Mapping[str, ToolSpec]) -> list[Par
     return calls
 
 
-
-
 def llama3_call(value: Any, tools: Mapping[str, ToolSpec]) -> ParsedCall | None:
     """A decoded JSON value as a Llama 3 call, or None when it is just JSON: it needs a name and
     its arguments (`parameters`, or `arguments` as some fine-tunes write), or a known tool name."""

@@ -245,10 +245,11 @@ class ToolCallStreamParser:
         self._emit_text(out, self._buffer[:index])
         self._buffer = self._buffer[index + len(marker) :]
         bare_close = dict(self.format.bare_calls).get(marker)
-        if marker == self.format.call_open and self.format.call_close is None:
+        call_close = self.format.call_close
+        if marker == self.format.call_open and call_close is None:
             self._enter_json_calls(by_tag=True)
-        elif marker == self.format.call_open:
-            self._state, self._call_close, self._call_prefix = "call", self.format.call_close, ""
+        elif marker == self.format.call_open and call_close is not None:
+            self._state, self._call_close, self._call_prefix = "call", call_close, ""
         elif bare_close is not None:
             self._state, self._call_close, self._call_prefix = "call", bare_close, marker
         else:

@@ -11,7 +11,7 @@ from kcode.backends.chat_template import ChatTemplate
 from kcode.backends.toolcall_formats import detect_format, parse_complete
 from kcode.messages import Message, ToolCall, ToolResult
 
-from .sample_templates import HERMES_CHATML, LLAMA3_JSON, TEMPLATES
+from .sample_templates import HERMES_CHATML, TEMPLATES
 
 TOOLS = [
     ToolSpec(

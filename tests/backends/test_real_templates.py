@@ -139,7 +139,9 @@ def test_mistral_gets_nine_character_call_ids_consistent_across_call_and_result(
     template = ChatTemplate(REAL_TEMPLATES["mistral_nemo"], bos_token="<s>", eos_token="</s>")
     assert template.verdict == {"short_ids"}
     prompt = template.render(conversation(), TOOLS)
-    call_ids = [json.loads(part.split("]")[0] + "]")[0]["id"] for part in prompt.split("[TOOL_CALLS]")[1:]]
+    call_ids = [
+        json.loads(part.split("]")[0] + "]")[0]["id"] for part in prompt.split("[TOOL_CALLS]")[1:]
+    ]
     assert all(len(i) == 9 and i.isalnum() for i in call_ids)
     for call_id in call_ids:
         assert f'"call_id": "{call_id}"' in prompt
@@ -207,7 +209,9 @@ def test_a_call_rendered_by_a_real_template_parses_back(name: str) -> None:
     history = [Message.system("You are kcode."), Message.user("find main")]
     call = ToolCall("functions.grep:0", "grep", {"pattern": 'def "main"\n', "context": 2})
     prompt = template.render(history, TOOLS, add_generation_prompt=True)
-    full = template.render([*history, Message.assistant("", (call,))], TOOLS, add_generation_prompt=False)
+    full = template.render(
+        [*history, Message.assistant("", (call,))], TOOLS, add_generation_prompt=False
+    )
     assert full.startswith(prompt), name
     model_output = full[len(prompt) :].split(end_of_turn)[0]
     deltas = parse_complete(model_output, FORMATS[format_name], TOOLS)

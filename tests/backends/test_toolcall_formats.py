@@ -338,7 +338,11 @@ MALFORMED = [
     (LLAMA3, '<|python_tag|>{"name": "read_file", "parameters": {"path": "a.py"', "read_file"),
     (LLAMA3, '{"name": "read_file", "parameters": {"path": "a.py",}}', "read_file"),
     (LLAMA3, '<|python_tag|>brave_search.call(query="kcode")', ""),
-    (KIMI, "<|tool_call_begin|>functions.read_file:0<|tool_call_argument_begin|>{path: a}", "read_file"),
+    (
+        KIMI,
+        "<|tool_call_begin|>functions.read_file:0<|tool_call_argument_begin|>{path: a}",
+        "read_file",
+    ),
     (KIMI, "<think>hm<|tool_call_begin|>functions.edit_file:0<|tool_call_end|>", "edit_file"),
     (QWEN3_CODER, "<function=read_file>\n<parameter=path>\na.py", "read_file"),
     (HERMES, '<tool_call>{"name": "read_file", "arguments": {"path": ', "read_file"),
