@@ -1,8 +1,10 @@
 """Render a conversation with the chat template stored in a GGUF file.
 
 The template is Jinja written for Hugging Face's `apply_chat_template`, so it is rendered the same
-way: a sandboxed environment with `trim_blocks`/`lstrip_blocks`, loop controls, a `tojson` that
-does not HTML-escape, and the helpers templates call (`raise_exception`, `strftime_now`).
+way, in the sandbox of template_sandbox.py. A template that refuses kcode's conversation (no system
+role, strict alternation, ...) gets it reshaped by template_adapt.py: the reshaping a template
+needs is found once by probing it with a small conversation, cached per template source, and
+widened if a later conversation is still refused.
 
 Tool-call arguments are handed to the template as objects: templates that print them with
 `tojson` would otherwise double-encode a JSON string, and Qwen3-Coder iterates over them.
@@ -12,16 +14,20 @@ time and the KV cache prefix of the previous request is reused.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.exceptions import SecurityError
 
 from kcode.backends.base import BackendError, ToolSpec
-from kcode.messages import Message
+from kcode.backends.template_adapt import Verdict, adapt, candidate_verdicts, describe
+from kcode.backends.template_sandbox import MAX_TEXT, TemplateRefused, make_environment
+from kcode.messages import Message, ToolCall, ToolResult
 
 # Used when the model has no template of its own (old GGUFs): ChatML, the most common format.
 CHATML_TEMPLATE = (
@@ -31,28 +37,22 @@ CHATML_TEMPLATE = (
 )
 
 
-class TemplateRefused(Exception):
-    pass
+__all__ = ["CHATML_TEMPLATE", "ChatTemplate", "TemplateRefused"]
 
-
-def _raise_exception(message: str) -> NoReturn:
-    raise TemplateRefused(message)
-
-
-def _tojson(
-    value: Any, indent: int | None = None, separators: Any = None, sort_keys: bool = False
-) -> str:
-    return json.dumps(
-        value,
-        ensure_ascii=False,
-        indent=indent,
-        separators=tuple(separators) if separators else None,
-        sort_keys=sort_keys,
-    )
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
+# Errors a render can end with, from the template or from the values it handles.
+_RENDER_ERRORS = (
+    TemplateRefused,
+    jinja2.TemplateError,
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+)
+# The verdict for each template source, shared by every ChatTemplate of this process.
+_VERDICTS: dict[str, Verdict] = {}
+_VERDICTS_LOCK = threading.Lock()
 
 
 def tool_to_template(tool: ToolSpec) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def tool_to_template(tool: ToolSpec) -> dict[str, Any]:
         "function": {
             "name": tool.name,
             "description": tool.description,
-            "parameters": tool.parameters,
+            "parameters": copy.deepcopy(tool.parameters),
         },
     }
 
@@ -90,7 +90,8 @@ def messages_to_template(
                     {
                         "id": call.id,
                         "type": "function",
-                        "function": {"name": call.name, "arguments": dict(call.arguments)},
+                        # A deep copy: the template may change what it is given.
+                        "function": {"name": call.name, "arguments": copy.deepcopy(call.arguments)},
                     }
                     for call in message.tool_calls
                 ]
@@ -119,26 +120,53 @@ def _tools_as_system_text(tools: Sequence[ToolSpec]) -> str:
     return "\n".join(lines)
 
 
+# The probe: a small conversation with every shape kcode sends, each part carrying a marker that
+# must survive into the prompt (some templates drop tool messages without an error).
+_PROBE_TOOL = ToolSpec(
+    "kcode_probe",
+    "Probe.",
+    {"type": "object", "properties": {"arg": {"type": "string"}}, "required": ["arg"]},
+)
+_PROBE_CALL = ToolCall("call_kcodeprobe0", "kcode_probe", {"arg": "kcodemarkarg"})
+_PROBE_CONVERSATION = (
+    Message.system("kcodemarksystem"),
+    Message.user("kcodemarkuserone"),
+    Message.assistant("", (_PROBE_CALL,)),
+    Message.tool(ToolResult(_PROBE_CALL.id, True, "kcodemarkresult")),
+    Message.assistant("kcodemarkanswer"),
+    Message.user("kcodemarkusertwo"),
+)
+_PROBE_MARKERS = tuple(
+    f"kcodemark{name}" for name in ("system", "userone", "arg", "result", "answer", "usertwo")
+)
+
+
 class ChatTemplate:
     def __init__(self, source: str, *, bos_token: str = "", eos_token: str = "") -> None:
         self.source = source
         self.bos_token = bos_token
         self.eos_token = eos_token
         self.knows_tools = "tools" in source
-        environment = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-        )
-        environment.filters["tojson"] = _tojson
-        environment.globals["raise_exception"] = _raise_exception
-        environment.globals["strftime_now"] = _strftime_now
+        self._key = hashlib.sha256(source.encode("utf-8", "replace")).hexdigest()
         try:
-            self._template = environment.from_string(source)
+            self._template = make_environment().from_string(source)
         except jinja2.TemplateError as err:
             raise BackendError(
                 "config",
                 f"the model's chat template is not valid Jinja ({err}); "
                 "pass a model with a working template or set chat_format",
             ) from err
+
+    @property
+    def verdict(self) -> Verdict:
+        """How kcode's conversations are reshaped for this template (probed on first use)."""
+        with _VERDICTS_LOCK:
+            known = _VERDICTS.get(self._key)
+        if known is None:
+            known = self._probe()
+            with _VERDICTS_LOCK:
+                known = _VERDICTS.setdefault(self._key, known)
+        return known
 
     def render(
         self,
@@ -150,6 +178,64 @@ class ChatTemplate:
         extra: Mapping[str, Any] | None = None,
         image_marker: str | None = None,
     ) -> str:
+        arguments = (messages, tools, add_generation_prompt, thinking, extra, image_marker)
+        verdict = self.verdict
+        try:
+            return self._render(verdict, *arguments)
+        except _RENDER_ERRORS as err:
+            first_error = err
+        # Refused as reshaped so far: widen the reshaping, keeping what was needed before. Not
+        # for the sandbox's refusals: no reshaping helps, and each retry would cost as much.
+        wider_verdicts = (
+            [] if isinstance(first_error, SecurityError) else candidate_verdicts(verdict)
+        )
+        for wider in wider_verdicts[1:]:
+            try:
+                prompt = self._render(wider, *arguments)
+            except _RENDER_ERRORS:
+                continue
+            with _VERDICTS_LOCK:
+                _VERDICTS[self._key] = wider
+            return prompt
+        if isinstance(first_error, TemplateRefused):
+            raise BackendError(
+                "config",
+                f"the model's chat template refused this conversation: {first_error} "
+                f"(also after reshaping it); set chat_template to a template file that accepts it",
+            ) from first_error
+        raise BackendError(
+            "config",
+            f"the model's chat template failed to render ({type(first_error).__name__}: "
+            f"{first_error}); try another model file or set chat_template",
+        ) from first_error
+
+    def _probe(self) -> Verdict:
+        """The least reshaping under which the probe renders with every part present; failing
+        that, the least under which it renders at all; failing that, none."""
+        renders: list[Verdict] = []
+        for candidate in candidate_verdicts():
+            try:
+                prompt = self._render(candidate, _PROBE_CONVERSATION, (_PROBE_TOOL,), True)
+            except SecurityError:
+                break  # the template breaks the sandbox's rules whatever it is given
+            except _RENDER_ERRORS:
+                continue
+            if all(marker in prompt for marker in _PROBE_MARKERS):
+                return candidate
+            renders.append(candidate)
+        return renders[0] if renders else frozenset()
+
+    def _render(
+        self,
+        verdict: Verdict,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        add_generation_prompt: bool,
+        thinking: bool | None = None,
+        extra: Mapping[str, Any] | None = None,
+        image_marker: str | None = None,
+    ) -> str:
+        # Fresh values for every render: templates may change them (Kimi K2 appends to lists).
         template_messages = messages_to_template(messages, image_marker)
         if tools and not self.knows_tools:
             tools_text = _tools_as_system_text(tools)
@@ -159,25 +245,26 @@ class ChatTemplate:
             else:
                 template_messages.insert(0, {"role": "system", "content": tools_text})
         variables: dict[str, Any] = {
-            "messages": template_messages,
+            "messages": adapt(template_messages, verdict),
             "tools": [tool_to_template(t) for t in tools] or None,
             "add_generation_prompt": add_generation_prompt,
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
-            **(extra or {}),
+            **copy.deepcopy(dict(extra or {})),
         }
         if thinking is not None:
             variables["enable_thinking"] = thinking
             variables["thinking"] = thinking
-        try:
-            return self._template.render(**variables)
-        except TemplateRefused as err:
-            raise BackendError(
-                "config", f"the model's chat template refused this conversation: {err}"
-            ) from err
-        except (jinja2.TemplateError, TypeError, ValueError, KeyError) as err:
-            raise BackendError(
-                "config",
-                f"the model's chat template failed to render ({type(err).__name__}: {err}); "
-                "try another model file or set chat_format",
-            ) from err
+        pieces: list[str] = []
+        size = 0
+        for piece in self._template.generate(**variables):
+            size += len(piece)
+            if size > MAX_TEXT:
+                raise SecurityError(f"the rendered prompt passed {MAX_TEXT} characters")
+            pieces.append(piece)
+        return "".join(pieces)
+
+
+def adaptation_note(template: ChatTemplate) -> str:
+    """One line for logs and `kcode models`: how conversations are reshaped for this template."""
+    return f"chat template adaptations: {describe(template.verdict)}"

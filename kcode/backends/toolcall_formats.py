@@ -8,207 +8,101 @@ each finished call becomes one `ToolCallChunk` with complete JSON arguments. A c
 cannot be parsed still becomes a `ToolCallChunk`, carrying the raw body as its (invalid) arguments,
 so the loop can report the mistake back to the model instead of losing it.
 
-Formats:
+Formats, with the shapes real models write besides the textbook one:
 - kimi:        <|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:IDX
                <|tool_call_argument_begin|>{json}<|tool_call_end|><|tool_calls_section_end|>
+               K2 Thinking / K2.5 may open the section inside a `<think>` they never close: the
+               section ends the reasoning (as vLLM's Kimi K2 reasoning parser does).
 - hermes:      <tool_call>{"name": ..., "arguments": {...}}</tool_call>   (Hermes, Qwen2.5, Qwen3)
 - qwen3_coder: <tool_call><function=NAME><parameter=P>value</parameter></function></tool_call>
-- llama3:      {"name": ..., "parameters": {...}} as the whole answer, or after <|python_tag|>
+               or the `<function=...>` block alone, as vLLM, SGLang and llama.cpp accept.
+- llama3:      {"name": ..., "parameters": {...}} opening the answer, or after <|python_tag|>;
+               several calls (separated by `;` or by more <|python_tag|>s), then maybe prose.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from kcode.backends.base import Delta, ReasoningChunk, TextChunk, ToolCallChunk, ToolSpec
+from kcode.backends.toolcall_bodies import (
+    KIMI_ARGUMENT_BEGIN,
+    BodyParser,
+    ParsedCall,
+    convert_parameter_value,
+    json_object_end,
+    llama3_call,
+    parse_hermes_body,
+    parse_kimi_body,
+    parse_llama3_body,
+    parse_qwen3_coder_body,
+)
+
+__all__ = [
+    "FORMATS",
+    "HERMES",
+    "KIMI",
+    "KIMI_ARGUMENT_BEGIN",
+    "LLAMA3",
+    "QWEN3_CODER",
+    "ParsedCall",
+    "ToolCallFormat",
+    "ToolCallStreamParser",
+    "convert_parameter_value",
+    "detect_format",
+    "parse_complete",
+]
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 KIMI_SECTION_BEGIN = "<|tool_calls_section_begin|>"
 KIMI_SECTION_END = "<|tool_calls_section_end|>"
 KIMI_CALL_BEGIN = "<|tool_call_begin|>"
-KIMI_ARGUMENT_BEGIN = "<|tool_call_argument_begin|>"
 KIMI_CALL_END = "<|tool_call_end|>"
 PYTHON_TAG = "<|python_tag|>"
-
-
-@dataclass(frozen=True)
-class ParsedCall:
-    name: str
-    arguments: dict[str, Any] | None  # None when the body was malformed
-    raw: str
-    call_id: str | None = None
-
-
-BodyParser = Callable[[str, Mapping[str, ToolSpec]], list[ParsedCall]]
+# Kimi K2 variants of the section markers that vLLM also accepts.
+_KIMI_SECTION_VARIANTS = ("<|tool_call_section_begin|>", "<|tool_call_section_end|>")
 
 
 @dataclass(frozen=True)
 class ToolCallFormat:
     name: str
     call_open: str | None
-    call_close: str | None  # None: the call runs to the end of the answer
+    call_close: str | None  # None: what follows is JSON calls (Llama 3's <|python_tag|>)
     parse_body: BodyParser
     dropped_markers: tuple[str, ...] = ()
-    # Llama 3 answers a tool call with a bare JSON object: the whole answer is then the call.
+    # Llama 3 answers a tool call with a bare JSON object opening the answer.
     bare_json_call: bool = False
+    # Markers that end an unclosed <think> block: the model went on to call a tool.
+    reasoning_enders: tuple[str, ...] = ()
+    # Calls that may come without `call_open`: (opening marker kept in the body, closing marker).
+    bare_calls: tuple[tuple[str, str], ...] = ()
 
 
 def _new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:12]}"
 
 
-def _decode_arguments(value: Any) -> dict[str, Any] | None:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):  # some models double-encode the arguments
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return None
-        return decoded if isinstance(decoded, dict) else None
-    return {} if value is None else None
-
-
-def _name_hint(raw: str) -> str:
-    found = re.search(r'"name"\s*:\s*"([^"]+)"', raw)
-    return found.group(1) if found else ""
-
-
-def _parse_json_objects(body: str) -> list[Any] | None:
-    """One or more JSON values separated by whitespace, `;` or `,`; None if anything else is there."""
-    decoder = json.JSONDecoder()
-    values: list[Any] = []
-    position = 0
-    while True:
-        while position < len(body) and body[position] in " \t\r\n;,":
-            position += 1
-        if position >= len(body):
-            return values
-        try:
-            value, position = decoder.raw_decode(body, position)
-        except ValueError:
-            return None
-        values.append(value)
-
-
-def _calls_from_json(body: str, argument_keys: tuple[str, ...]) -> list[ParsedCall]:
-    values = _parse_json_objects(body)
-    if not values:
-        return [ParsedCall(_name_hint(body), None, body.strip())]
-    calls: list[ParsedCall] = []
-    for value in values:
-        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-            calls.append(ParsedCall(_name_hint(body), None, json.dumps(value)))
-            continue
-        raw_arguments = next((value[k] for k in argument_keys if k in value), None)
-        arguments = _decode_arguments(raw_arguments)
-        calls.append(ParsedCall(value["name"], arguments, json.dumps(raw_arguments)))
-    return calls
-
-
-def parse_hermes_body(body: str, tools: Mapping[str, ToolSpec]) -> list[ParsedCall]:
-    return _calls_from_json(body, ("arguments", "parameters"))
-
-
-def parse_llama3_body(body: str, tools: Mapping[str, ToolSpec]) -> list[ParsedCall]:
-    return _calls_from_json(body, ("parameters", "arguments"))
-
-
-def parse_kimi_body(body: str, tools: Mapping[str, ToolSpec]) -> list[ParsedCall]:
-    head, separator, argument_text = body.partition(KIMI_ARGUMENT_BEGIN)
-    call_id = head.strip()
-    # "functions.read_file:3" -> "read_file"
-    name = call_id.split(".", 1)[1] if call_id.startswith("functions.") else call_id
-    name = name.rsplit(":", 1)[0] if ":" in name else name
-    if not separator:
-        return [ParsedCall(name, None, body.strip(), call_id or None)]
-    try:
-        arguments = _decode_arguments(json.loads(argument_text))
-    except ValueError:
-        arguments = None
-    return [ParsedCall(name, arguments, argument_text.strip(), call_id or None)]
-
-
-_FUNCTION_RE = re.compile(r"<function=([^>\s]+)>(.*?)(?:</function>|$)", re.DOTALL)
-_PARAMETER_RE = re.compile(
-    r"<parameter=([^>\s]+)>(.*?)(?:</parameter>|(?=<parameter=)|$)", re.DOTALL
-)
-
-
-def _schema_types(schema: Mapping[str, Any]) -> list[str]:
-    declared = schema.get("type")
-    if isinstance(declared, str):
-        return [declared]
-    if isinstance(declared, list):
-        return [t for t in declared if isinstance(t, str)]
-    types: list[str] = []
-    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
-        if isinstance(option, Mapping):
-            types.extend(_schema_types(option))
-    if "enum" in schema and not types:
-        types = ["string"]
-    return types
-
-
-def convert_parameter_value(text: str, schema: Mapping[str, Any] | None) -> Any:
-    """Qwen3-Coder writes every value as text; the tool's schema says what it should become."""
-    types = _schema_types(schema or {})
-    if "null" in types and text.strip() == "null":
-        return None
-    if types == ["string"] or (types and types[0] == "string" and "null" in types):
-        return text
-    stripped = text.strip()
-    for kind in types or ["json"]:
-        if kind == "boolean" and stripped.lower() in ("true", "false"):
-            return stripped.lower() == "true"
-        if kind == "integer" and re.fullmatch(r"-?\d+", stripped):
-            return int(stripped)
-        if kind == "number" and re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", stripped):
-            number = float(stripped)
-            return int(number) if number.is_integer() and "." not in stripped else number
-        if kind in ("object", "array", "json"):
-            try:
-                return json.loads(stripped)
-            except ValueError:
-                continue
-    return text
-
-
-def _strip_one_newline(value: str) -> str:
-    value = value[1:] if value.startswith("\n") else value
-    return value[:-1] if value.endswith("\n") else value
-
-
-def parse_qwen3_coder_body(body: str, tools: Mapping[str, ToolSpec]) -> list[ParsedCall]:
-    calls: list[ParsedCall] = []
-    for function in _FUNCTION_RE.finditer(body):
-        name, inner = function.group(1), function.group(2)
-        spec = tools.get(name)
-        properties = (spec.parameters.get("properties") or {}) if spec else {}
-        arguments = {
-            parameter.group(1): convert_parameter_value(
-                _strip_one_newline(parameter.group(2)), properties.get(parameter.group(1))
-            )
-            for parameter in _PARAMETER_RE.finditer(inner)
-        }
-        calls.append(ParsedCall(name, arguments, inner.strip()))
-    if not calls:
-        # Some Qwen3-Coder quantisations fall back to the Hermes JSON body.
-        return parse_hermes_body(body, tools)
-    return calls
-
-
 KIMI = ToolCallFormat(
-    "kimi", KIMI_CALL_BEGIN, KIMI_CALL_END, parse_kimi_body, (KIMI_SECTION_BEGIN, KIMI_SECTION_END)
+    "kimi",
+    KIMI_CALL_BEGIN,
+    KIMI_CALL_END,
+    parse_kimi_body,
+    (KIMI_SECTION_BEGIN, KIMI_SECTION_END, *_KIMI_SECTION_VARIANTS),
+    reasoning_enders=(KIMI_SECTION_BEGIN, _KIMI_SECTION_VARIANTS[0], KIMI_CALL_BEGIN),
 )
 HERMES = ToolCallFormat("hermes", "<tool_call>", "</tool_call>", parse_hermes_body)
-QWEN3_CODER = ToolCallFormat("qwen3_coder", "<tool_call>", "</tool_call>", parse_qwen3_coder_body)
+QWEN3_CODER = ToolCallFormat(
+    "qwen3_coder",
+    "<tool_call>",
+    "</tool_call>",
+    parse_qwen3_coder_body,
+    ("</tool_call>",),  # left behind by a call that opened with <function= alone
+    bare_calls=(("<function=", "</function>"),),
+)
 LLAMA3 = ToolCallFormat("llama3", PYTHON_TAG, None, parse_llama3_body, bare_json_call=True)
 FORMATS = {f.name: f for f in (KIMI, HERMES, QWEN3_CODER, LLAMA3)}
 
@@ -239,6 +133,12 @@ def _held_back_length(buffer: str, markers: Sequence[str]) -> int:
     return longest
 
 
+def _first_hit(buffer: str, markers: Sequence[str]) -> tuple[int, str] | None:
+    hits = [(buffer.find(m), m) for m in markers]
+    found = [(index, marker) for index, marker in hits if index >= 0]
+    return min(found, key=lambda hit: (hit[0], -len(hit[1]))) if found else None
+
+
 class ToolCallStreamParser:
     """Feed generated text in any pieces; get text, reasoning and finished tool calls back."""
 
@@ -255,7 +155,11 @@ class ToolCallStreamParser:
         self._buffer = ""
         self._answer_started = False  # no visible text yet: <think> and bare JSON count only here
         self._strip_leading = True
-        self._bare_json = False
+        self._call_close = ""  # the marker that ends the call being read
+        self._call_prefix = ""  # kept opening marker of a bare call (`<function=`)
+        self._json_by_tag = False  # JSON calls were announced by <|python_tag|>
+        self._json_calls = 0  # calls read in the current JSON-calls stretch
+        self._reasoning_cut = False  # reasoning ended by a call, not by </think>
         self.calls_emitted = 0
 
     def feed(self, text: str) -> list[Delta]:
@@ -277,32 +181,42 @@ class ToolCallStreamParser:
             return self._step_reasoning(out, final)
         if self._state == "call":
             return self._step_call(out, final)
+        if self._state == "json_calls":
+            return self._step_json_calls(out, final)
         if self._state == "rest_is_call":
             if final:
-                self._emit_rest_as_call(out)
+                body, self._buffer = self._buffer, ""
+                self._emit_calls(out, body)
+                self._state = "text"
             return False
         return self._step_text(out, final)
 
     def _step_reasoning(self, out: list[Delta], final: bool) -> bool:
-        end = self._buffer.find(THINK_CLOSE)
-        if end >= 0:
-            if end:
-                out.append(ReasoningChunk(self._buffer[:end]))
-            self._buffer = self._buffer[end + len(THINK_CLOSE) :]
+        markers = (THINK_CLOSE, *self.format.reasoning_enders)
+        hit = _first_hit(self._buffer, markers)
+        if hit is not None:
+            index, marker = hit
+            if index:
+                out.append(ReasoningChunk(self._buffer[:index]))
+            if marker == THINK_CLOSE:
+                self._buffer = self._buffer[index + len(THINK_CLOSE) :]
+            else:  # a call: the reasoning is over, the marker is read as text
+                self._buffer = self._buffer[index:]
+                self._reasoning_cut = True
             self._state, self._strip_leading = "text", True
             return True
-        keep = 0 if final else _held_back_length(self._buffer, (THINK_CLOSE,))
+        keep = 0 if final else _held_back_length(self._buffer, markers)
         if len(self._buffer) > keep:
             out.append(ReasoningChunk(self._buffer[: len(self._buffer) - keep]))
             self._buffer = self._buffer[len(self._buffer) - keep :]
         return False
 
     def _text_markers(self) -> list[str]:
-        markers = [*self.format.dropped_markers]
+        markers = [*self.format.dropped_markers, *(o for o, _ in self.format.bare_calls)]
         if self.format.call_open:
             markers.append(self.format.call_open)
-        if not self._answer_started:
-            markers.append(THINK_OPEN)
+        if self._reasoning_cut:
+            markers.append(THINK_CLOSE)  # a late </think> after the call is not text
         return markers
 
     def _step_text(self, out: list[Delta], final: bool) -> bool:
@@ -311,27 +225,36 @@ class ToolCallStreamParser:
             if not self._buffer:
                 return False
             self._strip_leading = False
-        if self.format.bare_json_call and not self._answer_started and self._buffer[:1] == "{":
-            self._state, self._bare_json = "rest_is_call", True
-            return True
+        if not self._answer_started:  # <think> and a bare JSON call only open the answer
+            if self._buffer.startswith(THINK_OPEN):
+                self._buffer, self._state = self._buffer[len(THINK_OPEN) :], "reasoning"
+                return True
+            if not final and THINK_OPEN.startswith(self._buffer):
+                return False
+            if self.format.bare_json_call and self._buffer[:1] == "{":
+                self._enter_json_calls(by_tag=False)
+                return True
         markers = self._text_markers()
-        found = [(self._buffer.find(m), m) for m in markers]
-        hits = [(index, marker) for index, marker in found if index >= 0]
-        if hits:
-            index, marker = min(hits)
-            self._emit_text(out, self._buffer[:index])
-            self._buffer = self._buffer[index + len(marker) :]
-            if marker == THINK_OPEN:
-                self._state = "reasoning"
-            elif marker == self.format.call_open:
-                self._state = "call" if self.format.call_close else "rest_is_call"
-            else:
-                self._strip_leading = True
-            return True
-        keep = 0 if final else _held_back_length(self._buffer, markers)
-        self._emit_text(out, self._buffer[: len(self._buffer) - keep])
-        self._buffer = self._buffer[len(self._buffer) - keep :]
-        return False
+        hit = _first_hit(self._buffer, markers)
+        if hit is None:
+            keep = 0 if final else _held_back_length(self._buffer, markers)
+            self._emit_text(out, self._buffer[: len(self._buffer) - keep])
+            self._buffer = self._buffer[len(self._buffer) - keep :]
+            return False
+        index, marker = hit
+        self._emit_text(out, self._buffer[:index])
+        self._buffer = self._buffer[index + len(marker) :]
+        bare_close = dict(self.format.bare_calls).get(marker)
+        call_close = self.format.call_close
+        if marker == self.format.call_open and call_close is None:
+            self._enter_json_calls(by_tag=True)
+        elif marker == self.format.call_open and call_close is not None:
+            self._state, self._call_close, self._call_prefix = "call", call_close, ""
+        elif bare_close is not None:
+            self._state, self._call_close, self._call_prefix = "call", bare_close, marker
+        else:
+            self._strip_leading = True
+        return True
 
     def _emit_text(self, out: list[Delta], text: str) -> None:
         if text:
@@ -339,42 +262,77 @@ class ToolCallStreamParser:
             self._answer_started = True
 
     def _step_call(self, out: list[Delta], final: bool) -> bool:
-        assert self.format.call_close is not None
-        end = self._buffer.find(self.format.call_close)
+        end = self._buffer.find(self._call_close)
         if end < 0:
             if final:  # the answer stopped inside a call: parse what is there
                 body, self._buffer = self._buffer, ""
-                self._emit_calls(out, body, as_text_if_unparsed=False)
+                self._emit_calls(out, self._call_prefix + body)
             return False
         body = self._buffer[:end]
-        self._buffer = self._buffer[end + len(self.format.call_close) :]
-        self._emit_calls(out, body, as_text_if_unparsed=False)
+        self._buffer = self._buffer[end + len(self._call_close) :]
+        self._emit_calls(out, self._call_prefix + body)
         self._state, self._strip_leading = "text", True
         return True
 
-    def _emit_rest_as_call(self, out: list[Delta]) -> None:
-        body, self._buffer = self._buffer, ""
-        self._emit_calls(out, body, as_text_if_unparsed=self._bare_json)
-        self._state = "text"
+    def _enter_json_calls(self, *, by_tag: bool) -> None:
+        self._state, self._json_by_tag, self._json_calls = "json_calls", by_tag, 0
 
-    def _emit_calls(self, out: list[Delta], body: str, *, as_text_if_unparsed: bool) -> None:
-        calls = self.format.parse_body(body, self._tools)
-        if as_text_if_unparsed and (not calls or any(c.arguments is None for c in calls)):
-            self._emit_text(out, body)  # a JSON answer that is not a call is just an answer
-            return
-        for call in calls:
-            arguments = (
-                json.dumps(call.arguments, ensure_ascii=False)
-                if call.arguments is not None
-                else call.raw
-            )
-            out.append(
-                ToolCallChunk(
-                    self.calls_emitted, call.call_id or _new_call_id(), call.name, arguments
-                )
-            )
-            self.calls_emitted += 1
-            self._answer_started = True
+    def _step_json_calls(self, out: list[Delta], final: bool) -> bool:
+        """Llama 3: JSON calls one after another, separated by blanks, `;`, `,` or more
+        <|python_tag|>s; anything else after them is prose."""
+        self._buffer = self._buffer.lstrip(" \t\r\n;,")
+        if self._buffer.startswith(PYTHON_TAG):
+            self._buffer = self._buffer[len(PYTHON_TAG) :]
+            self._json_by_tag = True
+            return True
+        if not final and (not self._buffer or PYTHON_TAG.startswith(self._buffer)):
+            return False  # wait: nothing yet, or maybe the start of another <|python_tag|>
+        if not self._buffer:
+            self._state = "text"
+            return False
+        if self._buffer[0] != "{":
+            if self._json_calls:  # prose after the calls
+                self._state, self._answer_started = "text", True
+            else:  # <|python_tag|> then no JSON (a built-in tool's code): one malformed call
+                self._state = "rest_is_call"
+            return True
+        end = json_object_end(self._buffer)
+        if end < 0 and not final:
+            return False
+        body = self._buffer if end < 0 else self._buffer[:end]
+        self._buffer = "" if end < 0 else self._buffer[end:]
+        try:
+            value, decoded = json.loads(body), True
+        except ValueError:
+            value, decoded = None, False
+        call = llama3_call(value, self._tools) if decoded else None
+        if call is not None:
+            self._emit_call(out, call)
+            self._json_calls += 1
+            return True
+        if self._json_by_tag or self._json_calls or (not decoded and '"name"' in body):
+            self._emit_calls(out, body)  # meant as a call: reported as a malformed one
+            self._json_calls += 1
+            return True
+        self._state = "text"  # an answer that happens to be JSON
+        self._emit_text(out, body)
+        return True
+
+    def _emit_calls(self, out: list[Delta], body: str) -> None:
+        for call in self.format.parse_body(body, self._tools):
+            self._emit_call(out, call)
+
+    def _emit_call(self, out: list[Delta], call: ParsedCall) -> None:
+        arguments = (
+            json.dumps(call.arguments, ensure_ascii=False)
+            if call.arguments is not None
+            else call.raw
+        )
+        out.append(
+            ToolCallChunk(self.calls_emitted, call.call_id or _new_call_id(), call.name, arguments)
+        )
+        self.calls_emitted += 1
+        self._answer_started = True
 
 
 def parse_complete(

@@ -1,8 +1,11 @@
 """Small chat templates in the style of each model family (written for the tests, not copied).
 
 Each one renders tools and tool calls the way its family does, so a round trip through the template
-and back through the matching parser checks that kcode speaks each format.
+and back through the matching parser checks that kcode speaks each format. The real templates of
+real models are kept verbatim as data files in `real_templates/` and loaded below.
 """
+
+from pathlib import Path
 
 HERMES_CHATML = """\
 {%- if tools %}
@@ -135,4 +138,22 @@ TEMPLATES = {
     "qwen3_coder": (QWEN3_CODER_XML, "<|im_end|>"),
     "kimi": (KIMI_K2, "<|im_end|>"),
     "llama3": (LLAMA3_JSON, "<|eot_id|>"),
+}
+
+# Real templates, verbatim (see real_templates/README.md): name -> source.
+REAL_TEMPLATE_DIR = Path(__file__).with_name("real_templates")
+REAL_TEMPLATES = {
+    path.stem: path.read_text(encoding="utf-8")
+    for path in sorted(REAL_TEMPLATE_DIR.glob("*.jinja"))
+}
+# The real templates whose tool-call format kcode parses: name -> (format, end of the turn).
+REAL_ROUND_TRIPS = {
+    "qwen2_5": ("hermes", "<|im_end|>"),
+    "qwen3": ("hermes", "<|im_end|>"),
+    "hermes3": ("hermes", "<|im_end|>"),
+    "qwen3_coder": ("qwen3_coder", "<|im_end|>"),
+    "kimi_k2_instruct": ("kimi", "<|im_end|>"),
+    "kimi_k2_thinking": ("kimi", "<|im_end|>"),
+    "llama3_1": ("llama3", "<|eot_id|>"),
+    "llama3_2": ("llama3", "<|eot_id|>"),
 }
