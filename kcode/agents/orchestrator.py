@@ -14,6 +14,10 @@ removed) and an approval the non-interactive policy refuses (exit 4, like the ma
 Backend pressure is the backend's business: the OpenAI backend's shared adaptive limiter admits at
 most --max-parallel requests and halves on 429 (recovering later); a local llama.cpp backend
 generates one sequence at a time, so there sub-agents simply queue for it — tool work still overlaps.
+On top of that (kcode.agents.batch): a batch fan-out (prompt_template + items) starts its agents on a
+ramp, and a sub-agent still refused with HTTP 429 after the backend's retries is requeued with backoff.
+A `brief` goes first in every sub-agent's system prompt; `check` runs the project's checks once after
+the merge and names the agents whose changes broke them (kcode.agents.checks).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kcode.agents import batch
 from kcode.agents.loop import COMPLETED, FAILED, Agent
 from kcode.agents.roles import (
     ISOLATED_ROLES,
@@ -77,9 +82,14 @@ class _Plan:
     worktree: wt.Worktree | None = None
     result: SubAgentResult | None = None
     agent: Agent | None = None
+    brief: str = ""  # batch.brief_block(): first in the system prompt
+    start_at: float = 0.0  # time.monotonic() before which it may not start (the batch ramp)
+    requeue: batch.RequeueState | None = None
 
 
 class Orchestrator:
+    requeue_base_s: float = batch.REQUEUE_BASE_S  # first wait of a rate-limited agent (batch.py)
+
     def __init__(
         self,
         *,
@@ -121,10 +131,21 @@ class Orchestrator:
         )
 
     # --- the tool's entry point -------------------------------------------------------------------
-    async def run(self, tasks: list[SubTask], ctx: ToolContext) -> ToolResult:
+    async def run(
+        self,
+        tasks: list[SubTask],
+        ctx: ToolContext,
+        *,
+        brief: str = "",
+        check: bool = False,
+        ramp: bool = False,
+    ) -> ToolResult:
         validate_tasks(tasks)
         started = time.monotonic()
         plans = [self._plan(task) for task in tasks]
+        for i, plan in enumerate(plans):
+            plan.brief = batch.brief_block(brief)
+            plan.start_at = started + (batch.ramp_delay(i) if ramp else 0.0)
         repo = await self._prepare_isolation(plans, ctx)
         path_locks = PathLocks()
         semaphore = asyncio.Semaphore(self.max_parallel)
@@ -140,6 +161,11 @@ class Orchestrator:
             await self._cleanup(plans, repo)
             self.parent_stats.add_fanout([p.agent.stats for p in plans if p.agent is not None])
         results = [p.result for p in plans if p.result is not None]
+        if check:
+            from kcode.agents.checks import attach_checks, run_checks
+
+            report = await run_checks(ctx, results)
+            return attach_checks(tool_result(results, time.monotonic() - started), report)
         return tool_result(results, time.monotonic() - started)
 
     def _plan(self, task: SubTask) -> _Plan:
@@ -201,6 +227,8 @@ class Orchestrator:
         semaphore: asyncio.Semaphore,
         path_locks: PathLocks,
     ) -> None:
+        if plan.start_at > time.monotonic():
+            await asyncio.sleep(plan.start_at - time.monotonic())  # the batch ramp (batch.py)
         async with semaphore:
             result = SubAgentResult(plan.id, plan.task.role)
             plan.result = result
@@ -213,9 +241,8 @@ class Orchestrator:
                 backend=self.backend,
                 tools=tools,
                 ctx=sub_ctx,
-                system_prompt=role_system_prompt(
-                    plan.task.role, sub_ctx.root, self.shared_facts, parent.root
-                ),
+                system_prompt=plan.brief
+                + role_system_prompt(plan.task.role, sub_ctx.root, self.shared_facts, parent.root),
                 options=self.options,
                 max_steps=self.max_steps,
                 agent_id=plan.id,
@@ -231,7 +258,9 @@ class Orchestrator:
                     prompt=plan.task.prompt,
                 )
             )
-            finished = await self._drive(agent, plan, parent, result)
+            finished = await batch.drive_requeued(
+                self._drive, agent, plan, parent, result, semaphore, self.requeue_base_s
+            )
             if approver.required is not None:
                 raise approver.required
             result.tests = sub_ctx.last_tests
@@ -282,14 +311,21 @@ class Orchestrator:
         )
 
     async def _drive(
-        self, agent: Agent, plan: _Plan, parent: ToolContext, result: SubAgentResult
+        self,
+        agent: Agent,
+        plan: _Plan,
+        parent: ToolContext,
+        result: SubAgentResult,
+        message: Message | None = None,
     ) -> TurnFinished | None:
         finished: TurnFinished | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                async for event in agent.run_turn(Message.user(plan.task.prompt)):
+                async for event in agent.run_turn(message or Message.user(plan.task.prompt)):
                     if isinstance(event, TurnFinished):
                         finished = event
+                    if plan.requeue is not None and batch.held_back(event, plan.requeue):
+                        continue  # a 429 that is requeued: Retrying is shown instead
                     # Events already carry the sub-agent's id; re-tag only if one does not.
                     await parent.emit(event if event.agent == plan.id else event.for_agent(plan.id))
         except TimeoutError:
