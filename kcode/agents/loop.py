@@ -275,7 +275,7 @@ class Agent:
         order = ApprovalOrder(len(calls))  # approvals one at a time, in call order
 
         async def run_one(i: int) -> None:
-            take_slot(order, i)
+            take_slot(order, i, self.tools.get(calls[i].name))
             try:
                 for j in waits[i]:
                     await finished[j].wait()

@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from kcode.approval import ApprovalRequired
 
@@ -40,9 +41,12 @@ _SLOT: ContextVar[tuple[ApprovalOrder, int] | None] = ContextVar(
 )
 
 
-def take_slot(order: ApprovalOrder, index: int) -> None:
-    """Mark the current task as call `index` of `order` (call at the start of the call's task)."""
+def take_slot(order: ApprovalOrder, index: int, tool: Any = None) -> None:
+    """Mark the current task as call `index` of `order` (call at the start of the call's task).
+    A read-only tool (or an unknown one) never asks, so later calls need not wait for it to end."""
     _SLOT.set((order, index))
+    if tool is None or getattr(tool, "read_only", False):
+        order.release(index)
 
 
 @asynccontextmanager

@@ -5,6 +5,7 @@ backend); overlap is judged from timestamps the commands print themselves, never
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,9 @@ from kcode.approval import ApprovalDecision, ApprovalRequest
 from kcode.backends.base import BackendOptions
 from kcode.backends.scripted import ScriptedBackend
 from kcode.events import ApprovalRequested, Event, ToolCallFinished
-from kcode.messages import Message, ToolCall
+from kcode.messages import Message, ToolCall, ToolResult
 from kcode.shell_readonly import is_read_only_command
-from kcode.tools.base import Tool, ToolContext
+from kcode.tools.base import Tool, ToolArgs, ToolContext, ok
 from kcode.tools.registry import build_tools
 
 STAMP = "date +%s%N"
@@ -189,3 +190,47 @@ def test_only_read_only_shell_calls_leave_the_exclusive_lane(tmp_path: Path) -> 
     broken = footprint(shell, ToolCall("3", "shell", {"command": 5}))
     assert not reads.writes and not reads.exclusive
     assert writes.exclusive and broken.exclusive
+
+
+class NapArgs(ToolArgs):
+    seconds: float
+
+
+class NapTool(Tool[NapArgs]):
+    """A read-only tool that never asks for approval and records when it ran."""
+
+    name = "nap"
+    description = "sleep"
+    args_model = NapArgs
+    read_only = True
+    span: tuple[int, int] = (0, 0)
+
+    async def run(self, args: NapArgs, ctx: ToolContext) -> ToolResult:
+        start = time.time_ns()
+        await asyncio.sleep(args.seconds)
+        NapTool.span = (start, time.time_ns())
+        return ok("rested")
+
+
+async def test_a_read_only_shell_call_runs_beside_a_slow_read_that_asks_nothing(
+    tmp_path: Path,
+) -> None:
+    tools: dict[str, Tool[Any]] = {**build_tools(["shell"]), "nap": NapTool()}
+    turn = {
+        "tool_calls": [
+            {"name": "nap", "arguments": {"seconds": 0.5}},
+            {"name": "shell", "arguments": {"command": stamped("ls; ", 0.1)}},
+        ]
+    }
+    agent = Agent(
+        backend=ScriptedBackend([turn, {"text": "done"}]),
+        tools=tools,
+        ctx=ToolContext(root=tmp_path, approver=SlowApprover()),
+        system_prompt="system",
+        options=BackendOptions(model="test"),
+    )
+    [e async for e in agent.run_turn(Message.user("go"))]
+    text = [m.text for m in agent.history if m.role == "tool"][1]
+    stamps = [int(x) for x in text.splitlines() if x.strip().isdigit() and len(x.strip()) > 12]
+    # the shell's approval did not wait for the nap (which never asks) to end
+    assert overlap(NapTool.span, (stamps[0], stamps[1]))
