@@ -147,12 +147,21 @@ class RequeueState:
         self.limited = False  # the current attempt ended on a requeueable 429
 
 
-def resume_message(agent: Agent, prompt: str) -> Message:
-    """What a requeued agent is sent: its prompt again if it had no answer yet, else a note."""
+def resume_message(agent: Agent) -> Message:
+    """What a requeued agent is sent: its first message again if it had no answer yet (history cut
+    back to the system prompt: a byte-identical first request), else a note to carry on."""
     if not any(m.role == "assistant" for m in agent.history):
-        del agent.history[1:]  # back to the system prompt alone: a byte-identical first request
-        return Message.user(prompt)
+        first = next((m for m in agent.history if m.role == "user"), None)
+        if first is not None:
+            del agent.history[1:]
+            return first
     return Message.user(CONTINUE_AFTER_REQUEUE)
+
+
+def put_brief_first(agent: Agent, brief: str) -> None:
+    """The brief block goes before everything in the agent's system prompt (same bytes for all)."""
+    if brief and agent.history and agent.history[0].role == "system":
+        agent.history[0] = Message.system(brief + agent.history[0].text)
 
 
 Drive = Callable[..., Awaitable[TurnFinished | None]]
@@ -169,6 +178,7 @@ async def drive_requeued(
 ) -> TurnFinished | None:
     """The orchestrator's `_drive`, and again after a backoff while the agent is refused with
     HTTP 429 (see the module docstring). `plan` is the orchestrator's _Plan."""
+    put_brief_first(agent, plan.brief)
     state = plan.requeue = RequeueState()
     finished = await drive(agent, plan, parent, result)
     while state.limited:
@@ -189,5 +199,5 @@ async def drive_requeued(
         finally:
             await semaphore.acquire()
         result.ok, result.report, result.error = False, "", None
-        finished = await drive(agent, plan, parent, result, resume_message(agent, plan.task.prompt))
+        finished = await drive(agent, plan, parent, result, resume_message(agent))
     return finished

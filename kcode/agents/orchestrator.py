@@ -143,10 +143,10 @@ class Orchestrator:
         validate_tasks(tasks)
         started = time.monotonic()
         plans = [self._plan(task) for task in tasks]
-        for i, plan in enumerate(plans):
+        repo = await self._prepare_isolation(plans, ctx)
+        for i, plan in enumerate(plans):  # the brief and the start ramp (kcode.agents.batch)
             plan.brief = batch.brief_block(brief)
             plan.start_at = started + (batch.ramp_delay(i) if ramp else 0.0)
-        repo = await self._prepare_isolation(plans, ctx)
         path_locks = PathLocks()
         semaphore = asyncio.Semaphore(self.max_parallel)
         try:
@@ -241,8 +241,9 @@ class Orchestrator:
                 backend=self.backend,
                 tools=tools,
                 ctx=sub_ctx,
-                system_prompt=plan.brief
-                + role_system_prompt(plan.task.role, sub_ctx.root, self.shared_facts, parent.root),
+                system_prompt=role_system_prompt(
+                    plan.task.role, sub_ctx.root, self.shared_facts, parent.root
+                ),
                 options=self.options,
                 max_steps=self.max_steps,
                 agent_id=plan.id,

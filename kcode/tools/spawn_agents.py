@@ -14,7 +14,7 @@ Role = Literal["search", "edit", "test", "general"]
 
 class SubAgentTask(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Role = Field(
+    role: Literal["search", "edit", "test", "general"] = Field(
         description="search: read-only lookup; edit: change files; test: run tests; general: all."
     )
     prompt: str = Field(description="The whole task, with every fact, path and name it needs.")
