@@ -194,3 +194,39 @@ def test_an_item_holding_the_placeholder_is_not_expanded_twice() -> None:
     tasks = batch.expand_items("check {{item}} and {{item}}", ["{{item}}x", "y"], None)
     assert [t.prompt for t in tasks] == ["check {{item}}x and {{item}}x", "check y and y"]
     assert {t.role for t in tasks} == {"general"}
+
+
+async def test_an_agent_refused_mid_task_carries_on_from_where_it_was(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("the answer is 42\n")
+    scripts = {
+        MAIN: [fan_out(prompt_template="read {{item}}", items=["notes.txt"]), Reply.text("ok")],
+        "read notes.txt": [
+            Reply.tool_call("read_file", {"path": "notes.txt"}),
+            Reply.text("RESULT: ok\nFINDINGS:\n- notes.txt:1 42\nNOTES: none"),
+        ],
+    }
+    inner = ByConversation(scripts)
+    refused: list[int] = []
+
+    def responder(body: dict[str, Any]) -> Reply:
+        steps = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        if first_user_text(body) == "read notes.txt" and steps == 1 and not refused:
+            refused.append(steps)
+            return Reply.fault(429, retry_after=0)
+        return inner(body)
+
+    with FakeOpenAIServer(responder) as server:
+        backend = backend_for(server)
+        agent = main_agent(backend, tmp_path)
+        agent.ctx.spawner.requeue_base_s = 0.01
+        events = await run(agent, MAIN)
+        await backend.aclose()
+        last = server.requests[-2].body  # the sub-agent's final request (the main one follows)
+    assert refused == [1]
+    assert agents_of(spawn_result(events))["general-1"]["ok"]
+    assert last is not None
+    texts = [str(m.get("content")) for m in last["messages"]]
+    # its conversation kept the tool result and got the note, the task was not started over
+    assert any("the answer is 42" in t for t in texts)
+    assert texts[-1] == batch.CONTINUE_AFTER_REQUEUE
+    assert sum(t == "read notes.txt" for t in texts) == 1
