@@ -10,12 +10,15 @@ node_modules/.bin/tsc or tsc is there. Each goes through the parent's approval a
 like run_tests: a shell approval that auto-edit grants only when the runner's own config files are
 as committed (or the sandbox is on).
 
-Attribution (cheap, one run, no reverts): each failure names files: a failing test its test file
-and the files in its traceback section, a type error its file. A failure is charged to the agents
-whose merged changes touched one of those files; failing that, to the agents that changed a module
-the failing test file is named after (tests/test_shapes.py -> shapes.py). Anything else is listed as
-not attributed (it may have been failing before the fan-out). This is a pointer for the model, not a
-verdict: a change in one file can break a test that names only another.
+Attribution (cheap: one run, no reverts; re-running the suite once per agent with its merge
+reverted would multiply the cost by the number of agents). Each failure names files: a failing test
+its test file and the files in its traceback section, a type error its file; and modules its message
+quotes ("module 'shapes' has no attribute 'area'"). A failure is charged to every agent whose merged
+changes touched one of those files or modules, so two agents that drifted apart (one renamed, one
+still calls the old name) are both named; failing that, to the agents that changed the module the
+failing test file is named after (tests/test_shapes.py -> shapes.py). Anything else is listed as not
+attributed (it may have been failing before the fan-out). This is a pointer for the model, not a
+verdict.
 """
 
 from __future__ import annotations
@@ -247,7 +250,7 @@ async def run_checks(ctx: ToolContext, results: list[SubAgentResult]) -> ChecksR
     report.note = "; ".join(notes)
     for run in report.runs:
         for failure in run.failures:
-            failure.agents = _attribute(failure.files, changed)
+            failure.agents = _attribute(failure.files, changed, failure.message)
     return report
 
 
@@ -292,8 +295,13 @@ def _type_errors(output: str, root: Path) -> list[Failure]:
     return out
 
 
-def _attribute(files: list[str], changed: dict[str, set[str]]) -> list[str]:
-    direct = [agent for agent, paths in changed.items() if paths & set(files)]
+def _attribute(files: list[str], changed: dict[str, set[str]], message: str = "") -> list[str]:
+    modules = _named_modules(message)
+    direct = [
+        agent
+        for agent, paths in changed.items()
+        if paths & set(files) or any(_module_of(p) in modules for p in paths)
+    ]
     if direct:
         return direct
     stems = {_tested_stem(f) for f in files} - {""}
@@ -312,3 +320,24 @@ def _tested_stem(path: str) -> str:
         if suffix and stem.endswith(suffix):
             return stem[: -len(suffix)]
     return ""
+
+
+_QUOTED = re.compile(r"""["'`]([A-Za-z_][\w.]*)["'`]""")
+
+
+def _named_modules(message: str) -> set[str]:
+    """Module names a failure quotes ("module 'shapes' has no attribute 'area'", mypy's
+    'Module "pkg.shapes" has no attribute'): two agents that drifted apart both get named, the
+    one whose file fails and the one whose module no longer has what the other expects."""
+    names: set[str] = set()
+    for quoted in _QUOTED.findall(message):
+        names.add(quoted)
+        names.add(quoted.rsplit(".", 1)[-1])
+    return names
+
+
+def _module_of(path: str) -> str:
+    p = PurePosixPath(path)
+    if p.suffix not in (".py", ".pyi", ".ts", ".tsx", ".js", ".mjs", ".cjs"):
+        return ""
+    return p.parent.name if p.stem in ("__init__", "index") else p.stem

@@ -175,6 +175,10 @@ def test_failures_name_files_and_are_charged_to_the_agents_that_touched_them(
     # no direct hit: the test file is named after the module an agent changed
     assert _attribute(["tests/test_units.py"], {"edit-3": {"lib/units.py"}}) == ["edit-3"]
     assert _attribute(["tests/test_units.py"], {"edit-3": {"lib/other.py"}}) == []
+    # drift: one agent renamed area() in shapes.py, the other still calls it from report.py
+    drift = "AttributeError: module 'geo.shapes' has no attribute 'area'"
+    both = {"edit-1": {"geo/shapes.py"}, "edit-2": {"report.py"}, "edit-3": {"docs.md"}}
+    assert _attribute(["tests/test_report.py", "report.py"], both, drift) == ["edit-1", "edit-2"]
     mypy_out = f"{tmp_path}/a.py:3: error: Incompatible return value  [return-value]\n"
     tsc_out = "src/x.ts(4,2): error TS2322: Type 'string' is not assignable to type 'number'.\n"
     errors = _type_errors(mypy_out + tsc_out, tmp_path)
