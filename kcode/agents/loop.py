@@ -49,6 +49,7 @@ from kcode.events import (
     Usage,
 )
 from kcode.messages import Message, TextPart, ToolCall, ToolResult
+from kcode.tools.approval_order import ApprovalOrder, take_slot
 from kcode.tools.base import Tool, ToolContext, run_tool
 from kcode.tools.registry import tool_specs
 
@@ -285,14 +286,17 @@ class Agent:
         footprints = [footprint(self.tools.get(c.name), c) for c in calls]
         waits = dependencies(footprints)
         finished = [asyncio.Event() for _ in calls]
+        order = ApprovalOrder(len(calls))  # approvals one at a time, in call order
 
         async def run_one(i: int) -> None:
+            take_slot(order, i, self.tools.get(calls[i].name))
             try:
                 for j in waits[i]:
                     await finished[j].wait()
                 results[i] = await self._run_call(calls[i])
             finally:
                 finished[i].set()
+                order.release(i)
 
         async with asyncio.TaskGroup() as group:
             for i in range(len(calls)):

@@ -14,6 +14,10 @@ removed) and an approval the non-interactive policy refuses (exit 4, like the ma
 Backend pressure is the backend's business: the OpenAI backend's shared adaptive limiter admits at
 most --max-parallel requests and halves on 429 (recovering later); a local llama.cpp backend
 generates one sequence at a time, so there sub-agents simply queue for it — tool work still overlaps.
+On top of that (kcode.agents.batch): a batch fan-out (prompt_template + items) starts its agents on a
+ramp, and a sub-agent still refused with HTTP 429 after the backend's retries is requeued with backoff.
+A `brief` goes first in every sub-agent's system prompt; `check` runs the project's checks once after
+the merge and names the agents whose changes broke them (kcode.agents.checks).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kcode.agents import batch
 from kcode.agents.budget import Limits, Meter
 from kcode.agents.loop import COMPLETED, FAILED, Agent
 from kcode.agents.roles import (
@@ -79,9 +84,14 @@ class _Plan:
     worktree: wt.Worktree | None = None
     result: SubAgentResult | None = None
     agent: Agent | None = None
+    brief: str = ""  # batch.brief_block(): first in the system prompt
+    start_at: float = 0.0  # time.monotonic() before which it may not start (the batch ramp)
+    requeue: batch.RequeueState | None = None
 
 
 class Orchestrator:
+    requeue_base_s: float = batch.REQUEUE_BASE_S  # first wait of a rate-limited agent (batch.py)
+
     def __init__(
         self,
         *,
@@ -129,7 +139,15 @@ class Orchestrator:
         return orchestrator
 
     # --- the tool's entry point -------------------------------------------------------------------
-    async def run(self, tasks: list[SubTask], ctx: ToolContext) -> ToolResult:
+    async def run(
+        self,
+        tasks: list[SubTask],
+        ctx: ToolContext,
+        *,
+        brief: str = "",
+        check: bool = False,
+        ramp: bool = False,
+    ) -> ToolResult:
         validate_tasks(tasks)
         check_task_budgets(tasks, self.parent_meter, self.options.model or self.backend_model())
         started = time.monotonic()
@@ -138,6 +156,9 @@ class Orchestrator:
         if self.parent_meter is not None:  # shares come from what was left when the fan-out began
             self._fanout_left = self.parent_meter.run.remaining()
         repo = await self._prepare_isolation(plans, ctx)
+        for i, plan in enumerate(plans):  # the brief and the start ramp (kcode.agents.batch)
+            plan.brief = batch.brief_block(brief)
+            plan.start_at = started + (batch.ramp_delay(i) if ramp else 0.0)
         path_locks = PathLocks()
         semaphore = asyncio.Semaphore(self.max_parallel)
         try:
@@ -152,6 +173,11 @@ class Orchestrator:
             await self._cleanup(plans, repo)
             self.parent_stats.add_fanout([p.agent.stats for p in plans if p.agent is not None])
         results = [p.result for p in plans if p.result is not None]
+        if check:
+            from kcode.agents.checks import attach_checks, run_checks
+
+            report = await run_checks(ctx, results)
+            return attach_checks(tool_result(results, time.monotonic() - started), report)
         return tool_result(results, time.monotonic() - started)
 
     def _plan(self, task: SubTask) -> _Plan:
@@ -213,6 +239,8 @@ class Orchestrator:
         semaphore: asyncio.Semaphore,
         path_locks: PathLocks,
     ) -> None:
+        if plan.start_at > time.monotonic():
+            await asyncio.sleep(plan.start_at - time.monotonic())  # the batch ramp (batch.py)
         async with semaphore:
             result = SubAgentResult(plan.id, plan.task.role)
             plan.result = result
@@ -252,7 +280,9 @@ class Orchestrator:
                     prompt=plan.task.prompt,
                 )
             )
-            finished = await self._drive(agent, plan, parent, result)
+            finished = await batch.drive_requeued(
+                self._drive, agent, plan, parent, result, semaphore, self.requeue_base_s
+            )
             if approver.required is not None:
                 raise approver.required
             result.tests = sub_ctx.last_tests
@@ -306,14 +336,21 @@ class Orchestrator:
         )
 
     async def _drive(
-        self, agent: Agent, plan: _Plan, parent: ToolContext, result: SubAgentResult
+        self,
+        agent: Agent,
+        plan: _Plan,
+        parent: ToolContext,
+        result: SubAgentResult,
+        message: Message | None = None,
     ) -> TurnFinished | None:
         finished: TurnFinished | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                async for event in agent.run_turn(Message.user(self._task_text(plan))):
+                async for event in agent.run_turn(message or Message.user(self._task_text(plan))):
                     if isinstance(event, TurnFinished):
                         finished = event
+                    if plan.requeue is not None and batch.held_back(event, plan.requeue):
+                        continue  # a 429 that is requeued: Retrying is shown instead
                     # Events already carry the sub-agent's id; re-tag only if one does not.
                     await parent.emit(event if event.agent == plan.id else event.for_agent(plan.id))
         except TimeoutError:

@@ -3,6 +3,11 @@
 Reads and searches run concurrently; a call that writes waits for every earlier call touching an
 overlapping path; `exclusive` tools (shell, run_tests: they may touch anything) wait for everything before
 them and everything after them waits for them. The order of results always follows the order of calls.
+
+An exclusive tool may say that one particular call only reads (`call_reads_only(args)`: a shell
+command kcode.shell_readonly classifies as read-only, such as `grep`, `ls` or `git diff`). Such a
+call reads everything and writes nothing: it runs beside other reads, and any writing or exclusive
+call is a barrier on either side of it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ def footprint(tool: Tool[Any] | None, call: ToolCall) -> Footprint:
     if tool is None:
         return Footprint(frozenset(), writes=False, exclusive=False)
     if getattr(tool, "exclusive", False):
+        if _call_reads_only(tool, call):
+            return Footprint(frozenset({EVERYTHING}), writes=False, exclusive=False)
         return Footprint(frozenset({EVERYTHING}), writes=True, exclusive=True)
     if tool.read_only:
         path = call.arguments.get("path")
@@ -38,6 +45,16 @@ def footprint(tool: Tool[Any] | None, call: ToolCall) -> Footprint:
         written = []
     paths = {_norm(p) for p in written} if written else {EVERYTHING}
     return Footprint(frozenset(paths), writes=True, exclusive=False)
+
+
+def _call_reads_only(tool: Tool[Any], call: ToolCall) -> bool:
+    check = getattr(tool, "call_reads_only", None)
+    if check is None or call.invalid_arguments is not None:
+        return False
+    try:
+        return bool(check(tool.args_model.model_validate(call.arguments)))
+    except Exception:
+        return False  # bad arguments: the call fails on its own, in order
 
 
 def _norm(path: str) -> str:

@@ -174,6 +174,13 @@ class ToolContext:
         return _display(path, self.root)
 
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
+        from kcode.tools.approval_order import approval_turn
+
+        # One question at a time, in the order of the reply's calls (kcode.tools.approval_order).
+        async with approval_turn():
+            return await self._approve_now(request)
+
+    async def _approve_now(self, request: ApprovalRequest) -> ApprovalDecision:
         from kcode.events import ApprovalDecided, ApprovalRequested
 
         await self.emit(

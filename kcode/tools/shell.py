@@ -39,6 +39,12 @@ class ShellTool(Tool[ShellArgs]):
     args_model = ShellArgs
     exclusive: ClassVar[bool] = True
 
+    def call_reads_only(self, args: ShellArgs) -> bool:
+        """A read-only command (kcode.shell_readonly) may run beside other reads (scheduling)."""
+        from kcode.shell_readonly import is_read_only_command
+
+        return is_read_only_command(args.command)
+
     async def run(self, args: ShellArgs, ctx: ToolContext) -> ToolResult:
         command = args.command.strip()
         if not command:
