@@ -142,7 +142,9 @@ class OpenAIBackend:
             progress = _Progress()
             async with self.limiter as slot:
                 try:
-                    async with contextlib.aclosing(self._attempt(request, progress, tools)) as deltas:
+                    async with contextlib.aclosing(
+                        self._attempt(request, progress, tools)
+                    ) as deltas:
                         async for delta in deltas:
                             yield delta
                     slot.succeeded()
