@@ -12,12 +12,14 @@ How the format is chosen (the `tool_format` setting):
   still grow into a call's start marker (`<tool_call>`, `<function=`, Kimi's section/call begin
   tokens, `<|python_tag|>`) is held back until the next chunk says whether it is one; every other
   character goes out at once. A marker counts only when (1) the request offered tools, (2) it
-  opens the message or a line, (3) it is outside a ``` / ~~~ fenced code block and (4) the server
-  has sent no native tool call. From the first such marker on, the rest of the message is read by
-  that format's parser, with all of its rules (several calls, prose after them, markers anywhere).
+  opens the message or a line, (3) it is outside a ``` / ~~~ fenced code block and outside a
+  `<think>` block opening the message (a thinking model drafts calls there; the block itself
+  stays text: reasoning_content is the server's job), and (4) the server has sent no native
+  tool call. From the first such marker on, the rest of the message is read by that format's
+  parser, with all of its rules (several calls, prose after them, markers anywhere).
   Not recognised in auto: Llama 3's bare JSON call (`{"name": ..., "parameters": ...}` opening the
-  answer), because a JSON answer is not an unambiguous marker (set "llama3"), and `<think>` in
-  content, which stays text (reasoning_content is not touched either way).
+  answer), because a JSON answer is not an unambiguous marker (set "llama3"), nor a Kimi call
+  inside a `<think>` the model never closes (set "kimi").
 - a format name ("hermes", "kimi", "qwen3-coder", "llama3"): the whole content goes through that
   parser from the first byte, exactly as the local backend reads its model's output (`<think>`
   blocks become reasoning, bare Llama 3 JSON calls count, markers count anywhere).
@@ -30,7 +32,9 @@ until the reply ends): a server that parsed calls itself owns the answer, and ru
 
 Prose that mentions `<tool_call>` inside a line, in inline code or in a fenced block stays text. A
 model that writes a marker at a line start really does make a call: like every call it goes through
-the approval rules and the sandbox, so the worst case is a confusing turn, never a bypass.
+the approval rules and the sandbox, so the worst case is a confusing turn, never a bypass; a
+marker that opens no well-formed call becomes a malformed call the loop reports back to the model
+(as with the local backend), rather than text that silently drops a call.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from kcode.backends.toolcall_formats import (
     FORMATS,
     HERMES,
     QWEN3_CODER,
+    THINK_CLOSE,
+    THINK_OPEN,
     ToolCallFormat,
     ToolCallStreamParser,
 )
@@ -82,6 +88,9 @@ class ContentToolCalls:
         self._line_blank = True  # the current line has had only spaces/tabs so far
         self._line_head = ""
         self._fence: str | None = None  # the fence of the code block we are in
+        self._opening = True  # only whitespace so far: a <think> here opens a reasoning block
+        self._in_think = False
+        self._think_tail = ""  # the end of the reasoning seen so far, for a split </think>
         self._calls: list[ToolCallChunk] = []  # parsed from content, released at the end
 
     def read(self, deltas: list[Delta]) -> list[Delta]:
@@ -145,10 +154,29 @@ class ContentToolCalls:
         buffer, self._pending = self._pending + text, ""
         position, size = 0, len(buffer)
         while position < size:
+            if self._in_think:  # a model's draft of a call while it thinks is not a call
+                window = self._think_tail + buffer[position:]
+                close = window.find(THINK_CLOSE)
+                if close < 0:
+                    self._think_tail = window[1 - len(THINK_CLOSE) :]
+                    break
+                position += close + len(THINK_CLOSE) - len(self._think_tail)
+                self._in_think, self._think_tail = False, ""
+                self._line_blank, self._line_head = True, ""  # the answer starts afresh
+                continue
             if self._line_blank and self._fence is None:
                 start = position
                 while start < size and buffer[start] in " \t":
                     start += 1
+                if start < size and self._opening and buffer[start] not in "\r\n":
+                    self._opening = False
+                    if buffer.startswith(THINK_OPEN, start):
+                        self._in_think, position = True, start + len(THINK_OPEN)
+                        continue
+                    if not final and THINK_OPEN.startswith(buffer[start:]):
+                        self._opening = True
+                        self._pending = buffer[start:]
+                        return _as_text(buffer[:start])
                 found = self._marker_at(buffer[start:], final) if start < size else None
                 if found is _HOLD:
                     self._pending = buffer[start:]

@@ -212,3 +212,19 @@ def test_tool_format_spellings(value: str) -> None:
 def test_an_unknown_tool_format_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="tool_format 'xml' is not one of auto, none, hermes"):
         check_tool_format("xml")
+
+
+def test_calls_drafted_inside_an_opening_think_block_are_text() -> None:
+    content = f"\n<think>\nI could do:\n{HERMES_CALL}\nyes.</think>\n\n{HERMES_CALL}"
+    for pieces in splits(content):
+        deltas = run(pieces)
+        assert text_of(deltas) == f"\n<think>\nI could do:\n{HERMES_CALL}\nyes.</think>\n\n"
+        assert calls_of(deltas) == [(0, "read_file", {"path": "a.py"})]
+    # A <think> that does not open the message is ordinary text: a marker after it counts.
+    assert calls_of(run([f"Hi <think>\n{HERMES_CALL}"])) == [(0, "read_file", {"path": "a.py"})]
+
+
+def test_a_thinking_block_right_before_the_call_on_the_same_line() -> None:
+    deltas = run(["<think>x</think>", HERMES_CALL])
+    assert text_of(deltas) == "<think>x</think>"
+    assert calls_of(deltas) == [(0, "read_file", {"path": "a.py"})]
