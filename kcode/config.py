@@ -388,6 +388,8 @@ USER_CONFIG_TEMPLATE = """\
 # thinking = true
 # effort = "medium"           # low | medium | high: reasoning_effort, for APIs that take it
 # temperature = 0.6           # default: the model's recommended one (Kimi K2.5: 1.0 / 0.6)
+# tool_format = "auto"        # tool-call markup a server leaves in the answer text: auto |
+#                             # none | hermes | kimi | qwen3-coder | llama3
 # [limits]                    # run budgets, like --max-tokens / --max-cost (exit 5 when hit)
 # max_tokens = 2000000
 # max_cost = 5.00             # USD

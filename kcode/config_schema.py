@@ -211,6 +211,9 @@ class Settings:
     prices: dict[str, Any] = field(default_factory=dict)
     effort: str | None = None
     temperature: float | None = None
+    # OpenAI-compatible servers that leave tool-call markup in `content` (issue #13): auto spots
+    # the start markers, a format name parses all content as that format, none passes it verbatim.
+    tool_format: str = "auto"
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -320,6 +323,10 @@ SPECS: dict[str, _Spec] = {
     "prices": _Spec("prices"),
     "effort": _Spec("literal", optional=True, choices=("low", "medium", "high")),
     "temperature": _Spec("float", optional=True, ge=0, le=2),
+    "tool_format": _Spec(
+        "literal",
+        choices=("auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3"),
+    ),
 }
 
 

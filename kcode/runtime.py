@@ -58,7 +58,11 @@ def create_backend(config: Config) -> Backend:
                 raise ConfigError(f"no API key for {base_url}. " + NO_BACKEND_HELP)
             api_key = "none"  # local servers (llama.cpp, vLLM) accept any key
         return OpenAIBackend(
-            base_url, api_key, config.model or "default", max_concurrency=config.max_parallel
+            base_url,
+            api_key,
+            config.model or "default",
+            max_concurrency=config.max_parallel,
+            tool_format=config.tool_format,
         )
     from kcode.models import resolve_model
 

@@ -60,6 +60,9 @@ class Reply:
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
     usage_style: str = "openai"
+    # The content streamed in exactly these pieces instead of `chunk_chars` slices (issue #13:
+    # tool-call markup split at awkward places). `Reply.pieces` keeps `content` their join.
+    content_pieces: list[str] | None = None
 
     # --- helper constructors ---------------------------------------------------------------------
     @classmethod
@@ -71,6 +74,10 @@ class Reply:
         cls, name: str, arguments: dict[str, Any] | str, *, id: str | None = None, **kw: Any
     ) -> Reply:
         return cls(tool_calls=[FakeToolCall(name, arguments, id)], **kw)
+
+    @classmethod
+    def pieces(cls, *parts: str, **kw: Any) -> Reply:
+        return cls(content="".join(parts), content_pieces=list(parts), **kw)
 
     @classmethod
     def multi_call(cls, *calls: tuple[str, dict[str, Any] | str], **kw: Any) -> Reply:
@@ -148,7 +155,10 @@ class Reply:
 
         out = [chunk({"role": "assistant", "content": ""})]
         out += [chunk({self.reasoning_field: p}) for p in _pieces(self.reasoning, self.chunk_chars)]
-        out += [chunk({"content": p}) for p in _pieces(self.content, self.chunk_chars)]
+        parts = self.content_pieces
+        if parts is None:
+            parts = _pieces(self.content, self.chunk_chars)
+        out += [chunk({"content": p}) for p in parts if p]
         for index, call in enumerate(self.tool_calls):
             call_id = call.id or f"call_{reply_id[-6:]}_{index}"
             head = {

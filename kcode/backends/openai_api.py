@@ -40,6 +40,7 @@ from kcode.backends.base import (
     ToolSpec,
 )
 from kcode.backends.chat_chunks import ChunkReader
+from kcode.backends.content_calls import ContentToolCalls, check_tool_format
 from kcode.backends.retry import AdaptiveLimiter, RetryPolicy, parse_retry_after
 from kcode.backends.sse_transport import (
     Chunk,
@@ -101,9 +102,15 @@ class OpenAIBackend:
         backoff_max_s: float = 20.0,
         retry_after_cap_s: float = 60.0,
         transport: str | None = None,
+        tool_format: str = "auto",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
+        # Tool-call markup a server leaves in `content` (content_calls.py): auto|none|a format.
+        try:
+            self.tool_format = check_tool_format(tool_format)
+        except ValueError as err:
+            raise BackendError("config", str(err)) from None
         self._api_key = api_key
         self._timeout_s = timeout_s
         self._extra_headers = dict(extra_headers or {})
@@ -135,7 +142,9 @@ class OpenAIBackend:
             progress = _Progress()
             async with self.limiter as slot:
                 try:
-                    async with contextlib.aclosing(self._attempt(request, progress)) as deltas:
+                    async with contextlib.aclosing(
+                        self._attempt(request, progress, tools)
+                    ) as deltas:
                         async for delta in deltas:
                             yield delta
                     slot.succeeded()
@@ -226,9 +235,10 @@ class OpenAIBackend:
         )
 
     async def _attempt(
-        self, request: dict[str, Any], progress: _Progress
+        self, request: dict[str, Any], progress: _Progress, tools: Sequence[ToolSpec] = ()
     ) -> AsyncGenerator[Delta, None]:
         reader = ChunkReader()
+        markup = ContentToolCalls(self.tool_format, tools)
         chunks = self._transport.stream_chunks(request)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
@@ -241,13 +251,16 @@ class OpenAIBackend:
                     raise MalformedStream(
                         f"the stream carried a chunk of the wrong shape: {str(chunk)[:80]!r}"
                     ) from None
-                for delta in deltas:
+                for delta in markup.read(deltas):
                     yield delta
         if reader.finish_reason is None:
             raise _StreamCut("the stream ended before the reply was finished")
+        held, finish_reason = markup.finish(reader.finish_reason)
+        for delta in held:
+            yield delta
         if reader.usage is not None:
             yield reader.usage
-        yield FinishChunk(reader.finish_reason)
+        yield FinishChunk(finish_reason)
 
     # --- failures --------------------------------------------------------------------------------
     def _classify(self, err: Exception, started: bool) -> _Failure | None:

@@ -341,3 +341,16 @@ def parse_complete(
     """Parse a whole answer at once (tests, non-streaming callers)."""
     parser = ToolCallStreamParser(tool_format, tools)
     return parser.feed(text) + parser.finish()
+
+
+# Markers that can only open a tool call, with the format that reads what follows. The OpenAI
+# backend looks for them in `content` a server left unparsed (content_calls.py). `<tool_call>`
+# opens Hermes JSON and Qwen3-Coder XML alike: the reader picks by the body's first character.
+CALL_START_MARKERS: dict[str, ToolCallFormat] = {
+    "<tool_call>": HERMES,
+    "<function=": QWEN3_CODER,
+    KIMI_SECTION_BEGIN: KIMI,
+    _KIMI_SECTION_VARIANTS[0]: KIMI,
+    KIMI_CALL_BEGIN: KIMI,
+    PYTHON_TAG: LLAMA3,
+}

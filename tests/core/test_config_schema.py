@@ -55,6 +55,9 @@ class RefSettings(BaseModel):
     prices: dict[str, Any] = Field(default_factory=dict)
     effort: Literal["low", "medium", "high"] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
+    tool_format: Literal[
+        "auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3"
+    ] = "auto"
 
 
 COMPARED = [name for name in SPECS if name not in ("limits", "prices")]
