@@ -51,6 +51,10 @@ class ReplArgs:
     non_interactive: bool = False
     output_format: str | None = None
     auto_commit: bool | None = None
+    # Budget flags are checked by kcode.cli alone: this parser declines them (they stay None here).
+    max_tokens: str | None = None
+    max_cost: str | None = None
+    effort: str | None = None
 
     def flags(self) -> dict[str, Any]:
         """The config flags, exactly as kcode.cli._flags builds them."""
