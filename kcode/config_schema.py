@@ -204,6 +204,9 @@ class Settings:
     allow_secrets: bool = False  # let read_file/grep read .env, keys and credential files
     allow_network: bool = False  # network inside the shell sandbox
     trusted: list[str] = field(default_factory=list)  # repos whose .kcode/config.toml may allow
+    # extensions (kcode.extensions): --trust-project, and Kimi-style [[hooks]] tables
+    trust_project: bool = False
+    hooks: list[dict[str, Any]] = field(default_factory=list)
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -271,6 +274,8 @@ def _coerce(value: Any, loc: str, spec: _Spec) -> Any:
         converted = _as_str_list(value, loc)
     elif spec.kind == "literal":
         converted = _as_literal(value, loc, spec.choices)
+    elif spec.kind == "tables":  # checked entry by entry where used, with warnings, never fatal
+        converted = list(value) if isinstance(value, list) else [value]
     else:
         converted = _as_rules(value, loc)
     if spec.ge is not None and not converted >= spec.ge:
@@ -287,7 +292,9 @@ SPECS: dict[str, _Spec] = {
     "model": _Spec("str"),
     "base_url": _Spec("str"),
     "api_key": _Spec("str"),
-    "approval": _Spec("literal", optional=True, choices=("ask", "auto-edit", "auto", "read-only")),
+    "approval": _Spec(
+        "literal", optional=True, choices=("ask", "auto-edit", "auto", "read-only", "plan")
+    ),
     "sandbox": _Spec("literal", optional=True, choices=("off", "workspace-write", "read-only")),
     "max_steps": _Spec("int", ge=1),
     "max_parallel": _Spec("int", ge=1, le=128),
@@ -307,6 +314,8 @@ SPECS: dict[str, _Spec] = {
     "allow_secrets": _Spec("bool"),
     "allow_network": _Spec("bool"),
     "trusted": _Spec("list"),
+    "trust_project": _Spec("bool"),
+    "hooks": _Spec("tables"),
 }
 
 Settings.model_fields = SPECS

@@ -30,6 +30,8 @@ from kcode.agents.loop import COMPLETED, FAILED, Agent
 from kcode.agents.roles import (
     ISOLATED_ROLES,
     PathLocks,
+    role_max_steps,
+    role_options,
     role_system_prompt,
     role_tools,
     serialise_writes,
@@ -216,8 +218,8 @@ class Orchestrator:
                 system_prompt=role_system_prompt(
                     plan.task.role, sub_ctx.root, self.shared_facts, parent.root
                 ),
-                options=self.options,
-                max_steps=self.max_steps,
+                options=role_options(plan.task.role, self.options),
+                max_steps=role_max_steps(plan.task.role, self.max_steps),
                 agent_id=plan.id,
                 role=plan.task.role,
             )
@@ -279,6 +281,7 @@ class Orchestrator:
             limits=parent.limits,
             sandbox=sandbox,
             spawner=None,  # sub-agents cannot spawn
+            extensions=parent.extensions,  # hooks run in sub-agents too (in their worktree)
         )
 
     async def _drive(

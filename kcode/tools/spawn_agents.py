@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from kcode.messages import ToolResult
@@ -12,8 +10,9 @@ from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 
 class SubAgentTask(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Literal["search", "edit", "test", "general"] = Field(
-        description="search: read-only lookup; edit: change files; test: run tests; general: all."
+    role: str = Field(
+        description="search: read-only lookup; edit: change files; test: run tests; general: all; "
+        "or a custom role listed in the system prompt."
     )
     prompt: str = Field(description="The whole task, with every fact, path and name it needs.")
 

@@ -1,0 +1,56 @@
+"""`kcode doctor`'s extensions section: what loads, what is not used until trusted, what is broken."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from kcode.extensions.agents import project_agent_files
+from kcode.extensions.commands import project_command_files
+from kcode.extensions.hook_config import project_has_hooks, project_hook_files
+
+PROJECT_MCP_FILES = (".mcp.json", ".kcode/mcp.json")
+
+
+def untrusted_project_files(root: Path) -> list[str]:
+    """Project files that run (or steer) programs and so need trust; relative paths, sorted."""
+    found: list[Path] = []
+    if project_has_hooks(root):
+        found += project_hook_files(root)
+    found += project_command_files(root) + project_agent_files(root)
+    found += [root / p for p in PROJECT_MCP_FILES if (root / p).is_file()]
+    return sorted(os.path.relpath(p, root) for p in found)
+
+
+def extensions_report(config: Any, root: Path) -> tuple[bool, str]:
+    from kcode.extensions.session import load_extensions
+
+    ext = load_extensions(root, config, interactive=True)
+    lines: list[str] = []
+    events = Counter(spec.event for spec in ext.hooks.specs)
+    hooks = ", ".join(f"{event} ×{n}" for event, n in sorted(events.items())) or "none"
+    summary = (
+        f"hooks: {hooks}; skills: {len(ext.skills)}; commands: {len(ext.commands)}; "
+        f"agents: {len(ext.agents)}; project {'trusted' if ext.trusted else 'not trusted'}"
+    )
+    pad = " " * 15
+    if ext.skills:
+        lines.append(f"{pad}skills: {', '.join(sorted(ext.skills))}")
+    if ext.commands:
+        lines.append(f"{pad}commands: {', '.join('/' + n for n in sorted(ext.commands))}")
+    if ext.agents:
+        lines.append(f"{pad}agent roles: {', '.join(sorted(ext.agents))}")
+    if not ext.trusted:
+        skipped = untrusted_project_files(root)
+        if skipped:
+            lines.append(
+                f"{pad}not used until you trust this repository (answer the REPL's question, "
+                "add it to `trusted`, or pass --trust-project):"
+            )
+            lines += [f"{pad}  - {p}" for p in skipped]
+    for warning in ext.warnings:
+        lines.append(f"{pad}warning: {warning}")
+    detail = summary + ("\n" + "\n".join(lines) if lines else "")
+    return not ext.warnings, detail
