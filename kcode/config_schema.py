@@ -274,8 +274,10 @@ def _coerce(value: Any, loc: str, spec: _Spec) -> Any:
         converted = _as_str_list(value, loc)
     elif spec.kind == "literal":
         converted = _as_literal(value, loc, spec.choices)
-    elif spec.kind == "tables":  # checked entry by entry where used, with warnings, never fatal
-        converted = list(value) if isinstance(value, list) else [value]
+    elif spec.kind == "tables":  # entries are checked where used (kcode.extensions), with warnings
+        if not isinstance(value, list):
+            raise FieldError(loc, "Input should be a valid list")
+        converted = list(value)
     else:
         converted = _as_rules(value, loc)
     if spec.ge is not None and not converted >= spec.ge:

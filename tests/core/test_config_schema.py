@@ -29,7 +29,7 @@ class RefSettings(BaseModel):
     model: str = ""
     base_url: str = ""
     api_key: str = ""
-    approval: Literal["ask", "auto-edit", "auto", "read-only"] | None = None
+    approval: Literal["ask", "auto-edit", "auto", "read-only", "plan"] | None = None
     sandbox: Literal["off", "workspace-write", "read-only"] | None = None
     max_steps: int = Field(default=100, ge=1)
     max_parallel: int = Field(default=8, ge=1, le=128)
@@ -49,6 +49,8 @@ class RefSettings(BaseModel):
     allow_secrets: bool = False
     allow_network: bool = False
     trusted: list[str] = Field(default_factory=list)
+    trust_project: bool = False
+    hooks: list[Any] = Field(default_factory=list)
 
 
 def outcome_ours(data: dict[str, Any]) -> Any:
