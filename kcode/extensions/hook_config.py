@@ -58,11 +58,11 @@ def matcher_predicate(matcher: str, regex_only: bool = False) -> Callable[[tuple
     return lambda names: any(pattern.search(n) for n in names)
 
 
-def _timeout(value: Any, default: float, where: str, warnings: Warnings) -> float:
+def _timeout(value: Any, default: float, where: str, field: str, warnings: Warnings) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        warnings.add(where, f"must be a positive number of seconds, not {value!r}", "timeout")
+        warnings.add(where, f"must be a positive number of seconds, not {value!r}", field)
         return default
     return float(min(value, MAX_TIMEOUT_S))
 
@@ -139,7 +139,7 @@ def _entry(
     if not isinstance(command, str) or not command.strip():
         warnings.add(where, "must be a non-empty command line", f"{field}.command")
         return None
-    timeout = _timeout(entry.get("timeout"), DEFAULT_TIMEOUT_S, where, warnings)
+    timeout = _timeout(entry.get("timeout"), DEFAULT_TIMEOUT_S, where, f"{field}.timeout", warnings)
     return HookSpec(event, matcher, command, timeout, where, scope)
 
 
@@ -170,7 +170,9 @@ def parse_kimi_hooks(items: Any, where: str, warnings: Warnings) -> list[HookSpe
         if not isinstance(command, str) or not command.strip():
             warnings.add(where, "must be a non-empty command line", f"{field}.command")
             continue
-        timeout = _timeout(item.get("timeout"), KIMI_DEFAULT_TIMEOUT_S, where, warnings)
+        timeout = _timeout(
+            item.get("timeout"), KIMI_DEFAULT_TIMEOUT_S, where, f"{field}.timeout", warnings
+        )
         out.append(HookSpec(event, matcher, command, timeout, where, "user", regex_only=True))
     return out
 
