@@ -274,6 +274,8 @@ class ExtensionRuntime:
     ) -> HookOutcome:  # fmt: skip
         if not self.hooks.has(event):
             return HookOutcome()
+        if role == "main" and ctx.agent_id != "main":
+            role = ctx.agent_id.rsplit("-", 1)[0]  # the orchestrator names agents ROLE-N
         return await self.hooks.fire(
             event, fields, cwd=ctx.root, names=names, mode=mode,
             agent_id=ctx.agent_id, agent_type=role,
