@@ -36,7 +36,8 @@ async def ask_trust(repl: Repl) -> None:
             style="yellow",
         )
     )
-    answer = (await repl._read_choice("Trust this project? [y/N] ")).strip().lower()
+    repl.console.print(Text("Trust this project? [y/N]", style="bold"))
+    answer = (await repl._read_choice("[y/N] ")).strip().lower()
     trusted = answer in ("y", "yes")
     path = record_decision(repl.root, trusted)
     shown = "trusted" if trusted else "not trusted; its hooks, commands and agents stay off"
@@ -99,7 +100,8 @@ async def after_turn(repl: Repl) -> None:
     last = runtime.agent.history[-1] if runtime.agent.history else None
     if last is None or last.role != "assistant" or last.tool_calls or not last.text.strip():
         return
-    answer = (await repl._read_choice("Approve this plan and carry it out? [y/N] ")).strip()
+    repl.console.print(Text("Approve this plan and carry it out? [y/N]", style="bold"))
+    answer = (await repl._read_choice("[y/N] ")).strip()
     if answer.lower() not in ("y", "yes"):
         repl.console.print(
             Text("Still planning: say what to change (/plan off or Shift-Tab leaves).", "dim")
