@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from typing import Any
 from kcode.extensions.hook_config import HookSpec
 
 BLOCK_EXIT = 2
+BARE_PROGRAM = re.compile(r"^[\w./+-]+$")
 CONTEXT_MAX_CHARS = 10_000
 # kcode's own model credentials are no business of a hook.
 HIDDEN_ENV = frozenset({"KCODE_API_KEY", "OPENAI_API_KEY", "MOONSHOT_API_KEY"})
@@ -91,10 +93,18 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         pass
 
 
+def hook_argv(command: str) -> list[str]:
+    """A bare program path runs directly (a shell costs a few ms per call); anything else —
+    arguments, `$VAR`, pipes — runs through bash as in Claude Code."""
+    if BARE_PROGRAM.match(command):
+        return [command]
+    return [_shell(), "-c", command]
+
+
 async def run_hook(spec: HookSpec, payload: bytes, cwd: Path, env: dict[str, str]) -> _Run:
     try:
         proc = await asyncio.create_subprocess_exec(
-            _shell(), "-c", spec.command,
+            *hook_argv(spec.command),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=cwd, env=env,
             start_new_session=True,  # its own group (killed as one) and no controlling terminal

@@ -181,7 +181,7 @@ def test_plan_mode_in_p_runs_only_read_tools_and_ends_with_a_plan(
         Reply.tool_call(
             "edit_file",
             {"path": "calc.py", "edits": [{"old_string": "a - b", "new_string": "a + b"}]},
-        ),  # fmt: skip
+        ),
         Reply.text(plan),
     ]
     with FakeOpenAIServer(script) as srv:
