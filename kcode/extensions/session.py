@@ -23,7 +23,7 @@ from kcode.extensions.commands import Command, discover_commands
 from kcode.extensions.files import Warnings
 from kcode.extensions.hook_config import load_hooks
 from kcode.extensions.hooks import HookOutcome, HookRunner, tool_names
-from kcode.extensions.skills import Skill, SkillTool, discover_skills, skill_prompt, skills_listing
+from kcode.extensions.skills import Skill, discover_skills, skill_prompt, skills_listing
 from kcode.messages import Message, ToolCall, ToolResult
 from kcode.tools.base import Tool, ToolContext, ToolError, run_tool
 
@@ -100,6 +100,8 @@ class ExtensionRuntime:
         if self._extra is None:
             self._extra = {}
             if any(s.model_invocable for s in self.skills.values()):
+                from kcode.extensions.skill_tool import SkillTool
+
                 self._extra["skill"] = SkillTool(self.skills, self.variables())
         return self._extra
 

@@ -2,7 +2,7 @@
 
 Progressive loading: only the name and description go into the system prompt (sorted, within a
 budget, so the prompt is byte-stable per session); the body is read when the model calls the `skill`
-tool or the user types `/name args`. Front-matter fields kcode does not know are ignored. Project
+tool (kcode.extensions.skill_tool, imported only when there are skills: it needs pydantic) or the user types `/name args`. Front-matter fields kcode does not know are ignored. Project
 skills load without trust: a skill is text for the model, and anything it makes the model run goes
 through the normal approval path.
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-from pydantic import Field
+from typing import Any
 
 from kcode.extensions.files import (
     Source,
@@ -25,9 +23,6 @@ from kcode.extensions.files import (
     split_front_matter,
     str_field,
 )
-from kcode.messages import ToolResult
-from kcode.tools.args import ToolArgs
-from kcode.tools.base import Tool, ToolContext, ToolError
 
 PROJECT_SKILL_DIRS = (".kcode/skills", ".agents/skills", ".claude/skills", ".kimi-code/skills")
 # The user's: $XDG_CONFIG_HOME/kcode/skills and ~/.agents/skills (the cross-tool path).
@@ -138,35 +133,6 @@ def skills_listing(skills: dict[str, Skill], budget: int = LISTING_BUDGET) -> st
         lines.append(line)
         used += len(line)
     return head + "".join(lines)
-
-
-class SkillArgs(ToolArgs):
-    name: str = Field(description="The skill's name, as listed under # Skills.")
-    arguments: str = Field("", description="Arguments for the skill, if it takes any.")
-
-
-class SkillTool(Tool[SkillArgs]):
-    name = "skill"
-    description = (
-        "Load a skill listed in the system prompt: returns its instructions (and its directory) "
-        "to follow for the current task."
-    )
-    args_model = SkillArgs
-    read_only: ClassVar[bool] = True
-
-    def __init__(self, skills: dict[str, Skill], variables: dict[str, str]) -> None:
-        self.skills = skills
-        self.variables = variables
-
-    async def run(self, args: SkillArgs, ctx: ToolContext) -> ToolResult:
-        from kcode.tools.base import ok
-
-        skill = self.skills.get(args.name.strip().lstrip("/"))
-        if skill is None or not skill.model_invocable:
-            names = ", ".join(sorted(n for n, s in self.skills.items() if s.model_invocable))
-            raise ToolError(f"no skill named {args.name!r}; available: {names or '(none)'}")
-        text = skill_prompt(skill, args.arguments, self.variables)
-        return ok(text, {"skill": skill.name, "directory": str(skill.directory)})
 
 
 def skill_prompt(skill: Skill, arguments: str, variables: dict[str, str]) -> str:
