@@ -19,7 +19,26 @@ _background: set[asyncio.Future[Any]] = set()
 
 
 async def ask_trust(repl: Repl) -> None:
-    """Once per repository: may its hooks, commands, agents and MCP servers run?"""
+    """Once per repository: may its hooks, commands, agents and MCP servers run? Then Tab
+    completes the custom commands and skills that the answer allows."""
+    await _ask_trust(repl)
+    await _complete_user_commands(repl)
+
+
+async def _complete_user_commands(repl: Repl) -> None:
+    from kcode.extensions.session import load_extensions
+
+    try:
+        ext = await asyncio.to_thread(load_extensions, repl.root, repl.config, interactive=True)
+    except Exception:  # completion is a convenience; the runtime reports real problems
+        return
+    names = {n for n, s in ext.skills.items() if s.user_invocable} | set(ext.commands)
+    completer = repl.prompt.completer
+    if names and isinstance(getattr(completer, "commands", None), list):
+        completer.commands = sorted(set(completer.commands) | names)  # type: ignore[union-attr]
+
+
+async def _ask_trust(repl: Repl) -> None:
     from kcode.extensions.report import untrusted_project_files
     from kcode.extensions.trust import needs_decision, record_decision
 

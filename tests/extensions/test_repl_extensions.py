@@ -54,6 +54,7 @@ async def test_trust_then_plan_approve_and_carry_out(tmp_path: Path) -> None:
         pipe.send_text("\x1b[Z")  # Shift-Tab: ask → auto-edit
         pipe.send_text("/approval\r")
         await wait_for_text(out, "approval: auto-edit")
+        assert "bump" in repl.prompt.completer.commands  # type: ignore[union-attr]
         pipe.send_text("/plan /bump v2\r")
         await wait_for_text(out, "Approve this plan and carry it out?")
         assert (root / "app.py").read_text() == "print('v1')\n"  # nothing changed while planning
