@@ -278,3 +278,52 @@ def test_malformed_hook_config_warns_with_file_and_field() -> None:
     )
     assert [(k.command, k.timeout_s, k.regex_only) for k in kimi] == [("g.sh", 5.0, True)]
     assert any("hooks[1]" in w for w in warnings.items)
+
+
+async def test_lifecycle_events_reach_their_hooks(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    recorder = script(
+        tmp_path,
+        "record.py",
+        f"#!{sys.executable}\nimport json,sys\nd=json.load(sys.stdin)\n"
+        f"open({str(log)!r},'a').write(json.dumps(d)+'\\n')\n"
+        "if d['hook_event_name']=='SessionStart': print('started fresh')\n"
+        "if d['hook_event_name']=='PreCompact':\n"
+        "    sys.stderr.write('keep the full log'); sys.exit(2)\n",
+    )
+    events = ("SessionStart", "SessionEnd", "PreCompact", "Notification", "SubagentStart",
+              "SubagentStop", "Stop")  # fmt: skip
+    specs = [spec(e, recorder) for e in events]
+    agent = make_agent(tmp_path, [{"text": "main answer"}], specs)
+    await run(agent, "hello")
+    assert "started fresh" in agent.history[1].text
+    ext = agent.ctx.extensions
+    assert await ext.pre_compact("manual", agent.ctx) == "keep the full log"
+    await ext.notify("kcode needs your permission", "permission_prompt", agent.ctx)
+    await ext.session_end("exit", agent.ctx)
+    sub_ctx = ToolContext(root=tmp_path, agent_id="search-1")
+    sub_ctx.extensions = ext
+    sub = Agent(
+        backend=ScriptedBackend([{"text": "sub answer"}]),
+        tools=build_tools(["read_file"]),
+        ctx=sub_ctx,
+        system_prompt="sub",
+        options=BackendOptions(model="m"),
+        agent_id="search-1",
+        role="search",
+    )
+    await run(sub, "find x")
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    names = [d["hook_event_name"] for d in seen]
+    assert names == ["SessionStart", "Stop", "PreCompact", "Notification", "SessionEnd",
+                     "SubagentStart", "SubagentStop"]  # fmt: skip
+    by = {d["hook_event_name"]: d for d in seen}
+    assert by["SessionStart"]["source"] == "startup"
+    assert by["Stop"]["last_assistant_message"] == "main answer"
+    assert by["PreCompact"]["trigger"] == "manual"
+    assert by["Notification"]["notification_type"] == "permission_prompt"
+    assert (
+        by["SubagentStop"]["agent_type"] == "search"
+        and by["SubagentStop"]["agent_id"] == "search-1"
+    )
+    assert by["SubagentStop"]["stop_hook_active"] is False
