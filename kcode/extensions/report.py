@@ -52,5 +52,8 @@ def extensions_report(config: Any, root: Path) -> tuple[bool, str]:
             lines += [f"{pad}  - {p}" for p in skipped]
     for warning in ext.warnings:
         lines.append(f"{pad}warning: {warning}")
-    detail = summary + ("\n" + "\n".join(lines) if lines else "")
+    from kcode.terminal_text import visible
+
+    # Names and messages come from repository files: control characters are shown, not sent.
+    detail = summary + "".join("\n" + visible(line, one_line=True) for line in lines)
     return not ext.warnings, detail

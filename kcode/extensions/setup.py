@@ -48,6 +48,8 @@ def attach_extensions(
     set_custom_agents(ext.agents)
     ctx.extensions = ext
     if not interactive:
-        for warning in ext.warnings:
-            sys.stderr.write(f"kcode: warning: {warning}\n")
+        from kcode.terminal_text import visible
+
+        for warning in ext.warnings:  # file names come from the repository: show, never obey
+            sys.stderr.write(f"kcode: warning: {visible(warning, one_line=True)}\n")
     return ext

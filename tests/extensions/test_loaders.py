@@ -183,3 +183,14 @@ def test_untrusted_project_hooks_and_symlinked_files_are_not_loaded(
     assert sorted(s.command for s in ext.hooks.specs) == ["touch x", "touch y"]
     assert "leak" not in ext.commands
     assert any("leak.md: ignored; it resolves outside the workspace" in w for w in ext.warnings)
+
+
+def test_warnings_about_hostile_file_names_are_shown_not_obeyed(
+    dirs: tuple[Path, Path, Path],
+) -> None:
+    from kcode.extensions.report import extensions_report
+
+    root, _, _ = dirs
+    write(root / ".kcode/skills/evil\x1b]0;pwned\x07/SKILL.md", "---\ndescription: x\n---\nb\n")
+    ok, detail = extensions_report(load_config(root, {}), root)
+    assert not ok and "\x1b" not in detail and "\x07" not in detail and "field `name`" in detail
