@@ -147,13 +147,7 @@ class ExtensionRuntime:
             contexts += got.context
             start.events += _notices(got, ctx)
         text = message.text
-        if main and text.startswith("/"):
-            try:
-                text = await self.expand_user_command(text, ctx)
-            except ApprovalRequired as err:
-                start.stop, start.reason = str(err), "approval_required"
-                return start
-        if main:
+        if main:  # on the prompt as typed: a block stops a `/command` before its !`cmd` runs
             got = await self._fire("UserPromptSubmit", {"prompt": text}, ctx, (), mode)
             start.events += _notices(got, ctx)
             if got.blocked or got.stop:
@@ -161,6 +155,12 @@ class ExtensionRuntime:
                 start.stop = f"the prompt was blocked by a UserPromptSubmit hook: {why}"
                 return start
             contexts += got.context
+        if main and text.startswith("/"):
+            try:
+                text = await self.expand_user_command(text, ctx)
+            except ApprovalRequired as err:
+                start.stop, start.reason = str(err), "approval_required"
+                return start
         if contexts:
             text += "\n\n[context from hooks]\n" + "\n".join(contexts)
         if main and mode == plan.PLAN_MODE:

@@ -293,3 +293,16 @@ def test_doctor_lists_untrusted_files_and_bad_ones(
     for listed in (".claude/settings.json", ".mcp.json", ".claude/commands/deploy.md"):
         assert f"  - {listed}" in run.stdout
     assert ".kcode/skills/broken/SKILL.md: field `description`" in run.stdout
+
+
+def test_a_command_s_shell_line_needs_the_same_approval_as_shell(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    repo = make_repo(tmp_path / "repo", {".kcode/commands/danger.md": "Go: !`touch pwned`\n"})
+    with FakeOpenAIServer([Reply.text("never asked")]) as srv:
+        env = env_with(kcode_env, srv, tmp_path / "markers")
+        run = run_kcode(["-p", "/danger", "--trust-project", "--output-format", "json"], env, repo)
+        requests = srv.requests
+    assert run.code == 4, run.stderr
+    assert "--approval auto" in json.loads(run.stdout)["result"]
+    assert not (repo / "pwned").exists() and requests == []
