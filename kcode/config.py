@@ -206,7 +206,8 @@ REPO_LOWER_ONLY = ("max_steps", "max_parallel", "timeout_s")  # lower = stricter
 REPO_OFF_ONLY = ("allow_secrets", "allow_network", "auto_commit")  # false = stricter
 REPO_MAY_SET = frozenset({*REPO_ORDERED, *REPO_LOWER_ONLY, *REPO_OFF_ONLY, "rules"})
 # Not even a trusted repo: trust is the user's to give.
-REPO_NEVER_SETS = frozenset({"trusted", "trust_project"})
+# [[hooks]] too: a project's hooks live in .kcode/hooks.json (trust-gated, added to the user's).
+REPO_NEVER_SETS = frozenset({"trusted", "trust_project", "hooks"})
 
 
 def _restrict_repo_layer(

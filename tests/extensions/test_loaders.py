@@ -165,6 +165,10 @@ def test_a_repo_cannot_trust_itself(dirs: tuple[Path, Path, Path]) -> None:
     assert not is_project_trusted(root, config)
     assert config.hooks == []
     assert any("trust_project" in w for w in config.warnings)
+    write(dirs[2] / "config.toml", f"trusted = [{str(root)!r}]\n")
+    config = load_config(root, {})  # even a trusted repo's config cannot replace the user's hooks
+    assert is_project_trusted(root, config) and config.hooks == []
+    assert any("ignored hooks; only your user config may set it" in w for w in config.warnings)
 
 
 def test_untrusted_project_hooks_and_symlinked_files_are_not_loaded(
