@@ -215,7 +215,9 @@ class HookRunner:
         seen: set[str] = set()
         out = []
         for spec in self.specs:
-            if spec.event == event and spec.command not in seen and spec.matches(names):
+            # Events without a matcher value (UserPromptSubmit, Stop) ignore matchers, as in Claude.
+            hit = spec.matches(names) if names else True
+            if spec.event == event and spec.command not in seen and hit:
                 seen.add(spec.command)
                 out.append(spec)
         return out
