@@ -50,10 +50,29 @@ def extensions_report(config: Any, root: Path) -> tuple[bool, str]:
                 "add it to `trusted`, or pass --trust-project):"
             )
             lines += [f"{pad}  - {p}" for p in skipped]
-    for warning in ext.warnings:
+    warnings = list(ext.warnings)
+    if not ext.trusted:  # checked (never run) so the files can be fixed before trusting them
+        warnings += [w for w in _untrusted_warnings(root, config) if w not in warnings]
+    for warning in warnings:
         lines.append(f"{pad}warning: {warning}")
     from kcode.terminal_text import visible
 
     # Names and messages come from repository files: control characters are shown, not sent.
     detail = summary + "".join("\n" + visible(line, one_line=True) for line in lines)
-    return not ext.warnings, detail
+    return not warnings, detail
+
+
+def _untrusted_warnings(root: Path, config: Any) -> list[str]:
+    from kcode.extensions.agents import discover_agents
+    from kcode.extensions.commands import discover_commands
+    from kcode.extensions.files import Source, Warnings
+    from kcode.extensions.hook_config import read_hook_file
+    from kcode.extensions.session import user_config_dir
+
+    found = Warnings()
+    for path in project_hook_files(root):
+        read_hook_file(path, Source(path.parent, root), found)
+    user_dir = user_config_dir()
+    discover_commands(root, user_dir, found, trusted=True)
+    discover_agents(root, user_dir, found, trusted=True)
+    return found.items

@@ -280,7 +280,7 @@ def test_doctor_lists_untrusted_files_and_bad_ones(
     repo = make_repo(
         tmp_path / "repo",
         {
-            ".claude/settings.json": '{"hooks": {"Stop": [{"hooks": [{"command": "x"}]}]}}',
+            ".claude/settings.json": '{"hooks": {"Stop": [{"hooks": [{"command": "x"}]}], "Bogus": []}}',
             ".mcp.json": '{"mcpServers": {}}',
             ".claude/commands/deploy.md": "deploy it\n",
             ".kcode/skills/broken/SKILL.md": "---\nname: broken\n---\nno description\n",
@@ -293,6 +293,7 @@ def test_doctor_lists_untrusted_files_and_bad_ones(
     for listed in (".claude/settings.json", ".mcp.json", ".claude/commands/deploy.md"):
         assert f"  - {listed}" in run.stdout
     assert ".kcode/skills/broken/SKILL.md: field `description`" in run.stdout
+    assert ".claude/settings.json: field `hooks.Bogus`: unknown hook event" in run.stdout
 
 
 def test_a_command_s_shell_line_needs_the_same_approval_as_shell(
