@@ -198,3 +198,31 @@ def test_warnings_about_hostile_file_names_are_shown_not_obeyed(
     write(root / ".kcode/skills/evil\x1b]0;pwned\x07/SKILL.md", "---\ndescription: x\n---\nb\n")
     ok, detail = extensions_report(load_config(root, {}), root)
     assert not ok and "\x1b" not in detail and "\x07" not in detail and "field `name`" in detail
+
+
+def test_kimi_hooks_in_the_user_config_load_next_to_claude_json(
+    dirs: tuple[Path, Path, Path],
+) -> None:
+    root, _, user = dirs
+    write(user / "config.toml",
+          '[[hooks]]\nevent = "PreToolUse"\nmatcher = "Bash|shell"\ncommand = "guard.sh"\n'
+          '[[hooks]]\nevent = "Nope"\ncommand = "x"\n')  # fmt: skip
+    write(user / "hooks.json", '{"hooks": {"Stop": [{"hooks": [{"command": "stop.sh"}]}]}}')
+    ext = load_extensions(root, load_config(root, {}), interactive=False)
+    assert [(s.event, s.command, s.timeout_s) for s in ext.hooks.specs] == [
+        ("Stop", "stop.sh", 60.0),
+        ("PreToolUse", "guard.sh", 30.0),
+    ]
+    assert any("config.toml: field `hooks[1].event`" in w for w in ext.warnings)
+
+
+def test_plan_gate_lets_only_read_tools_and_search_agents_through() -> None:
+    from kcode.extensions.plan import gate
+    from kcode.messages import ToolCall
+
+    allowed = [("read_file", {}), ("grep", {}), ("glob", {}), ("todo_write", {}), ("skill", {}),
+               ("spawn_agents", {"tasks": [{"role": "search", "prompt": "x"}]})]  # fmt: skip
+    refused = [("write_file", {}), ("shell", {}), ("run_tests", {}), ("mcp__gh__create", {}),
+               ("spawn_agents", {"tasks": [{"role": "search"}, {"role": "edit"}]})]  # fmt: skip
+    assert all(gate(ToolCall("c", n, a)) is None for n, a in allowed)
+    assert all(gate(ToolCall("c", n, a)) for n, a in refused)
