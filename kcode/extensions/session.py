@@ -203,6 +203,9 @@ class ExtensionRuntime:
         if self.hooks.matching("PreToolUse", names):
             got = await self._fire("PreToolUse", _tool_fields(call, ctx), ctx, names, mode)
             await _emit_notices(got, ctx)
+            if got.stop:  # `continue: false` wins over any decision: nothing runs, the turn ends
+                self._note_halt(got, ctx)
+                return ToolResult(call.id, False, f"not run: a PreToolUse hook stopped: {got.stop}")
             if got.blocked or got.decision == "deny":
                 reason = got.reason or "no reason given"
                 return ToolResult(call.id, False, f"blocked by a PreToolUse hook: {reason}")
@@ -219,7 +222,6 @@ class ExtensionRuntime:
             if got.updated_input is not None:
                 call = ToolCall(call.id, call.name, _updated(call, got.updated_input, ctx))
             notes += got.context
-            self._note_halt(got, ctx)
         result = await run_tool(tool, call, ctx)
         event = "PostToolUse" if result.ok else "PostToolUseFailure"
         if self.hooks.matching(event, names):
