@@ -52,4 +52,14 @@ def attach_extensions(
 
         for warning in ext.warnings:  # file names come from the repository: show, never obey
             sys.stderr.write(f"kcode: warning: {visible(warning, one_line=True)}\n")
+        if not ext.trusted:
+            from kcode.extensions.report import untrusted_project_files
+
+            skipped = untrusted_project_files(root)
+            if skipped:  # a CI run that silently lost its guard hooks would be worse than noise
+                shown = visible(", ".join(skipped), one_line=True)
+                sys.stderr.write(
+                    f"kcode: note: not using {shown}: this repository is not trusted "
+                    "(pass --trust-project or add it to `trusted` in your user config)\n"
+                )
     return ext

@@ -82,6 +82,7 @@ def test_untrusted_project_hooks_never_run(tmp_path: Path, kcode_env: dict[str, 
         requests = srv.requests
     assert run.code == 0, run.stderr
     assert list((tmp_path / "markers").iterdir()) == []  # no hook ran: no marker file
+    assert "not using .claude/settings.json: this repository is not trusted" in run.stderr
     assert "context from the PostToolUse hook" not in json.dumps(requests[-1].body)
     assert "deploy freeze" not in user_text(requests[0].body)
 
