@@ -26,6 +26,7 @@ from kcode.extensions.hook_config import HookSpec
 BLOCK_EXIT = 2
 BARE_PROGRAM = re.compile(r"^[\w./+-]+$")
 CONTEXT_MAX_CHARS = 10_000
+OUTPUT_MAX_BYTES = 1024 * 1024
 # kcode's own model credentials are no business of a hook.
 HIDDEN_ENV = frozenset({"KCODE_API_KEY", "OPENAI_API_KEY", "MOONSHOT_API_KEY"})
 # kcode tool name → the names Claude Code hooks match on.
@@ -112,7 +113,7 @@ async def run_hook(spec: HookSpec, payload: bytes, cwd: Path, env: dict[str, str
     except OSError as failure:
         return _Run(spec, None, "", "", error=f"could not start: {failure}")
     try:
-        out, err = await asyncio.wait_for(proc.communicate(payload), spec.timeout_s)
+        out, err = await asyncio.wait_for(_exchange(proc, payload), spec.timeout_s)
     except TimeoutError:
         _kill_group(proc)
         await proc.wait()
@@ -123,6 +124,31 @@ async def run_hook(spec: HookSpec, payload: bytes, cwd: Path, env: dict[str, str
     _kill_group(proc)  # background children it left behind must not outlive it
     text = out.decode("utf-8", "replace")
     return _Run(spec, proc.returncode, text, err.decode("utf-8", "replace"))
+
+
+async def _exchange(proc: asyncio.subprocess.Process, payload: bytes) -> tuple[bytes, bytes]:
+    """communicate(), but a hook printing without end (`yes`) costs OUTPUT_MAX_BYTES, not memory
+    until the timeout: the rest is read and dropped."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+
+    async def feed(stdin: asyncio.StreamWriter) -> None:
+        try:
+            stdin.write(payload)
+            await stdin.drain()
+            stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a hook that does not read its input is fine
+
+    async def read(stream: asyncio.StreamReader) -> bytes:
+        kept = bytearray()
+        while chunk := await stream.read(65536):
+            if len(kept) < OUTPUT_MAX_BYTES:
+                kept += chunk[: OUTPUT_MAX_BYTES - len(kept)]
+        return bytes(kept)
+
+    _, out, err = await asyncio.gather(feed(proc.stdin), read(proc.stdout), read(proc.stderr))
+    await proc.wait()
+    return out, err
 
 
 def _short(command: str) -> str:

@@ -327,3 +327,12 @@ async def test_lifecycle_events_reach_their_hooks(tmp_path: Path) -> None:
         and by["SubagentStop"]["agent_id"] == "search-1"
     )
     assert by["SubagentStop"]["stop_hook_active"] is False
+
+
+async def test_a_hook_that_floods_stdout_is_capped_and_killed(tmp_path: Path) -> None:
+    runner = HookRunner([spec("Stop", "yes", timeout=1)])
+    got = await runner.fire("Stop", {}, cwd=tmp_path)
+    assert any("timed out after 1 s" in n for n in got.notices)
+    quick = HookRunner([spec("Stop", "head -c 3000000 /dev/zero | tr '\\0' x; exit 2")])
+    got = await quick.fire("Stop", {}, cwd=tmp_path)
+    assert got.blocked  # exit 2 after 3 MB of output: the reason is stderr (empty) → a default
