@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from kcode.rules import RuleSet
 
-ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only"]
+ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only", "plan"]
 Action = Literal["edit", "shell"]
 
-APPROVAL_MODES: tuple[ApprovalMode, ...] = ("read-only", "ask", "auto-edit", "auto")
+APPROVAL_MODES: tuple[ApprovalMode, ...] = ("read-only", "ask", "auto-edit", "auto", "plan")
+# plan (kcode.extensions.plan): read tools only, like read-only; the turn ends with a plan.
+READ_ONLY_MODES = ("read-only", "plan")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def policy_verdict(mode: ApprovalMode, request: ApprovalRequest) -> Literal["all
     """What a mode says about an action before any human is involved."""
     if mode == "auto":
         return "allow"
-    if mode == "read-only":
+    if mode in READ_ONLY_MODES:
         return "deny"
     if mode == "auto-edit":
         if request.action == "edit" or request.trusted_test_run:
@@ -89,7 +91,7 @@ def combined_verdict(
     mode: ApprovalMode, rules: RuleSet | None, request: ApprovalRequest
 ) -> tuple[Literal["allow", "ask", "deny"], str]:
     verdict, why = rules_verdict(rules, request)
-    if verdict == "deny" or mode == "read-only":
+    if verdict == "deny" or mode in READ_ONLY_MODES:
         return "deny", why or f"approval mode is {mode}"
     if verdict is not None:
         return verdict, why

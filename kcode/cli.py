@@ -32,7 +32,7 @@ BackendOpt = Annotated[str | None, typer.Option("--backend", help="openai | llam
 ModelOpt = Annotated[str | None, typer.Option("--model", help="model name or PATH.gguf")]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint")]
 ApprovalOpt = Annotated[
-    str | None, typer.Option("--approval", help="ask | auto-edit | auto | read-only")
+    str | None, typer.Option("--approval", help="ask | auto-edit | auto | read-only | plan")
 ]
 SandboxOpt = Annotated[
     str | None, typer.Option("--sandbox", help="off | workspace-write | read-only")
@@ -104,6 +104,9 @@ def chat(
     auto_commit: Annotated[
         bool | None, typer.Option("--auto-commit/--no-auto-commit", help="commit every turn")
     ] = None,
+    trust_project: Annotated[
+        bool, typer.Option("--trust-project", help="run this repo's hooks, commands, agents, MCP")
+    ] = False,
 ) -> None:
     root = _root(cwd)
     interactive = not non_interactive
@@ -113,6 +116,8 @@ def chat(
         output_format=output_format, thinking=thinking, add_dirs=add_dir, auto_commit=auto_commit,
     )  # fmt: skip
     flags.update(_budget_flags(max_tokens, max_cost, effort))
+    if trust_project:
+        flags["trust_project"] = True
     try:
         config = load_config(root, flags, interactive=interactive)
     except ConfigError as err:

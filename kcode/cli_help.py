@@ -40,7 +40,8 @@ Options:
   --backend NAME             openai | llama-cpp | scripted
   --model NAME               model name, or PATH.gguf / owner/repo:file.gguf for llama-cpp
   --base-url URL             OpenAI-compatible endpoint (Moonshot, OpenAI, OpenRouter, vLLM, llama.cpp)
-  --approval MODE            ask | auto-edit | auto | read-only (default: ask; auto-edit with -p)
+  --approval MODE            ask | auto-edit | auto | read-only | plan (default: ask; auto-edit
+                             with -p; plan: read tools only, the answer is a plan)
   --sandbox MODE             off | workspace-write | read-only
   --max-steps N              limit on model calls in one turn
   --max-parallel N           sub-agents running at once (default 8, up to 128)
@@ -53,6 +54,7 @@ Options:
   --thinking/--no-thinking   ask the model to think (Kimi K2.5 and others)
   --effort LEVEL             low | medium | high: reasoning_effort, for APIs that take it
   --auto-commit/--no-auto-commit   make one git commit per turn
+  --trust-project            run this repository's hooks, commands, agents and MCP servers
   -c, --continue             continue the last session in this directory
   -r, --resume [ID]          resume a session (a picker when no ID)
   --version                  print the version and exit

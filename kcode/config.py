@@ -31,7 +31,7 @@ MOONSHOT_DEFAULT_MODEL = "kimi-k2.5"
 OPENAI_DEFAULT_MODEL = "gpt-5-mini"
 
 # Strictness orders: a repo file may only move these towards the front.
-APPROVAL_STRICTNESS = ("read-only", "ask", "auto-edit", "auto")
+APPROVAL_STRICTNESS = ("plan", "read-only", "ask", "auto-edit", "auto")
 SANDBOX_STRICTNESS = ("read-only", "workspace-write", "off")
 SECRET_KEYS = {"api_key"}
 
@@ -206,7 +206,8 @@ REPO_LOWER_ONLY = ("max_steps", "max_parallel", "timeout_s")  # lower = stricter
 REPO_OFF_ONLY = ("allow_secrets", "allow_network", "auto_commit")  # false = stricter
 REPO_MAY_SET = frozenset({*REPO_ORDERED, *REPO_LOWER_ONLY, *REPO_OFF_ONLY, "rules"})
 # Not even a trusted repo: trust is the user's to give.
-REPO_NEVER_SETS = frozenset({"trusted"})
+# [[hooks]] too: a project's hooks live in .kcode/hooks.json (trust-gated, added to the user's).
+REPO_NEVER_SETS = frozenset({"trusted", "trust_project", "hooks"})
 
 
 def _restrict_repo_layer(
@@ -379,6 +380,12 @@ USER_CONFIG_TEMPLATE = """\
 # allow_secrets = false       # let read_file/grep read .env, private keys, credential files
 # auto_commit = false         # one git commit per turn (undo works either way: `kcode undo [N]`)
 # trusted = []                # repositories whose .kcode/config.toml may add allow rules
+#                             # and whose hooks, commands, agents and MCP servers may run
+# [[hooks]]                   # Kimi-style hook (or ~/.config/kcode/hooks.json, Claude shape)
+# event = "PreToolUse"
+# matcher = "shell"
+# command = "~/bin/guard.sh"
+# timeout = 30
 # [rules]                     # deny beats ask beats allow; a repo config may only add ask/deny
 # allow = ["shell(git diff*)", "edit(src/**)"]
 # ask = ["shell(git push*)"]

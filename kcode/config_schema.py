@@ -214,6 +214,9 @@ class Settings:
     # OpenAI-compatible servers that leave tool-call markup in `content` (issue #13): auto spots
     # the start markers, a format name parses all content as that format, none passes it verbatim.
     tool_format: str = "auto"
+    # extensions (kcode.extensions): --trust-project, and Kimi-style [[hooks]] tables
+    trust_project: bool = False
+    hooks: list[dict[str, Any]] = field(default_factory=list)
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -283,6 +286,10 @@ def _coerce(value: Any, loc: str, spec: _Spec) -> Any:
         converted = _as_literal(value, loc, spec.choices)
     elif spec.kind in ("limits", "prices"):
         converted = _as_budget_table(value, loc, spec.kind)
+    elif spec.kind == "tables":  # entries are checked where used (kcode.extensions), with warnings
+        if not isinstance(value, list):
+            raise FieldError(loc, "Input should be a valid list")
+        converted = list(value)
     else:
         converted = _as_rules(value, loc)
     if spec.ge is not None and not converted >= spec.ge:
@@ -299,7 +306,9 @@ SPECS: dict[str, _Spec] = {
     "model": _Spec("str"),
     "base_url": _Spec("str"),
     "api_key": _Spec("str"),
-    "approval": _Spec("literal", optional=True, choices=("ask", "auto-edit", "auto", "read-only")),
+    "approval": _Spec(
+        "literal", optional=True, choices=("ask", "auto-edit", "auto", "read-only", "plan")
+    ),
     "sandbox": _Spec("literal", optional=True, choices=("off", "workspace-write", "read-only")),
     "max_steps": _Spec("int", ge=1),
     "max_parallel": _Spec("int", ge=1, le=128),
@@ -327,6 +336,8 @@ SPECS: dict[str, _Spec] = {
         "literal",
         choices=("auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3"),
     ),
+    "trust_project": _Spec("bool"),
+    "hooks": _Spec("tables"),
 }
 
 

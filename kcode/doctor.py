@@ -84,6 +84,12 @@ def _check_sandbox(config: Config) -> tuple[bool, str]:
         return False, "no sandbox: install bubblewrap (apt-get install bubblewrap)"
 
 
+def _check_extensions(config: Config, root: Path) -> tuple[bool, str]:
+    from kcode.extensions.report import extensions_report
+
+    return extensions_report(config, root)
+
+
 def run_doctor(config: Config, root: Path) -> int:
     checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
         ("backend", lambda: _check_backend(config)),
@@ -91,11 +97,12 @@ def run_doctor(config: Config, root: Path) -> int:
         ("browser", _check_browser),
         ("llama.cpp", _check_llama),
         ("sandbox", lambda: _check_sandbox(config)),
+        ("extensions", lambda: _check_extensions(config, root)),
     ]
     all_ok = True
     sys.stdout.write(f"kcode doctor — workspace {root}\n")
     for name, check in checks:
         good, detail = check()
-        all_ok = all_ok and (good or name in ("llama.cpp", "browser"))
+        all_ok = all_ok and (good or name in ("llama.cpp", "browser", "extensions"))
         sys.stdout.write(f"  {'✓' if good else '✗'} {name:10} {detail}\n")
     return 0 if all_ok else 1

@@ -149,6 +149,8 @@ class Runtime:
     ctx: ToolContext
 
     async def aclose(self) -> None:
+        if self.ctx.extensions is not None:
+            await self.ctx.extensions.session_end("exit", self.ctx)  # SessionEnd hooks
         self.session.close()
         await self.backend.aclose()
 
@@ -190,11 +192,14 @@ def build_runtime(
         root, session.session_id, ctx.changes, auto_commit=config.auto_commit
     )
     tools = LazyTools(ROLE_TOOLS["main"])
+    from kcode.extensions.setup import attach_extensions
+
+    ext = attach_extensions(ctx, config, root, session, interactive=interactive)
     agent = Agent(
         backend=backend,
-        tools=tools,
+        tools=ext.tools(tools),
         ctx=ctx,
-        system_prompt=main_system_prompt(root, interactive=interactive),
+        system_prompt=main_system_prompt(root, interactive=interactive) + ext.prompt_section(),
         options=BackendOptions(
             model=config.model,
             thinking=config.thinking,
@@ -205,7 +210,7 @@ def build_runtime(
         max_steps=config.max_steps,
         history=history,
         on_message=session.log_message,
-        specs=cached_tool_specs(ROLE_TOOLS["main"]),
+        specs=cached_tool_specs(ROLE_TOOLS["main"]) + ext.specs(),
     )
     agent.meter = run_budget(config, backend, agent.options.model).meter("main")
     from kcode.agents.orchestrator import Orchestrator

@@ -66,6 +66,7 @@ APPROVAL, BACKEND_ERROR, CANCELLED, TIMEOUT = (
     "cancelled",
     "timeout",
 )
+HOOK_STOPPED = "stopped_by_hook"
 
 
 @dataclass
@@ -138,10 +139,23 @@ class Agent:
         self.ctx.last_tests = None  # "tests still red" means red in this turn, not an earlier one
         if self.ctx.checkpoints is not None:
             await self.ctx.checkpoints.before_turn(message.text)
-        self._add(message)
+        # Extensions (kcode.extensions): hooks, `/command` expansion, plan mode; may end the turn.
+        ext = self.ctx.extensions
+        start = await ext.start_turn(self, message) if ext is not None else None
+        message = start.message if start is not None else message
+        if start is None or start.stop is None:
+            self._add(message)
         yield TurnStarted(agent=self.agent_id, prompt=message.text)
         previous_signature, repeats = "", 0
+        stop_hook_active = False
         try:
+            if start is not None:
+                for event in start.events:
+                    yield event
+                if start.stop is not None:
+                    yield Error(agent=self.agent_id, message=start.stop, kind=start.reason)
+                    yield self.finish_event(start.reason, start.stop, started)
+                    return
             for step in range(1, self.max_steps + 1):
                 yield StepStarted(agent=self.agent_id, step=step)
                 reply = _Reply()
@@ -167,6 +181,11 @@ class Agent:
                     ],
                 )
                 if not calls:
+                    again = await ext.on_stop(self, reply.text, stop_hook_active) if ext else None
+                    if again:  # a Stop hook blocked: the model goes on with its reason
+                        stop_hook_active = True
+                        self._add(Message.user(again))
+                        continue
                     yield self.finish_event(self._judge(reply.text), reply.text, started)
                     return
 
@@ -189,6 +208,11 @@ class Agent:
                 if stop_for_approval is not None:
                     yield Error(agent=self.agent_id, message=str(stop_for_approval), kind=APPROVAL)
                     yield self.finish_event(APPROVAL, str(stop_for_approval), started)
+                    return
+                halt = ext.take_halt(self.agent_id) if ext is not None else None
+                if halt is not None:  # a hook answered `continue: false`
+                    yield Error(agent=self.agent_id, message=halt, kind=HOOK_STOPPED)
+                    yield self.finish_event(HOOK_STOPPED, halt, started)
                     return
                 if repeats >= REPEAT_STOP:
                     why = (
@@ -317,7 +341,8 @@ class Agent:
                 f"unknown tool {call.name!r}; available tools: {', '.join(self.tools)}",
             )
         else:
-            result = await run_tool(tool, call, self.ctx)
+            ext = self.ctx.extensions  # plan-mode gate and Pre/PostToolUse hooks around the call
+            result = await (ext.run_tool if ext is not None else run_tool)(tool, call, self.ctx)
         await self._emit(
             ToolCallFinished(
                 agent=self.agent_id,

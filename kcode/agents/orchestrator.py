@@ -37,6 +37,8 @@ from kcode.agents.loop import COMPLETED, FAILED, Agent
 from kcode.agents.roles import (
     ISOLATED_ROLES,
     PathLocks,
+    role_max_steps,
+    role_options,
     role_system_prompt,
     role_tools,
     serialise_writes,
@@ -258,10 +260,14 @@ class Orchestrator:
                 system_prompt=role_system_prompt(
                     plan.task.role, parent.root, self.shared_facts, parent.root
                 ),
-                options=dataclasses.replace(
-                    self.options, cache_key=role_cache_key(self.options.cache_key, plan.task.role)
+                options=role_options(
+                    plan.task.role,
+                    dataclasses.replace(
+                        self.options,
+                        cache_key=role_cache_key(self.options.cache_key, plan.task.role),
+                    ),
                 ),
-                max_steps=self.max_steps,
+                max_steps=role_max_steps(plan.task.role, self.max_steps),
                 agent_id=plan.id,
                 role=plan.task.role,
             )
@@ -333,6 +339,7 @@ class Orchestrator:
             limits=parent.limits,
             sandbox=sandbox,
             spawner=None,  # sub-agents cannot spawn
+            extensions=parent.extensions,  # hooks run in sub-agents too (in their worktree)
         )
 
     async def _drive(

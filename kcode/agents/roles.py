@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from kcode.agents.prompts import load_prompt, project_memory
+from kcode.backends.base import BackendOptions
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import ROLE_TOOLS, build_tools
@@ -23,26 +24,69 @@ if TYPE_CHECKING:
 
 RoleName = Literal["search", "edit", "test", "general"]
 ROLES: tuple[RoleName, ...] = ("search", "edit", "test", "general")
+
+
+class _IsolatedRoles(frozenset[str]):
+    """`role in ISOLATED_ROLES` is also true for a custom agent role that can write
+    (kcode.extensions.agents), without changing every caller of the constant."""
+
+    def __contains__(self, role: object) -> bool:
+        if super().__contains__(role):
+            return True
+        from kcode.extensions.agents import custom_agent
+
+        agent = custom_agent(role) if isinstance(role, str) else None
+        return agent is not None and agent.isolated
+
+
 # Roles that write files: in a git repo they get their own worktree.
-ISOLATED_ROLES: frozenset[str] = frozenset({"edit", "general"})
+ISOLATED_ROLES: frozenset[str] = _IsolatedRoles({"edit", "general"})
 WRITING_TOOLS = frozenset({"edit_file", "write_file", "apply_patch"})
 
 
 def role_tools(role: str) -> dict[str, Tool[Any]]:
-    names = tuple(n for n in ROLE_TOOLS[role] if n != "spawn_agents")
+    from kcode.extensions.agents import custom_agent
+
+    custom = custom_agent(role)
+    listed = custom.tools if custom is not None else ROLE_TOOLS[role]
+    names = tuple(n for n in listed if n != "spawn_agents")
     return build_tools(names)
+
+
+def role_max_steps(role: str, default: int) -> int:
+    """A custom agent's `maxTurns`, never above the parent's sub-agent limit."""
+    from kcode.extensions.agents import custom_agent
+
+    custom = custom_agent(role)
+    return min(custom.max_turns, default) if custom and custom.max_turns else default
+
+
+def role_options(role: str, options: BackendOptions) -> BackendOptions:
+    """A custom agent's own `model`, else the parent's options."""
+    import dataclasses
+
+    from kcode.extensions.agents import custom_agent
+
+    custom = custom_agent(role)
+    if custom is None or not custom.model:
+        return options
+    return dataclasses.replace(options, model=custom.model)
 
 
 def role_system_prompt(
     role: str, root: Path, facts: str = "", memory_root: Path | None = None
 ) -> str:
+    from kcode.extensions.agents import custom_agent
+
+    custom = custom_agent(role)
     shared = load_prompt("subagent_common").format(
         root=root,
         date=time.strftime("%Y-%m-%d"),
         facts=f"\n# From the parent agent\n{facts.strip()}\n" if facts.strip() else "",
         memory=project_memory(memory_root or root),
     )
-    return load_prompt(role).rstrip("\n") + "\n" + shared
+    head = custom.prompt if custom is not None else load_prompt(role)
+    return head.rstrip("\n") + "\n" + shared
 
 
 class PathLocks:

@@ -78,13 +78,25 @@ def validate_tasks(tasks: list[SubTask]) -> None:
             "small tasks or split them over several calls. Nothing was run."
         )
     for i, task in enumerate(tasks):
-        if task.role not in ROLES:
+        if task.role not in ROLES and not _custom_role(task.role):
             raise ToolError(
-                f"task {i}: unknown role {task.role!r}; use one of {', '.join(ROLES)}. "
+                f"task {i}: unknown role {task.role!r}; use one of {', '.join(_all_roles())}. "
                 "Nothing was run."
             )
         if not task.prompt.strip():
             raise ToolError(f"task {i}: the prompt is empty; say what the sub-agent should do.")
+
+
+def _custom_role(role: str) -> bool:
+    from kcode.extensions.agents import custom_agent
+
+    return custom_agent(role) is not None
+
+
+def _all_roles() -> list[str]:
+    from kcode.extensions.agents import custom_agents
+
+    return [*ROLES, *sorted(custom_agents())]
 
 
 def tool_result(results: list[SubAgentResult], seconds: float) -> ToolResult:

@@ -137,6 +137,8 @@ class ToolContext:
     # Secret files (.env, keys, credentials) are refused by read_file/grep unless allowed.
     allow_secrets: bool = False
     allow_network: bool = False
+    # kcode.extensions.session.ExtensionRuntime: hooks and plan mode; shared with sub-agents.
+    extensions: Any = None
 
     def __post_init__(self) -> None:
         self.root = Path(os.path.realpath(self.root))

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 
-Role = Literal["search", "edit", "test", "general"]
-
 
 class SubAgentTask(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Literal["search", "edit", "test", "general"] = Field(
-        description="search: read-only lookup; edit: change files; test: run tests; general: all."
+    role: str = Field(
+        description="search: read-only lookup; edit: change files; test: run tests; general: all; "
+        "or a custom role listed in the system prompt."
     )
     prompt: str = Field(description="The whole task, with every fact, path and name it needs.")
     max_tokens: int | None = Field(
@@ -38,7 +35,9 @@ class SpawnAgentsArgs(ToolArgs):
     items: list[str] | None = Field(
         default=None, description="With prompt_template: up to 128 distinct items, one agent each."
     )
-    role: Role | None = Field(default=None, description="Role of the items' agents (general).")
+    role: str | None = Field(
+        default=None, description="Role of the items' agents (general, or a custom role)."
+    )
     brief: str | None = Field(
         default=None,
         description="Shared brief every sub-agent gets first: interfaces, names, decisions they "

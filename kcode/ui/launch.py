@@ -55,6 +55,7 @@ class ReplArgs:
     max_tokens: str | None = None
     max_cost: str | None = None
     effort: str | None = None
+    trust_project: bool = False
 
     def flags(self) -> dict[str, Any]:
         """The config flags, exactly as kcode.cli._flags builds them."""
@@ -66,6 +67,8 @@ class ReplArgs:
             "output_format": self.output_format, "auto_commit": self.auto_commit,
         }  # fmt: skip
         out = {k: v for k, v in values.items() if v is not None and v != []}
+        if self.trust_project:
+            out["trust_project"] = True
         if "add_dirs" in out:
             out["add_dirs"] = [str(Path(d).resolve()) for d in out["add_dirs"]]
         return out
@@ -95,6 +98,9 @@ def parse_repl_argv(args: list[str]) -> ReplArgs | None:
             continue
         if name in ("--auto-commit", "--no-auto-commit") and not eq:
             parsed.auto_commit = name == "--auto-commit"
+            continue
+        if name == "--trust-project" and not eq:
+            parsed.trust_project = True
             continue
         takes_value = name in STRING_OPTIONS or name in INT_OPTIONS or name in LIST_OPTIONS
         takes_value = takes_value or name in ("--timeout", "-C", "--cwd", "-r", "--resume")

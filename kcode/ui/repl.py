@@ -93,6 +93,9 @@ class Repl:
                 prompt_session.completer.set_files(self._project_files)
         self.prompt = prompt_session
         self._choice_prompt: PromptSession[str] = PromptSession(**io)
+        from kcode.ui.extensions_ui import add_mode_cycle
+
+        add_mode_cycle(self)  # Shift-Tab: ask → auto-edit → plan
 
     # --- lazy pieces -----------------------------------------------------------------------------
     def _project_files(self) -> list[str]:
@@ -159,6 +162,9 @@ class Repl:
     # --- approvals -------------------------------------------------------------------------------
     def _before_ask(self, request: Any) -> None:
         self.renderer.pause()
+        from kcode.ui.extensions_ui import notify
+
+        notify(self, request)  # Notification hooks
         if request.action == "edit":
             self.renderer.note_prompted("main", request.tool)
 
@@ -205,6 +211,9 @@ class Repl:
                 Text(visible(f"✗ the turn failed: {type(err).__name__}: {err}"), "bold red")
             )
         self.turn_task = None
+        from kcode.ui.extensions_ui import after_turn
+
+        await after_turn(self)  # plan mode: approve the plan or refine it
 
     async def _consume(self, runtime: Any, message: Message) -> None:
         from kcode.events import TurnFinished
@@ -222,7 +231,7 @@ class Repl:
             from kcode.ui.slash import compact_now
 
             self.console.print(Text("Context is nearly full; compacting…", style="dim"))
-            await compact_now(self)
+            await compact_now(self, "auto")
 
     # --- lines -----------------------------------------------------------------------------------
     async def handle_line(self, line: str, images: list[Path] | None = None) -> None:
@@ -286,6 +295,9 @@ class Repl:
         PromptInterrupt / EOFError it ended with — after it already greeted the user."""
         if first_input is None:
             self.greet()
+        from kcode.ui.extensions_ui import ask_trust
+
+        await ask_trust(self)  # once per repository, before its hooks could run
         # Build the runtime (tools, session, backend imports) once the prompt has been drawn.
         asyncio.get_running_loop().call_later(0.15, self.start_background_setup)
         if self.resume_id:

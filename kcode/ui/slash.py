@@ -130,6 +130,10 @@ async def cmd_help(repl: Repl, arg: str) -> None:
     table = Table(box=None, show_header=False, pad_edge=False)
     for name, (_, text) in COMMANDS.items():
         table.add_row(f"/{name}", text)
+    from kcode.ui.extensions_ui import extra_help
+
+    for name, text in extra_help(repl):
+        table.add_row(name, visible(text, one_line=True))
     repl.console.print(table)
     repl.console.print(
         Text(
@@ -198,11 +202,15 @@ async def cmd_clear(repl: Repl, arg: str) -> None:
     repl.console.print("Conversation cleared (the system prompt and AGENTS.md stay).")
 
 
-async def compact_now(repl: Repl) -> None:
+async def compact_now(repl: Repl, trigger: str = "manual") -> None:
     from kcode.agents.compaction import compact_history
 
     runtime = await _runtime(repl)
     if runtime is None:
+        return
+    from kcode.ui.extensions_ui import pre_compact
+
+    if not await pre_compact(repl, trigger):
         return
     agent = runtime.agent
     try:
@@ -349,6 +357,12 @@ async def cmd_think(repl: Repl, arg: str) -> None:
     repl.console.print(f"Thinking is now {'on' if wanted else 'off'}.")
 
 
+async def cmd_plan(repl: Repl, arg: str) -> None:
+    from kcode.ui.extensions_ui import cmd_plan as plan
+
+    await plan(repl, arg)
+
+
 async def cmd_exit(repl: Repl, arg: str) -> None:
     repl.should_exit = True
 
@@ -367,6 +381,7 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "resume": (cmd_resume, "resume a saved session: /resume ID"),
     "init": (cmd_init, "write an AGENTS.md for this repository"),
     "exit": (cmd_exit, "leave (the session is saved)"),
+    "plan": (cmd_plan, "plan mode: read tools only, then approve the plan (/plan off leaves)"),
 }
 
 
@@ -374,6 +389,10 @@ async def dispatch(repl: Repl, line: str) -> None:
     name, _, arg = line[1:].partition(" ")
     entry = COMMANDS.get(name.lower())
     if entry is None:
+        from kcode.ui.extensions_ui import run_user_command
+
+        if await run_user_command(repl, name, arg.strip()):  # a custom command or a skill
+            return
         close = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1, cutoff=0.4)
         hint = f" Did you mean /{close[0]}?" if close else ""
         repl.console.print(

@@ -260,7 +260,7 @@ async def test_a_refused_approval_in_a_sub_agent_stops_the_whole_run(tmp_path: P
     ("tasks", "message"),
     [
         ([], "at least one task"),
-        ([{"role": "wizard", "prompt": "x"}], "'search', 'edit', 'test' or 'general'"),
+        ([{"role": "wizard", "prompt": "x"}], "unknown role 'wizard'; use one of search, edit"),
         ([{"role": "search", "prompt": "x"}] * 129, "at most 128 tasks"),
         ([{"role": "search", "prompt": "  "}], "prompt is empty"),
     ],

@@ -29,7 +29,7 @@ class RefSettings(BaseModel):
     model: str = ""
     base_url: str = ""
     api_key: str = ""
-    approval: Literal["ask", "auto-edit", "auto", "read-only"] | None = None
+    approval: Literal["ask", "auto-edit", "auto", "read-only", "plan"] | None = None
     sandbox: Literal["off", "workspace-write", "read-only"] | None = None
     max_steps: int = Field(default=100, ge=1)
     max_parallel: int = Field(default=8, ge=1, le=128)
@@ -58,6 +58,9 @@ class RefSettings(BaseModel):
     tool_format: Literal[
         "auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3"
     ] = "auto"
+
+    trust_project: bool = False
+    hooks: list[Any] = Field(default_factory=list)
 
 
 COMPARED = [name for name in SPECS if name not in ("limits", "prices")]

@@ -59,6 +59,7 @@ ACCEPTED = [
     ["-p", "say OK"],
     ["--auto-commit", "-p", "x"],
     ["--no-auto-commit"],
+    ["--trust-project", "hi", "--approval", "plan"],
     ["say OK", "--non-interactive", "--output-format", "json"],
     ["-p", "x", "--output-format=stream-json", "-c", "--approval", "auto"],
 ]
