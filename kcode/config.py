@@ -33,7 +33,7 @@ OPENAI_DEFAULT_MODEL = "gpt-5-mini"
 # Strictness orders: a repo file may only move these towards the front.
 APPROVAL_STRICTNESS = ("read-only", "ask", "auto-edit", "auto")
 SANDBOX_STRICTNESS = ("read-only", "workspace-write", "off")
-SECRET_KEYS = {"api_key"}
+SECRET_KEYS = {"api_key", "mcp_servers"}  # mcp_servers: headers and env may hold tokens
 
 
 class ConfigError(Exception):
@@ -206,7 +206,7 @@ REPO_LOWER_ONLY = ("max_steps", "max_parallel", "timeout_s")  # lower = stricter
 REPO_OFF_ONLY = ("allow_secrets", "allow_network", "auto_commit")  # false = stricter
 REPO_MAY_SET = frozenset({*REPO_ORDERED, *REPO_LOWER_ONLY, *REPO_OFF_ONLY, "rules"})
 # Not even a trusted repo: trust is the user's to give.
-REPO_NEVER_SETS = frozenset({"trusted"})
+REPO_NEVER_SETS = frozenset({"trusted", "mcp_servers"})  # a repo's servers go in .mcp.json
 
 
 def _restrict_repo_layer(

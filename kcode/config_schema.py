@@ -176,6 +176,17 @@ def _as_rules(value: Any, loc: str) -> RuleLists:
     return RuleLists(**lists)
 
 
+def _as_table(value: Any, loc: str) -> dict[str, Any]:
+    """A table of tables (`[mcp_servers.NAME]`); the entries are checked by their own module."""
+    if not isinstance(value, dict):
+        raise FieldError(loc, "Input should be a valid dictionary")
+    bad = [FieldError(f"{loc}.{k}", "Input should be a valid dictionary")
+           for k, v in value.items() if not isinstance(v, dict)]  # fmt: skip
+    if bad:
+        raise _Many(bad)
+    return dict(value)
+
+
 @dataclass
 class Settings:
     backend: BackendName | None = None
@@ -204,6 +215,8 @@ class Settings:
     allow_secrets: bool = False  # let read_file/grep read .env, keys and credential files
     allow_network: bool = False  # network inside the shell sandbox
     trusted: list[str] = field(default_factory=list)  # repos whose .kcode/config.toml may allow
+    # [mcp_servers.NAME] tables, the `mcpServers` shape (kcode.mcp.config checks each entry)
+    mcp_servers: dict[str, Any] = field(default_factory=dict)
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -271,6 +284,8 @@ def _coerce(value: Any, loc: str, spec: _Spec) -> Any:
         converted = _as_str_list(value, loc)
     elif spec.kind == "literal":
         converted = _as_literal(value, loc, spec.choices)
+    elif spec.kind == "table":
+        converted = _as_table(value, loc)
     else:
         converted = _as_rules(value, loc)
     if spec.ge is not None and not converted >= spec.ge:
@@ -307,6 +322,7 @@ SPECS: dict[str, _Spec] = {
     "allow_secrets": _Spec("bool"),
     "allow_network": _Spec("bool"),
     "trusted": _Spec("list"),
+    "mcp_servers": _Spec("table"),
 }
 
 Settings.model_fields = SPECS

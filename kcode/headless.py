@@ -70,6 +70,9 @@ async def _run(
         printer.finish(_result(None, code, message, started, {}))
         return code
 
+    if runtime.mcp is not None:  # a bad mcp.json entry: say which file and field, run the rest
+        for warning in runtime.mcp.setup.warnings:
+            sys.stderr.write(f"kcode: warning: {warning}\n")
     session = runtime.session
     first = SessionStarted(
         session_id=session.session_id,

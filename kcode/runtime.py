@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from kcode.agents.loop import Agent
@@ -121,9 +122,12 @@ class Runtime:
     agent: Agent
     session: Session
     ctx: ToolContext
+    mcp: Any = None  # kcode.mcp.manager.McpManager when MCP servers are configured
 
     async def aclose(self) -> None:
         self.session.close()
+        if self.mcp is not None:
+            await self.mcp.aclose()
         await self.backend.aclose()
 
 
@@ -163,7 +167,12 @@ def build_runtime(
     ctx.checkpoints = create_checkpoints(
         root, session.session_id, ctx.changes, auto_commit=config.auto_commit
     )
-    tools = LazyTools(ROLE_TOOLS["main"])
+    tools: Mapping[str, Any] = LazyTools(ROLE_TOOLS["main"])
+    mcp = _mcp_manager(config, root, interactive)
+    if mcp is not None:
+        from kcode.mcp.tools import McpToolset
+
+        tools = McpToolset(tools, mcp)
     agent = Agent(
         backend=backend,
         tools=tools,
@@ -182,4 +191,16 @@ def build_runtime(
     )
     if history is None:
         session.log_message(agent.history[0])
-    return Runtime(config, root, backend, agent, session, ctx)
+    return Runtime(config, root, backend, agent, session, ctx, mcp)
+
+
+def _mcp_manager(config: Config, root: Path, interactive: bool) -> Any:
+    """MCP servers (kcode.mcp): started now in the REPL (the user is still typing), at the first
+    model request in -p (so they do not compete with it for the CPU); either way in the
+    background: no request waits for them."""
+    from kcode.mcp import create_manager
+
+    manager = create_manager(config, root)
+    if manager is not None and interactive:
+        manager.start()
+    return manager

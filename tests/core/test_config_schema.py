@@ -49,6 +49,7 @@ class RefSettings(BaseModel):
     allow_secrets: bool = False
     allow_network: bool = False
     trusted: list[str] = Field(default_factory=list)
+    mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def outcome_ours(data: dict[str, Any]) -> Any:

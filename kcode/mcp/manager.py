@@ -1,0 +1,231 @@
+"""All MCP servers of a session, on their own thread and event loop.
+
+Why a thread: the servers must start while the agent is busy (the first model request does not wait
+for them), they must outlive any one turn, and a hung or hostile server must never block the agent's
+loop. The agent asks from its own loop (`call`, `tool_specs`); the answers come back through
+`asyncio.wrap_future`. Reading the tool list is a snapshot of plain dicts, safe from any thread:
+each connection replaces its dict in one assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kcode.backends.base import ToolSpec
+from kcode.mcp.client import (
+    CONNECTED,
+    CONNECTING,
+    PENDING,
+    CallOutcome,
+    Connection,
+    ToolInfo,
+)
+from kcode.mcp.config import McpSetup
+
+T = TypeVar("T")
+# Above this many MCP tools the model gets a search tool instead of every schema (OpenAI accepts at
+# most 128 tools per request; long lists also cost tokens and hurt tool choice).
+MAX_DIRECT_TOOLS = 80
+SEARCH_TOOL = "mcp_search_tools"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    state: str
+    transport: str
+    target: str
+    source: str
+    tools: int
+    error: str
+
+
+class McpManager:
+    def __init__(self, setup: McpSetup, root: Path, log_dir: Path | None = None) -> None:
+        self.setup = setup
+        self.root = root
+        self.connections = {s.name: Connection(s, root, log_dir) for s in setup.servers}
+        self.activated: set[str] = set()  # tools the search tool unlocked (many-tools mode)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._lock = threading.Lock()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every enabled server in the background; returns at once. Idempotent."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            loop = self._ensure_loop()
+        asyncio.run_coroutine_threadsafe(self._start_all(), loop)
+
+    async def _start_all(self) -> None:
+        # Import the SDK first (seconds of CPU when cold): done inside a connect it would block
+        # this loop and eat into every server's startup timeout.
+        import mcp  # noqa: F401
+
+        for conn in self.connections.values():
+            if conn.state == PENDING:
+                asyncio.get_running_loop().create_task(conn.ensure_connected())
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            _quiet_sdk_logs()
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="kcode-mcp", daemon=True
+            )
+            self._thread.start()
+        return self._loop
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        with self._lock:
+            loop = self._ensure_loop()
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until no server is still starting (tests, `kcode mcp list`, doctor)."""
+        self.start()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while any(c.state in (PENDING, CONNECTING) for c in self.connections.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.05)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every server (their processes die with the SDK's stdio transport) and the loop."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+
+        async def close_all() -> None:
+            await asyncio.gather(
+                *(c.close() for c in self.connections.values()), return_exceptions=True
+            )
+
+        future = asyncio.run_coroutine_threadsafe(close_all(), loop)
+        with contextlib.suppress(Exception):
+            future.result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    # --- what the agent sees --------------------------------------------------------------
+    def tools(self) -> dict[str, ToolInfo]:
+        out: dict[str, ToolInfo] = {}
+        for conn in list(self.connections.values()):
+            if conn.state == CONNECTED:
+                out.update(conn.tools)
+        return out
+
+    def known_tool(self, name: str) -> ToolInfo | None:
+        """A tool of any server that listed it once, connected now or not (calls reconnect)."""
+        for conn in list(self.connections.values()):
+            info = conn.tools.get(name)
+            if info is not None:
+                return info
+        return None
+
+    def many_tools(self) -> bool:
+        return len(self.tools()) > MAX_DIRECT_TOOLS
+
+    def tool_specs(self) -> list[ToolSpec]:
+        tools = self.tools()
+        if len(tools) > MAX_DIRECT_TOOLS:
+            shown = [t for n, t in tools.items() if n in self.activated]
+            return [search_spec(len(tools))] + [_spec(t) for t in shown]
+        return [_spec(t) for t in tools.values()]
+
+    def search(self, query: str, limit: int = 20) -> list[ToolInfo]:
+        words = [w for w in query.lower().split() if w]
+        scored = []
+        for info in self.tools().values():
+            hay = f"{info.name} {info.description}".lower()
+            score = sum(hay.count(w) for w in words) if words else 1
+            if score:
+                scored.append((-score, info.name, info))
+        scored.sort(key=lambda item: (item[0], item[1]))
+        found = [info for _, _, info in scored[:limit]]
+        self.activated.update(info.name for info in found)
+        return found
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> CallOutcome:
+        info = self.known_tool(name)
+        if info is None:
+            return CallOutcome(False, f"no MCP tool {name!r} is available")
+        self.start()
+        conn = self.connections[info.server]
+        return await self._submit(conn.call(info.tool, arguments))
+
+    async def get_prompt(self, server: str, prompt: str, args: dict[str, str]) -> CallOutcome:
+        conn = self.connections.get(server)
+        if conn is None:
+            return CallOutcome(False, f"no MCP server {server!r}")
+        self.start()
+        return await self._submit(conn.get_prompt(prompt, args))
+
+    async def read_resource(self, server: str, uri: str) -> CallOutcome:
+        conn = self.connections.get(server)
+        if conn is None:
+            return CallOutcome(False, f"no MCP server {server!r}")
+        self.start()
+        return await self._submit(conn.read_resource(uri))
+
+    def statuses(self) -> list[ServerStatus]:
+        out = []
+        for conn in self.connections.values():
+            cfg = conn.config
+            out.append(
+                ServerStatus(
+                    name=cfg.name,
+                    state=conn.state,
+                    transport=conn.transport_used or cfg.transport,
+                    target=cfg.target(),
+                    source=cfg.source,
+                    tools=len(conn.tools),
+                    error=conn.error,
+                )
+            )
+        return out
+
+
+def _quiet_sdk_logs() -> None:
+    """The SDK logs parse errors and server faults to stderr, which would draw over the REPL; the
+    same facts reach the user as a server's state and error (/mcp) or a tool result."""
+    import logging
+
+    for name in ("mcp", "httpx", "httpx2"):
+        logger = logging.getLogger(name)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def _spec(info: ToolInfo) -> ToolSpec:
+    return ToolSpec(info.name, info.description, info.schema)
+
+
+def search_spec(count: int) -> ToolSpec:
+    return ToolSpec(
+        SEARCH_TOOL,
+        f"Find MCP tools by keywords ({count} are available; only tools found here are listed to "
+        "you). Returns matching tool names and descriptions; the tools found can be called "
+        "from the next step on.",
+        {
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "keywords"}},
+            "required": ["query"],
+        },
+    )
