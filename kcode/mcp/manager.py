@@ -21,12 +21,15 @@ from kcode.backends.base import ToolSpec
 from kcode.mcp.client import (
     CONNECTED,
     CONNECTING,
+    DISABLED,
     PENDING,
+    UNTRUSTED,
     CallOutcome,
     Connection,
     ToolInfo,
 )
 from kcode.mcp.config import McpSetup
+from kcode.mcp.naming import sanitize, server_of
 
 T = TypeVar("T")
 # Above this many MCP tools the model gets a search tool instead of every schema (OpenAI accepts at
@@ -162,11 +165,32 @@ class McpManager:
         self.activated.update(info.name for info in found)
         return found
 
+    def server_for(self, name: str) -> Connection | None:
+        """The usable server `mcp__server__...` names, listed or not (yet)."""
+        part = server_of(name)
+        for conn in self.connections.values():
+            if sanitize(conn.config.name) == part and conn.state not in (DISABLED, UNTRUSTED):
+                return conn
+        return None
+
     async def call(self, name: str, arguments: dict[str, Any]) -> CallOutcome:
+        self.start()
         info = self.known_tool(name)
         if info is None:
-            return CallOutcome(False, f"no MCP tool {name!r} is available")
-        self.start()
+            # The model may name a tool of a server that is still starting (its first request
+            # went out without it, or it knows the server): wait for that server, then look again.
+            conn = self.server_for(name)
+            if conn is not None:
+                if not await self._submit(conn.ensure_connected()):
+                    return CallOutcome(
+                        False,
+                        f"MCP server {conn.config.name!r} is not available ({conn.error}). "
+                        "Continue without it; kcode tries to reconnect on the next call.",
+                    )
+                info = self.known_tool(name)
+        if info is None:
+            listed = ", ".join(sorted(self.tools())) or "none"
+            return CallOutcome(False, f"no MCP tool {name!r}; MCP tools available: {listed}")
         conn = self.connections[info.server]
         return await self._submit(conn.call(info.tool, arguments))
 

@@ -26,7 +26,8 @@ async def expand_prompt_command(
 ) -> tuple[bool, str] | None:
     """(ok, text) for `/command arg`, or None when no server has such a prompt.
 
-    Arguments are given in the prompt's order (`/mcp__gh__review 42 main`) or as KEY=VALUE."""
+    Arguments are given in the prompt's order (`/mcp__gh__review 42 main`), the last one taking
+    the rest of the line, or as KEY=VALUE."""
     found = prompt_commands(manager).get(command)
     if found is None:
         return None
@@ -44,10 +45,15 @@ async def expand_prompt_command(
             values[key] = value
         else:
             positional.append(word)
-    for spec in declared:
-        name = str(spec.get("name"))
-        if name not in values and positional:
-            values[name] = positional.pop(0)
+    open_args = [str(a.get("name")) for a in declared if a.get("name") not in values]
+    for i, name in enumerate(open_args):
+        if not positional:
+            break
+        # The last argument takes the rest: `/mcp__gh__review the parser` is one topic.
+        last = i == len(open_args) - 1
+        values[name] = " ".join(positional) if last else positional.pop(0)
+        if last:
+            positional = []
     missing = [str(a["name"]) for a in declared if a.get("required") and a["name"] not in values]
     if missing:
         return False, f"/{command} needs: {', '.join(missing)}"

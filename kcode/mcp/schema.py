@@ -101,9 +101,18 @@ class _Cleaner:
             elif key in ("anyOf", "oneOf", "allOf", "prefixItems"):
                 if isinstance(value, list):
                     result[key] = [self.clean(v, depth + 1) for v in value]
-            else:
+            elif not _has_ref(value):  # data keywords (enum, default, format...) pass as they are
                 result[key] = copy.deepcopy(value)
         return result
+
+
+def _has_ref(value: Any) -> bool:
+    """A `$ref` hidden in a keyword kcode does not walk: strict providers refuse it, so drop it."""
+    if isinstance(value, dict):
+        return "$ref" in value or any(_has_ref(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_ref(v) for v in value)
+    return False
 
 
 def clean_schema(schema: Any) -> dict[str, Any]:

@@ -114,7 +114,11 @@ class McpToolset(Mapping[str, Tool[Any]]):
             return McpSearchTool(self.manager)
         info = self.manager.known_tool(name)
         if info is None:
-            raise KeyError(name)
+            conn = self.manager.server_for(name)
+            if conn is None:
+                raise KeyError(name)
+            # A server still starting (or failed): the call waits for it and reconnects.
+            info = ToolInfo(name, conn.config.name, name, "", {})
         return McpTool(info, self.manager)
 
     def __iter__(self) -> Iterator[str]:
