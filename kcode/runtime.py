@@ -7,9 +7,9 @@ Front ends (the non-interactive runner, the REPL, `kcode fix`) call `build_runti
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from kcode.agents.loop import Agent

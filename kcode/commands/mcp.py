@@ -80,7 +80,9 @@ def add(
     target: Annotated[list[str] | None, typer.Argument(help="-- COMMAND ARGS..., or a URL")] = None,
     transport: Annotated[str, typer.Option("--transport", "-t", help="stdio|http|sse")] = "stdio",
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
-    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="'Name: value'")] = None,
+    header: Annotated[
+        list[str] | None, typer.Option("--header", "-H", help="'Name: value'")
+    ] = None,
     scope: ScopeOpt = "user",
     cwd: CwdOpt = None,
 ) -> None:
@@ -97,7 +99,9 @@ def add(
             entry["env"] = _pairs(env, "=", "--env")
     elif transport in ("http", "sse", "streamable-http"):
         if len(target) != 1:
-            raise _fail(f"a {transport} server needs one URL: kcode mcp add -t {transport} NAME URL")
+            raise _fail(
+                f"a {transport} server needs one URL: kcode mcp add -t {transport} NAME URL"
+            )
         entry = {"type": "http" if transport != "sse" else "sse", "url": target[0]}
         if header:
             entry["headers"] = _pairs(header, ":", "--header")
@@ -186,6 +190,8 @@ def get(name: str, cwd: CwdOpt = None) -> None:
                 typer.echo(f"  enabled tools: {', '.join(s.enabled_tools)}")
             if s.disabled_tools:
                 typer.echo(f"  disabled tools: {', '.join(s.disabled_tools)}")
-            typer.echo(f"  timeouts: startup {s.startup_timeout_s:g} s, call {s.tool_timeout_s:g} s")
+            typer.echo(
+                f"  timeouts: startup {s.startup_timeout_s:g} s, call {s.tool_timeout_s:g} s"
+            )
             return
     raise _fail(f"no MCP server {name!r} (kcode mcp list shows them)")

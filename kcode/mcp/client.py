@@ -82,6 +82,8 @@ class Connection:
 
     # --- connecting -----------------------------------------------------------------------
     async def ensure_connected(self) -> bool:
+        if self.state == CONNECTED and self._client is not None:  # the per-call fast path
+            return True
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -96,7 +98,9 @@ class Connection:
                 await asyncio.wait_for(self._connect(), self.config.startup_timeout_s)
             except TimeoutError:
                 await self._drop()
-                self._fail(f"no answer within {self.config.startup_timeout_s:g} s (startup timeout)")
+                self._fail(
+                    f"no answer within {self.config.startup_timeout_s:g} s (startup timeout)"
+                )
                 return False
             except Exception as err:
                 await self._drop()
@@ -151,7 +155,9 @@ class Connection:
                 await stop.wait()
         except BaseException as err:
             if not ready.done():
-                ready.set_exception(err if isinstance(err, Exception) else ConnectionError(str(err)))
+                ready.set_exception(
+                    err if isinstance(err, Exception) else ConnectionError(str(err))
+                )
             elif not stop.is_set() and self.state == CONNECTED:
                 self._client = None
                 self._fail(f"connection lost ({_describe(err)})")
@@ -196,9 +202,9 @@ class Connection:
 
     def _stderr_file(self) -> Any:
         if self.stderr_path is None:
-            return open(os.devnull, "w")  # noqa: SIM115 - closed by the exit stack
+            return open(os.devnull, "w")
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
-        return open(self.stderr_path, "w", encoding="utf-8")  # noqa: SIM115
+        return open(self.stderr_path, "w", encoding="utf-8")
 
     async def _list_everything(self) -> None:
         client = self._client
@@ -267,9 +273,10 @@ class Connection:
             )
         client, timeout = self._client, self.config.tool_timeout_s
         try:
-            result = await asyncio.wait_for(
-                client.call_tool(tool, arguments, read_timeout_seconds=timeout), timeout + 2
-            )
+            # asyncio.timeout, not wait_for: no extra task per call (the SDK's own read timeout
+            # fires first; this one is the backstop if a transport ignores it).
+            async with asyncio.timeout(timeout + 2):
+                result = await client.call_tool(tool, arguments, read_timeout_seconds=timeout)
         except TimeoutError:
             return CallOutcome(False, f"{name}/{tool} did not answer within {timeout:g} s")
         except Exception as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import Any
 
 from kcode.mcp.manager import McpManager
 from kcode.mcp.naming import prompt_command
@@ -12,9 +13,9 @@ RESOURCE_MENTION = re.compile(r"(?:(?<=\s)|^)@([A-Za-z0-9_-]{1,64}):(\S+)")
 MAX_RESOURCE_CHARS = 50_000
 
 
-def prompt_commands(manager: McpManager) -> dict[str, tuple[str, dict[str, object]]]:
+def prompt_commands(manager: McpManager) -> dict[str, tuple[str, dict[str, Any]]]:
     """command name (no slash) -> (server, prompt description) for every connected server."""
-    out: dict[str, tuple[str, dict[str, object]]] = {}
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, conn in manager.connections.items():
         for prompt in conn.prompts:
             out[prompt_command(name, str(prompt["name"]))] = (name, prompt)
@@ -36,7 +37,7 @@ async def expand_prompt_command(
         words = shlex.split(arg)
     except ValueError:
         words = arg.split()
-    declared = [a for a in prompt.get("arguments", []) if isinstance(a, dict)]  # type: ignore[union-attr]
+    declared = [a for a in prompt.get("arguments", []) if isinstance(a, dict)]
     values: dict[str, str] = {}
     positional = []
     for word in words:

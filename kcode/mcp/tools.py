@@ -15,8 +15,6 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from kcode.approval import ApprovalRequest
 from kcode.backends.base import ToolSpec
 from kcode.mcp.client import ToolInfo
@@ -27,18 +25,30 @@ from kcode.tools.base import Tool, ToolContext
 MAX_DETAIL = 4000
 
 
-class AnyArgs(BaseModel):
-    """MCP arguments are checked by the server against its own schema; kcode passes them on."""
+class AnyArgs:
+    """MCP arguments, passed on as they are: the server checks them against its own schema.
 
-    model_config = ConfigDict(extra="allow")
+    Not a pydantic model: importing pydantic before the first model request costs more than the
+    request itself (kcode.tools.spec_cache), and there is nothing for it to check here."""
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        self.arguments = arguments
+
+    @classmethod
+    def model_validate(cls, data: Any) -> AnyArgs:
+        # The loop only hands over JSON objects (anything else is answered before a tool runs).
+        return cls(dict(data) if isinstance(data, dict) else {})
 
 
-class SearchArgs(BaseModel):
-    query: str = ""
+class SearchArgs(AnyArgs):
+    @property
+    def query(self) -> str:
+        value = self.arguments.get("query", "")
+        return value if isinstance(value, str) else str(value)
 
 
-class McpTool(Tool[AnyArgs]):
-    args_model = AnyArgs
+class McpTool(Tool[AnyArgs]):  # type: ignore[type-var]
+    args_model = AnyArgs  # type: ignore[assignment]
 
     def __init__(self, info: ToolInfo, manager: McpManager) -> None:
         self.info = info
@@ -51,12 +61,14 @@ class McpTool(Tool[AnyArgs]):
         return self.info.schema
 
     async def run(self, args: AnyArgs, ctx: ToolContext) -> ToolResult:
-        arguments = dict(args.model_extra or {})
+        arguments = args.arguments
         detail = json.dumps(arguments, indent=2, ensure_ascii=False)
         if len(detail) > MAX_DETAIL:
             detail = detail[:MAX_DETAIL] + "\n…"
         await ctx.approve(
-            ApprovalRequest(action="mcp", tool=self.name, summary=f"call {self.name}", detail=detail)
+            ApprovalRequest(
+                action="mcp", tool=self.name, summary=f"call {self.name}", detail=detail
+            )
         )
         outcome = await self.manager.call(self.name, arguments)
         images = []
@@ -80,10 +92,10 @@ class McpTool(Tool[AnyArgs]):
         )
 
 
-class McpSearchTool(Tool[SearchArgs]):
+class McpSearchTool(Tool[SearchArgs]):  # type: ignore[type-var]
     name = SEARCH_TOOL
     description = search_spec(0).description
-    args_model = SearchArgs
+    args_model = SearchArgs  # type: ignore[assignment]
     read_only = True
 
     def __init__(self, manager: McpManager) -> None:

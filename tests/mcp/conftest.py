@@ -90,6 +90,11 @@ def live_children() -> list[int]:
         except OSError:
             continue
         http = b"--http" in cmdline or b"--sse" in cmdline  # the module's own HTTP servers
-        if str(SERVERS).encode() in cmdline and not http and stat[0] != "Z" and int(stat[1]) == os.getpid():
+        if (
+            str(SERVERS).encode() in cmdline
+            and not http
+            and stat[0] != "Z"
+            and int(stat[1]) == os.getpid()
+        ):
             out.append(int(entry.name))
     return out

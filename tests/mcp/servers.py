@@ -97,7 +97,10 @@ def build(mode: str) -> object:
             "definitions": {
                 "User": {
                     "type": "object",
-                    "properties": {"name": {"type": "string"}, "boss": {"$ref": "#/definitions/User"}},
+                    "properties": {
+                        "name": {"type": "string"},
+                        "boss": {"$ref": "#/definitions/User"},
+                    },
                 }
             },
         }

@@ -38,7 +38,9 @@ class RecordingBackend(ScriptedBackend):
             yield delta
 
 
-def make_agent(tmp_path: Path, backend: RecordingBackend, ctx: ToolContext) -> tuple[Agent, McpManager]:
+def make_agent(
+    tmp_path: Path, backend: RecordingBackend, ctx: ToolContext
+) -> tuple[Agent, McpManager]:
     server = parse_server("basic", stdio_entry("basic"), "test.json", "user", [])
     assert server is not None
     manager = McpManager(McpSetup([server]), tmp_path, tmp_path / "logs")
@@ -74,9 +76,7 @@ async def test_first_request_does_not_wait_and_late_tools_appear(tmp_path: Path)
     assert backend.offered[0] == ["read_file", "glob"]  # no waiting for the server
     assert "mcp__basic__echo" in backend.offered[1]  # connected during step 1: offered in step 2
     finished = [e for e in events if isinstance(e, ToolCallFinished)]
-    assert [(e.name, e.ok, e.content) for e in finished] == [
-        ("mcp__basic__echo", True, "echo: hi")
-    ]
+    assert [(e.name, e.ok, e.content) for e in finished] == [("mcp__basic__echo", True, "echo: hi")]
     assert isinstance(events[-1], TurnFinished) and events[-1].reason == "completed"
 
 

@@ -25,10 +25,17 @@ def test_the_shared_mcpservers_shape_of_every_peer() -> None:
     text = json.dumps(
         {
             "mcpServers": {
-                "fs": {"command": "npx", "args": ["-y", "srv", "."], "env": {"ROOT": "${HOME}"},
-                       "cwd": "sub"},  # fmt: skip
-                "linear": {"type": "http", "url": "https://x.example/mcp",
-                           "headers": {"Authorization": "Bearer ${TOKEN:-none}"}},  # fmt: skip
+                "fs": {
+                    "command": "npx",
+                    "args": ["-y", "srv", "."],
+                    "env": {"ROOT": "${HOME}"},
+                    "cwd": "sub",
+                },
+                "linear": {
+                    "type": "http",
+                    "url": "https://x.example/mcp",
+                    "headers": {"Authorization": "Bearer ${TOKEN:-none}"},
+                },
                 "legacy": {"type": "sse", "url": "https://x.example/sse"},
                 "kimi": {"transport": "sse", "url": "https://x.example/sse2"},
                 "gemini": {"httpUrl": "https://x.example/g"},

@@ -50,8 +50,14 @@ def test_pydantic_style_defs_and_a_root_ref_survive() -> None:
 
 @pytest.mark.parametrize(
     "schema",
-    [None, [], "x", {"type": "string"}, {"type": "object", "required": "n"},
-     {"properties": {"a": {"items": [{"type": "string"}]}}}],  # fmt: skip
+    [
+        None,
+        [],
+        "x",
+        {"type": "string"},
+        {"type": "object", "required": "n"},
+        {"properties": {"a": {"items": [{"type": "string"}]}}},
+    ],
 )
 def test_odd_roots_become_a_plain_object(schema: object) -> None:
     out = clean_schema(schema)
@@ -111,7 +117,9 @@ def test_rules_name_mcp_tools_like_claude() -> None:
     assert combined_verdict("ask", rules, request("mcp__github__list", {}))[0] == "allow"
     assert combined_verdict("auto", rules, request("mcp__github__delete_repo", {}))[0] == "deny"
     assert combined_verdict("auto", rules, request("mcp__fs__write", {}))[0] == "ask"
-    assert combined_verdict("ask", rules, request("mcp__db__query", {"q": "SELECT 1"}))[0] == "allow"
+    assert (
+        combined_verdict("ask", rules, request("mcp__db__query", {"q": "SELECT 1"}))[0] == "allow"
+    )
     assert combined_verdict("ask", rules, request("mcp__db__query", {"q": "DROP t"}))[0] == "ask"
     shortened = ApprovalRequest("mcp", "mcp__db__query", "call mcp__db__query", '{"q": "SELECT\n…')
     assert combined_verdict("ask", rules, shortened)[0] == "ask"  # a cut detail vouches for nothing
