@@ -244,10 +244,25 @@ class Repl:
             self.prefill = line  # nothing lost: the line comes back at the prompt
             return
         body = parsed.text.strip()
+        body = await self._mcp_resources(body)
         if self.pending_context:
             body = f"{self.pending_context}\n\n{body}"
             self.pending_context = ""
         await self.run_turn(Message.user(body, tuple(parsed.images)))
+
+    async def _mcp_resources(self, body: str) -> str:
+        """`@server:uri` mentions: the MCP resources' contents go with the message."""
+        from kcode.mcp.prompts import RESOURCE_MENTION, expand_resource_mentions
+
+        if not RESOURCE_MENTION.search(body):
+            return body
+        runtime = await self.ensure_runtime()
+        if runtime is None or getattr(runtime, "mcp", None) is None:
+            return body
+        body, errors = await expand_resource_mentions(runtime.mcp, body)
+        for error in errors:
+            self.console.print(Text(visible(f"✗ {error}"), style="yellow"))
+        return body
 
     async def run_shell(self, command: str, *, keep: bool) -> None:
         """`!cmd` shows a command's output without involving the model; `!!cmd` also keeps it."""

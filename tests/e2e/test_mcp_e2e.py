@@ -56,7 +56,7 @@ def test_the_model_calls_an_mcp_tool_allowed_by_a_rule(
         assert "mcp__basic__echo" in offered(srv, 1)  # the server connected meanwhile
 
 
-def test_without_a_rule_auto_edit_stops_for_approval(
+def test_resource_mentions_and_auto_edit_stops_for_approval(
     tmp_path: Path, kcode_env: dict[str, str]
 ) -> None:
     repo = make_repo(tmp_path / "repo", {"README.md": "hi\n"})
@@ -64,7 +64,9 @@ def test_without_a_rule_auto_edit_stops_for_approval(
     script = [Reply.tool_call("mcp__basic__echo", {"text": "x"}), Reply.text("no")]
     with FakeOpenAIServer(script) as srv:
         kcode_env["KCODE_BASE_URL"] = srv.base_url
-        run = run_kcode(["-p", "echo"], kcode_env, repo, 120)
+        run = run_kcode(["-p", "echo @basic:note://hello"], kcode_env, repo, 120)
+        first_user = [m for m in srv.requests[0].body["messages"] if m["role"] == "user"][0]
+        assert "hello from the note resource" in json.dumps(first_user)  # an @server:uri mention
     assert run.code == 4
     assert "--approval auto" in run.stderr + run.stdout
 

@@ -1,4 +1,5 @@
-"""MCP in the REPL: `/mcp`, the approval prompt for an MCP tool, `/mcp__server__prompt`."""
+"""MCP in the REPL: `/mcp`, the approval prompt for an MCP tool, `/mcp__server__prompt` and
+`@server:uri` resource mentions."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from tests.ui.test_repl import wait_for_text
 
 
 def last_user(messages: Sequence[Message]) -> dict[str, Any]:
-    return {"text": "you said: " + [m.text for m in messages if m.role == "user"][-1]}
+    said = [m.text for m in messages if m.role == "user"][-1]
+    return {"text": "you said: " + said.replace("<", "(").replace(">", ")")}  # not markdown HTML
 
 
-async def test_mcp_status_approval_and_prompt_commands(tmp_path: Path) -> None:
+async def test_mcp_status_approval_prompts_and_resources(tmp_path: Path) -> None:
     console, out = text_console(width=140)
     config = scripted_config(tmp_path)
     backend = ScriptedBackend(
@@ -33,6 +35,7 @@ async def test_mcp_status_approval_and_prompt_commands(tmp_path: Path) -> None:
             {"tool_calls": [{"name": "mcp__basic__echo", "arguments": {"text": "one"}}]},
             {"tool_calls": [{"name": "mcp__basic__echo", "arguments": {"text": "two"}}]},
             {"text": "echoed twice"},
+            last_user,
             last_user,
         ]
     )
@@ -62,6 +65,8 @@ async def test_mcp_status_approval_and_prompt_commands(tmp_path: Path) -> None:
         assert out.getvalue().count("wants to call") == 1
         pipe.send_text("/mcp__basic__review the parser\r")
         await wait_for_text(out, "you said: Please review the parser carefully.")
+        pipe.send_text("read @basic:note://hello now\r")
+        await wait_for_text(out, "hello from the note resource")
         pipe.send_text("\x04")
         assert await asyncio.wait_for(task, 30) == 0
     assert manager.statuses()[0].state == "closed"  # the REPL's runtime closed the servers
