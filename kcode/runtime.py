@@ -168,7 +168,7 @@ def build_runtime(
         root, session.session_id, ctx.changes, auto_commit=config.auto_commit
     )
     tools: Mapping[str, Any] = LazyTools(ROLE_TOOLS["main"])
-    mcp = _mcp_manager(config, root, interactive)
+    mcp = _mcp_manager(config, root)
     if mcp is not None:
         from kcode.mcp.tools import McpToolset
 
@@ -194,13 +194,10 @@ def build_runtime(
     return Runtime(config, root, backend, agent, session, ctx, mcp)
 
 
-def _mcp_manager(config: Config, root: Path, interactive: bool) -> Any:
-    """MCP servers (kcode.mcp): started now in the REPL (the user is still typing), at the first
-    model request in -p (so they do not compete with it for the CPU); either way in the
-    background: no request waits for them."""
+def _mcp_manager(config: Config, root: Path) -> Any:
+    """MCP servers (kcode.mcp), started in the background on the agent's loop: by the REPL as soon
+    as the runtime exists (the user is still typing), at the first model request in -p (so they do
+    not compete with it for the CPU). No request waits for them."""
     from kcode.mcp import create_manager
 
-    manager = create_manager(config, root)
-    if manager is not None and interactive:
-        manager.start()
-    return manager
+    return create_manager(config, root)

@@ -1,21 +1,18 @@
-"""All MCP servers of a session, on their own thread and event loop.
+"""All MCP servers of a session, on the agent's event loop.
 
-Why a thread: the servers must start while the agent is busy (the first model request does not wait
-for them), they must outlive any one turn, and a hung or hostile server must never block the agent's
-loop. The agent asks from its own loop (`call`, `tool_specs`); the answers come back through
-`asyncio.wrap_future`. Reading the tool list is a snapshot of plain dicts, safe from any thread:
-each connection replaces its dict in one assignment.
+Servers start in the background (`start` returns at once; the first model request never waits):
+the SDK is imported in a worker thread (seconds of CPU when cold, which must not freeze the loop or
+eat into a server's startup timeout), then every server connects in its own task. Calls are awaited
+directly on the same loop: no thread hop per call. The tool list is a snapshot of plain dicts that
+each connection replaces in one assignment, so reading it never waits for a server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kcode.backends.base import ToolSpec
 from kcode.mcp.client import (
@@ -31,7 +28,6 @@ from kcode.mcp.client import (
 from kcode.mcp.config import McpSetup
 from kcode.mcp.naming import sanitize, server_of
 
-T = TypeVar("T")
 # Above this many MCP tools the model gets a search tool instead of every schema (OpenAI accepts at
 # most 128 tools per request; long lists also cost tokens and hurt tool choice).
 MAX_DIRECT_TOOLS = 80
@@ -56,43 +52,44 @@ class McpManager:
         self.connections = {s.name: Connection(s, root, log_dir) for s in setup.servers}
         self.activated: set[str] = set()  # tools the search tool unlocked (many-tools mode)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = False
-        self._lock = threading.Lock()
+        self._sdk: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        """Start every enabled server in the background; returns at once. Idempotent."""
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-            loop = self._ensure_loop()
-        asyncio.run_coroutine_threadsafe(self._start_all(), loop)
+        """Start every enabled server in the background; returns at once. Idempotent.
+
+        Needs the running loop the servers will live on; called elsewhere (the REPL builds its
+        runtime in a worker thread) it does nothing, and the next call from the loop starts them."""
+        if self._loop is not None:
+            return
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        _quiet_sdk_logs()
+        self._spawn(self._start_all())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # a strong reference: the loop keeps only weak ones
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sdk_imported(self) -> None:
+        if self._sdk is None:
+            self._sdk = asyncio.get_running_loop().create_task(asyncio.to_thread(_import_sdk))
+        await asyncio.shield(self._sdk)
 
     async def _start_all(self) -> None:
-        # Import the SDK first (seconds of CPU when cold): done inside a connect it would block
-        # this loop and eat into every server's startup timeout.
-        import mcp  # noqa: F401
-
+        await self._sdk_imported()
         for conn in self.connections.values():
             if conn.state == PENDING:
-                asyncio.get_running_loop().create_task(conn.ensure_connected())
+                self._spawn(conn.ensure_connected())
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            _quiet_sdk_logs()
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="kcode-mcp", daemon=True
-            )
-            self._thread.start()
-        return self._loop
-
-    def _submit(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
-        with self._lock:
-            loop = self._ensure_loop()
-        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+    async def _ready(self, conn: Connection) -> bool:
+        self.start()
+        await self._sdk_imported()
+        return await conn.ensure_connected()
 
     async def wait_ready(self, timeout: float) -> None:
         """Wait until no server is still starting (tests, `kcode mcp list`, doctor)."""
@@ -103,28 +100,14 @@ class McpManager:
                 return
             await asyncio.sleep(0.05)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop every server (their processes die with the SDK's stdio transport) and the loop."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-
-        async def close_all() -> None:
-            await asyncio.gather(
-                *(c.close() for c in self.connections.values()), return_exceptions=True
-            )
-
-        future = asyncio.run_coroutine_threadsafe(close_all(), loop)
-        with contextlib.suppress(Exception):
-            future.result(timeout)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        if not thread.is_alive():
-            loop.close()
-        self._loop = self._thread = None
-
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        """Stop every server (the SDK's stdio transport ends their processes)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(c.close() for c in self.connections.values()), return_exceptions=True
+        )
 
     # --- what the agent sees --------------------------------------------------------------
     def tools(self) -> dict[str, ToolInfo]:
@@ -181,7 +164,7 @@ class McpManager:
             # went out without it, or it knows the server): wait for that server, then look again.
             conn = self.server_for(name)
             if conn is not None:
-                if not await self._submit(conn.ensure_connected()):
+                if not await self._ready(conn):
                     return CallOutcome(
                         False,
                         f"MCP server {conn.config.name!r} is not available ({conn.error}). "
@@ -192,21 +175,22 @@ class McpManager:
             listed = ", ".join(sorted(self.tools())) or "none"
             return CallOutcome(False, f"no MCP tool {name!r}; MCP tools available: {listed}")
         conn = self.connections[info.server]
-        return await self._submit(conn.call(info.tool, arguments))
+        await self._sdk_imported()
+        return await conn.call(info.tool, arguments)
 
     async def get_prompt(self, server: str, prompt: str, args: dict[str, str]) -> CallOutcome:
         conn = self.connections.get(server)
         if conn is None:
             return CallOutcome(False, f"no MCP server {server!r}")
-        self.start()
-        return await self._submit(conn.get_prompt(prompt, args))
+        await self._ready(conn)
+        return await conn.get_prompt(prompt, args)
 
     async def read_resource(self, server: str, uri: str) -> CallOutcome:
         conn = self.connections.get(server)
         if conn is None:
             return CallOutcome(False, f"no MCP server {server!r}")
-        self.start()
-        return await self._submit(conn.read_resource(uri))
+        await self._ready(conn)
+        return await conn.read_resource(uri)
 
     def statuses(self) -> list[ServerStatus]:
         out = []
@@ -235,6 +219,10 @@ def _quiet_sdk_logs() -> None:
         logger = logging.getLogger(name)
         logger.addHandler(logging.NullHandler())
         logger.propagate = False
+
+
+def _import_sdk() -> None:
+    import mcp  # noqa: F401
 
 
 def _spec(info: ToolInfo) -> ToolSpec:

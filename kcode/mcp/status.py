@@ -38,11 +38,11 @@ def check_servers(config: Any, root: Path, timeout: float = 30.0) -> list[str]:
 
     manager = create_manager(config, root) or McpManager(McpSetup(), root, log_dir())
 
-    async def run() -> None:
-        await manager.wait_ready(timeout)
+    async def run() -> list[str]:
+        try:
+            await manager.wait_ready(timeout)
+            return status_lines(manager)
+        finally:
+            await manager.aclose()
 
-    try:
-        asyncio.run(run())
-        return status_lines(manager)
-    finally:
-        manager.close()
+    return asyncio.run(run())

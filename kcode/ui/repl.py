@@ -49,6 +49,15 @@ class NotATerminal(RuntimeError):
         super().__init__("stdin is not a terminal; use kcode -p PROMPT")
 
 
+def _start_mcp_servers(task: asyncio.Future[Any]) -> None:
+    """MCP servers start on this loop as soon as the runtime exists, while the user types."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    manager = getattr(task.result(), "mcp", None)
+    if manager is not None:
+        manager.start()
+
+
 class Repl:
     def __init__(
         self,
@@ -103,6 +112,7 @@ class Repl:
     def start_background_setup(self) -> None:
         if self._runtime_task is None:
             self._runtime_task = asyncio.ensure_future(asyncio.to_thread(self._build_runtime))
+            self._runtime_task.add_done_callback(_start_mcp_servers)
 
     def _build_runtime(self) -> Any:
         from kcode.runtime import build_runtime

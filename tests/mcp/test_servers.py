@@ -7,11 +7,11 @@ schemas use `$ref` outside `#/$defs/`. Nothing here is mocked.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from kcode.mcp.config import McpSetup, parse_server
 from kcode.mcp.manager import SEARCH_TOOL, McpManager
@@ -24,10 +24,14 @@ from kcode.tools.registry import LazyTools
 from tests.mcp.conftest import HttpServer, live_children, stdio_entry
 
 
-@pytest.fixture(scope="module")
-def manager(
+# The servers live on one event loop for the whole module, as they do for a whole kcode session.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def manager(
     http_server: HttpServer, sse_server: HttpServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[McpManager]:
+) -> AsyncIterator[McpManager]:
     entries = {
         "basic": stdio_entry("basic", toolTimeoutMs=8000),
         "crash": stdio_entry("crash"),
@@ -45,10 +49,9 @@ def manager(
     assert warnings == []
     logs = tmp_path_factory.mktemp("mcp-logs")
     mgr = McpManager(McpSetup([s for s in servers if s is not None]), logs, logs)
-    mgr.start()
-    asyncio.run(mgr.wait_ready(120))
+    await mgr.wait_ready(120)
     yield mgr
-    mgr.close()
+    await mgr.aclose()
     assert live_children() == []  # every server process was stopped
 
 
@@ -56,7 +59,7 @@ def states(manager: McpManager) -> dict[str, tuple[str, str, int]]:
     return {s.name: (s.state, s.transport, s.tools) for s in manager.statuses()}
 
 
-def test_every_server_reaches_a_state_and_failures_say_why(manager: McpManager) -> None:
+async def test_every_server_reaches_a_state_and_failures_say_why(manager: McpManager) -> None:
     got = states(manager)
     assert got["basic"] == ("connected", "stdio", 6)
     assert got["web"] == ("connected", "http", 6)
@@ -128,7 +131,7 @@ async def test_150_tools_hide_behind_a_search_tool(manager: McpManager, tmp_path
     assert (result.ok, result.content) == (True, "tool 149: v")  # callable even when not listed
 
 
-def test_ref_schemas_are_cleaned_for_strict_providers(manager: McpManager) -> None:
+async def test_ref_schemas_are_cleaned_for_strict_providers(manager: McpManager) -> None:
     schema = manager.tools()["mcp__refs__create_user"].schema
     assert refs_ok(schema) and "$schema" not in schema
     assert schema["properties"]["user"] == {"$ref": "#/$defs/User"}
