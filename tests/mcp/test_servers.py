@@ -23,7 +23,6 @@ from kcode.tools.base import ToolContext, ToolLimits, run_tool
 from kcode.tools.registry import LazyTools
 from tests.mcp.conftest import HttpServer, live_children, stdio_entry
 
-
 # The servers live on one event loop for the whole module, as they do for a whole kcode session.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
