@@ -13,6 +13,14 @@ MARKS = {CONNECTED: "✓", DISABLED: "-", UNTRUSTED: "!"}
 
 
 def status_lines(manager: McpManager) -> list[str]:
+    """One entry per server (and per warning); a server's error text and stderr are untrusted, so
+    control characters are shown, never sent to the terminal."""
+    from kcode.terminal_text import visible
+
+    return [visible(line) for line in _lines(manager)]
+
+
+def _lines(manager: McpManager) -> list[str]:
     lines = []
     for s in manager.statuses():
         mark = MARKS.get(s.state, "✗" if s.error else "…")

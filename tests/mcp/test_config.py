@@ -158,3 +158,18 @@ def test_a_repo_config_cannot_define_servers_or_a_symlinked_mcp_json(home: Path)
     setup = load_setup(repo, config, trusted=True)
     assert setup.servers == []
     assert any("resolves outside the workspace" in w for w in setup.warnings)
+
+
+def test_status_lines_never_pass_a_servers_escape_sequences(tmp_path: Path) -> None:
+    from kcode.mcp.config import McpSetup
+    from kcode.mcp.manager import McpManager
+    from kcode.mcp.status import status_lines
+
+    server = parse_server("evil", {"command": "x"}, "f.json", "user", [], env={})
+    assert server is not None
+    manager = McpManager(McpSetup([server]), tmp_path)
+    manager.connections["evil"].state = "failed"
+    manager.connections["evil"].error = "boom\x1b]0;pwned\x07\x1b[2J"
+    lines = status_lines(manager)
+    assert "✗ evil: failed" in lines[0] and "boom" in lines[0]
+    assert not any("\x1b" in line or "\x07" in line for line in lines)
