@@ -19,6 +19,7 @@ from kcode.mcp.client import (
     CONNECTED,
     CONNECTING,
     DISABLED,
+    FAILED,
     PENDING,
     UNTRUSTED,
     CallOutcome,
@@ -52,7 +53,7 @@ class McpManager:
         self.connections = {s.name: Connection(s, root, log_dir) for s in setup.servers}
         self.activated: set[str] = set()  # tools the search tool unlocked (many-tools mode)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sdk: asyncio.Task[None] | None = None
+        self._sdk: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -75,21 +76,29 @@ class McpManager:
         self._tasks.add(task)  # a strong reference: the loop keeps only weak ones
         task.add_done_callback(self._tasks.discard)
 
-    async def _sdk_imported(self) -> None:
+    async def _sdk_imported(self) -> bool:
         if self._sdk is None:
-            self._sdk = asyncio.get_running_loop().create_task(asyncio.to_thread(_import_sdk))
-        await asyncio.shield(self._sdk)
+            self._sdk = _import_sdk_in_background()
+        try:
+            await asyncio.shield(self._sdk)
+        except ImportError as err:
+            for conn in self.connections.values():
+                if conn.state not in (DISABLED, UNTRUSTED):
+                    conn.state = FAILED
+                    conn.error = f"the MCP SDK is not installed ({err}): pip install 'mcp>=2.3,<3'"
+            return False
+        return True
 
     async def _start_all(self) -> None:
-        await self._sdk_imported()
+        if not await self._sdk_imported():
+            return
         for conn in self.connections.values():
             if conn.state == PENDING:
                 self._spawn(conn.ensure_connected())
 
     async def _ready(self, conn: Connection) -> bool:
         self.start()
-        await self._sdk_imported()
-        return await conn.ensure_connected()
+        return await self._sdk_imported() and await conn.ensure_connected()
 
     async def wait_ready(self, timeout: float) -> None:
         """Wait until no server is still starting (tests, `kcode mcp list`, doctor)."""
@@ -175,7 +184,8 @@ class McpManager:
             listed = ", ".join(sorted(self.tools())) or "none"
             return CallOutcome(False, f"no MCP tool {name!r}; MCP tools available: {listed}")
         conn = self.connections[info.server]
-        await self._sdk_imported()
+        if not await self._sdk_imported():
+            return CallOutcome(False, conn.error)
         return await conn.call(info.tool, arguments)
 
     async def get_prompt(self, server: str, prompt: str, args: dict[str, str]) -> CallOutcome:
@@ -221,8 +231,35 @@ def _quiet_sdk_logs() -> None:
         logger.propagate = False
 
 
-def _import_sdk() -> None:
-    import mcp  # noqa: F401
+def _import_sdk_in_background() -> asyncio.Future[None]:
+    """Import the SDK on a daemon thread. Not asyncio.to_thread: a short `-p` run that ends while
+    the import is still going would wait for it at exit (the default executor is joined)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            import mcp  # noqa: F401
+        except BaseException as err:  # ImportError: every connect then says the SDK is missing
+            error = err
+        try:
+            loop.call_soon_threadsafe(settle, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    threading.Thread(target=work, name="kcode-mcp-import", daemon=True).start()
+    return done
 
 
 def _spec(info: ToolInfo) -> ToolSpec:

@@ -173,3 +173,25 @@ def test_status_lines_never_pass_a_servers_escape_sequences(tmp_path: Path) -> N
     lines = status_lines(manager)
     assert "✗ evil: failed" in lines[0] and "boom" in lines[0]
     assert not any("\x1b" in line or "\x07" in line for line in lines)
+
+
+def test_without_the_sdk_servers_fail_with_a_clear_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import asyncio, sys\n"
+        "sys.modules['mcp'] = None  # as if the package were not installed\n"
+        "from pathlib import Path\n"
+        "from kcode.mcp.config import McpSetup, parse_server\n"
+        "from kcode.mcp.manager import McpManager\n"
+        "async def main():\n"
+        "    s = parse_server('x', {'command': 'true'}, 'f', 'user', [], env={})\n"
+        "    m = McpManager(McpSetup([s]), Path('.'))\n"
+        "    out = await m.call('mcp__x__tool', {})\n"
+        "    print(out.ok, out.text)\n"
+        "    await m.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert run.stdout.startswith("False ") and "the MCP SDK is not installed" in run.stdout
