@@ -1,6 +1,6 @@
 """One MCP server connection on the official `mcp` SDK: connect, list, call, reconnect.
 
-Runs on the MCP manager's own event loop (kcode.mcp.manager). The SDK's context managers must be
+Runs on the agent's event loop (kcode.mcp.manager starts it). The SDK's context managers must be
 entered and left in one task, so a "holder" task opens the client and keeps it open until told to
 stop; calls run in other tasks on the same session. Nothing here raises into the agent: every
 failure (a server that crashes at start, hangs, dies mid-call or prints garbage) becomes a state
@@ -220,7 +220,7 @@ class Connection:
             cursor = page.next_cursor
             if not cursor:
                 break
-        self.tools = tools  # one assignment: readers on other threads see old or new, whole
+        self.tools = tools  # one assignment: a reader sees the old list or the new one, whole
         caps = client.server_capabilities
         if getattr(caps, "prompts", None):
             with contextlib.suppress(Exception):
