@@ -120,9 +120,11 @@ class McpManager:
 
     # --- what the agent sees --------------------------------------------------------------
     def tools(self) -> dict[str, ToolInfo]:
+        """The tools offered to the model: those of connected servers, and those of a server that
+        was connected and then failed (a crash mid-call): calling one reconnects it."""
         out: dict[str, ToolInfo] = {}
         for conn in list(self.connections.values()):
-            if conn.state == CONNECTED:
+            if conn.state in (CONNECTED, FAILED, CONNECTING):
                 out.update(conn.tools)
         return out
 

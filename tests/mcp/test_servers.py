@@ -99,6 +99,7 @@ async def test_a_server_that_dies_mid_call_is_reconnected_on_the_next_call(
     dead = await manager.call("mcp__basic__die", {})
     assert not dead.ok and "reconnects on the next call" in dead.text
     assert states(manager)["basic"][0] == "failed"
+    assert "mcp__basic__echo" in manager.tools()  # still offered: calling it reconnects
     again = await manager.call("mcp__basic__echo", {"text": "back"})
     assert (again.ok, again.text) == (True, "echo: back")
     assert manager.connections["basic"].connects == before + 1
