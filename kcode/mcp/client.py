@@ -79,6 +79,7 @@ class Connection:
         self._stop: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
         self._opened = False  # the holder got a session and waits for `_stop`
+        self._relists: set[asyncio.Task[None]] = set()
 
     # --- connecting -----------------------------------------------------------------------
     async def ensure_connected(self) -> bool:
@@ -152,7 +153,12 @@ class Connection:
             async with self._open(transport) as client:
                 ready.set_result(client)
                 self._opened = True
-                await stop.wait()
+                watcher = asyncio.create_task(self._watch_tool_list(client))
+                try:
+                    await stop.wait()
+                finally:
+                    watcher.cancel()
+                    await asyncio.wait({watcher})
         except BaseException as err:
             if not ready.done():
                 ready.set_exception(
@@ -197,8 +203,35 @@ class Connection:
                 http = create_mcp_http_client(headers=cfg.headers or None)
                 await stack.enter_async_context(http)
                 stream = streamable_http_client(cfg.url, http_client=http)
-            client = Client(stream, read_timeout_seconds=cfg.tool_timeout_s, cache=None)
+            client = Client(
+                stream,
+                read_timeout_seconds=cfg.tool_timeout_s,
+                cache=None,
+                message_handler=self._on_message,
+            )
             yield await stack.enter_async_context(client)
+
+    async def _watch_tool_list(self, client: Any) -> None:
+        """2026-era servers announce a changed tool list on a `subscriptions/listen` stream; older
+        ones send a notification (`_on_message`). Either way the tools are listed again."""
+        try:
+            async with client.listen(tools_list_changed=True) as events:
+                async for _event in events:
+                    await self._relist()
+        except Exception:  # a server without listen support: notifications cover it
+            return
+
+    async def _on_message(self, message: Any) -> None:
+        if getattr(message, "method", "") == "notifications/tools/list_changed":
+            task = asyncio.get_running_loop().create_task(self._relist())
+            self._relists.add(task)
+            task.add_done_callback(self._relists.discard)
+
+    async def _relist(self) -> None:
+        if self._client is None:
+            return
+        with contextlib.suppress(Exception):  # a failed relist keeps the old list
+            await asyncio.wait_for(self._list_everything(), self.config.startup_timeout_s)
 
     def _stderr_file(self) -> Any:
         if self.stderr_path is None:

@@ -85,8 +85,10 @@ class _Cleaner:
             if key in DROP_KEYS or key in ("$defs", "definitions"):
                 continue
             if key in ("properties", "patternProperties", "dependentSchemas"):
-                if isinstance(value, dict):
-                    result[key] = {str(k): self.clean(v, depth + 1) for k, v in value.items()}
+                if isinstance(value, dict):  # a property named "$ref" reads as a reference: dropped
+                    result[key] = {
+                        str(k): self.clean(v, depth + 1) for k, v in value.items() if k != "$ref"
+                    }
             elif key in ("items", "additionalProperties", "not", "contains", "propertyNames",
                          "if", "then", "else", "unevaluatedProperties", "unevaluatedItems",
                          "additionalItems"):  # fmt: skip

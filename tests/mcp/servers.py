@@ -17,7 +17,9 @@ from pathlib import Path
 
 
 def build(mode: str) -> object:
-    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver import Context, MCPServer
+
+    globals()["Context"] = Context  # the SDK resolves the tools' (string) annotations here
 
     server = MCPServer(f"test-{mode}", log_level="ERROR")
     if mode in ("basic", "quiet"):
@@ -56,6 +58,17 @@ def build(mode: str) -> object:
         def big() -> str:
             """Far more output than any tool may return."""
             return "x" * 200_000
+
+        @server.tool()
+        async def grow(ctx: Context) -> str:  # type: ignore[type-arg]
+            """Add a tool and announce the changed list."""
+
+            def grown() -> str:
+                return "I am new"
+
+            server.add_tool(grown, name="grown", description="Added at run time.")
+            await ctx.notify_tools_changed()
+            return "grew"
 
         @server.prompt()
         def review(topic: str) -> str:

@@ -50,7 +50,7 @@ def test_add_get_list_remove_like_the_peers(tmp_path: Path) -> None:
 
     listed = run_kcode(["mcp", "list"], env, repo, timeout=120)
     assert listed.code == 0, listed.stderr
-    assert "✓ basic: connected (stdio" in listed.stdout and "6 tools" in listed.stdout
+    assert "✓ basic: connected (stdio" in listed.stdout and "7 tools" in listed.stdout
     assert "✗ web: failed" in listed.stdout
     assert "not trusted" in listed.stdout and not (repo / "pwned").exists()
 

@@ -7,6 +7,7 @@ schemas use `$ref` outside `#/$defs/`. Nothing here is mocked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -60,10 +61,10 @@ def states(manager: McpManager) -> dict[str, tuple[str, str, int]]:
 
 async def test_every_server_reaches_a_state_and_failures_say_why(manager: McpManager) -> None:
     got = states(manager)
-    assert got["basic"] == ("connected", "stdio", 6)
-    assert got["web"] == ("connected", "http", 6)
-    assert got["webauto"] == ("connected", "http", 6)
-    assert got["legacy"] == ("connected", "sse", 6)
+    assert got["basic"] == ("connected", "stdio", 7)
+    assert got["web"] == ("connected", "http", 7)
+    assert got["webauto"] == ("connected", "http", 7)
+    assert got["legacy"] == ("connected", "sse", 7)
     assert got["many"] == ("connected", "stdio", 150)
     assert got["off"][0] == "disabled"
     errors = {s.name: s.error for s in manager.statuses()}
@@ -156,3 +157,17 @@ async def test_prompts_and_resources(manager: McpManager) -> None:
         manager, "summarise @web:note://hello please, not @nobody:x"
     )
     assert "hello from the note resource" in text and errors == []
+
+
+async def test_a_changed_tool_list_is_picked_up(manager: McpManager) -> None:
+    assert "mcp__legacy__grown" not in manager.tools()
+    for server in ("web", "legacy"):  # streamable HTTP and SSE; both announce the change
+        grew = await manager.call(f"mcp__{server}__grow", {})
+        assert grew.ok, grew.text
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not {"mcp__web__grown", "mcp__legacy__grown"} <= set(manager.tools()):
+        assert loop.time() < deadline, sorted(manager.tools())
+        await asyncio.sleep(0.05)
+    grown = await manager.call("mcp__web__grown", {})
+    assert (grown.ok, grown.text) == (True, "I am new")
