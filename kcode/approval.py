@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from kcode.rules import RuleSet
 
 ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only", "plan"]
-Action = Literal["edit", "shell"]
+Action = Literal["edit", "shell", "mcp"]  # mcp: a tool of an MCP server (kcode.mcp)
 
 APPROVAL_MODES: tuple[ApprovalMode, ...] = ("read-only", "ask", "auto-edit", "auto", "plan")
 # plan (kcode.extensions.plan): read tools only, like read-only; the turn ends with a plan.
@@ -78,6 +78,8 @@ def rules_verdict(
         return None, ""
     if request.action == "shell":
         return rules.shell_verdict(request.detail or request.summary)
+    if request.action == "mcp":
+        return rules.tool_verdict(request.tool, request.detail)
     paths = list(request.paths)
     if not paths and request.summary.startswith("edit "):
         paths = [p.strip() for p in request.summary[5:].split(",")]
@@ -99,6 +101,8 @@ def combined_verdict(
 
 
 def flag_that_allows(request: ApprovalRequest) -> str:
+    if request.action == "mcp":
+        return f'--approval auto (or an allow rule "{request.tool}" in your config)'
     return "--approval auto-edit" if request.action == "edit" else "--approval auto"
 
 
@@ -145,7 +149,8 @@ class InteractiveApprover:
             )
         if why:  # an ask rule or an unparseable command: never remembered as "always"
             return await self._ask(request)
-        key = (request.action, request.summary if request.action == "shell" else "*")
+        # Shell: the exact command; MCP: the tool ("call mcp__srv__tool"); edits: all of them.
+        key = (request.action, "*" if request.action == "edit" else request.summary)
         if key in self._always:
             return ApprovalDecision(True, "allowed earlier for this session")
         decision = await self._ask(request)

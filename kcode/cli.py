@@ -16,7 +16,7 @@ import typer
 
 from kcode.config import ConfigError, ensure_backend_configured, load_config
 
-SUBCOMMANDS = {"chat", "fix", "visual", "models", "sessions", "config", "doctor", "undo"}
+SUBCOMMANDS = {"chat", "fix", "visual", "models", "sessions", "config", "doctor", "undo", "mcp"}
 SESSION_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 PICK = "__pick__"
 
@@ -302,6 +302,12 @@ def _register_optional_apps() -> None:
         from kcode.commands.models import models_app
 
         app.add_typer(models_app, name="models")
+    except ImportError:
+        pass
+    try:
+        from kcode.commands.mcp import mcp_app
+
+        app.add_typer(mcp_app, name="mcp")
     except ImportError:
         pass
     try:

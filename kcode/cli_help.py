@@ -33,6 +33,7 @@ Commands:
   config show|path|init      effective configuration and where each value comes from
   doctor                     check backend, browser, ripgrep, llama.cpp, sandbox
   undo [N]                   restore the files changed by the last N turns
+  mcp list|get|add|remove    MCP servers (`kcode mcp add NAME -- COMMAND ARGS...`)
 
 Options:
   -p, --non-interactive      run to completion with no prompts; print the result; exit with a code

@@ -33,7 +33,7 @@ OPENAI_DEFAULT_MODEL = "gpt-5-mini"
 # Strictness orders: a repo file may only move these towards the front.
 APPROVAL_STRICTNESS = ("plan", "read-only", "ask", "auto-edit", "auto")
 SANDBOX_STRICTNESS = ("read-only", "workspace-write", "off")
-SECRET_KEYS = {"api_key"}
+SECRET_KEYS = {"api_key", "mcp_servers"}  # mcp_servers: headers and env may hold tokens
 
 
 class ConfigError(Exception):
@@ -206,8 +206,9 @@ REPO_LOWER_ONLY = ("max_steps", "max_parallel", "timeout_s")  # lower = stricter
 REPO_OFF_ONLY = ("allow_secrets", "allow_network", "auto_commit")  # false = stricter
 REPO_MAY_SET = frozenset({*REPO_ORDERED, *REPO_LOWER_ONLY, *REPO_OFF_ONLY, "rules"})
 # Not even a trusted repo: trust is the user's to give.
-# [[hooks]] too: a project's hooks live in .kcode/hooks.json (trust-gated, added to the user's).
-REPO_NEVER_SETS = frozenset({"trusted", "trust_project", "hooks"})
+# [[hooks]] too: a project's hooks live in .kcode/hooks.json (trust-gated, added to the user's);
+# a repo's MCP servers go in .mcp.json (trust-gated) and never replace the user's.
+REPO_NEVER_SETS = frozenset({"trusted", "trust_project", "hooks", "mcp_servers"})
 
 
 def _restrict_repo_layer(

@@ -176,6 +176,17 @@ def _as_rules(value: Any, loc: str) -> RuleLists:
     return RuleLists(**lists)
 
 
+def _as_table(value: Any, loc: str) -> dict[str, Any]:
+    """A table of tables (`[mcp_servers.NAME]`); the entries are checked by their own module."""
+    if not isinstance(value, dict):
+        raise FieldError(loc, "Input should be a valid dictionary")
+    bad = [FieldError(f"{loc}.{k}", "Input should be a valid dictionary")
+           for k, v in value.items() if not isinstance(v, dict)]  # fmt: skip
+    if bad:
+        raise _Many(bad)
+    return dict(value)
+
+
 @dataclass
 class Settings:
     backend: BackendName | None = None
@@ -217,6 +228,8 @@ class Settings:
     # extensions (kcode.extensions): --trust-project, and Kimi-style [[hooks]] tables
     trust_project: bool = False
     hooks: list[dict[str, Any]] = field(default_factory=list)
+    # [mcp_servers.NAME] tables, the `mcpServers` shape (kcode.mcp.config checks each entry)
+    mcp_servers: dict[str, Any] = field(default_factory=dict)
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -290,6 +303,8 @@ def _coerce(value: Any, loc: str, spec: _Spec) -> Any:
         if not isinstance(value, list):
             raise FieldError(loc, "Input should be a valid list")
         converted = list(value)
+    elif spec.kind == "table":
+        converted = _as_table(value, loc)
     else:
         converted = _as_rules(value, loc)
     if spec.ge is not None and not converted >= spec.ge:
@@ -338,6 +353,7 @@ SPECS: dict[str, _Spec] = {
     ),
     "trust_project": _Spec("bool"),
     "hooks": _Spec("tables"),
+    "mcp_servers": _Spec("table"),
 }
 
 

@@ -105,4 +105,20 @@ def run_doctor(config: Config, root: Path) -> int:
         good, detail = check()
         all_ok = all_ok and (good or name in ("llama.cpp", "browser", "extensions"))
         sys.stdout.write(f"  {'✓' if good else '✗'} {name:10} {detail}\n")
+    _report_mcp(config, root)
     return 0 if all_ok else 1
+
+
+def _report_mcp(config: Config, root: Path) -> None:
+    """Every MCP server, connected once; a failing server is reported, it does not fail doctor."""
+    from kcode.mcp.config import load_setup
+
+    setup = load_setup(root, config)
+    if not (setup.servers or setup.untrusted or setup.warnings):
+        sys.stdout.write("  - mcp        no MCP servers configured\n")
+        return
+    from kcode.mcp.status import check_servers
+
+    sys.stdout.write("  mcp servers:\n")
+    for line in check_servers(config, root, timeout=15.0):
+        sys.stdout.write(f"    {line}\n")

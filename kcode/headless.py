@@ -71,6 +71,15 @@ async def _run(
         printer.finish(_result(None, code, message, started, {}))
         return code
 
+    if runtime.mcp is not None:  # a bad mcp.json entry: say which file and field, run the rest
+        for warning in runtime.mcp.setup.warnings:
+            sys.stderr.write(f"kcode: warning: {warning}\n")
+        from kcode.mcp.prompts import RESOURCE_MENTION, expand_resource_mentions
+
+        if RESOURCE_MENTION.search(prompt):  # `@server:uri`: the resource goes with the prompt
+            prompt, errors = await expand_resource_mentions(runtime.mcp, prompt)
+            for error in errors:
+                sys.stderr.write(f"kcode: warning: {error}\n")
     session = runtime.session
     first = SessionStarted(
         session_id=session.session_id,

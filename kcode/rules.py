@@ -21,6 +21,7 @@ to be complete. The sandbox (`--sandbox`, kcode.sandbox) is what confines a host
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -30,7 +31,7 @@ from typing import Literal
 from kcode.shell_parse import Unparseable, walk_command
 
 Verdict = Literal["allow", "ask", "deny"]
-RuleKind = Literal["shell", "edit", "read"]
+RuleKind = Literal["shell", "edit", "read", "mcp"]
 KIND_ALIASES: dict[str, RuleKind] = {
     "shell": "shell",
     "bash": "shell",
@@ -60,6 +61,8 @@ class Rule:
             return True
         if kind == "shell":
             return fnmatch.fnmatchcase(subject, self.pattern)
+        if kind == "mcp":
+            return mcp_rule_matches(self.pattern, subject)
         return path_matches(self.pattern, subject)
 
 
@@ -96,7 +99,32 @@ def _suffixes(path: str) -> Iterable[str]:
         yield "/".join(parts[i:])
 
 
+_MCP_RULE = re.compile(r"^\s*(mcp__[A-Za-z0-9_*?-]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+
+
+def mcp_rule_matches(pattern: str, subject: str) -> bool:
+    """`mcp__srv__tool`, `mcp__srv__*`, `mcp__srv` (every tool of srv) or `mcp__srv__tool(ARGS)`,
+    ARGS a glob over the call's arguments as compact JSON. `subject` is `name\0arguments`."""
+    name, _, args = subject.partition("\0")
+    match = _MCP_RULE.match(pattern)
+    if match is None:
+        return False
+    name_pattern, args_pattern = match.group(1), match.group(2)
+    if "__" not in name_pattern[len("mcp__") :]:  # a whole server, as in Claude's rules
+        name_pattern += "__*"
+    if not fnmatch.fnmatchcase(name, name_pattern):
+        return False
+    return args_pattern is None or fnmatch.fnmatchcase(args, args_pattern.strip())
+
+
 def parse_rule(text: str, verdict: Verdict, source: str = "") -> Rule:
+    if text.strip().startswith("mcp__"):
+        if _MCP_RULE.match(text) is None:
+            raise RuleError(
+                f"rule {text!r}{' in ' + source if source else ''} does not parse: write it as "
+                "mcp__SERVER__TOOL, mcp__SERVER__* or mcp__SERVER__TOOL(ARGUMENT GLOB)"
+            )
+        return Rule(verdict, "mcp", text.strip(), text, source)
     match = _RULE.match(text)
     where = f" in {source}" if source else ""
     if not match or match.group(1).lower() not in KIND_ALIASES:
@@ -170,6 +198,21 @@ class RuleSet:
                 if rule is not None and rule.verdict == verdict:
                     return rule
         return None
+
+    def tool_verdict(self, tool: str, arguments_json: str) -> tuple[Verdict | None, str]:
+        """An MCP tool call: rules name the tool (`mcp__srv__*`), optionally with an argument glob."""
+        if not self.rules:
+            return None, ""
+        try:
+            compact = json.dumps(json.loads(arguments_json or "{}"), separators=(",", ":"))
+        except ValueError:  # shortened for display: an argument glob cannot vouch for it
+            compact = None
+        rule = self.first("mcp", f"{tool}\0{compact or arguments_json}")
+        if rule is None:
+            return None, ""
+        if compact is None and rule.verdict == "allow" and "(" in rule.pattern:
+            return "ask", f"the arguments of {tool} are too long to check against {rule.text}"
+        return _combine([(rule, tool)])
 
     def paths_verdict(self, kind: RuleKind, paths: list[str]) -> tuple[Verdict | None, str]:
         if not self.rules:

@@ -7,6 +7,7 @@ Front ends (the non-interactive runner, the REPL, `kcode fix`) call `build_runti
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,11 +148,14 @@ class Runtime:
     agent: Agent
     session: Session
     ctx: ToolContext
+    mcp: Any = None  # kcode.mcp.manager.McpManager when MCP servers are configured
 
     async def aclose(self) -> None:
         if self.ctx.extensions is not None:
             await self.ctx.extensions.session_end("exit", self.ctx)  # SessionEnd hooks
         self.session.close()
+        if self.mcp is not None:
+            await self.mcp.aclose()
         await self.backend.aclose()
 
 
@@ -191,7 +195,12 @@ def build_runtime(
     ctx.checkpoints = create_checkpoints(
         root, session.session_id, ctx.changes, auto_commit=config.auto_commit
     )
-    tools = LazyTools(ROLE_TOOLS["main"])
+    tools: Mapping[str, Any] = LazyTools(ROLE_TOOLS["main"])
+    mcp = _mcp_manager(config, root)
+    if mcp is not None:
+        from kcode.mcp.tools import McpToolset
+
+        tools = McpToolset(tools, mcp)
     from kcode.extensions.setup import attach_extensions
 
     ext = attach_extensions(ctx, config, root, session, interactive=interactive)
@@ -220,4 +229,13 @@ def build_runtime(
     )
     if history is None:
         session.log_message(agent.history[0])
-    return Runtime(config, root, backend, agent, session, ctx)
+    return Runtime(config, root, backend, agent, session, ctx, mcp)
+
+
+def _mcp_manager(config: Config, root: Path) -> Any:
+    """MCP servers (kcode.mcp), started in the background on the agent's loop: by the REPL as soon
+    as the runtime exists (the user is still typing), at the first model request in -p (so they do
+    not compete with it for the CPU). No request waits for them."""
+    from kcode.mcp import create_manager
+
+    return create_manager(config, root)

@@ -236,7 +236,9 @@ class Agent:
     async def _stream_reply(self, reply: _Reply) -> AsyncIterator[Event]:
         self.stats.steps += 1
         self.stats.requests += 1
-        stream: AsyncIterator[Any] = self.backend.stream(self.history, self._specs, self.options)
+        stream: AsyncIterator[Any] = self.backend.stream(
+            self.history, self.current_specs(), self.options
+        )
         if self.meter is not None:
             stream = self.meter.wrap(stream, self)
         async for delta in stream:
@@ -278,6 +280,12 @@ class Agent:
                 )
             elif isinstance(delta, FinishChunk):
                 reply.finish = delta.reason
+
+    def current_specs(self) -> list[ToolSpec]:
+        """The tools offered in this request. A tool set that grows during a session (MCP servers
+        that connect late, kcode.mcp.tools) adds its part here, read again before every request."""
+        extra = getattr(self.tools, "extra_specs", None)
+        return self._specs if extra is None else [*self._specs, *extra()]
 
     async def _drain(self, runner: asyncio.Task[None]) -> AsyncIterator[Event]:
         """Yield events the tools emit while they run, until the runner task is done."""

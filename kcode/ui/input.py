@@ -28,6 +28,7 @@ IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpe
                   ".gif": "image/gif", ".webp": "image/webp"}  # fmt: skip
 MAX_INDEXED_FILES = 50_000
 MENTION = re.compile(r"(?:(?<=\s)|^)@(\S+)")
+MCP_RESOURCE = re.compile(r"[A-Za-z0-9_-]{1,64}:\S")
 
 
 def history_path(root: Path) -> Path:
@@ -239,6 +240,8 @@ def parse_mentions(text: str, root: Path, extra_images: Iterable[Path] = ()) -> 
     parsed = ParsedInput(text)
     for match in MENTION.finditer(text):
         raw = match.group(1).rstrip(".,;:!?)")
+        if MCP_RESOURCE.match(raw) and not os.path.lexists(root / raw):
+            continue  # `@server:uri`, an MCP resource (kcode.mcp.prompts), not a file
         path = resolve_inside(root, raw)
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             parsed.images.append(load_image_part(path, raw))

@@ -49,6 +49,15 @@ class NotATerminal(RuntimeError):
         super().__init__("stdin is not a terminal; use kcode -p PROMPT")
 
 
+def _start_mcp_servers(task: asyncio.Future[Any]) -> None:
+    """MCP servers start on this loop as soon as the runtime exists, while the user types."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    manager = getattr(task.result(), "mcp", None)
+    if manager is not None:
+        manager.start()
+
+
 class Repl:
     def __init__(
         self,
@@ -106,6 +115,7 @@ class Repl:
     def start_background_setup(self) -> None:
         if self._runtime_task is None:
             self._runtime_task = asyncio.ensure_future(asyncio.to_thread(self._build_runtime))
+            self._runtime_task.add_done_callback(_start_mcp_servers)
 
     def _build_runtime(self) -> Any:
         from kcode.runtime import build_runtime
@@ -253,10 +263,25 @@ class Repl:
             self.prefill = line  # nothing lost: the line comes back at the prompt
             return
         body = parsed.text.strip()
+        body = await self._mcp_resources(body)
         if self.pending_context:
             body = f"{self.pending_context}\n\n{body}"
             self.pending_context = ""
         await self.run_turn(Message.user(body, tuple(parsed.images)))
+
+    async def _mcp_resources(self, body: str) -> str:
+        """`@server:uri` mentions: the MCP resources' contents go with the message."""
+        from kcode.mcp.prompts import RESOURCE_MENTION, expand_resource_mentions
+
+        if not RESOURCE_MENTION.search(body):
+            return body
+        runtime = await self.ensure_runtime()
+        if runtime is None or getattr(runtime, "mcp", None) is None:
+            return body
+        body, errors = await expand_resource_mentions(runtime.mcp, body)
+        for error in errors:
+            self.console.print(Text(visible(f"✗ {error}"), style="yellow"))
+        return body
 
     async def run_shell(self, command: str, *, keep: bool) -> None:
         """`!cmd` shows a command's output without involving the model; `!!cmd` also keeps it."""

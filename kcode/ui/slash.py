@@ -367,6 +367,37 @@ async def cmd_exit(repl: Repl, arg: str) -> None:
     repl.should_exit = True
 
 
+async def cmd_mcp(repl: Repl, arg: str) -> None:
+    runtime = await _runtime(repl)
+    if runtime is None:
+        return
+    if getattr(runtime, "mcp", None) is None:
+        repl.console.print("No MCP servers configured (kcode mcp add NAME -- COMMAND ARGS...).")
+        return
+    from kcode.mcp.status import status_lines
+
+    for line in status_lines(runtime.mcp):
+        repl.console.print(Text(visible(line)))
+
+
+async def run_mcp_prompt(repl: Repl, name: str, arg: str) -> bool:
+    """`/mcp__server__prompt args`: the server's prompt becomes this turn's message."""
+    runtime = await _runtime(repl)
+    if runtime is None or getattr(runtime, "mcp", None) is None:
+        return False
+    from kcode.mcp.prompts import expand_prompt_command
+
+    found = await expand_prompt_command(runtime.mcp, name, arg)
+    if found is None:
+        return False
+    ok, text = found
+    if not ok:
+        repl.console.print(Text(visible(f"✗ {text}"), style="red"))
+        return True
+    await repl.run_turn(Message.user(text))
+    return True
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "help": (cmd_help, "show commands and keys"),
     "model": (cmd_model, "show or switch the model: /model NAME or /model BACKEND:NAME"),
@@ -382,12 +413,15 @@ COMMANDS: dict[str, tuple[Handler, str]] = {
     "init": (cmd_init, "write an AGENTS.md for this repository"),
     "exit": (cmd_exit, "leave (the session is saved)"),
     "plan": (cmd_plan, "plan mode: read tools only, then approve the plan (/plan off leaves)"),
+    "mcp": (cmd_mcp, "MCP servers: state, tools and errors"),
 }
 
 
 async def dispatch(repl: Repl, line: str) -> None:
     name, _, arg = line[1:].partition(" ")
     entry = COMMANDS.get(name.lower())
+    if entry is None and name.startswith("mcp__") and await run_mcp_prompt(repl, name, arg):
+        return
     if entry is None:
         from kcode.ui.extensions_ui import run_user_command
 

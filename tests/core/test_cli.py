@@ -41,7 +41,7 @@ def test_version_and_help_do_not_import_heavy_modules() -> None:
         "        main(args)\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "heavy = [m for m in ('openai', 'playwright', 'llama_cpp', 'rich', 'typer') if m in sys.modules]\n"
+        "heavy = [m for m in ('openai', 'playwright', 'llama_cpp', 'rich', 'typer', 'mcp') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

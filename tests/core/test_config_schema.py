@@ -62,6 +62,8 @@ class RefSettings(BaseModel):
     trust_project: bool = False
     hooks: list[Any] = Field(default_factory=list)
 
+    mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
 
 COMPARED = [name for name in SPECS if name not in ("limits", "prices")]
 
