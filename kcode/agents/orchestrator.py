@@ -42,7 +42,7 @@ from kcode.approval import ApprovalDecision, ApprovalRequest, ApprovalRequired, 
 from kcode.backends.base import Backend, BackendOptions
 from kcode.events import AgentFinished, AgentSpawned, TurnFinished
 from kcode.messages import Message, ToolResult
-from kcode.tools.base import Tool, ToolContext, ToolError
+from kcode.tools.base import Tool, ToolContext, ToolError, current_call_id
 from kcode.vcs import worktrees as wt
 from kcode.vcs.merge import MergeOutcome, merge_back_sync
 
@@ -247,6 +247,7 @@ class Orchestrator:
             await parent.emit(
                 AgentSpawned(
                     agent=parent.agent_id,
+                    parent_call_id=current_call_id() or None,
                     agent_id=plan.id,
                     role=plan.task.role,
                     prompt=plan.task.prompt,
@@ -270,6 +271,7 @@ class Orchestrator:
             await parent.emit(
                 AgentFinished(
                     agent=parent.agent_id,
+                    parent_call_id=current_call_id() or None,
                     agent_id=plan.id,
                     role=plan.task.role,
                     ok=result.ok,
@@ -309,13 +311,16 @@ class Orchestrator:
         self, agent: Agent, plan: _Plan, parent: ToolContext, result: SubAgentResult
     ) -> TurnFinished | None:
         finished: TurnFinished | None = None
+        spawn_call = current_call_id() or None
         try:
             async with asyncio.timeout(self.timeout_s):
                 async for event in agent.run_turn(Message.user(self._task_text(plan))):
                     if isinstance(event, TurnFinished):
                         finished = event
-                    # Events already carry the sub-agent's id; re-tag only if one does not.
-                    await parent.emit(event if event.agent == plan.id else event.for_agent(plan.id))
+                    # Re-tag with the sub-agent's id and the parent's spawn_agents call (#12).
+                    await parent.emit(
+                        dataclasses.replace(event, agent=plan.id, parent_call_id=spawn_call)
+                    )
         except TimeoutError:
             result.error = f"timed out after {self.timeout_s:g} s"
             return None

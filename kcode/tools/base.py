@@ -9,10 +9,12 @@ raises into the agent loop (except `ApprovalRequired` and cancellation, which en
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kcode.approval import AllowAll, ApprovalDecision, ApprovalRequest, Approver
@@ -23,6 +25,17 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from kcode.tools.args import ToolArgs as ToolArgs
+
+
+# The id of the tool call running in this task. Each call runs in its own asyncio task (a copy of the
+# context), so parallel calls never see each other's id: approvals and forwarded sub-agent events use
+# it to say which call they belong to (issue #12: front ends pair them by id, not by tool name).
+_CALL_ID: ContextVar[str] = ContextVar("kcode_call_id", default="")
+
+
+def current_call_id() -> str:
+    """The id of the tool call this code runs under ("" outside a call)."""
+    return _CALL_ID.get()
 
 
 class ToolError(Exception):
@@ -176,9 +189,12 @@ class ToolContext:
     async def approve(self, request: ApprovalRequest) -> ApprovalDecision:
         from kcode.events import ApprovalDecided, ApprovalRequested
 
+        call_id = request.call_id or current_call_id()
+        request = dataclasses.replace(request, call_id=call_id)
         await self.emit(
             ApprovalRequested(
                 agent=self.agent_id,
+                call_id=call_id,
                 action=request.action,
                 tool=request.tool,
                 summary=request.summary,
@@ -189,6 +205,7 @@ class ToolContext:
         await self.emit(
             ApprovalDecided(
                 agent=self.agent_id,
+                call_id=call_id,
                 action=request.action,
                 tool=request.tool,
                 allowed=decision.allowed,
@@ -279,6 +296,7 @@ async def run_tool(tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolRes
         args = tool.args_model.model_validate(call.arguments)
     except pydantic.ValidationError as err:
         return ToolResult(call.id, False, format_validation_error(tool.name, err))
+    token = _CALL_ID.set(call.id)
     try:
         result = await tool.run(args, ctx)
     except (ApprovalRequired, asyncio.CancelledError):
@@ -287,6 +305,8 @@ async def run_tool(tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolRes
         return ToolResult(call.id, False, str(err))
     except Exception as err:  # a bug or an OS error in a tool must not kill the turn
         return ToolResult(call.id, False, f"{tool.name} failed: {type(err).__name__}: {err}")
+    finally:
+        _CALL_ID.reset(token)
     return ToolResult(
         result.call_id or call.id,
         result.ok,

@@ -160,7 +160,7 @@ class Repl:
     def _before_ask(self, request: Any) -> None:
         self.renderer.pause()
         if request.action == "edit":
-            self.renderer.note_prompted("main", request.tool)
+            self.renderer.note_prompted("main", request.call_id)
 
     async def _read_choice(self, message: str) -> str:
         try:
