@@ -59,7 +59,10 @@ def _check_browser() -> tuple[bool, str]:
     try:
         from kcode.visual.browser import system_browser
     except ImportError as err:  # reported as a failed check, with the cause (issue #12)
-        return False, f"the visual module cannot load ({type(err).__name__}: {err}): reinstall kcode"
+        return (
+            False,
+            f"the visual module cannot load ({type(err).__name__}: {err}): reinstall kcode",
+        )
     found = system_browser()
     if found:
         return True, f"Chromium at {found}"
@@ -76,7 +79,10 @@ def _check_sandbox(config: Config) -> tuple[bool, str]:
     try:
         from kcode.sandbox import describe_sandbox
     except ImportError as err:  # never report a sandbox that commands could not use (issue #12)
-        return False, f"the sandbox module cannot load ({type(err).__name__}: {err}): reinstall kcode"
+        return (
+            False,
+            f"the sandbox module cannot load ({type(err).__name__}: {err}): reinstall kcode",
+        )
     return describe_sandbox(config)
 
 

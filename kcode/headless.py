@@ -17,7 +17,6 @@ from kcode.exit_codes import EXIT_CODES, exit_code
 from kcode.messages import ImagePart, Message
 
 
-
 def load_images(paths: list[Path]) -> tuple[ImagePart, ...]:
     if not paths:
         return ()

@@ -12,9 +12,9 @@ import asyncio
 import dataclasses
 import os
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kcode.approval import AllowAll, ApprovalDecision, ApprovalRequest, Approver

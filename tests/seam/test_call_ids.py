@@ -30,8 +30,10 @@ from tests.ui.helpers import text_console
 
 
 def _edit(path: str, old: str, new: str) -> dict[str, Any]:
-    return {"name": "edit_file", "arguments": {"path": path, "edits": [{"old_string": old,
-            "new_string": new}]}}  # fmt: skip
+    return {
+        "name": "edit_file",
+        "arguments": {"path": path, "edits": [{"old_string": old, "new_string": new}]},
+    }
 
 
 def _agent(root: Path, script: list[Any], tools: tuple[str, ...]) -> Agent:
@@ -97,8 +99,15 @@ async def test_sub_agent_events_carry_the_spawn_call_id(tmp_path: Path) -> None:
     backend = ScriptedBackend(
         {
             "*": [
-                {"tool_calls": [{"id": "spawn-1", "name": "spawn_agents", "arguments": {
-                    "tasks": [{"role": "edit", "prompt": "SUB change G"}]}}]},  # fmt: skip
+                {
+                    "tool_calls": [
+                        {
+                            "id": "spawn-1",
+                            "name": "spawn_agents",
+                            "arguments": {"tasks": [{"role": "edit", "prompt": "SUB change G"}]},
+                        }
+                    ]
+                },
                 {"text": "all done"},
             ],
             "SUB": [{"tool_calls": [_edit("gamma.py", "G = 1", "G = 2")]}, {"text": "edited"}],
@@ -117,8 +126,11 @@ async def test_sub_agent_events_carry_the_spawn_call_id(tmp_path: Path) -> None:
     assert (tmp_path / "gamma.py").read_text() == "G = 2\n"
     sub = [e for e in events if e.agent != "main"]
     assert sub and all(e.parent_call_id == "spawn-1" for e in sub)
-    assert all(e.parent_call_id is None for e in events if e.agent == "main"
-               and not isinstance(e, AgentSpawned | AgentFinished))  # fmt: skip
+    assert all(
+        e.parent_call_id is None
+        for e in events
+        if e.agent == "main" and not isinstance(e, AgentSpawned | AgentFinished)
+    )
     lifecycle = [e for e in events if isinstance(e, AgentSpawned | AgentFinished)]
     assert len(lifecycle) == 2 and all(e.parent_call_id == "spawn-1" for e in lifecycle)
     sub_approval = next(e for e in sub if isinstance(e, ApprovalRequested))
