@@ -41,7 +41,7 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
     if ctx.sandbox == "off":
         return argv
     try:
-        from kcode import sandbox  # lazy: it imports tools.base, which process.py's users import
+        import kcode.sandbox as sandbox  # lazy: kcode.sandbox imports tools.base
     except ImportError as err:
         raise ToolError(
             f"the {ctx.sandbox} sandbox cannot load ({type(err).__name__}: {err}); the command was "
