@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.fake_openai_checks import tool_pairing_problem
 from tests.fake_openai_replies import ByConversation, Reply, _next_id, reply_from_json
 
 __all__ = ["ByConversation", "FakeOpenAIServer", "RecordedRequest", "Reply"]
@@ -75,8 +76,13 @@ class FakeOpenAIServer:
         default: Reply | None = None,
         require_api_key: str | None = None,
         simulate_cache: bool = False,
+        check_tool_pairing: bool = True,
     ) -> None:
         self._responder: Responder = responder if responder is not None else []
+        # Refuse (HTTP 400) a request whose tool calls and results do not pair up, as OpenAI does
+        # (tests/fake_openai_checks.py); every refusal is kept in `violations` for the test to see.
+        self.check_tool_pairing = check_tool_pairing
+        self.violations: list[str] = []
         self._default = default
         self.models = list(models)
         self.require_api_key = require_api_key
@@ -266,6 +272,13 @@ class _Handler(BaseHTTPRequestHandler):
                 and self.headers.get("Authorization") != f"Bearer {wanted_key}"
             ):
                 self._send_error_json(401, "Incorrect API key provided", "invalid_api_key")
+                return
+            problem = tool_pairing_problem(body.get("messages"))
+            if problem is not None and self.fake.check_tool_pairing:
+                with state.lock:
+                    self.fake.violations.append(problem)
+                sys.stderr.write(f"fake OpenAI server: refused a request: {problem}\n")
+                self._send_error_json(400, f"fake OpenAI server: {problem}", "invalid_request_error")
                 return
             index, reply = self.fake._choose_reply(body)
             record.reply_index = index

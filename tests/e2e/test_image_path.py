@@ -78,4 +78,4 @@ def test_repl_print_mode_and_view_image_send_the_same_image(
     assert len(headless) == len(tool) == len(repl) == 1, (headless, tool, repl)
     assert headless == tool == repl
     mime, size = repl[0]
-    assert max(size) == MAX_SIDE_PX and size == (1568, 1176), size
+    assert mime == "image/png" and max(size) == MAX_SIDE_PX and size == (1568, 1176), size
