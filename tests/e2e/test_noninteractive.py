@@ -81,6 +81,10 @@ def test_stream_json_lines_parse_and_are_in_order(
     assert types[1] == "turn_started"
     assert types[-2:] == ["turn_finished", "result"]
     assert types.count("tool_call_started") == types.count("tool_call_finished") == 4
+    # Issue #12: a consumer pairs each approval with the call that asked for it.
+    calls = {line["call_id"]: line["name"] for line in lines if line["type"] == "tool_call_started"}
+    approvals = [line for line in lines if line["type"].startswith("approval_")]
+    assert approvals and all(calls.get(a["call_id"]) == a["tool"] for a in approvals)
     stamps = [line["ts"] for line in lines]
     assert stamps == sorted(stamps)
     assert JSON_FIELDS <= set(lines[-1])
