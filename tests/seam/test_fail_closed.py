@@ -86,3 +86,24 @@ def test_the_doctor_reports_a_sandbox_that_cannot_import() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("(False,") and "sandbox module cannot load" in proc.stdout
+
+
+def test_a_missing_gguf_package_is_named_not_called_a_damaged_file(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + bytes(64))
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from kcode.backends.base import BackendError\n"
+        "from kcode.models import inspect_gguf\n"
+        "try:\n"
+        "    inspect_gguf(Path(sys.argv[1]))\n"
+        "except BackendError as err:\n"
+        "    print(err.message)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(model)], env=_env("gguf"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "needs the gguf package" in proc.stdout and "damaged" not in proc.stdout
