@@ -37,6 +37,9 @@ from tests.fake_openai_replies import ByConversation, Reply, _next_id, reply_fro
 
 __all__ = ["ByConversation", "FakeOpenAIServer", "RecordedRequest", "Reply"]
 
+# Every server made in this process, for the check in tests/conftest.py (the list is emptied there).
+CREATED: list[FakeOpenAIServer] = []
+
 Responder = Sequence[Reply | dict[str, Any]] | Callable[[dict[str, Any]], Reply | dict[str, Any]]
 
 
@@ -83,6 +86,8 @@ class FakeOpenAIServer:
         # (tests/fake_openai_checks.py); every refusal is kept in `violations` for the test to see.
         self.check_tool_pairing = check_tool_pairing
         self.violations: list[str] = []
+        self.violations_expected = False  # a test that sends broken histories on purpose sets it
+        CREATED.append(self)  # tests/conftest.py fails a test whose servers saw a violation
         self._default = default
         self.models = list(models)
         self.require_api_key = require_api_key
@@ -278,7 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
                 with state.lock:
                     self.fake.violations.append(problem)
                 sys.stderr.write(f"fake OpenAI server: refused a request: {problem}\n")
-                self._send_error_json(400, f"fake OpenAI server: {problem}", "invalid_request_error")
+                self._send_error_json(
+                    400, f"fake OpenAI server: {problem}", "invalid_request_error"
+                )
                 return
             index, reply = self.fake._choose_reply(body)
             record.reply_index = index

@@ -58,6 +58,7 @@ def test_broken_histories_are_named(messages: list[dict[str, Any]], says: str) -
 def test_the_server_answers_400_and_serves_no_reply() -> None:
     broken = {"model": "fake-model", "messages": [USER, _assistant("call_7")]}
     with FakeOpenAIServer([Reply.text("one")]) as server:
+        server.violations_expected = True
         status, raw = post(server.base_url, broken)
         assert status == 400
         message = json.loads(raw)["error"]["message"]
