@@ -212,7 +212,7 @@ class Error(Event):
 
 
 # Why a turn ended. Every reason has exactly one exit code in kcode.exit_codes.EXIT_CODES (SPEC §3);
-# mypy and tests/seam/test_protocol.py refuse a reason without one.
+# tests/seam/test_protocol.py refuses a reason without one.
 TurnReason: TypeAlias = Literal[
     "completed",
     "failed",
