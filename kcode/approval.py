@@ -32,6 +32,8 @@ class ApprovalRequest:
     trusted_test_run: bool = False
     # Workspace-relative paths an edit writes, for edit(...) rules; empty = read from `summary`.
     paths: tuple[str, ...] = ()
+    # The tool call asking (filled by ToolContext.approve): a front end pairs the prompt with the call.
+    call_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -289,33 +289,27 @@ def doctor(
     raise typer.Exit(run_doctor(config, root))
 
 
+def broken_install_message(err: ImportError) -> str:
+    """One clear line for a kcode module that cannot be imported (a broken or partial install)."""
+    return (
+        f"kcode: this installation is broken: {type(err).__name__}: {err}. "
+        "Reinstall kcode (pip install --force-reinstall kcode, or `make install` in a checkout).\n"
+    )
+
+
 def _register_optional_apps() -> None:
-    """Sub-apps that live with their feature; a missing one must not break the rest of the CLI."""
-    try:
-        from kcode.commands.visual import fix_app, visual_app
+    """Sub-apps that live with their feature. They are part of kcode, not optional: a broken import
+    fails loudly (run_cli), never turns `kcode fix` into "No such command 'fix'" (issue #12)."""
+    from kcode.commands.mcp import mcp_app
+    from kcode.commands.models import models_app
+    from kcode.commands.undo import undo_command
+    from kcode.commands.visual import fix_app, visual_app
 
-        app.add_typer(visual_app, name="visual")
-        app.add_typer(fix_app)
-    except ImportError:
-        pass
-    try:
-        from kcode.commands.models import models_app
-
-        app.add_typer(models_app, name="models")
-    except ImportError:
-        pass
-    try:
-        from kcode.commands.mcp import mcp_app
-
-        app.add_typer(mcp_app, name="mcp")
-    except ImportError:
-        pass
-    try:
-        from kcode.commands.undo import undo_command
-
-        app.command("undo")(undo_command)
-    except ImportError:
-        pass
+    app.add_typer(visual_app, name="visual")
+    app.add_typer(fix_app)
+    app.add_typer(models_app, name="models")
+    app.add_typer(mcp_app, name="mcp")
+    app.command("undo")(undo_command)
 
 
 def route_argv(args: list[str]) -> list[str]:
@@ -338,7 +332,11 @@ def route_argv(args: list[str]) -> list[str]:
 def run_cli(args: list[str]) -> int:
     routed = route_argv(args)
     if routed[:1] != ["chat"]:  # `kcode -p` must not pay for sub-apps it never runs
-        _register_optional_apps()
+        try:
+            _register_optional_apps()
+        except ImportError as err:  # fail closed, and say what is broken
+            sys.stderr.write(broken_install_message(err))
+            return 1
     try:
         app(routed, prog_name="kcode", standalone_mode=True)
     except SystemExit as exit_:

@@ -58,8 +58,11 @@ def _check_ripgrep() -> tuple[bool, str]:
 def _check_browser() -> tuple[bool, str]:
     try:
         from kcode.visual.browser import system_browser
-    except ImportError:
-        return False, "visual module unavailable"
+    except ImportError as err:  # reported as a failed check, with the cause (issue #12)
+        return (
+            False,
+            f"the visual module cannot load ({type(err).__name__}: {err}): reinstall kcode",
+        )
     found = system_browser()
     if found:
         return True, f"Chromium at {found}"
@@ -74,14 +77,13 @@ def _check_llama() -> tuple[bool, str]:
 
 def _check_sandbox(config: Config) -> tuple[bool, str]:
     try:
-        from kcode.sandbox import describe_sandbox  # type: ignore[attr-defined]
-
-        return describe_sandbox(config)  # type: ignore[no-any-return]
-    except ImportError:
-        bwrap = shutil.which("bwrap")
-        if bwrap:
-            return True, f"bubblewrap at {bwrap} (sandbox mode: {config.sandbox or 'off'})"
-        return False, "no sandbox: install bubblewrap (apt-get install bubblewrap)"
+        from kcode.sandbox import describe_sandbox
+    except ImportError as err:  # never report a sandbox that commands could not use (issue #12)
+        return (
+            False,
+            f"the sandbox module cannot load ({type(err).__name__}: {err}): reinstall kcode",
+        )
+    return describe_sandbox(config)
 
 
 def _check_extensions(config: Config, root: Path) -> tuple[bool, str]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeAlias, cast, get_args
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(kw_only=True)
@@ -19,6 +19,9 @@ class Event:
     type: ClassVar[str] = "event"
     agent: str = "main"
     ts: float = field(default_factory=time.time)
+    # On a sub-agent's events (and its agent_spawned/agent_finished): the id of the parent's
+    # spawn_agents call, so a consumer can nest them under that call. None on the main agent's own.
+    parent_call_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
@@ -106,6 +109,7 @@ class ToolCallFinished(Event):
 @dataclass(kw_only=True)
 class ApprovalRequested(Event):
     type: ClassVar[str] = "approval_requested"
+    call_id: str  # the tool call that asked (tool_call_started.call_id)
     action: str
     tool: str
     summary: str
@@ -115,6 +119,7 @@ class ApprovalRequested(Event):
 @dataclass(kw_only=True)
 class ApprovalDecided(Event):
     type: ClassVar[str] = "approval_decided"
+    call_id: str  # the tool call that asked (tool_call_started.call_id)
     action: str
     tool: str
     allowed: bool
@@ -206,37 +211,62 @@ class Error(Event):
     kind: str = "error"
 
 
+# Why a turn ended. Every reason has exactly one exit code in kcode.exit_codes.EXIT_CODES (SPEC §3);
+# tests/seam/test_protocol.py refuses a reason without one.
+TurnReason: TypeAlias = Literal[
+    "completed",
+    "failed",
+    "max_steps",
+    "repeated_calls",
+    "approval_required",
+    "backend_error",
+    "budget_exceeded",
+    "timeout",
+    "cancelled",
+    "error",
+    "stopped_by_hook",  # a hook answered continue: false (kcode.extensions)
+]
+TURN_REASONS: tuple[TurnReason, ...] = get_args(TurnReason)
+
+
 @dataclass(kw_only=True)
 class TurnFinished(Event):
     type: ClassVar[str] = "turn_finished"
-    # "completed" | "failed" | "max_steps" | "repeated_calls" | "approval_required" | "backend_error"
-    # | "cancelled" | "error"
-    reason: str
+    reason: TurnReason
     result: str = ""
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls
-    for cls in (
-        SessionStarted,
-        TurnStarted,
-        StepStarted,
-        TextDelta,
-        ReasoningDelta,
-        AssistantMessage,
-        ToolCallStarted,
-        ToolCallFinished,
-        ApprovalRequested,
-        ApprovalDecided,
-        AgentSpawned,
-        AgentFinished,
-        Usage,
-        Retrying,
-        VisualIteration,
-        Error,
-        TurnFinished,
-        BudgetWarning,
-        CacheWarning,
-    )
-}
+# The closed protocol (issue #12): every event a front end can receive, and nothing else. Adding an
+# event is one line here; consumers `match` on AnyEvent with `assert_never`, so mypy names every
+# consumer that does not handle it, and tests/seam/golden_events.json pins its JSON fields.
+AnyEvent: TypeAlias = (
+    SessionStarted
+    | TurnStarted
+    | StepStarted
+    | TextDelta
+    | ReasoningDelta
+    | AssistantMessage
+    | ToolCallStarted
+    | ToolCallFinished
+    | ApprovalRequested
+    | ApprovalDecided
+    | AgentSpawned
+    | AgentFinished
+    | Usage
+    | Retrying
+    | VisualIteration
+    | Error
+    | TurnFinished
+    | BudgetWarning
+    | CacheWarning
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in get_args(AnyEvent)}
+
+
+def closed(event: Event) -> AnyEvent:
+    """`event` as a member of the closed protocol; an event class outside AnyEvent is a bug."""
+    if EVENT_TYPES.get(event.type) is not type(event):
+        raise TypeError(f"{type(event).__name__} is not part of the event protocol (AnyEvent)")
+    return cast("AnyEvent", event)  # checked above: its class is one of AnyEvent's

@@ -12,21 +12,9 @@ from typing import Any
 from kcode.approval import NonInteractiveApprover
 from kcode.backends.base import BackendError
 from kcode.config import Config, ConfigError
-from kcode.events import Error, SessionStarted, TurnFinished
+from kcode.events import Error, SessionStarted, TurnFinished, TurnReason
+from kcode.exit_codes import EXIT_CODES, exit_code
 from kcode.messages import ImagePart, Message
-
-# TurnFinished.reason → exit code (SPEC §3)
-EXIT_CODES = {
-    "completed": 0,
-    "failed": 1,
-    "backend_error": 3,
-    "approval_required": 4,
-    "max_steps": 5,
-    "repeated_calls": 5,
-    "timeout": 5,
-    "budget_exceeded": 5,  # --max-tokens / --max-cost (kcode.agents.budget)
-    "cancelled": 130,
-}
 
 
 def load_images(paths: list[Path]) -> tuple[ImagePart, ...]:
@@ -104,7 +92,7 @@ async def _run(
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, task.cancel)
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    reason_override: str | None = None
+    reason_override: TurnReason | None = None
     try:
         await asyncio.wait_for(task, timeout=config.timeout_s)
     except TimeoutError:
@@ -119,7 +107,7 @@ async def _run(
         loop.remove_signal_handler(signal.SIGTERM)
 
     if finished is None or reason_override is not None:
-        reason = reason_override or "error"
+        reason: TurnReason = reason_override or "error"
         message = {
             "timeout": f"stopped by --timeout after {config.timeout_s} s",
             "cancelled": "interrupted; the session is saved: resume with `kcode -c`",
@@ -129,7 +117,7 @@ async def _run(
             printer.event(Error(message=message, kind=reason))
         session.log_event(finished)
         printer.event(finished)
-    code = EXIT_CODES.get(finished.reason, 1)
+    code = exit_code(finished.reason)  # the one table (kcode.exit_codes)
     printer.finish(_result(session.session_id, code, finished.result, started, finished.stats))
     if watchdog is not None:
         watchdog.code = code  # a tool thread still blocking shutdown: exit with this code

@@ -1,7 +1,8 @@
 """Images for the model: decode with Pillow, shrink to what vision models accept, encode.
 
-Used by view_image, by `-i/--image`, and by the visual loop. Pillow work is blocking: async callers
-run these functions in a thread (asyncio.to_thread).
+The one image path (issue #12): `-i/--image` (REPL and -p), `@image` mentions, view_image and the
+visual fix loop all go through `prepare_pil_image`, so every front end sends the same size and format.
+Pillow work is blocking: async callers run these functions in a thread (asyncio.to_thread).
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def prepare_image_bytes(
             f"{name} is not an image that can be decoded ({err}); "
             "give a PNG, JPEG, GIF or WebP file"
         ) from None
+    return prepare_pil_image(image, source_format, max_side)
+
+
+def prepare_pil_image(
+    image: Image.Image, source_format: str = "PNG", max_side: int = MAX_SIDE_PX
+) -> PreparedImage:
+    """Shrink the longest side to `max_side`; PNG (sharp text), or JPEG when the PNG is too big."""
     original = image.size
     if max(original) > max_side:
         scale = max_side / max(original)

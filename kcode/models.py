@@ -52,7 +52,11 @@ def inspect_gguf(path: Path) -> GgufInfo:
         raise BackendError("config", f"{path} is GGUF version {version}; kcode reads versions 2-3")
     try:
         import gguf
-
+    except ImportError as err:  # not "damaged": say what is missing (issue #12, fail closed)
+        raise BackendError(
+            "config", "reading GGUF models needs the gguf package: pip install 'kcode[local]'"
+        ) from err
+    try:
         reader = gguf.GGUFReader(str(path))
     except Exception as err:  # the reader raises plain ValueError/IndexError on cut files
         raise BackendError(

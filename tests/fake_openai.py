@@ -32,9 +32,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.fake_openai_checks import tool_pairing_problem
 from tests.fake_openai_replies import ByConversation, Reply, _next_id, reply_from_json
 
 __all__ = ["ByConversation", "FakeOpenAIServer", "RecordedRequest", "Reply"]
+
+# Every server made in this process, for the check in tests/conftest.py (the list is emptied there).
+CREATED: list[FakeOpenAIServer] = []
 
 Responder = Sequence[Reply | dict[str, Any]] | Callable[[dict[str, Any]], Reply | dict[str, Any]]
 
@@ -75,8 +79,15 @@ class FakeOpenAIServer:
         default: Reply | None = None,
         require_api_key: str | None = None,
         simulate_cache: bool = False,
+        check_tool_pairing: bool = True,
     ) -> None:
         self._responder: Responder = responder if responder is not None else []
+        # Refuse (HTTP 400) a request whose tool calls and results do not pair up, as OpenAI does
+        # (tests/fake_openai_checks.py); every refusal is kept in `violations` for the test to see.
+        self.check_tool_pairing = check_tool_pairing
+        self.violations: list[str] = []
+        self.violations_expected = False  # a test that sends broken histories on purpose sets it
+        CREATED.append(self)  # tests/conftest.py fails a test whose servers saw a violation
         self._default = default
         self.models = list(models)
         self.require_api_key = require_api_key
@@ -266,6 +277,15 @@ class _Handler(BaseHTTPRequestHandler):
                 and self.headers.get("Authorization") != f"Bearer {wanted_key}"
             ):
                 self._send_error_json(401, "Incorrect API key provided", "invalid_api_key")
+                return
+            problem = tool_pairing_problem(body.get("messages"))
+            if problem is not None and self.fake.check_tool_pairing:
+                with state.lock:
+                    self.fake.violations.append(problem)
+                sys.stderr.write(f"fake OpenAI server: refused a request: {problem}\n")
+                self._send_error_json(
+                    400, f"fake OpenAI server: {problem}", "invalid_request_error"
+                )
                 return
             index, reply = self.fake._choose_reply(body)
             record.reply_index = index

@@ -25,7 +25,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from kcode.agents.prices import Price, PriceTable
 from kcode.backends.base import (
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 WARN_FRACTION = 0.8
 CHARS_PER_TOKEN = 4
-BUDGET_EXCEEDED = "budget_exceeded"  # TurnFinished.reason; exit code 5
+BUDGET_EXCEEDED: Final = "budget_exceeded"  # TurnFinished.reason; exit code 5
 
 
 class BudgetError(ValueError):

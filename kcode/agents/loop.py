@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from kcode.agents.budget import BUDGET_EXCEEDED, BudgetExceeded, BudgetNotice, Meter
 from kcode.agents.scheduling import dependencies, footprint
@@ -45,6 +45,7 @@ from kcode.events import (
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
+    TurnReason,
     TurnStarted,
     Usage,
 )
@@ -59,14 +60,15 @@ REPEAT_STOP = 5
 FAILED_PREFIX = "FAILED"
 
 # TurnFinished.reason values
-COMPLETED, FAILED, MAX_STEPS, REPEATED = "completed", "failed", "max_steps", "repeated_calls"
-APPROVAL, BACKEND_ERROR, CANCELLED, TIMEOUT = (
-    "approval_required",
-    "backend_error",
-    "cancelled",
-    "timeout",
-)
-HOOK_STOPPED = "stopped_by_hook"
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+MAX_STEPS: Final = "max_steps"
+REPEATED: Final = "repeated_calls"
+APPROVAL: Final = "approval_required"
+BACKEND_ERROR: Final = "backend_error"
+CANCELLED: Final = "cancelled"
+TIMEOUT: Final = "timeout"
+HOOK_STOPPED: Final = "stopped_by_hook"
 
 
 @dataclass
@@ -394,7 +396,7 @@ class Agent:
                         )
                 break
 
-    def _judge(self, final_text: str) -> str:
+    def _judge(self, final_text: str) -> TurnReason:
         if final_text.lstrip().upper().startswith(FAILED_PREFIX):
             return FAILED
         tests = self.ctx.last_tests
@@ -402,7 +404,7 @@ class Agent:
             return FAILED
         return COMPLETED
 
-    def finish_event(self, reason: str, result: str, started: float) -> TurnFinished:
+    def finish_event(self, reason: TurnReason, result: str, started: float) -> TurnFinished:
         stats = self.stats.as_dict()
         stats["duration_s"] = round(time.monotonic() - started, 3)
         stats["files_changed"] = self.ctx.changes.changed_paths(self.ctx.root)

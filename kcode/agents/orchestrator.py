@@ -49,7 +49,7 @@ from kcode.approval import ApprovalDecision, ApprovalRequest, ApprovalRequired, 
 from kcode.backends.base import Backend, BackendOptions
 from kcode.events import AgentFinished, AgentSpawned, TurnFinished
 from kcode.messages import Message, ToolResult
-from kcode.tools.base import Tool, ToolContext, ToolError
+from kcode.tools.base import Tool, ToolContext, ToolError, current_call_id
 from kcode.vcs import worktrees as wt
 from kcode.vcs.merge import MergeOutcome, merge_back_sync
 
@@ -281,6 +281,7 @@ class Orchestrator:
             await parent.emit(
                 AgentSpawned(
                     agent=parent.agent_id,
+                    parent_call_id=current_call_id() or None,
                     agent_id=plan.id,
                     role=plan.task.role,
                     prompt=plan.task.prompt,
@@ -306,6 +307,7 @@ class Orchestrator:
             await parent.emit(
                 AgentFinished(
                     agent=parent.agent_id,
+                    parent_call_id=current_call_id() or None,
                     agent_id=plan.id,
                     role=plan.task.role,
                     ok=result.ok,
@@ -351,6 +353,7 @@ class Orchestrator:
         message: Message | None = None,
     ) -> TurnFinished | None:
         finished: TurnFinished | None = None
+        spawn_call = current_call_id() or None
         try:
             async with asyncio.timeout(self.timeout_s):
                 async for event in agent.run_turn(message or Message.user(self._task_text(plan))):
@@ -358,8 +361,10 @@ class Orchestrator:
                         finished = event
                     if plan.requeue is not None and batch.held_back(event, plan.requeue):
                         continue  # a 429 that is requeued: Retrying is shown instead
-                    # Events already carry the sub-agent's id; re-tag only if one does not.
-                    await parent.emit(event if event.agent == plan.id else event.for_agent(plan.id))
+                    # Re-tag with the sub-agent's id and the parent's spawn_agents call (#12).
+                    await parent.emit(
+                        dataclasses.replace(event, agent=plan.id, parent_call_id=spawn_call)
+                    )
         except TimeoutError:
             result.error = f"timed out after {self.timeout_s:g} s"
             return None

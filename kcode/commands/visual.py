@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from kcode.exit_codes import EXIT_CODES
 from kcode.visual.errors import VisualError
 
 visual_app = typer.Typer(
@@ -109,7 +110,7 @@ def compare_command(
         _error(err.message)
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_CODES["cancelled"]) from None
     sys.stdout.write(
         json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics)
     )
@@ -183,7 +184,7 @@ def fix_command(
         return err.exit_code
     except KeyboardInterrupt:
         _error("interrupted; the working tree is at the best iteration so far")
-        return 130
+        return EXIT_CODES["cancelled"]
     result = loop.result
     assert result is not None
     summary = (

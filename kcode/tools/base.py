@@ -9,8 +9,10 @@ raises into the agent loop (except `ApprovalRequired` and cancellation, which en
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -23,6 +25,17 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from kcode.tools.args import ToolArgs as ToolArgs
+
+
+# The id of the tool call running in this task. Each call runs in its own asyncio task (a copy of the
+# context), so parallel calls never see each other's id: approvals and forwarded sub-agent events use
+# it to say which call they belong to (issue #12: front ends pair them by id, not by tool name).
+_CALL_ID: ContextVar[str] = ContextVar("kcode_call_id", default="")
+
+
+def current_call_id() -> str:
+    """The id of the tool call this code runs under ("" outside a call)."""
+    return _CALL_ID.get()
 
 
 class ToolError(Exception):
@@ -185,9 +198,12 @@ class ToolContext:
     async def _approve_now(self, request: ApprovalRequest) -> ApprovalDecision:
         from kcode.events import ApprovalDecided, ApprovalRequested
 
+        call_id = request.call_id or current_call_id()
+        request = dataclasses.replace(request, call_id=call_id)
         await self.emit(
             ApprovalRequested(
                 agent=self.agent_id,
+                call_id=call_id,
                 action=request.action,
                 tool=request.tool,
                 summary=request.summary,
@@ -198,6 +214,7 @@ class ToolContext:
         await self.emit(
             ApprovalDecided(
                 agent=self.agent_id,
+                call_id=call_id,
                 action=request.action,
                 tool=request.tool,
                 allowed=decision.allowed,
@@ -288,6 +305,7 @@ async def run_tool(tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolRes
         args = tool.args_model.model_validate(call.arguments)
     except pydantic.ValidationError as err:
         return ToolResult(call.id, False, format_validation_error(tool.name, err))
+    token = _CALL_ID.set(call.id)
     try:
         result = await tool.run(args, ctx)
     except (ApprovalRequired, asyncio.CancelledError):
@@ -296,6 +314,8 @@ async def run_tool(tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolRes
         return ToolResult(call.id, False, str(err))
     except Exception as err:  # a bug or an OS error in a tool must not kill the turn
         return ToolResult(call.id, False, f"{tool.name} failed: {type(err).__name__}: {err}")
+    finally:
+        _CALL_ID.reset(token)
     return ToolResult(
         result.call_id or call.id,
         result.ok,

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from kcode.tools.base import ToolContext
+from kcode.tools.base import ToolContext, ToolError
 
 READ_CHUNK = 64 * 1024
 # How long to wait for the pipe to close after the group is killed (a child that escaped the
@@ -38,15 +36,19 @@ def scrubbed_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
-    """Sandbox hook: kcode/sandbox.py (when present) wraps argv, e.g. in bwrap, for ctx.sandbox."""
+    """kcode.sandbox wraps argv (bwrap or Landlock) for ctx.sandbox. Fails closed: a sandbox that
+    cannot even be imported refuses the command; it never runs it unsandboxed (issue #12)."""
     if ctx.sandbox == "off":
         return argv
     try:
-        sandbox: Any = importlib.import_module("kcode.sandbox")
-    except ImportError:
-        return argv
-    wrapped: list[str] = sandbox.wrap_command(argv, ctx)
-    return wrapped
+        import kcode.sandbox as sandbox  # lazy: kcode.sandbox imports tools.base
+    except ImportError as err:
+        raise ToolError(
+            f"the {ctx.sandbox} sandbox cannot load ({type(err).__name__}: {err}); the command was "
+            "not run. This kcode installation is broken: reinstall it (or run with --sandbox off "
+            "to allow unsandboxed commands)"
+        ) from err
+    return sandbox.wrap_command(argv, ctx)
 
 
 class HeadTailBuffer:

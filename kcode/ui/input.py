@@ -221,18 +221,15 @@ def resolve_inside(root: Path, raw: str) -> Path:
 
 
 def load_image_part(path: Path, shown: str) -> ImagePart:
-    """Read and verify an image (Pillow decodes it fully, so a broken file is caught here)."""
-    from PIL import Image, UnidentifiedImageError
+    """Read, decode and prepare an image the way every front end does (kcode.images, issue #12)."""
+    from kcode.images import ImageError, prepare_image_bytes
 
-    data = path.read_bytes()
     try:
-        import io
-
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise MentionError(f"@{shown} cannot be decoded as an image ({err})") from err
-    return ImagePart(data, IMAGE_SUFFIXES[path.suffix.lower()])
+        return prepare_image_bytes(path.read_bytes(), f"@{shown}").part
+    except ImageError as err:
+        raise MentionError(str(err)) from err
+    except OSError as err:
+        raise MentionError(f"@{shown} cannot be read ({err.strerror or err})") from err
 
 
 def parse_mentions(text: str, root: Path, extra_images: Iterable[Path] = ()) -> ParsedInput:

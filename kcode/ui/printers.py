@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, assert_never
 
 from kcode.events import (
+    AgentFinished,
+    AgentSpawned,
+    AnyEvent,
+    ApprovalDecided,
+    ApprovalRequested,
+    AssistantMessage,
     BudgetWarning,
     CacheWarning,
     Error,
@@ -18,10 +24,15 @@ from kcode.events import (
     ReasoningDelta,
     Retrying,
     SessionStarted,
+    StepStarted,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
+    TurnStarted,
+    Usage,
+    VisualIteration,
+    closed,
 )
 from kcode.secrets import redact
 from kcode.terminal_text import json_safe, visible
@@ -47,6 +58,12 @@ class _Safe:
         return visible(redact(text, self.secrets), one_line=one_line)
 
 
+def _notice(safe: _Safe, event: BudgetWarning | CacheWarning) -> str:
+    from kcode.agents.usage_report import describe_notice
+
+    return safe.text(describe_notice(event), one_line=True)
+
+
 class TextPrinter(_Safe):
     def __init__(
         self, out: TextIO, err: TextIO, progress: bool, secrets: list[str] | None = None
@@ -55,27 +72,41 @@ class TextPrinter(_Safe):
         self.secrets = list(secrets or [])
 
     def event(self, event: Event) -> None:
-        if isinstance(event, Error):
-            self.err.write(f"kcode: {self.text(event.message)}\n")
-        if isinstance(event, BudgetWarning | CacheWarning):  # shown even without a terminal
-            from kcode.agents.usage_report import describe_notice
-
-            self.err.write(f"kcode: warning: {self.text(describe_notice(event), one_line=True)}\n")
-        if not self.progress:
-            return
-        prefix = "" if event.agent == "main" else f"[{event.agent}] "
-        if isinstance(event, ToolCallStarted):
-            args = _dump(event.arguments, self.secrets)
-            line = f"{prefix}… {event.name} {args[:100]}"
-            self.err.write(self.text(line, one_line=True) + "\n")
-        elif isinstance(event, ToolCallFinished):
-            mark = "✓" if event.ok else "✗"
-            first = event.content.strip().splitlines()[0][:100] if event.content.strip() else ""
-            self.err.write(self.text(f"{prefix}{mark} {event.name} {first}", one_line=True) + "\n")
-        elif isinstance(event, Retrying):
-            line = f"{prefix}retrying ({event.reason}) in {event.delay_s:.1f}s"
-            self.err.write(self.text(line, one_line=True) + "\n")
+        self._show(closed(event))
         self.err.flush()
+
+    def _show(self, event: AnyEvent) -> None:
+        # Exhaustive (issue #12): a new event type fails mypy here until this printer decides.
+        prefix = "" if event.agent == "main" else f"[{event.agent}] "
+        match event:
+            case Error():
+                self.err.write(f"kcode: {self.text(event.message)}\n")
+            case BudgetWarning() | CacheWarning():  # shown even without a terminal
+                self.err.write(f"kcode: warning: {_notice(self, event)}\n")
+            case ToolCallStarted():
+                if self.progress:
+                    args = _dump(event.arguments, self.secrets)
+                    line = f"{prefix}… {event.name} {args[:100]}"
+                    self.err.write(self.text(line, one_line=True) + "\n")
+            case ToolCallFinished():
+                if self.progress:
+                    mark = "✓" if event.ok else "✗"
+                    body = event.content.strip()
+                    first = body.splitlines()[0][:100] if body else ""
+                    line = f"{prefix}{mark} {event.name} {first}"
+                    self.err.write(self.text(line, one_line=True) + "\n")
+            case Retrying():
+                if self.progress:
+                    line = f"{prefix}retrying ({event.reason}) in {event.delay_s:.1f}s"
+                    self.err.write(self.text(line, one_line=True) + "\n")
+            case (
+                SessionStarted() | TurnStarted() | StepStarted() | TextDelta() | ReasoningDelta()
+                | AssistantMessage() | ApprovalRequested() | ApprovalDecided() | AgentSpawned()
+                | AgentFinished() | Usage() | VisualIteration() | TurnFinished()
+            ):  # fmt: skip
+                pass  # the answer comes in finish(); the rest is for stream-json
+            case _:
+                assert_never(event)
 
     def finish(self, result: dict[str, Any]) -> None:
         text = result.get("result") or ""
@@ -90,12 +121,21 @@ class JsonPrinter(_Safe):
         self.secrets = list(secrets or [])
 
     def event(self, event: Event) -> None:
-        if isinstance(event, Error):
-            self.err.write(f"kcode: {self.text(event.message)}\n")
-        if isinstance(event, BudgetWarning | CacheWarning):  # stdout keeps the one object
-            from kcode.agents.usage_report import describe_notice
-
-            self.err.write(f"kcode: warning: {self.text(describe_notice(event), one_line=True)}\n")
+        event = closed(event)
+        match event:  # exhaustive (issue #12): stdout keeps the one object, notes go to stderr
+            case Error():
+                self.err.write(f"kcode: {self.text(event.message)}\n")
+            case BudgetWarning() | CacheWarning():
+                self.err.write(f"kcode: warning: {_notice(self, event)}\n")
+            case (
+                SessionStarted() | TurnStarted() | StepStarted() | TextDelta() | ReasoningDelta()
+                | AssistantMessage() | ToolCallStarted() | ToolCallFinished() | ApprovalRequested()
+                | ApprovalDecided() | AgentSpawned() | AgentFinished() | Usage() | Retrying()
+                | VisualIteration() | TurnFinished()
+            ):  # fmt: skip
+                pass
+            case _:
+                assert_never(event)
 
     def finish(self, result: dict[str, Any]) -> None:
         self.out.write(_dump(result, self.secrets) + "\n")
@@ -145,7 +185,7 @@ class StreamJsonPrinter:
             self.out.flush()
             return
         self._flush_pending(event.agent)  # e.g. before the AssistantMessage with the whole text
-        self._write(event.to_json())
+        self._write(closed(event).to_json())  # only the versioned protocol goes out
         self.out.flush()
 
     def finish(self, result: dict[str, Any]) -> None:

@@ -278,8 +278,8 @@ class Renderer:
         elif isinstance(event, ToolCallFinished):
             self._tool_finished(event)
         elif isinstance(event, ApprovalRequested):
-            if event.detail:
-                self._pending_diffs[(event.agent, event.tool)] = event.detail
+            if event.detail:  # keyed by call: parallel edits each get their own diff (#12)
+                self._pending_diffs[(event.agent, event.call_id)] = event.detail
         elif isinstance(event, ApprovalDecided):
             if not event.allowed:
                 self.print(Text(f"  ✗ declined: {visible(event.reason)}", style="yellow"))
@@ -302,9 +302,9 @@ class Renderer:
         elif isinstance(event, (BudgetWarning, CacheWarning)):
             self.print(Text(f"  ! {visible(describe_notice(event))}", style="yellow"))
 
-    def note_prompted(self, agent: str, tool: str) -> None:
-        """The approval prompt already showed this diff; do not repeat it after the call."""
-        self._shown_in_prompt.add((agent, tool))
+    def note_prompted(self, agent: str, call_id: str) -> None:
+        """The approval prompt already showed this call's diff; do not repeat it after the call."""
+        self._shown_in_prompt.add((agent, call_id))
 
     def _fold_reasoning(self) -> None:
         if not self._reasoning:
@@ -330,7 +330,7 @@ class Renderer:
         line.append(label)
         line.append(f" → {tool_outcome(event.name, event.ok, event.content, event.data)}", "dim")
         self.print(line)
-        key = (event.agent, event.name)
+        key = (event.agent, event.call_id)
         diff = (event.data or {}).get("diff") or self._pending_diffs.pop(key, "")
         shown = key in self._shown_in_prompt
         self._shown_in_prompt.discard(key)

@@ -176,7 +176,7 @@ class Repl:
 
         notify(self, request)  # Notification hooks
         if request.action == "edit":
-            self.renderer.note_prompted("main", request.tool)
+            self.renderer.note_prompted("main", request.call_id)
 
     async def _read_choice(self, message: str) -> str:
         try:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from kcode.images import MAX_SIDE_PX, prepare_pil_image
 from kcode.messages import ImagePart
 from kcode.visual.errors import VisualError
 
-MODEL_IMAGE_MAX_SIDE = 1568
+MODEL_IMAGE_MAX_SIDE = MAX_SIDE_PX  # one limit for every front end (kcode.images)
 MIN_SIDE = 64
 MAX_CSS_WIDTH = 4000
 MAX_CSS_HEIGHT = 12000
@@ -87,17 +88,5 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def image_for_model(image: Image.Image, max_side: int = MODEL_IMAGE_MAX_SIDE) -> ImagePart:
-    """Resize so the longest side is ≤ max_side; PNG for screenshots (sharp text), JPEG if huge."""
-    width, height = image.size
-    factor = min(1.0, max_side / max(width, height))
-    if factor < 1.0:
-        image = image.resize(
-            (max(1, round(width * factor)), max(1, round(height * factor))),
-            Image.Resampling.LANCZOS,
-        )
-    data = png_bytes(image)
-    if len(data) > 4_000_000:
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=85)
-        return ImagePart(buffer.getvalue(), "image/jpeg")
-    return ImagePart(data, "image/png")
+    """The same preparation as every other front end (kcode.images, issue #12)."""
+    return prepare_pil_image(image, "PNG", max_side).part

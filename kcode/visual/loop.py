@@ -26,7 +26,9 @@ from typing import Any
 
 from PIL import Image
 
-from kcode.events import Event, TurnFinished, VisualIteration
+from kcode.events import Event, TurnFinished, TurnReason, VisualIteration
+from kcode.exit_codes import ENDS_RUN
+from kcode.exit_codes import exit_code as code_for
 from kcode.messages import Message
 from kcode.visual.annotate import find_red_mark, mark_is_annotation
 from kcode.visual.checkpoint import Checkpoints, open_checkpoints
@@ -42,7 +44,6 @@ from kcode.visual.sources import PageSource, resolve_page_source
 
 EditStep = Callable[[Message], AsyncIterator[Event]]
 PATIENCE = 2  # iterations without improvement before giving up
-ABNORMAL_TURN_EXIT = {"backend_error": 3, "approval_required": 4, "cancelled": 130}
 
 
 @dataclass
@@ -159,7 +160,7 @@ class FixLoop:
 
     async def _edit(self, message: Message) -> AsyncIterator[Event]:
         """Forward the turn's events; remember how it ended."""
-        self._turn_reason = "completed"
+        self._turn_reason: TurnReason = "completed"
         async for event in self.edit_step(message):
             if isinstance(event, TurnFinished) and event.agent == "main":
                 self._turn_reason = event.reason
@@ -205,8 +206,8 @@ class FixLoop:
             )
             before = self._best[1]
             yield await self._record(iteration, current, current.metrics["score"], current.metrics)
-            if self._turn_reason in ABNORMAL_TURN_EXIT:
-                stop_reason, exit_code = self._turn_reason, ABNORMAL_TURN_EXIT[self._turn_reason]
+            if self._turn_reason in ENDS_RUN:  # one table for every front end (kcode.exit_codes)
+                stop_reason, exit_code = self._turn_reason, code_for(self._turn_reason)
                 break
             stale = 0 if current.metrics["score"] > before else stale + 1
             if stale >= PATIENCE and self._best[1] < options.threshold:
@@ -277,11 +278,12 @@ class FixLoop:
         after_inspection = Inspection(metrics_after, whole, after, after_image, _heatmap=heat)
         yield await self._record(1, after_inspection, changed, metrics_after)
         reason = self._turn_reason
-        exit_code = ABNORMAL_TURN_EXIT.get(
-            reason, 0 if changed > 0 and reason == "completed" else 1
-        )
+        if reason in ENDS_RUN:
+            exit_code = code_for(reason)
+        else:
+            exit_code = 0 if changed > 0 and reason == "completed" else 1
         restored = []
-        if reason in ABNORMAL_TURN_EXIT and self._checkpoints is not None:
+        if reason in ENDS_RUN and self._checkpoints is not None:
             restored = await self._checkpoints.restore(0)
         self.result = FixResult(
             exit_code,

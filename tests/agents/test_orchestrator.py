@@ -18,6 +18,7 @@ from kcode.events import AgentFinished, AgentSpawned, Event, ToolCallFinished
 from kcode.messages import Message
 from tests.agents.helpers import finished, git, main_agent, make_repo, run, worktree_paths
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
+from tests.waiting import async_wait_until
 
 MAIN = "MAIN: fan out"
 
@@ -216,9 +217,12 @@ async def test_cancelling_mid_fan_out_leaves_no_worktrees_processes_or_open_call
                 seen.append(event)
 
         task = asyncio.create_task(consume())
-        while sum(isinstance(e, AgentSpawned) for e in seen) < 4 or len(server.requests) < 5:
+
+        def all_started() -> bool:
             assert not task.done(), seen[-1]
-            await asyncio.sleep(0.02)
+            return sum(isinstance(e, AgentSpawned) for e in seen) >= 4 and len(server.requests) >= 5
+
+        await async_wait_until(all_started, "4 sub-agents and 5 requests in flight")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

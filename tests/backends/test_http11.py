@@ -38,13 +38,20 @@ def closing_server() -> Iterator[tuple[str, list[int]]]:
                 return
             accepted.append(1)
             with conn:
+                conn.settimeout(10)  # a client that stalls must not hang this thread forever
                 data = b""
                 while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
+                    chunk = conn.recv(65536)
+                    if not chunk:  # the client left mid-request: recv would return b"" forever
+                        return
+                    data += chunk
                 head, _, rest = data.partition(b"\r\n\r\n")
                 length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                 while len(rest) < length:
-                    rest += conn.recv(65536)
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    rest += chunk
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                     + f"Content-Length: {len(body)}\r\n\r\n".encode()

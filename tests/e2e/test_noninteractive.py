@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from kcode.events import SCHEMA_VERSION
 from tests.e2e.conftest import kcode_exe, make_repo, run_kcode
 from tests.fake_openai import FakeOpenAIServer, Reply
 
@@ -76,10 +77,14 @@ def test_stream_json_lines_parse_and_are_in_order(
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert all({"type", "agent", "ts"} <= set(line) for line in lines)
     types = [line["type"] for line in lines]
-    assert types[0] == "session_started" and lines[0]["schema_version"] == 1
+    assert types[0] == "session_started" and lines[0]["schema_version"] == SCHEMA_VERSION == 2
     assert types[1] == "turn_started"
     assert types[-2:] == ["turn_finished", "result"]
     assert types.count("tool_call_started") == types.count("tool_call_finished") == 4
+    # Issue #12: a consumer pairs each approval with the call that asked for it.
+    calls = {line["call_id"]: line["name"] for line in lines if line["type"] == "tool_call_started"}
+    approvals = [line for line in lines if line["type"].startswith("approval_")]
+    assert approvals and all(calls.get(a["call_id"]) == a["tool"] for a in approvals)
     stamps = [line["ts"] for line in lines]
     assert stamps == sorted(stamps)
     assert JSON_FIELDS <= set(lines[-1])

@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.conftest import kcode_exe, make_repo
 from tests.fake_openai import FakeOpenAIServer, Reply
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -65,8 +66,7 @@ def test_repl_session_in_a_terminal(tmp_path: Path, kcode_env: dict[str, str]) -
             child.send(command + "\r")
             child.expect(expected)
         child.send("take your time\r")
-        while len(srv.requests) < 4:
-            time.sleep(0.05)
+        wait_until(lambda: len(srv.requests) >= 4, "the slow request to reach the server")
         time.sleep(0.3)
         child.sendintr()
         child.expect("interrupted")

@@ -9,6 +9,7 @@ import pytest
 from tests.safety.faults import run_fault_injection
 
 
+@pytest.mark.slow  # chaos: many turns of randomised faults (~20 s)
 async def test_randomised_faults_lose_no_turn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 from tests.safety.interrupts import interrupt_once
 
 
+@pytest.mark.slow  # chaos: real kcode runs killed at random moments (~50 s each)
 @pytest.mark.parametrize("how", ["kill", "int"])
 def test_interrupted_runs_leave_a_resumable_session_whole_files_and_no_orphans(
     tmp_path: Path, how: str

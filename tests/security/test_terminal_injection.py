@@ -61,13 +61,15 @@ def test_every_event_type_renders_hostile_strings_visibly() -> None:
         ToolCallStarted(call_id="1", name="shell", arguments={"command": HOSTILE}),
         ToolCallFinished(call_id="1", name="shell", ok=True, content=HOSTILE, data={}),
         ToolCallStarted(call_id="2", name="write_file", arguments={"path": HOSTILE}),
-        ApprovalRequested(action="edit", tool="write_file", summary=HOSTILE, detail=f"+{HOSTILE}"),
+        ApprovalRequested(
+            call_id="2", action="edit", tool="write_file", summary=HOSTILE, detail=f"+{HOSTILE}"
+        ),
         ToolCallFinished(
             call_id="2", name="write_file", ok=True, content=HOSTILE, data={"diff": f"+{HOSTILE}"}
         ),
         ToolCallStarted(call_id="3", name="todo_write", arguments={"items": [{"text": HOSTILE}]}),
         ToolCallFinished(call_id="3", name="todo_write", ok=True, content="ok"),
-        ApprovalDecided(action="shell", tool="shell", allowed=False, reason=HOSTILE),
+        ApprovalDecided(call_id="1", action="shell", tool="shell", allowed=False, reason=HOSTILE),
         Retrying(attempt=1, delay_s=0.1, reason=HOSTILE),
         AgentSpawned(agent_id="a1", role=HOSTILE, prompt=HOSTILE),
         AgentFinished(agent_id="a1", role=HOSTILE, ok=False, report=HOSTILE, error=HOSTILE),

@@ -90,6 +90,6 @@ def test_mentions_attach_images_and_reject_bad_ones(tmp_path: Path) -> None:
         parse_mentions("read @missing.py", root)
     with pytest.raises(MentionError, match="outside the workspace"):
         parse_mentions("read @../secret.txt", root)
-    with pytest.raises(MentionError, match="cannot be decoded"):
+    with pytest.raises(MentionError, match=r"@broken\.png is not an image that can be decoded"):
         parse_mentions("look @broken.png", root)
     assert parse_mentions("mail me at a@b.c", root).files == []

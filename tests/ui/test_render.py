@@ -55,7 +55,9 @@ def test_failed_call_shows_the_error_first_line() -> None:
 def test_edit_shows_the_diff_after_the_call() -> None:
     out = render(
         ToolCallStarted(call_id="c1", name="edit_file", arguments={"path": "app.py", "edits": []}),
-        ApprovalRequested(action="edit", tool="edit_file", summary="edit app.py", detail=DIFF),
+        ApprovalRequested(
+            call_id="c1", action="edit", tool="edit_file", summary="edit app.py", detail=DIFF
+        ),
         ToolCallFinished(call_id="c1", name="edit_file", ok=True, content="Edited app.py (+1 -1)"),
     )
     lines = out.splitlines()

@@ -15,6 +15,7 @@ from kcode.backends.scripted import ScriptedBackend
 from kcode.session import Session, list_sessions
 from kcode.ui.repl import Repl
 from tests.ui.helpers import make_runtime, scripted_config, text_console
+from tests.waiting import async_wait_until
 
 
 async def wait_for_text(buffer: StringIO, needle: str, timeout: float = 10.0) -> None:
@@ -131,8 +132,7 @@ async def test_ctrl_c_cancels_a_slow_turn_and_the_next_prompt_works(tmp_path: Pa
         repl._runtime_factory = harness.factory(repl)
         task = asyncio.create_task(repl.run(None, []))
         pipe.send_text("slow one\r")
-        while repl.turn_task is None:
-            await asyncio.sleep(0.02)
+        await async_wait_until(lambda: repl.turn_task is not None, "the turn to start")
         repl.cancel_turn()  # what the SIGINT handler does
         await wait_for_text(harness.buffer, "interrupted — the conversation is kept")
         pipe.send_text("again\r")

@@ -168,3 +168,27 @@ async def test_circled_spot_goes_to_the_model_with_the_users_words(
     assert len(seen) == 1 and "this button should be purple" in seen[0].text
     assert "#plan-pro > button.buy" in seen[0].text
     assert result.report_path.is_file()
+
+
+async def test_a_turn_over_budget_stops_the_loop_with_the_shared_exit_code(
+    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+) -> None:
+    """Issue #12: the fix loop maps reasons through kcode.exit_codes like -p does; a run budget that
+    is spent stops it (exit 5) instead of starting turn after turn that can only fail again."""
+    root = git_repo_with_defect(tmp_path / "repo")
+    original = (root / "styles.css").read_text()
+    target = tmp_path / "design.png"
+    target_image.save(target)
+    turns = 0
+
+    async def edit_step(message: Message) -> AsyncIterator[Event]:
+        nonlocal turns
+        turns += 1
+        (root / "styles.css").write_text(original + "body { color: red }\n")
+        yield TurnFinished(reason="budget_exceeded", result="--max-cost 0.01 reached")
+
+    loop = FixLoop(FixOptions(root, target, max_iters=4), edit_step, renderer)
+    await run(loop)
+    result = loop.result
+    assert result is not None and turns == 1
+    assert result.exit_code == 5 and result.stop_reason == "budget_exceeded"
