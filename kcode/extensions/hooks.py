@@ -116,7 +116,7 @@ async def run_hook(spec: HookSpec, payload: bytes, cwd: Path, env: dict[str, str
         out, err = await asyncio.wait_for(_exchange(proc, payload), spec.timeout_s)
     except TimeoutError:
         _kill_group(proc)
-        await proc.wait()
+        await _reap(proc)
         return _Run(spec, None, "", "", timed_out=True)
     except asyncio.CancelledError:
         _kill_group(proc)
@@ -149,6 +149,24 @@ async def _exchange(proc: asyncio.subprocess.Process, payload: bytes) -> tuple[b
     _, out, err = await asyncio.gather(feed(proc.stdin), read(proc.stdout), read(proc.stderr))
     await proc.wait()
     return out, err
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for a killed hook. `proc.wait()` alone can hang: a reader paused on a full buffer (a
+    flooding hook) never sees EOF, so asyncio never closes the pipe; read its rest and drop it,
+    and if a leftover process in another session still holds a pipe open, close ours."""
+
+    async def drain(stream: asyncio.StreamReader | None) -> None:
+        while stream is not None and await stream.read(65536):
+            pass
+
+    try:
+        await asyncio.wait_for(asyncio.gather(drain(proc.stdout), drain(proc.stderr)), 5)
+    except TimeoutError:
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
+    await proc.wait()
 
 
 def _short(command: str) -> str:
