@@ -49,6 +49,14 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
     return wrapped
 
 
+def release_sandbox(argv: list[str]) -> None:
+    """After the command: ends what is left in its pids cgroup (kcode/pidlimit.py) and removes it."""
+    if argv and argv[0] == "/bin/sh":
+        from kcode import pidlimit
+
+        pidlimit.release(argv)
+
+
 class HeadTailBuffer:
     """Keeps the first `head_limit` and the last `tail_limit` bytes of a stream, counts the rest."""
 
@@ -203,6 +211,7 @@ async def run_process(
     finally:
         # Reached with the process still running only on cancellation (Ctrl-C) or an error.
         kill_group(proc.pid)
+        release_sandbox(argv)
         if not pump.done():
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
