@@ -22,7 +22,7 @@ from tests.security.conftest import Victim
 
 LIMIT = 32
 BOMB = (
-    "python3 -c \"\nimport os, sys, time\nn = 0\nfor _ in range(200):\n"
+    'python3 -c "\nimport os, sys, time\nn = 0\nfor _ in range(200):\n'
     "    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
     "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    n += 1\n"
     "open('out.txt', 'w').write(f'forked {n}')\n\" MARKER"
@@ -39,7 +39,11 @@ def _bomb(victim: Victim, backend: str) -> int:
     victim.env.update(KCODE_SANDBOX_PIDS_MAX=str(LIMIT), KCODE_SANDBOX_BACKEND=backend)
     out = victim.write("out.txt", "")
     turns = [
-        {"tool_calls": [{"name": "shell", "arguments": {"command": BOMB.replace("MARKER", marker)}}]},
+        {
+            "tool_calls": [
+                {"name": "shell", "arguments": {"command": BOMB.replace("MARKER", marker)}}
+            ]
+        },
         {"text": "ok"},
     ]
     attack = victim.run(turns, "--approval", "auto", "--sandbox", "workspace-write")
