@@ -111,6 +111,7 @@ def cgroup_parent() -> tuple[Path | None, str]:
 
 def _probe(base: Path) -> bool:
     """Create, limit and remove a child cgroup; raises OSError when that is not allowed."""
+    _sweep(base)
     probe = base / f"kcode-probe-{os.getpid()}"
     probe.mkdir()
     try:
@@ -118,6 +119,17 @@ def _probe(base: Path) -> bool:
         return (probe / "pids.max").read_text().strip() == "1"
     finally:
         probe.rmdir()
+
+
+def _sweep(base: Path) -> None:
+    """Remove the empty cgroups a killed kcode left behind (kcode-<pid>-<n>, pid gone)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            parts = entry.name.split("-")
+            if len(parts) == 3 and parts[0] == "kcode" and parts[1].isdigit():
+                if not os.path.exists(f"/proc/{parts[1]}"):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(entry.path)  # fails while a process is still inside
 
 
 def _is_init_root() -> bool:

@@ -122,3 +122,18 @@ def test_doctor_names_the_limit() -> None:
         assert not holds and "NO process limit" in line
     else:
         assert holds and str(pidlimit.pids_max()) in line
+
+
+def test_cgroups_of_a_killed_kcode_are_swept() -> None:
+    base = pidlimit.cgroup_parent()[0]
+    if base is None:
+        pytest.skip(f"no writable pids cgroup here: {pidlimit.cgroup_parent()[1]}")
+    stale = Path(base) / "kcode-99999999-0"  # no such pid: its kcode was killed
+    stale.mkdir()
+    pidlimit.cgroup_parent.cache_clear()
+    try:
+        assert pidlimit.cgroup_parent()[0] == base
+        assert not stale.exists()
+    finally:
+        if stale.exists():
+            stale.rmdir()
