@@ -126,10 +126,10 @@ def _sweep(base: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in os.scandir(base):
             parts = entry.name.split("-")
-            if len(parts) == 3 and parts[0] == "kcode" and parts[1].isdigit():
-                if not os.path.exists(f"/proc/{parts[1]}"):
-                    with contextlib.suppress(OSError):
-                        os.rmdir(entry.path)  # fails while a process is still inside
+            ours = len(parts) == 3 and parts[0] == "kcode" and parts[1].isdigit()
+            if ours and not os.path.exists(f"/proc/{parts[1]}"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(entry.path)  # fails while a process is still inside
 
 
 def _is_init_root() -> bool:
