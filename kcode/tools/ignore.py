@@ -269,9 +269,12 @@ def special_ignore_file(top: Path, stop: Callable[[], bool] = lambda: False) -> 
             return str(parent / ".gitignore")
     if not top.is_dir():
         return None
-    pending = [
-        (str(top), os.open(top, LIST_DIR_FLAGS & ~os.O_NOFOLLOW), ancestor_ignore_files(top))
-    ]
+    try:
+        pending = [
+            (str(top), os.open(top, LIST_DIR_FLAGS & ~os.O_NOFOLLOW), ancestor_ignore_files(top))
+        ]
+    except OSError:
+        return None
     try:
         while pending and not stop():
             directory, fd, stack = pending.pop()

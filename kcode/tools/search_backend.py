@@ -144,6 +144,8 @@ async def search_ripgrep(rg: str, query: SearchQuery) -> SearchOutcome:
     scan = asyncio.ensure_future(
         asyncio.to_thread(special_ignore_file, query.target, lambda: stopped)
     )
+    # Not awaited when ripgrep answers first: retrieve its outcome so nothing is ever logged.
+    scan.add_done_callback(lambda done: done.cancelled() or done.exception())
     talk = asyncio.ensure_future(proc.communicate())
     deadline = asyncio.get_running_loop().time() + RG_TIMEOUT_S
     try:
