@@ -90,7 +90,8 @@ def test_a_setuid_binary_cannot_be_planted(victim: Victim) -> None:
 
 
 @needs_bwrap
-def test_setsid_daemons_die_with_the_call(victim: Victim) -> None:
+def test_setsid_daemons_die_with_the_call(as_user: Victim) -> None:
+    victim = as_user
     marker = f"kcode-daemon-{os.getpid()}-{time.monotonic_ns()}"
     shell(victim, f"setsid sh -c 'exec -a {marker} sleep 30' & echo started > out.txt")
     time.sleep(0.5)
@@ -99,7 +100,8 @@ def test_setsid_daemons_die_with_the_call(victim: Victim) -> None:
 
 
 @needs_bwrap
-def test_git_and_kcode_config_are_read_only(victim: Victim) -> None:
+def test_git_and_kcode_config_are_read_only(as_user: Victim) -> None:
+    victim = as_user
     (victim.repo / ".kcode").mkdir()
     before = (victim.repo / ".git" / "config").read_text()
     shell(
