@@ -404,7 +404,11 @@ def families(base: Path, quick: bool) -> dict[str, Iterator[Attack]]:
 
 
 # Families that live next to the code they attack (appended as they land).
-EXTRA_FAMILIES: list[tuple[str, str, str]] = []
+EXTRA_FAMILIES: list[tuple[str, str, str]] = [
+    ("fork bombs (bounded)", "bench.attack_families_sec", "fork_bomb_family"),
+    ("core.worktree values", "bench.attack_families_sec", "worktree_family"),
+    ("special .gitignore", "bench.attack_families_sec", "special_file_family"),
+]
 
 
 def run_families(quick: bool = False) -> tuple[dict[str, tuple[int, int]], int, int]:

@@ -363,6 +363,9 @@ def load_config(
             key = ".".join(str(p) for p in e["loc"])
             problems.append(f"{key} ({sources.get(key, 'default')}): {e['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from err
+    from kcode.agents.prompts import memory_warnings  # unsafe AGENTS.md & co. (#11)
+
+    warnings += memory_warnings(cwd)
     return Config(settings, sources, warnings)
 
 

@@ -174,6 +174,9 @@ def build_runtime(
     from kcode.secrets import secret_env_values
 
     redact = sorted({config.api_key, *secret_env_values()} - {""}, key=len, reverse=True)
+    from kcode.secrets import register_display_secrets
+
+    register_display_secrets(redact)  # the REPL renderer redacts them too (kcode.ui.render)
     meta: dict[str, Any] = {"backend": backend_label(config), "model": model_label(config, backend)}
     if resume_id:
         session = Session.open_existing(resume_id, redact=redact)

@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kcode import landlock
+from kcode import landlock, pidlimit
 from kcode.secrets import secret_file_reason
 from kcode.tools.base import ToolContext, ToolError
 
@@ -278,11 +278,16 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
         )
     if backend == "landlock":
         extra = [str(d) for d in ctx.extra_dirs]
-        return landlock.launcher_argv(argv, ctx.sandbox, str(ctx.root), extra, ctx.allow_network)
-    prefix = bwrap_argv(
-        detail, ctx.sandbox, ctx.root, ctx.extra_dirs, ctx.allow_network, ctx.allow_secrets
-    )
-    return [*prefix, "--", *argv]
+        wrapped = landlock.launcher_argv(argv, ctx.sandbox, str(ctx.root), extra, ctx.allow_network)
+    else:
+        prefix = bwrap_argv(
+            detail, ctx.sandbox, ctx.root, ctx.extra_dirs, ctx.allow_network, ctx.allow_secrets
+        )
+        wrapped = [*prefix, "--", *argv]
+    try:
+        return pidlimit.limit_argv(wrapped, backend)  # a fork bomb stops at pids.max
+    except OSError as err:
+        raise SandboxUnavailable(f"the process limit cannot be set up ({err}); not run") from err
 
 
 def describe_sandbox(config: Any) -> tuple[bool, str]:
@@ -299,10 +304,11 @@ def describe_sandbox(config: Any) -> tuple[bool, str]:
     if mode == "off":
         return True, f"{name} works, but the sandbox is off (--sandbox off)"
     source = "" if configured else " (default)"
+    limit = pidlimit.status()[1]
     if backend == "bwrap":
-        return True, f"bubblewrap {mode}{source} at {detail}, {network}"
+        return True, f"bubblewrap {mode}{source} at {detail}, {network}; {limit}"
     if not getattr(config, "allow_network", False) and landlock_status()[0] < 4:
         network = "network NOT blocked (Landlock ABI < 4)"
     forced = os.environ.get(BACKEND_ENV, "").strip().lower() == "landlock"
     why = f"forced by {BACKEND_ENV}" if forced else "bubblewrap unavailable"
-    return True, f"Landlock {mode}{source} ({detail}, {why}), {network}"
+    return True, f"Landlock {mode}{source} ({detail}, {why}), {network}; {limit}"

@@ -237,3 +237,23 @@ def redact(text: str, secrets: list[str]) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     return text
+
+
+# Values the interactive renderer must not show (the API key from whichever layer set it); the
+# runtime registers them (kcode.runtime.build_runtime), the REPL renderer reads them.
+_display_secrets: list[str] | None = None
+
+
+def register_display_secrets(values: list[str]) -> None:
+    global _display_secrets
+    found = {v for v in values if len(v) >= MIN_SECRET_VALUE}
+    found.update(_display_secrets if _display_secrets is not None else secret_env_values())
+    _display_secrets = sorted(found, key=len, reverse=True)
+
+
+def display_secrets() -> list[str]:
+    """What terminal output is redacted of: registered values and credential-like environment
+    values, longest first (so a key that contains another is replaced whole). Computed once."""
+    if _display_secrets is None:
+        register_display_secrets([])
+    return _display_secrets or []

@@ -55,11 +55,25 @@ def walk_command(command: str, depth: int = 0) -> Walk:
     try:
         trees = bashlex.parse(command)
     except Exception as err:  # bashlex raises ParsingError, NotImplementedError, ...
-        raise Unparseable(f"bash grammar: {err}") from None
+        trees = _parse_rewritten(command, err)
     out = Walk()
     for tree in trees:
         _node(tree, out, depth)
     return out
+
+
+def _parse_rewritten(command: str, err: Exception) -> Any:
+    """bashlex lacks `[[ ]]`, `case` and `time`: parse a rewrite that keeps every command
+    (kcode/shell_rewrite.py), or give up (Unparseable: the rules ask)."""
+    from kcode.shell_rewrite import rewrite_unsupported
+
+    rewritten = rewrite_unsupported(command)
+    if rewritten is None or rewritten == command:
+        raise Unparseable(f"bash grammar: {err}")
+    try:
+        return bashlex.parse(rewritten)
+    except Exception:
+        raise Unparseable(f"bash grammar: {err}") from None
 
 
 def _reject_ansi_c(command: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -12,15 +11,6 @@ from pathlib import Path
 MEMORY_FILES = ("AGENTS.md", "KIMI.md", "CLAUDE.md")
 MEMORY_MAX_CHARS = 20_000
 MEMORY_MAX_BYTES = 1024 * 1024  # a bigger "memory file" is not instructions; skip it
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    # The prompt is built once per agent (sub-agents too); say each refusal once per run. Printed
-    # here because no warning path reaches this far; stderr keeps stdout (the answer) clean.
-    if message not in _warned:
-        _warned.add(message)
-        sys.stderr.write(f"kcode: warning: {message}\n")
 
 
 @functools.cache  # packaged files: read once, not once per sub-agent of a 64-wide fan-out
@@ -38,9 +28,8 @@ def project_memory(root: Path) -> str:
     for name in MEMORY_FILES:
         try:
             raw = read_workspace_file(root, name, MEMORY_MAX_BYTES)
-        except UnsafeFile as err:
-            _warn_once(f"{root / name}: not read into the prompt; {err}")
-            continue
+        except UnsafeFile:
+            continue  # memory_warnings() says why, through the config's warnings
         real = os.path.realpath(root / name)
         if raw is None or real in seen:  # CLAUDE.md -> AGENTS.md: once is enough
             continue
@@ -48,6 +37,21 @@ def project_memory(root: Path) -> str:
         text = raw.decode("utf-8", errors="replace")[:MEMORY_MAX_CHARS]
         sections.append(f"\n\n# {name} (project instructions)\n{text.strip()}")
     return "".join(sections)
+
+
+def memory_warnings(root: Path) -> list[str]:
+    """Why a memory file in `root` is not read into the prompt, one line each. load_config adds
+    them to Config.warnings, so they reach the user the way config warnings do (the core never
+    prints)."""
+    from kcode.config import UnsafeFile, read_workspace_file
+
+    out = []
+    for name in MEMORY_FILES:
+        try:
+            read_workspace_file(root, name, MEMORY_MAX_BYTES)
+        except UnsafeFile as err:
+            out.append(f"{root / name}: not read into the prompt; {err}")
+    return out
 
 
 def main_system_prompt(root: Path, *, interactive: bool) -> str:

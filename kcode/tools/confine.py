@@ -73,6 +73,28 @@ def open_parent(path: Path, roots: Iterable[Path], create: bool = False) -> int:
     return fd
 
 
+LIST_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_dir(path: Path, roots: Iterable[Path]) -> int:
+    """A listable descriptor of the directory `path`, reached without following any symlink
+    (for walks: glob, grep; continue them with os.open(name, LIST_DIR_FLAGS, dir_fd=...))."""
+    root = _root_of(path, roots)
+    if path == root:
+        return os.open(root, LIST_DIR_FLAGS & ~os.O_NOFOLLOW)
+    parent = open_parent(path, roots)
+    try:
+        return os.open(path.name, LIST_DIR_FLAGS, dir_fd=parent)
+    except OSError as err:
+        if isinstance(err, FileNotFoundError | PermissionError):
+            raise
+        raise ToolError(
+            f"{path} is not a plain directory (a symlink swapped in?); refused"
+        ) from None
+    finally:
+        os.close(parent)
+
+
 def _check_regular(st: os.stat_result, shown: str) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise ToolError(f"{shown} is a directory, not a file")

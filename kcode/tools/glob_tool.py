@@ -9,7 +9,7 @@ from pydantic import Field
 
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
-from kcode.tools.ignore import GlobFilter, walk_files
+from kcode.tools.ignore import GlobFilter, walk_file_stats
 
 
 class GlobArgs(ToolArgs):
@@ -17,23 +17,24 @@ class GlobArgs(ToolArgs):
     path: str | None = Field(default=None, description="directory to search; default workspace")
 
 
-def find_files(top: Path, root: Path, pattern: str) -> list[tuple[float, str]]:
-    """(mtime, display path) of files under `top` matching `pattern`, .gitignore honoured."""
+def find_files(
+    top: Path, root: Path, pattern: str, roots: tuple[Path, ...] | None = None
+) -> list[tuple[float, str]]:
+    """(mtime, display path) of files under `top` matching `pattern`, .gitignore honoured.
+
+    The walk is descriptor-relative with O_NOFOLLOW from the allowed `roots` (default: `root`), so
+    a directory swapped for a symlink mid-walk is not followed (kcode.tools.confine)."""
     matcher = GlobFilter(pattern)
     found = []
-    for path in walk_files(top):
+    for path, st in walk_file_stats(top, roots or (root,)):
         relative = path.relative_to(top).as_posix() if path != top else path.name
         if not matcher.accepts(relative):
-            continue
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
             continue
         try:
             display = path.relative_to(root).as_posix()
         except ValueError:
             display = str(path)
-        found.append((mtime, display))
+        found.append((st.st_mtime, display))
     # Newest first; ties by path so the order is stable.
     found.sort(key=lambda item: (-item[0], item[1]))
     return found
@@ -54,7 +55,7 @@ class GlobTool(Tool[GlobArgs]):
         top = ctx.resolve(args.path or ".")
         if not top.is_dir():
             raise ToolError(f"{args.path} is not a directory; pass a directory as path")
-        found = await asyncio.to_thread(find_files, top, ctx.root, args.pattern)
+        found = await asyncio.to_thread(find_files, top, ctx.root, args.pattern, ctx.roots)
         if not found:
             return ok(f"no files match {args.pattern}", {"count": 0, "shown": 0})
         cap = ctx.limits.glob_max_results

@@ -9,10 +9,11 @@ always searched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,12 +45,16 @@ class IgnoreFile:
 MAX_IGNORE_BYTES = 4 * 1024 * 1024
 
 
-def load_ignore_file(directory: str) -> IgnoreFile | None:
+def load_ignore_file(directory: str, dir_fd: int | None = None) -> IgnoreFile | None:
     # A hostile repo may plant a FIFO (or a symlink to one) named .gitignore: open without
-    # blocking or following, and read only a regular file, with a cap.
+    # blocking or following, and read only a regular file, with a cap. With `dir_fd` the file is
+    # opened relative to that (pinned) directory, and `directory` only names it.
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(os.path.join(directory, ".gitignore"), flags)
+        if dir_fd is None:
+            fd = os.open(os.path.join(directory, ".gitignore"), flags)
+        else:
+            fd = os.open(".gitignore", flags, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -91,36 +96,76 @@ def is_ignored(path: str, is_dir: bool, stack: list[IgnoreFile]) -> bool:
     return False
 
 
-def walk_files(top: Path) -> Iterator[Path]:
+def walk_files(top: Path, roots: tuple[Path, ...] | None = None) -> Iterator[Path]:
     """Every searchable file under `top` (or `top` itself when it is a file), in no fixed order."""
+    for path, _ in walk_file_stats(top, roots):
+        yield path
+
+
+def walk_file_stats(
+    top: Path, roots: tuple[Path, ...] | None = None
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """(path, lstat) of every searchable file under `top`.
+
+    The walk holds a descriptor of each directory and opens the next one relative to it with
+    O_NOFOLLOW (kcode.tools.confine), so a directory swapped for a symlink mid-walk is skipped
+    instead of followed out of the workspace; `top` itself is reached from the allowed `roots`
+    (default: `top`) the same way."""
+    from kcode.tools.confine import open_dir
+
     if top.is_file():
-        yield top
+        with contextlib.suppress(OSError):
+            yield top, top.stat(follow_symlinks=False)
         return
     stack = ancestor_ignore_files(top)
-    yield from _walk(str(top), stack)
-
-
-def _walk(directory: str, stack: list[IgnoreFile]) -> Iterator[Path]:
-    own = load_ignore_file(directory)
-    if own is not None:
-        stack = [*stack, own]
     try:
-        entries = list(os.scandir(directory))
-    except OSError:
+        fd = open_dir(top, roots or (top,))
+    except (OSError, ValueError):
         return
-    subdirs = []
-    for entry in entries:
-        if entry.name.startswith(".") or entry.is_symlink():
-            continue
-        is_dir = entry.is_dir(follow_symlinks=False)
-        if stack and is_ignored(entry.path, is_dir, stack):
-            continue
-        if is_dir:
-            subdirs.append(entry.path)
-        elif entry.is_file(follow_symlinks=False):
-            yield Path(entry.path)
-    for sub in subdirs:
-        yield from _walk(sub, stack)
+    yield from _walk(str(top), fd, stack)
+
+
+def _walk(
+    directory: str, fd: int, stack: list[IgnoreFile]
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """Walks the directory open as `fd` (and closes it)."""
+    from kcode.tools.confine import LIST_DIR_FLAGS
+
+    try:
+        own = load_ignore_file(directory, fd)
+        if own is not None:
+            stack = [*stack, own]
+        try:
+            with os.scandir(fd) as listing:
+                entries = list(listing)
+        except OSError:
+            return
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            path = f"{directory.rstrip('/')}/{entry.name}"
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if not (is_dir or stat.S_ISREG(st.st_mode)):
+                continue  # symlinks, FIFOs, sockets, devices
+            if stack and is_ignored(path, is_dir, stack):
+                continue
+            if is_dir:
+                subdirs.append((path, entry.name))
+            else:
+                yield Path(path), st
+        for path, name in subdirs:
+            try:
+                sub = os.open(name, LIST_DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                continue  # gone, or swapped for a symlink since the listing: not followed
+            yield from _walk(path, sub, stack)
+    finally:
+        os.close(fd)
 
 
 def looks_binary(head: bytes) -> bool:
@@ -201,3 +246,56 @@ def _glob_to_regex(glob: str) -> str:
             out.append(re.escape(c))
             i += 1
     return "".join(out)
+
+
+def special_ignore_file(top: Path, stop: Callable[[], bool] = lambda: False) -> str | None:
+    """The first `.gitignore` at or above `top`, or in a directory a search of `top` enters, that is
+    not a regular file (a FIFO, a device, a symlink to one): ripgrep opens those blocking and would
+    hang. Walks directories only, descriptor-relative like _walk; `stop()` ends it early."""
+    from kcode.tools.confine import LIST_DIR_FLAGS
+
+    def special(fd: int | None, directory: str) -> bool:
+        name = ".gitignore" if fd is not None else os.path.join(directory, ".gitignore")
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):  # ripgrep follows it
+                st = os.stat(name, dir_fd=fd)
+        except OSError:
+            return False
+        return not stat.S_ISREG(st.st_mode)
+
+    for parent in (top, *top.parents):
+        if special(None, str(parent)):
+            return str(parent / ".gitignore")
+    if not top.is_dir():
+        return None
+    try:
+        pending = [
+            (str(top), os.open(top, LIST_DIR_FLAGS & ~os.O_NOFOLLOW), ancestor_ignore_files(top))
+        ]
+    except OSError:
+        return None
+    try:
+        while pending and not stop():
+            directory, fd, stack = pending.pop()
+            try:
+                if special(fd, directory):
+                    return f"{directory}/.gitignore"
+                own = load_ignore_file(directory, fd)
+                stack = [*stack, own] if own is not None else stack
+                with os.scandir(fd) as listing:
+                    names = [e.name for e in listing if e.is_dir(follow_symlinks=False)]
+                for name in names:
+                    path = f"{directory.rstrip('/')}/{name}"
+                    if name.startswith(".") or (stack and is_ignored(path, True, stack)):
+                        continue
+                    with contextlib.suppress(OSError):
+                        pending.append((path, os.open(name, LIST_DIR_FLAGS, dir_fd=fd), stack))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+    finally:
+        for _, fd, _ in pending:
+            os.close(fd)
+    return None

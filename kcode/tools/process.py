@@ -51,6 +51,14 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
     return sandbox.wrap_command(argv, ctx)
 
 
+def release_sandbox(argv: list[str]) -> None:
+    """After the command: ends what is left in its pids cgroup (kcode/pidlimit.py) and removes it."""
+    if argv and argv[0] == "/bin/sh":
+        from kcode import pidlimit
+
+        pidlimit.release(argv)
+
+
 class HeadTailBuffer:
     """Keeps the first `head_limit` and the last `tail_limit` bytes of a stream, counts the rest."""
 
@@ -205,6 +213,7 @@ async def run_process(
     finally:
         # Reached with the process still running only on cancellation (Ctrl-C) or an error.
         kill_group(proc.pid)
+        release_sandbox(argv)
         if not pump.done():
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

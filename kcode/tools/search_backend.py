@@ -24,7 +24,13 @@ from typing import Literal
 
 from kcode.tools.base import ToolError
 from kcode.tools.confine import read_if_regular
-from kcode.tools.ignore import GlobFilter, looks_binary, path_sort_key, walk_files
+from kcode.tools.ignore import (
+    GlobFilter,
+    looks_binary,
+    path_sort_key,
+    special_ignore_file,
+    walk_files,
+)
 
 OutputMode = Literal["content", "files", "count"]
 
@@ -131,9 +137,26 @@ async def search_ripgrep(rg: str, query: SearchQuery) -> SearchOutcome:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    # ripgrep opens every .gitignore blocking: a FIFO named so would hang it. A directory-only scan
+    # for such files runs alongside; if it finds one, ripgrep is stopped and the pure-Python search
+    # (which never opens special files blocking) answers instead.
+    stopped = False
+    scan = asyncio.ensure_future(
+        asyncio.to_thread(special_ignore_file, query.target, lambda: stopped)
+    )
+    # Not awaited when ripgrep answers first: retrieve its outcome so nothing is ever logged.
+    scan.add_done_callback(lambda done: done.cancelled() or done.exception())
+    talk = asyncio.ensure_future(proc.communicate())
+    deadline = asyncio.get_running_loop().time() + RG_TIMEOUT_S
     try:
-        # Bounded: ripgrep blocks forever on a FIFO it opens (e.g. one named .gitignore).
-        out, err = await asyncio.wait_for(proc.communicate(), RG_TIMEOUT_S)
+        await asyncio.wait({scan, talk}, timeout=RG_TIMEOUT_S, return_when="FIRST_COMPLETED")
+        if not talk.done() and scan.done() and scan.result() is not None:
+            proc.kill()
+            await proc.wait()
+            return await asyncio.to_thread(search_python, query)
+        # Bounded: ripgrep blocks forever on a FIFO it opens that the scan did not see.
+        left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+        out, err = await asyncio.wait_for(talk, left)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -144,6 +167,8 @@ async def search_ripgrep(rg: str, query: SearchQuery) -> SearchOutcome:
     except asyncio.CancelledError:
         proc.kill()
         raise
+    finally:
+        stopped = True
     if proc.returncode == 2 and not out:
         message = err.decode("utf-8", errors="replace").strip()
         raise ToolError(f"ripgrep could not search: {message}")
@@ -263,7 +288,7 @@ def search_python(query: SearchQuery) -> SearchOutcome:
         if inside
         else (query.target if query.target.is_dir() else query.target.parent,)
     )
-    for path in walk_files(query.target):
+    for path in walk_files(query.target, roots):
         display = query.display(path)
         if keep is not None and not keep(display):
             continue

@@ -35,8 +35,8 @@ from kcode.events import (
     TurnFinished,
     Usage,
 )
-from kcode.terminal_text import visible
 from kcode.ui.agents_view import AgentsView
+from kcode.ui.redacted_text import visible
 
 if TYPE_CHECKING:
     from rich.live import Live

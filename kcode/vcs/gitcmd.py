@@ -112,7 +112,22 @@ def git_command(
     if args and args[0] in _PORCELAIN_DIFF:
         # An empty diff.external makes git try to run "", so the switch is the only safe way.
         args[1:1] = ["--no-ext-diff", "--no-textconv"]
-    return [*_base_args(), *_driver_overrides(cwd, full_env), *args], full_env
+    overrides = _driver_overrides(cwd, full_env)
+    return [*_base_args(), *work_tree_args(cwd), *overrides, *args], full_env
+
+
+def work_tree_args(cwd: Path) -> list[str]:
+    """`--work-tree=<the directory holding .git>` for a call run in `cwd`.
+
+    core.worktree (in .git/config, an include, or a `.git` file's gitdir) can name any directory,
+    e.g. a parent of the workspace: checkpoints would then snapshot it and undo would delete files
+    there. The command line wins over the config, so every call names the work tree kcode found by
+    walking up from cwd to the first `.git` (a directory or a worktree's `.git` file)."""
+    here = Path(os.path.abspath(cwd))
+    for candidate in (here, *here.parents):
+        if os.path.lexists(candidate / ".git"):
+            return [f"--work-tree={candidate}"]
+    return []
 
 
 def run_git(
@@ -166,23 +181,38 @@ def stage_all_but_secrets(work_tree: Path, env: dict[str, str]) -> None:
     """`git add -A` of `work_tree` (cwd) into the index of `env`, minus untracked secret files.
 
     The secret files are never hashed, so no .env or private key ends up in .git/objects where a
-    sandboxed `git show` could read it. Tracked files are updated as usual.
+    sandboxed `git show` could read it. Tracked files are updated as usual, except a tracked secret
+    file whose content changed: its index entry (what the repository already holds) is kept and the
+    new content is not hashed, so undo neither restores nor overwrites it.
     """
     from kcode.secrets import could_be_secret_name, secret_file_reason
 
-    run_git(work_tree, "add", "-u", "--ignore-errors", "--", ".", env=env)
+    def is_secret(name: bytes) -> bool:
+        path = work_tree / os.fsdecode(name)
+        return (
+            could_be_secret_name(path.name)
+            and os.path.lexists(path)
+            and secret_file_reason(path) is not None
+        )
+
+    # Modified or deleted tracked files (stat compared, content hashed in memory only).
+    changed = run_git(work_tree, "diff-files", "-z", "--name-only", "--relative", env=env).stdout
+    tracked = [name for name in changed.split(b"\0") if name and not is_secret(name)]
+    if tracked:
+        run_git(
+            work_tree,
+            "add",
+            "-u",
+            "--ignore-errors",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            env=env,
+            input=b"\0".join(tracked) + b"\0",
+        )
     listing = run_git(
         work_tree, "ls-files", "-z", "--others", "--exclude-standard", "--", ".", env=env
     ).stdout
-    keep = [
-        name
-        for name in listing.split(b"\0")
-        if name
-        and not (
-            could_be_secret_name(os.path.basename(os.fsdecode(name)))
-            and secret_file_reason(work_tree / os.fsdecode(name)) is not None
-        )
-    ]
+    keep = [name for name in listing.split(b"\0") if name and not is_secret(name)]
     if keep:
         run_git(
             work_tree,

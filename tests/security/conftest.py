@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,17 +40,28 @@ class Victim:
     home: Path
     repo: Path
     env: dict[str, str]
+    # Set for a victim who is an unprivileged user while the tests run as root (the `as_user`
+    # fixture): kcode and git run through setpriv as that uid, and files are handed to it.
+    prefix: tuple[str, ...] = ()
+    owner: int | None = None
 
     def write(self, rel: str, text: str) -> Path:
         path = self.repo / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        self.hand_over()
         return path
 
+    def hand_over(self) -> None:
+        if self.owner is not None:
+            subprocess.run(["chown", "-R", f"{self.owner}:{self.owner}", str(self.home.parent)])
+
     def commit(self) -> None:
-        subprocess.run(["git", "add", "-A"], cwd=self.repo, check=True, capture_output=True)
+        self.hand_over()
+        p = [*self.prefix]
+        subprocess.run([*p, "git", "add", "-A"], cwd=self.repo, check=True, capture_output=True)
         subprocess.run(
-            [*GIT, "commit", "-qm", "attacker", "--allow-empty"],
+            [*p, *GIT, "commit", "-qm", "attacker", "--allow-empty"],
             cwd=self.repo,
             check=True,
             capture_output=True,
@@ -63,9 +77,10 @@ class Victim:
         """Run `kcode -p PROMPT` with a scripted model that makes the given turns."""
         script = self.home / "script.json"
         script.write_text(json.dumps(turns))
+        self.hand_over()
         env = {**self.env, "KCODE_BACKEND": "scripted", "KCODE_SCRIPT": str(script)}
         proc = subprocess.run(
-            [kcode_exe(), "-p", prompt, *args],
+            [*self.prefix, kcode_exe(), "-p", prompt, *args],
             env=env,
             cwd=self.repo,
             capture_output=True,
@@ -82,6 +97,42 @@ SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nvictim-ssh-key-material\n"
 
 @pytest.fixture()
 def victim(tmp_path: Path) -> Victim:
+    return make_victim(tmp_path)
+
+
+UNPRIVILEGED_UID = 65534  # nobody: exists on every Debian/Ubuntu, owns nothing
+
+
+@pytest.fixture(params=["current", "unprivileged"])
+def as_user(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Victim]:
+    """The victim as the user running the tests, and again as an unprivileged user: when the
+    tests run as root, kcode runs as `nobody` through setpriv (the limits that do not hold for
+    root, RLIMIT_NPROC, are exercised that way); when they already run unprivileged, the second
+    run would repeat the first and is skipped."""
+    if request.param == "current":
+        yield make_victim(tmp_path)
+        return
+    if os.geteuid() != 0:
+        pytest.skip("the tests already run as an unprivileged user (the 'current' case)")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed; cannot run kcode as another user")
+    # pytest's tmp_path sits in a root-only directory; the other user needs its own.
+    base = Path(tempfile.mkdtemp(prefix="kcode-unpriv-"))
+    uid = UNPRIVILEGED_UID
+    prefix = (setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--")
+    try:
+        victim = make_victim(base, prefix=prefix, owner=uid)
+        probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            pytest.skip(f"cannot switch to uid {uid}: {probe.stderr.decode().strip()}")
+        yield victim
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def make_victim(base: Path, prefix: tuple[str, ...] = (), owner: int | None = None) -> Victim:
+    tmp_path = base
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_rsa").write_text(SSH_KEY)
@@ -101,6 +152,6 @@ def victim(tmp_path: Path) -> Victim:
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         KCODE_API_KEY=SECRET_KEY,
     )
-    v = Victim(home, repo, env)
+    v = Victim(home, repo, env, prefix, owner)
     v.commit()
     return v

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kcode.agents.prompts import project_memory
+from kcode.agents.prompts import memory_warnings, project_memory
+from kcode.config import load_config
 from tests.security.conftest import SSH_KEY, Victim
 
 
@@ -19,8 +20,11 @@ def test_a_symlink_to_the_ssh_key_is_not_read(
     (victim.repo / "CLAUDE.md").write_text("use tabs\n")
     memory = project_memory(victim.repo)
     assert "victim-ssh-key-material" not in memory and "use tabs" in memory
-    err = capsys.readouterr().err
-    assert "AGENTS.md" in err and "outside the workspace" in err
+    # The core never prints: the reason travels in the config's warnings (shown by the front end).
+    assert capsys.readouterr() == ("", "")
+    (warning,) = memory_warnings(victim.repo)
+    assert "AGENTS.md" in warning and "outside the workspace" in warning
+    assert warning in load_config(victim.repo, env={}).warnings
 
 
 def test_fifo_and_huge_files_are_skipped(
@@ -29,8 +33,9 @@ def test_fifo_and_huge_files_are_skipped(
     os.mkfifo(victim.repo / "AGENTS.md")
     (victim.repo / "KIMI.md").write_bytes(b"x" * (2 * 1024 * 1024))
     assert project_memory(victim.repo) == ""  # and it did not block on the FIFO
-    err = capsys.readouterr().err
-    assert "not a regular file" in err and "byte limit" in err
+    assert capsys.readouterr() == ("", "")
+    warnings = " ".join(memory_warnings(victim.repo))
+    assert "not a regular file" in warnings and "byte limit" in warnings
 
 
 def test_a_symlink_inside_the_workspace_is_read_once(victim: Victim) -> None:

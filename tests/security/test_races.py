@@ -173,19 +173,80 @@ def test_fifo_read_in_a_real_run_comes_back_as_an_error(victim: Victim) -> None:
     assert attack.code == 0, attack.stderr
 
 
+@pytest.mark.parametrize("where", ["top", "subdir", "symlink-to-fifo", "parent"])
 @pytest.mark.parametrize("fallback", ["1", ""])
 def test_fifo_gitignore_does_not_block_grep_or_glob(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: str, where: str
 ) -> None:
-    (tmp_path / "README.md").write_text("# a project\n")
-    os.mkfifo(tmp_path / ".gitignore")
+    ws = tmp_path / "ws"
+    (ws / "sub").mkdir(parents=True)
+    (ws / "README.md").write_text("# a project\n")
+    (ws / "sub" / "notes.md").write_text("project notes\n")
+    if where == "top":
+        os.mkfifo(ws / ".gitignore")
+    elif where == "subdir":
+        os.mkfifo(ws / "sub" / ".gitignore")
+    elif where == "symlink-to-fifo":
+        os.mkfifo(tmp_path / "pipe")
+        (ws / "sub" / ".gitignore").symlink_to(tmp_path / "pipe")
+    else:  # ripgrep also reads the .gitignore of every directory above the searched one
+        os.mkfifo(tmp_path / ".gitignore")
     monkeypatch.setenv("KCODE_GREP_FALLBACK", fallback)
-    ctx = ToolContext(tmp_path)
+    if not fallback and not shutil.which("rg"):
+        pytest.skip("ripgrep is not installed")
+    ctx = ToolContext(ws)
     started = time.monotonic()
-    assert "README.md" in call(ctx, "glob", pattern="*.md").content
-    if fallback:  # ripgrep itself blocks on such a FIFO; its call is bounded instead (60 s)
-        assert "README.md" in call(ctx, "grep", pattern="project").content
-    assert time.monotonic() - started < 5
+    found = call(ctx, "glob", pattern="*.md").content
+    assert "README.md" in found and "sub/notes.md" in found
+    # ripgrep opens .gitignore files blocking: kcode sees the special file and answers with
+    # its own search instead of waiting for ripgrep's 60 s bound.
+    result = call(ctx, "grep", pattern="project")
+    assert "README.md" in result.content and "sub/notes.md" in result.content
+    assert time.monotonic() - started < 10
+
+
+def _swap_dir_loop(ws: Path, outside: Path, stop: threading.Event) -> None:
+    # d is a real directory, then a symlink to `outside`, then the directory again, and so on.
+    while not stop.is_set():
+        try:
+            os.rename(ws / "d", ws / "d.real")
+            os.symlink(outside, ws / "d")
+            time.sleep(0.0005)
+            os.unlink(ws / "d")
+            os.rename(ws / "d.real", ws / "d")
+            time.sleep(0.0005)
+        except OSError:
+            pass
+
+
+def test_glob_and_grep_walk_races_never_reach_outside(
+    world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, outside = world
+    monkeypatch.setenv("KCODE_GREP_FALLBACK", "1")  # the Python walk (ripgrep never follows)
+    (outside / "OUTSIDE-ONLY.txt").write_text("x\n")
+    (ws / "d" / "deeper").mkdir()
+    (ws / "d" / "deeper" / "g.txt").write_text("inside\n")
+    for i in range(1000):  # a long listing widens the window between listing d and entering it
+        (ws / f"file{i:04}.dat").write_text("")
+    ctx = ToolContext(ws)
+    stop = threading.Event()
+    swapper = threading.Thread(target=_swap_dir_loop, args=(ws, outside, stop))
+    swapper.start()
+    seen_inside = 0
+    try:
+        for i in range(80):
+            result = call(ctx, "glob", pattern="**/*.txt")
+            assert "OUTSIDE-ONLY" not in result.content
+            seen_inside += "d/f.txt" in result.content
+            if i % 4:
+                continue
+            grep = call(ctx, "grep", pattern=".")
+            assert "OUTSIDE-ONLY" not in grep.content and SECRET not in grep.content
+    finally:
+        stop.set()
+        swapper.join()
+    assert seen_inside  # the walk did see the real directory while the race ran
 
 
 def test_timeout_is_hard_when_a_tool_runs_long(victim: Victim) -> None:

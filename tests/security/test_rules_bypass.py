@@ -43,6 +43,20 @@ CASES = [
     ("mv a migrations/001.py", "deny"),
     ("echo x > migrations/001.py", "deny"),
     ("sed -i s/a/b/ ./migrations/001.py", "deny"),
+    # bashlex cannot parse [[ ]], case or time: a rewrite keeps every command (shell_rewrite)
+    ("[[ -f x ]] && rm y", "deny"),
+    ("if [[ -n $x && -d y ]]; then rm -f x; fi", "deny"),
+    ("time rm -f x", "deny"),
+    ("time -p make | rm -f x", "deny"),
+    ('case "$1" in a|b) echo a ;; *) rm -f x ;; esac', "deny"),
+    ("case x in a) case y in b) rm q ;; esac ;; esac", "deny"),
+    ("for f in *; do [[ -d $f ]] || rm -f $f; done", "deny"),
+    ("[[ -f x ]] && echo yes", None),  # `[[ ]]` becomes `true`, which no allow rule names
+    ("[[ $(rm -f x) ]]", "ask"),  # a substitution inside [[ ]]: not rewritten
+    ("[[ $x -eq 1 ]] && echo", "ask"),  # arithmetic on a variable can run a[$(cmd)]
+    ("case $(touch X) in a) ;; esac", "ask"),
+    ("case x in a) touch X ;; esac <<EOF\nx\nEOF\n", "ask"),
+    ("time", "ask"),
 ]
 
 
@@ -79,3 +93,20 @@ def test_bypass_is_stopped_by_the_real_binary(victim: Victim, command: str) -> N
     assert attack.code == 4, (attack.stdout, attack.stderr)
     assert not (victim.repo / "MARKER").exists()
     assert (victim.repo / "KEEP").exists()
+
+
+@pytest.mark.parametrize(
+    "command", ["[[ -f KEEP ]] && rm -f KEEP", "case x in x) rm -f KEEP ;; esac", "time rm -f KEEP"]
+)
+def test_deny_holds_inside_syntax_bashlex_lacks(victim: Victim, command: str) -> None:
+    cfg = victim.home / ".config" / "kcode" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(USER_CONFIG)
+    victim.write("KEEP", "keep me\n")
+    turns = [
+        {"tool_calls": [{"name": "shell", "arguments": {"command": command}}]},
+        {"text": "done"},
+    ]
+    attack = victim.run(turns, "--approval", "auto", "--output-format", "stream-json")
+    assert (victim.repo / "KEEP").read_text() == "keep me\n"
+    assert "deny rule" in attack.stdout, attack.stdout[-2000:]

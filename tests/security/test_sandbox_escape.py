@@ -50,7 +50,8 @@ def test_root_cannot_remount_or_use_capabilities(victim: Victim) -> None:
 
 
 @needs_bwrap
-def test_proc_of_kcode_is_out_of_reach(victim: Victim) -> None:
+def test_proc_of_kcode_is_out_of_reach(as_user: Victim) -> None:
+    victim = as_user  # as the current user, and as an unprivileged one when that is root
     got = shell(
         victim,
         "(cat /proc/*/environ | tr '\\0' '\\n' | grep -a KCODE_API_KEY; ls /proc/1/root/home;"
@@ -61,7 +62,8 @@ def test_proc_of_kcode_is_out_of_reach(victim: Victim) -> None:
 
 
 @needs_bwrap
-def test_home_secrets_and_secret_variables_are_hidden(victim: Victim) -> None:
+def test_home_secrets_and_secret_variables_are_hidden(as_user: Victim) -> None:
+    victim = as_user
     victim.env.update(DB_PASSWD="canary-db-0001", GITHUB_AUTH="canary-gh-0002")
     victim.env["DATABASE_URL"] = "postgres://u:canary-url-0003@db/x"
     got = shell(
@@ -88,7 +90,8 @@ def test_a_setuid_binary_cannot_be_planted(victim: Victim) -> None:
 
 
 @needs_bwrap
-def test_setsid_daemons_die_with_the_call(victim: Victim) -> None:
+def test_setsid_daemons_die_with_the_call(as_user: Victim) -> None:
+    victim = as_user
     marker = f"kcode-daemon-{os.getpid()}-{time.monotonic_ns()}"
     shell(victim, f"setsid sh -c 'exec -a {marker} sleep 30' & echo started > out.txt")
     time.sleep(0.5)
@@ -97,7 +100,8 @@ def test_setsid_daemons_die_with_the_call(victim: Victim) -> None:
 
 
 @needs_bwrap
-def test_git_and_kcode_config_are_read_only(victim: Victim) -> None:
+def test_git_and_kcode_config_are_read_only(as_user: Victim) -> None:
+    victim = as_user
     (victim.repo / ".kcode").mkdir()
     before = (victim.repo / ".git" / "config").read_text()
     shell(

@@ -151,3 +151,26 @@ def test_real_binary_never_prints_the_api_key(victim: Victim) -> None:
         assert SECRET_KEY not in attack.stdout and SECRET_KEY not in attack.stderr
         assert SECRET_KEY[:13] not in attack.stdout
         assert "[redacted]" in attack.stdout
+
+
+def test_repl_renderer_redacts_the_key_like_the_printers() -> None:
+    # The REPL renderer shares the printers' redaction (kcode.secrets.redact over the values the
+    # runtime registered), so a key a tool prints or the model repeats never reaches the screen.
+    from kcode.secrets import register_display_secrets
+
+    key = "sk-repl-registered-0123456789"
+    register_display_secrets([key])
+    console, buffer = terminal()
+    renderer = Renderer(console)
+    leaky = f"the key is {key} and {SECRET_KEY}"
+    for event in (
+        TextDelta(text=f"{leaky}\n\n"),
+        AssistantMessage(text=leaky),
+        ToolCallStarted(call_id="1", name="shell", arguments={"command": f"echo {key}"}),
+        ToolCallFinished(call_id="1", name="shell", ok=True, content=leaky, data={}),
+        Error(message=leaky, kind="x"),
+    ):
+        renderer.handle(event)
+    renderer.finish()
+    out = buffer.getvalue()
+    assert key not in out and "[redacted]" in out
