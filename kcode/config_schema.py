@@ -192,7 +192,7 @@ class Settings:
     context_window: int = 131_072
     script: str = ""  # scripted backend: JSON file of model turns
     # local llama.cpp backend
-    n_ctx: int = 8192
+    n_ctx: int | None = None  # None: the model's trained context, capped by kv_cache_mb
     n_threads: int | None = None
     n_gpu_layers: int = 0
     mmproj: str = ""
@@ -204,6 +204,9 @@ class Settings:
     allow_secrets: bool = False  # let read_file/grep read .env, keys and credential files
     allow_network: bool = False  # network inside the shell sandbox
     trusted: list[str] = field(default_factory=list)  # repos whose .kcode/config.toml may allow
+    # local llama.cpp backend, issue #13 (kept last so merges stay clean)
+    max_output_tokens: int = 4096  # tokens one local model call may write
+    kv_cache_mb: int | None = None  # KV cache budget for the automatic n_ctx; None: RAM/4, <= 4 GiB
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -296,7 +299,7 @@ SPECS: dict[str, _Spec] = {
     "timeout_s": _Spec("float", optional=True, gt=0),
     "context_window": _Spec("int", ge=1024),
     "script": _Spec("str"),
-    "n_ctx": _Spec("int", ge=256),
+    "n_ctx": _Spec("int", optional=True, ge=256),
     "n_threads": _Spec("int", optional=True),
     "n_gpu_layers": _Spec("int"),
     "mmproj": _Spec("str"),
@@ -307,6 +310,8 @@ SPECS: dict[str, _Spec] = {
     "allow_secrets": _Spec("bool"),
     "allow_network": _Spec("bool"),
     "trusted": _Spec("list"),
+    "max_output_tokens": _Spec("int", ge=16),
+    "kv_cache_mb": _Spec("int", optional=True, ge=16),
 }
 
 Settings.model_fields = SPECS

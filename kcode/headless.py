@@ -80,14 +80,17 @@ async def _run(
     session.log_event(first)
     printer.event(first)
     finished: TurnFinished | None = None
+    usage_error = False  # the backend refused the request as a usage error (prompt too long)
 
     async def consume() -> None:
-        nonlocal finished
+        nonlocal finished, usage_error
         async for event in runtime.agent.run_turn(Message.user(prompt, images)):
             session.log_event(event)
             printer.event(event)
             if isinstance(event, TurnFinished):
                 finished = event
+            elif isinstance(event, Error) and event.kind == "config":
+                usage_error = True
 
     task = asyncio.ensure_future(consume())
     watchdog = _start_watchdog(config.timeout_s)
@@ -120,6 +123,8 @@ async def _run(
         session.log_event(finished)
         printer.event(finished)
     code = EXIT_CODES.get(finished.reason, 1)
+    if usage_error and finished.reason == "backend_error":
+        code = 2  # e.g. a prompt that cannot fit the local model's context: a setting to change
     printer.finish(_result(session.session_id, code, finished.result, started, finished.stats))
     if watchdog is not None:
         watchdog.code = code  # a tool thread still blocking shutdown: exit with this code

@@ -239,6 +239,8 @@ class Agent:
                 )
             elif isinstance(delta, FinishChunk):
                 reply.finish = delta.reason
+                if delta.note:  # an answer cut by a token cap or a loop: say so
+                    yield Error(agent=self.agent_id, message=delta.note, kind="truncated")
 
     async def _drain(self, runner: asyncio.Task[None]) -> AsyncIterator[Event]:
         """Yield events the tools emit while they run, until the runner task is done."""
