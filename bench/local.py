@@ -94,8 +94,12 @@ def bufts_decode(path: Path, threads: int, n_tokens: int, rounds: int) -> tuple[
     """Bare decode tok/s with the extra buffer types off (kcode) and on (llama.cpp's default)."""
     rates = {}
     for on in (False, True):
-        engine = LlamaEngine(path, n_ctx=2048, n_threads=threads, n_gpu_layers=0, use_extra_bufts=on)
-        prompt = engine.tokenize("<|im_start|>user\nCount from 1 to 300.<|im_end|>\n<|im_start|>assistant\n")
+        engine = LlamaEngine(
+            path, n_ctx=2048, n_threads=threads, n_gpu_layers=0, use_extra_bufts=on
+        )
+        prompt = engine.tokenize(
+            "<|im_start|>user\nCount from 1 to 300.<|im_end|>\n<|im_start|>assistant\n"
+        )
         best = 0.0
         for _ in range(rounds):
             n, t = bare_decode(engine, prompt, n_tokens)
@@ -139,7 +143,9 @@ async def main() -> None:
     await first_token_seconds(backend, messages)  # loads the model
     engine = backend.engine
     assert engine is not None and backend._template is not None
-    prompt = engine.tokenize(backend.render_prompt(backend._template, messages, [], BackendOptions()))
+    prompt = engine.tokenize(
+        backend.render_prompt(backend._template, messages, [], BackendOptions())
+    )
 
     # Both loops start from the same cached prompt (one token re-evaluated), then decode.
     # Best round of each, interleaved ABBA... (whoever ran second last round runs first this
@@ -153,7 +159,9 @@ async def main() -> None:
             else:
                 n, t = await backend_decode(backend, messages, args.tokens)
                 kcode_rate = max(kcode_rate, n / t)
-    print(f"decode: bare {bare_rate:.1f} tok/s, kcode {kcode_rate:.1f} tok/s ({args.tokens} tokens)")
+    print(
+        f"decode: bare {bare_rate:.1f} tok/s, kcode {kcode_rate:.1f} tok/s ({args.tokens} tokens)"
+    )
 
     history = conversation("ttft", 300)
     second_turn = [*history, Message.assistant("Done."), Message.user("And now the tests?")]
@@ -197,7 +205,9 @@ async def main() -> None:
     engine.llama.reset()
     engine.state_cache.max_bytes = 2 << 30
     with_cache = await take_turns()
-    print(f"switch: 4 turns of two agents {without:.2f}s without state cache, {with_cache:.2f}s with")
+    print(
+        f"switch: 4 turns of two agents {without:.2f}s without state cache, {with_cache:.2f}s with"
+    )
     await backend.aclose()
 
     off, on = bufts_decode(path, args.threads, args.tokens, args.rounds)

@@ -82,7 +82,9 @@ def _turn_template(
     )
 
 
-def _same(start: Callable[[str], str], end: str, roles: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _same(
+    start: Callable[[str], str], end: str, roles: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     return {r: start(name) for r, name in roles.items()}, {r: end for r in roles}
 
 
@@ -92,7 +94,9 @@ _CHATML = _same(
     {"system": "system", "user": "user", "assistant": "assistant"},
 )
 _GEMMA = _same(
-    lambda role: f"<start_of_turn>{role}\n", "<end_of_turn>\n", {"user": "user", "assistant": "model"}
+    lambda role: f"<start_of_turn>{role}\n",
+    "<end_of_turn>\n",
+    {"user": "user", "assistant": "model"},
 )
 _LLAMA3 = _same(
     lambda role: f"<|start_header_id|>{role}<|end_header_id|>\n\n",
@@ -100,7 +104,9 @@ _LLAMA3 = _same(
     {"system": "system", "user": "user", "assistant": "assistant"},
 )
 _PHI3 = _same(
-    lambda role: f"<|{role}|>\n", "<|end|>\n", {"system": "system", "user": "user", "assistant": "assistant"}
+    lambda role: f"<|{role}|>\n",
+    "<|end|>\n",
+    {"system": "system", "user": "user", "assistant": "assistant"},
 )
 _PLAIN = _same(
     lambda role: f"### {role}:\n",
@@ -149,7 +155,9 @@ BUILTIN_TEMPLATES: dict[str, BuiltinTemplate] = {
 }
 
 
-def pick_builtin(architecture: str, model_name: str, has_token: Callable[[str], bool]) -> BuiltinTemplate:
+def pick_builtin(
+    architecture: str, model_name: str, has_token: Callable[[str], bool]
+) -> BuiltinTemplate:
     """The format of a model without a chat template. `has_token(text)`: is `text` exactly one
     token of the model's vocabulary (so the model was trained with it as a marker)."""
     arch = architecture.lower()
@@ -160,7 +168,11 @@ def pick_builtin(architecture: str, model_name: str, has_token: Callable[[str], 
         return BUILTIN_TEMPLATES["llama3"]
     if has_token("<|im_start|>") and has_token("<|im_end|>"):
         return BUILTIN_TEMPLATES["chatml"]
-    if (arch.startswith("phi3") or "phi" in name) and has_token("<|user|>") and has_token("<|end|>"):
+    if (
+        (arch.startswith("phi3") or "phi" in name)
+        and has_token("<|user|>")
+        and has_token("<|end|>")
+    ):
         return BUILTIN_TEMPLATES["phi3"]
     if has_token("[INST]") and has_token("[/INST]"):
         return BUILTIN_TEMPLATES["mistral"]

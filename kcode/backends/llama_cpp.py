@@ -39,8 +39,8 @@ from kcode.backends.base import (
 from kcode.backends.builtin_templates import pick_builtin, stop_texts
 from kcode.backends.chat_template import ChatTemplate
 from kcode.backends.gbnf import tool_call_grammar
-from kcode.backends.local_context import plan_context
 from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling, TokenPipe
+from kcode.backends.local_context import plan_context
 from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (
     FORMATS,
@@ -271,9 +271,7 @@ class LlamaCppBackend:
                 f"{result.completion_tokens} tokens"
             )
         if result.finish_reason == "length" and not options.max_tokens:
-            setting = (
-                "max_output_tokens" if max_tokens == self.max_output_tokens else "n_ctx"
-            )
+            setting = "max_output_tokens" if max_tokens == self.max_output_tokens else "n_ctx"
             return (
                 f"the local model's answer was cut at {max_tokens} tokens ({setting} in the "
                 "config sets the limit)"
@@ -286,7 +284,7 @@ class LlamaCppBackend:
         return BackendError(
             "config",
             f"context overflow: the prompt is {prompt_tokens} tokens and {reserve} more are kept "
-            f"for the answer, over the {n_ctx}-token context of {self.model_path.name} "
+            f"for the answer, over the {n_ctx}-token context of {self.model_path} "
             f"({plan.describe()}{trained}). Raise n_ctx (or kv_cache_mb) in the config, "
             "use a model with a longer context, or start a new session with less in it",
         )

@@ -47,7 +47,10 @@ def test_gemma_folds_the_system_text_into_the_first_user_turn_and_writes_calls()
     prompt = template.render(messages, [tool])
     assert prompt.startswith("<bos><start_of_turn>user\nBe brief.")
     assert "system" not in prompt.split("<start_of_turn>")[1].split("\n")[0]
-    assert '<start_of_turn>model\n\n<tool_call>\n{"name": "read_file", "arguments": {"path": "a.txt"}}' in prompt
+    assert (
+        '<start_of_turn>model\n\n<tool_call>\n{"name": "read_file", "arguments": {"path": "a.txt"}}'
+        in prompt
+    )
     assert "<tool_response>\nhello\n</tool_response><end_of_turn>" in prompt
     assert "read_file" in prompt.split("Read a.txt")[0]  # the tools are described up front
     assert prompt.endswith("<start_of_turn>model\n")

