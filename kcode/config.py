@@ -358,12 +358,7 @@ def load_config(
             key = ".".join(str(p) for p in e["loc"])
             problems.append(f"{key} ({sources.get(key, 'default')}): {e['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from err
-    config = Config(settings, sources, warnings, interactive=interactive)
-    if interactive and _runs_bundled_model(config):
-        from kcode.models import bundled_notice
-
-        warnings.append(bundled_notice())  # the one line the front ends print at start
-    return config
+    return Config(settings, sources, warnings, interactive=interactive)
 
 
 USER_CONFIG_TEMPLATE = """\
@@ -411,7 +406,13 @@ def ensure_backend_configured(config: Config) -> None:
     if not config.model:
         from kcode.models import usable_default_model
 
-        if usable_default_model() is not None or _runs_bundled_model(config):
+        if usable_default_model() is not None:
+            return
+        if _runs_bundled_model(config):
+            from kcode.models import bundled_notice
+
+            # The one line said at start: the REPL launcher prints the warnings after this check.
+            config.warnings.append(bundled_notice())
             return
     raise ConfigError(NO_BACKEND_HELP)
 

@@ -38,7 +38,7 @@ class RefSettings(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     context_window: int = Field(default=131_072, ge=1024)
     script: str = ""
-    n_ctx: int = Field(default=8192, ge=256)
+    n_ctx: int | None = Field(default=None, ge=256)
     n_threads: int | None = None
     n_gpu_layers: int = 0
     mmproj: str = ""
@@ -49,6 +49,8 @@ class RefSettings(BaseModel):
     allow_secrets: bool = False
     allow_network: bool = False
     trusted: list[str] = Field(default_factory=list)
+    max_output_tokens: int = Field(default=4096, ge=16)
+    kv_cache_mb: int | None = Field(default=None, ge=16)
 
 
 def outcome_ours(data: dict[str, Any]) -> Any:
