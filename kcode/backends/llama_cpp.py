@@ -36,9 +36,11 @@ from kcode.backends.base import (
     ToolSpec,
     UsageChunk,
 )
-from kcode.backends.chat_template import CHATML_TEMPLATE, ChatTemplate
+from kcode.backends.builtin_templates import pick_builtin, stop_texts
+from kcode.backends.chat_template import ChatTemplate
 from kcode.backends.gbnf import tool_call_grammar
 from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling, TokenPipe
+from kcode.backends.local_context import plan_context
 from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (
     FORMATS,
@@ -52,6 +54,8 @@ from kcode.models import inspect_gguf
 
 # Room kept free for the answer when the caller sets no max_tokens.
 DEFAULT_ANSWER_RESERVE = 1024
+# Tokens one model call may write when nothing else says (config: max_output_tokens).
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
 
 class LlamaCppBackend:
@@ -65,14 +69,17 @@ class LlamaCppBackend:
         self,
         model_path: str | Path,
         *,
-        n_ctx: int = 8192,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         mmproj: str | Path | None = None,
         strict_tools: bool = False,
         chat_format: str | None = None,
         steer: str | Path | None = None,
+        max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
+        kv_cache_mb: int | None = None,
     ) -> None:
+        """`n_ctx` None: the model's trained context, capped by `kv_cache_mb` (local_context.py)."""
         self.info = inspect_gguf(Path(model_path))
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendError(
@@ -81,7 +88,11 @@ class LlamaCppBackend:
         if mmproj is not None and not Path(mmproj).is_file():
             raise BackendError("config", f"the vision projector (mmproj) {mmproj} does not exist")
         self.model_path = Path(model_path)
-        self.n_ctx = n_ctx
+        self.context_plan = plan_context(self.info, n_ctx, kv_cache_mb)
+        self.n_ctx = self.context_plan.n_ctx
+        self.max_output_tokens = max_output_tokens
+        self.template_name = ""  # "gguf", "override" or a builtin_templates name, once loaded
+        self._stop_texts: tuple[str, ...] = ()
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2) - 1)
         self.n_gpu_layers = n_gpu_layers
         self.mmproj = Path(mmproj) if mmproj else None
@@ -117,7 +128,15 @@ class LlamaCppBackend:
                 mmproj=self.mmproj,
             )
         if self._template is None or self._format is None:
-            source = self._template_override or self.info.chat_template or CHATML_TEMPLATE
+            source = self._template_override or self.info.chat_template
+            self.template_name = "override" if self._template_override else "gguf"
+            if not source:
+                # No template in the GGUF: the model's own format, by name and vocab.
+                builtin = pick_builtin(
+                    self.info.architecture, self.info.name, self._engine.has_token
+                )
+                source, self.template_name = builtin.source, builtin.name
+            self._stop_texts = stop_texts(source)
             self._template = ChatTemplate(
                 source,
                 bos_token=self._engine.special_token_text("bos"),
@@ -190,11 +209,7 @@ class LlamaCppBackend:
                 prompt = self.render_prompt(template, messages, tools, options)
                 tokens = await asyncio.to_thread(engine.tokenize, prompt)
             if len(tokens) + reserve > n_ctx:
-                raise BackendError(
-                    "bad_request",
-                    f"context overflow: the prompt is {len(tokens)} tokens and {reserve} more are "
-                    f"kept for the answer, over the model's context of {n_ctx} tokens",
-                )
+                raise self._overflow(len(tokens), reserve, n_ctx)
             opened_reasoning = prompt.rstrip().endswith(THINK_OPEN)
             if self._steering:
                 grammar: str | None = steered_grammar(self._steering.pop(0), fmt, tools)
@@ -205,7 +220,9 @@ class LlamaCppBackend:
                 temperature=0.7 if options.temperature is None else options.temperature
             )
             # With images the prompt's length is only known in the worker: keep to the reserve.
-            max_tokens = options.max_tokens or (reserve if vision_prompt else n_ctx - len(tokens))
+            max_tokens = options.max_tokens or min(
+                self.max_output_tokens, reserve if vision_prompt else n_ctx - len(tokens)
+            )
             pipe = TokenPipe(asyncio.get_running_loop())
             cancel = threading.Event()
 
@@ -219,6 +236,7 @@ class LlamaCppBackend:
                         cancel=cancel,
                         emit=pipe.put,
                         vision_prompt=vision_prompt,
+                        stop_texts=self._stop_texts,
                     )
                 finally:
                     pipe.close()
@@ -235,10 +253,63 @@ class LlamaCppBackend:
                 cancel.set()
                 await _wait_for_thread(worker)
             yield UsageChunk(result.prompt_tokens, result.completion_tokens)
+            note = self._finish_note(result, max_tokens, options)
             if parser.calls_emitted:
-                yield FinishChunk("tool_calls")
+                yield FinishChunk("tool_calls", note)
+            elif result.finish_reason in ("length", "repetition"):
+                yield FinishChunk("length", note)
             else:
-                yield FinishChunk("length" if result.finish_reason == "length" else "stop")
+                yield FinishChunk("stop")
+
+    def _finish_note(
+        self, result: GenerationResult, max_tokens: int, options: BackendOptions
+    ) -> str:
+        """Why an answer was cut, for the user; empty when it ended by itself."""
+        if result.finish_reason == "repetition":
+            return (
+                f"the local model was repeating itself; its answer was stopped after "
+                f"{result.completion_tokens} tokens"
+            )
+        if result.finish_reason == "length" and not options.max_tokens:
+            setting = "max_output_tokens" if max_tokens == self.max_output_tokens else "n_ctx"
+            return (
+                f"the local model's answer was cut at {max_tokens} tokens ({setting} in the "
+                "config sets the limit)"
+            )
+        return ""
+
+    def _overflow(self, prompt_tokens: int, reserve: int, n_ctx: int) -> BackendError:
+        plan = self.context_plan
+        trained = f"; it was trained for {plan.trained}" if plan.trained else ""
+        return BackendError(
+            "config",
+            f"context overflow: the prompt is {prompt_tokens} tokens and {reserve} more are kept "
+            f"for the answer, over the {n_ctx}-token context of {self.model_path} "
+            f"({plan.describe()}{trained}). Raise n_ctx (or kv_cache_mb) in the config, "
+            "use a model with a longer context, or start a new session with less in it",
+        )
+
+    async def preflight(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> None:
+        """Load the model and check that a conversation of `messages` renders and fits, before
+        a session is written: a bad file, a template that fails or a context too small for the
+        tools is a usage error (exit 2) that leaves nothing behind. Messages name the file."""
+        try:
+            async with self._lock:
+                engine, template, _ = await self._ready()
+                prompt = self.render_prompt(template, messages, tools, BackendOptions())
+                tokens = await asyncio.to_thread(engine.tokenize, prompt)
+            reserve = min(DEFAULT_ANSWER_RESERVE, engine.n_ctx // 4)
+            if len(tokens) + reserve > engine.n_ctx:
+                overflow = self._overflow(len(tokens), reserve, engine.n_ctx).message
+                raise BackendError(
+                    "config",
+                    "the context is too small for kcode's system prompt and tools: "
+                    + overflow.removeprefix("context overflow: "),
+                )
+        except BackendError as err:
+            if str(self.model_path) in err.message or self.model_path.name in err.message:
+                raise
+            raise BackendError(err.kind, f"{self.model_path}: {err.message}") from err
 
     async def aclose(self) -> None:
         async with self._lock:

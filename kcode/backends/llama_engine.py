@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import ctypes
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -40,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kcode.backends import native_guard
 from kcode.backends.base import BackendError
 from kcode.backends.llama_vision import VisionProjector
+from kcode.backends.output_guard import OutputGuard
 
 # Switching states only pays off when it saves at least this many tokens of prompt evaluation.
 MIN_TOKENS_WORTH_SWITCHING = 32
@@ -99,7 +102,7 @@ class StateCache:
 class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop" | "length" | "cancelled"
+    finish_reason: str  # "stop" | "length" | "cancelled" | "repetition"
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,8 @@ class LlamaEngine:
                 self.llama.close()
                 raise
         self.use_extra_bufts = bool(self.llama.model_params.use_extra_bufts)
+        self.model_path = Path(model_path)
+        native_guard.guard_model(str(model_path))
         self.lock = threading.Lock()
         self.state_cache = StateCache(state_cache_bytes)
         self._vocab = self.llama._model.vocab
@@ -281,6 +286,11 @@ class LlamaEngine:
             size = -n  # negative: the piece needs this many bytes
         self._pieces[token] = buffer.raw[:n]
         return self._pieces[token]
+
+    def has_token(self, text: str) -> bool:
+        """Whether `text` is exactly one token of the vocabulary (a marker the model knows)."""
+        tokens = self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return len(tokens) == 1 and self.piece(int(tokens[0])) == text.encode("utf-8")
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(self.lib.llama_vocab_is_eog(self._vocab, token))
@@ -347,9 +357,13 @@ class LlamaEngine:
         cancel: threading.Event,
         emit: Callable[[str], None],
         vision_prompt: tuple[str, Sequence[bytes], int] | None = None,
+        stop_texts: Sequence[str] = (),
     ) -> GenerationResult:
         """`vision_prompt`: (text with image markers, images, room for the prompt) instead of
-        `prompt` tokens, for a conversation with images (llama_vision.py)."""
+        `prompt` tokens, for a conversation with images (llama_vision.py). Generation ends at an
+        end-of-generation token of the vocab, at one of `stop_texts` (never emitted), when the
+        output loops (output_guard.py), at `max_tokens`, or when `cancel` is set."""
+        crash_for_test = os.environ.get(native_guard.TEST_CRASH_ENV) == "1"
         with self.lock:
             grammar = self.compile_grammar(grammar_text) if grammar_text else None
             if vision_prompt is not None:
@@ -360,6 +374,7 @@ class LlamaEngine:
                 self.prepare_context(prompt)
             self._last_prompt_length = len(prompt)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            guard = OutputGuard(stop_texts)
             produced = 0
             finish = "length"
             generator = self.llama.generate(
@@ -379,15 +394,21 @@ class LlamaEngine:
                     if self.is_end_of_generation(int(token)):
                         finish = "stop"
                         break
+                    if crash_for_test:
+                        native_guard.crash_for_test()
                     produced += 1
-                    text = decoder.decode(self.piece(int(token)))
+                    text = guard.feed(decoder.decode(self.piece(int(token))))
                     if text:
                         emit(text)
+                    if guard.stopped:
+                        finish = guard.stopped
+                        break
                     if produced >= max_tokens:
                         break
             finally:
                 generator.close()
-            tail = decoder.decode(b"", final=True)
+            tail = guard.feed(decoder.decode(b"", final=True)) if not guard.stopped else ""
+            tail += guard.flush()
             if tail:
                 emit(tail)
             return GenerationResult(len(prompt), produced, finish)
@@ -397,3 +418,4 @@ class LlamaEngine:
             if self.vision is not None:
                 self.vision.close()
             self.llama.close()
+            native_guard.release_model(str(self.model_path))

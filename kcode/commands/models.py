@@ -12,7 +12,14 @@ from typing import Annotated
 import typer
 
 from kcode.backends.base import BackendError
-from kcode.models import DEFAULT_LOCAL_MODEL, inspect_gguf, list_cached_models, resolve_model
+from kcode.models import (
+    BUNDLED_SPEC,
+    DEFAULT_LOCAL_MODEL,
+    bundled_model,
+    inspect_gguf,
+    list_cached_models,
+    resolve_model,
+)
 
 models_app = typer.Typer(
     rich_markup_mode=None,
@@ -28,11 +35,15 @@ def _fail(err: BackendError) -> typer.Exit:
 
 @models_app.command("list")
 def list_models() -> None:
-    """Models already downloaded into the Hugging Face cache."""
+    """The bundled model (`--model bundled`) and the models downloaded into the Hugging Face cache."""
+    bundled = bundled_model()
+    if bundled is not None:
+        size = bundled.stat().st_size
+        sys.stdout.write(f"{BUNDLED_SPEC}\t{size / 1e9:.2f} GB\t{bundled}\t(bundled)\n")
     models = list_cached_models()
     if not models:
         sys.stdout.write(
-            f"no local models yet; download one with: kcode models pull {DEFAULT_LOCAL_MODEL}\n"
+            f"no downloaded models yet; download one with: kcode models pull {DEFAULT_LOCAL_MODEL}\n"
         )
         return
     for model in models:

@@ -176,7 +176,39 @@ async def test_context_overflow_is_reported_before_generating(tiny_model: Path) 
     backend = LlamaCppBackend(tiny_model, n_ctx=256, n_threads=1)
     with pytest.raises(BackendError) as err:
         await collect(backend, conversation("long " * 200), max_tokens=50)
-    assert err.value.kind == "bad_request" and err.value.message.startswith("context overflow:")
+    # A usage error (exit 2) that names the model's context and the setting to change.
+    assert err.value.kind == "config" and err.value.message.startswith("context overflow:")
+    assert f"256-token context of {tiny_model} " in err.value.message
+    assert "n_ctx = 256 from the config" in err.value.message and "Raise n_ctx" in err.value.message
+    await backend.aclose()
+
+
+@needs_llama
+@pytest.mark.llama
+async def test_answers_are_capped_and_the_cut_is_noted(tiny_model: Path) -> None:
+    backend = LlamaCppBackend(tiny_model, n_ctx=1024, n_threads=1, max_output_tokens=16)
+    grammar_free = await collect(backend, conversation(), temperature=1.0)
+    usage = next(d for d in grammar_free if isinstance(d, UsageChunk))
+    finish = grammar_free[-1]
+    assert isinstance(finish, FinishChunk) and usage.completion_tokens <= 16
+    if finish.reason == "length":  # random weights may also hit an end token first
+        assert "cut at 16 tokens (max_output_tokens" in finish.note
+    await backend.aclose()
+
+
+@needs_llama
+@pytest.mark.llama
+async def test_end_of_turn_text_stops_and_never_reaches_the_stream(tiny_model: Path) -> None:
+    # The steering grammar makes the model spell "<|im_end|>" as plain bytes (not its control
+    # token, which the grammar cannot produce): the text-level stop must catch it.
+    from kcode.backends.steering import SteerStep
+
+    backend = LlamaCppBackend(tiny_model, n_ctx=1024, n_threads=1)
+    backend._steering = [SteerStep(text="Done. <|im_end|> user: more")]
+    deltas = await collect(backend, conversation(), max_tokens=200)
+    text = "".join(d.text for d in deltas if isinstance(d, TextChunk))
+    assert text == "Done. " and isinstance(deltas[-1], FinishChunk)
+    assert deltas[-1].reason == "stop" and deltas[-1].note == ""
     await backend.aclose()
 
 
@@ -268,9 +300,11 @@ def test_session_records_the_model_the_backend_chose(
 
     config = load_config(tmp_path, {"backend": "llama-cpp"}, env={})
     assert config.model == ""
+    # Long enough a context for kcode's system prompt in byte-level tokens (the preflight checks).
+    model = write_llama_gguf(tmp_path / "tiny.gguf", context_length=32768)
     runtime = build_runtime(
         config, tmp_path, NonInteractiveApprover("auto-edit"), interactive=False,
-        backend=LlamaCppBackend(tiny_model),
+        backend=LlamaCppBackend(model, n_ctx=16384, n_threads=1),
     )  # fmt: skip
     try:
         meta = next(r for r in _records(runtime.session.path) if r["record"] == "meta")

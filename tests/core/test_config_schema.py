@@ -38,7 +38,7 @@ class RefSettings(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     context_window: int = Field(default=131_072, ge=1024)
     script: str = ""
-    n_ctx: int = Field(default=8192, ge=256)
+    n_ctx: int | None = Field(default=None, ge=256)
     n_threads: int | None = None
     n_gpu_layers: int = 0
     mmproj: str = ""
@@ -63,6 +63,9 @@ class RefSettings(BaseModel):
     hooks: list[Any] = Field(default_factory=list)
 
     mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    max_output_tokens: int = Field(default=4096, ge=16)
+    kv_cache_mb: int | None = Field(default=None, ge=16)
 
 
 COMPARED = [name for name in SPECS if name not in ("limits", "prices")]
