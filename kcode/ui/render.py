@@ -34,6 +34,7 @@ from kcode.events import (
 )
 from kcode.terminal_text import visible
 from kcode.ui.agents_view import AgentsView
+from kcode.ui.status import BusyStatus
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -200,10 +201,15 @@ class Renderer:
         self._pending_diffs: dict[tuple[str, str], str] = {}
         self._shown_in_prompt: set[tuple[str, str]] = set()
         self._live: Live | None = None
+        self.status: BusyStatus | None = None  # set while a turn (or /compact) runs
+        # While an approval question owns the terminal nothing else may draw: no live region, and
+        # lines printed meanwhile (sub-agents keep working) wait until the answer is in.
+        self._held = False
+        self._held_prints: list[RenderableType] = []
 
     # --- live region -------------------------------------------------------------------------------
     def _ensure_live(self) -> None:
-        if self._live is None and self.console.is_terminal:
+        if self._live is None and self.console.is_terminal and not self._held:
             from rich.live import Live
 
             self._live = Live(
@@ -220,6 +226,33 @@ class Renderer:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+    def hold(self) -> None:
+        """An approval question is about to be asked: it must stay the last thing on screen."""
+        self._held = True
+        self.pause()
+
+    def release(self) -> None:
+        """The question was answered: print what waited, then resume the live region."""
+        self._held = False
+        held, self._held_prints = self._held_prints, []
+        for renderable in held:
+            self.console.print(renderable)
+        if self.status is not None or self._running or self._answer or self.agents.active:
+            self._ensure_live()
+
+    def begin_busy(self, status: BusyStatus) -> None:
+        """Show the status line (spinner, elapsed, tokens, how to interrupt) until `end_busy`."""
+        self.status = status
+        self._ensure_live()
+
+    def end_busy(self) -> None:
+        self.status = None
+        self.pause()
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
 
     def _tail_lines(self, text: str, keep: int) -> str:
         lines = text.splitlines()
@@ -239,14 +272,21 @@ class Renderer:
                 parts.append(Spinner("dots", text=Text(tool.label), style="cyan"))
         if self.agents.active:
             parts.append(self.agents.table())
+        if self.status is not None:
+            parts.append(self.status.renderable(self.console.width))
         return Group(*parts)
 
     def print(self, renderable: RenderableType) -> None:
+        if self._held:
+            self._held_prints.append(renderable)
+            return
         self.console.print(renderable)
 
     # --- events ------------------------------------------------------------------------------------
     def handle(self, event: Event) -> None:
         if event.agent != "main":
+            if isinstance(event, Usage) and self.status is not None:
+                self.status.add_usage(event.prompt_tokens, event.completion_tokens)
             self.agents.update(event)
             self._ensure_live()
             return
@@ -257,6 +297,8 @@ class Renderer:
             self._ensure_live()
         elif isinstance(event, TextDelta):
             self._fold_reasoning()
+            if self.status is not None:
+                self.status.streamed_chars += len(event.text)
             self._answer += event.text
             point = commit_point(self._answer)
             if point:
@@ -294,7 +336,10 @@ class Renderer:
             self.print(Text(f"✗ {visible(event.message)}", style="bold red"))
         elif isinstance(event, TurnFinished):
             self.finish()
-        elif isinstance(event, (StepStarted, Usage)):
+        elif isinstance(event, Usage):
+            if self.status is not None:
+                self.status.add_usage(event.prompt_tokens, event.completion_tokens)
+        elif isinstance(event, StepStarted):
             pass
 
     def note_prompted(self, agent: str, tool: str) -> None:
@@ -351,4 +396,5 @@ class Renderer:
             for summary in self.agents.summaries():
                 self.print(summary)
             self.agents.clear()
-        self.pause()
+        if self.status is None:
+            self.pause()

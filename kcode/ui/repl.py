@@ -34,8 +34,11 @@ from kcode.ui.input import (
     parse_mentions,
     toolbar_html,
 )
+from kcode.ui.keytap import KeyTap, QueuedExit
 from kcode.ui.launch import GREETING
 from kcode.ui.render import MIN_WIDTH, Renderer
+from kcode.ui.status import BusyStatus
+from kcode.ui.termmode import quiet_terminal
 from kcode.ui.sessions_view import replay_history
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
@@ -79,7 +82,9 @@ class Repl:
         self._files: list[str] | None = None
         self._io = io
         self.rules = ProjectRules(root)
-        self.asker = ApprovalAsker(self.console, self.rules, self._read_choice, self._before_ask)
+        self.asker = ApprovalAsker(
+            self.console, self.rules, self._read_choice, self._before_ask, self._after_ask
+        )
         self.approver = InteractiveApprover(config.approval or "ask", self.asker)
         from kcode.ui.slash import COMMANDS
 
@@ -93,6 +98,11 @@ class Repl:
                 prompt_session.completer.set_files(self._project_files)
         self.prompt = prompt_session
         self._choice_prompt: PromptSession[str] = PromptSession(**io)
+        # Keys typed while busy (a turn, /compact): queued and sent afterwards, never echoed raw.
+        self.keytap = KeyTap(lambda: self.prompt.input, self._interrupt, self.renderer.refresh)
+        self.queue: list[str | QueuedExit] = []
+        self._line_task: asyncio.Task[None] | None = None
+        self._tap_was_active = False
 
     # --- lazy pieces -----------------------------------------------------------------------------
     def _project_files(self) -> list[str]:
@@ -158,9 +168,16 @@ class Repl:
 
     # --- approvals -------------------------------------------------------------------------------
     def _before_ask(self, request: Any) -> None:
-        self.renderer.pause()
+        self.renderer.hold()
+        self._tap_was_active = self.keytap.active
+        self.keytap.stop()
         if request.action == "edit":
             self.renderer.note_prompted("main", request.tool)
+
+    def _after_ask(self, request: Any) -> None:
+        if self._tap_was_active:
+            self.keytap.start()
+        self.renderer.release()
 
     async def _read_choice(self, message: str) -> str:
         try:
@@ -174,12 +191,25 @@ class Repl:
         if self.turn_task is not None and not self.turn_task.done():
             self.turn_task.cancel()
 
+    def _interrupt(self) -> None:
+        """Esc or Ctrl-C while busy: stop the turn, or whatever else runs (/compact)."""
+        if self.turn_task is not None and not self.turn_task.done():
+            self.turn_task.cancel()
+        elif self._line_task is not None and not self._line_task.done():
+            self._line_task.cancel()
+
+    def begin_busy(self, label: str) -> BusyStatus:
+        status = BusyStatus(label, typed=self.keytap.typed)
+        self.renderer.begin_busy(status)
+        return status
+
     async def run_turn(self, message: Message) -> None:
         runtime = await self.ensure_runtime()
         if runtime is None:
             self.prefill = message.text
             return
         await self._maybe_compact(runtime)
+        self.begin_busy("Working…")
         self.turn_task = asyncio.create_task(self._consume(runtime, message))
         loop = asyncio.get_running_loop()
         try:
@@ -193,6 +223,7 @@ class Repl:
                 loop.remove_signal_handler(signal.SIGINT)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+            self.renderer.end_busy()
         if self.turn_task.cancelled():
             self.renderer.finish()
             self.console.print(
@@ -213,7 +244,7 @@ class Repl:
             self.renderer.handle(event)
             runtime.session.log_event(event)
             if isinstance(event, TurnFinished) and event.reason != "completed":
-                self.console.print(Text(f"(turn ended: {event.reason})", style="dim"))
+                self.renderer.print(Text(f"(turn ended: {event.reason})", style="dim"))
 
     async def _maybe_compact(self, runtime: Any) -> None:
         from kcode.agents.compaction import needs_compaction
@@ -286,6 +317,8 @@ class Repl:
         PromptInterrupt / EOFError it ended with — after it already greeted the user."""
         if first_input is None:
             self.greet()
+        if not self._io and sys.stdin.isatty():
+            quiet_terminal()  # no echo over the live region; Enter stays Enter between prompts
         # Build the runtime (tools, session, backend imports) once the prompt has been drawn.
         asyncio.get_running_loop().call_later(0.15, self.start_background_setup)
         if self.resume_id:
@@ -293,10 +326,19 @@ class Repl:
             if runtime is not None:
                 replay_history(self.console, runtime.agent.history)
         if initial_prompt or images:
-            await self.handle_line(initial_prompt or "", images)
+            if initial_prompt:  # echoed like a typed line, so the transcript shows the question
+                self.console.print(Text(visible(f"› {initial_prompt}"), style="bold"))
+            await self.busy_line(initial_prompt or "", images)
         interrupted_once = False
         pending = first_input
         while not self.should_exit:
+            if pending is None and self.queue:  # typed during the last turn: sent now, in order
+                queued = self.queue.pop(0)
+                if isinstance(queued, QueuedExit):
+                    break
+                self.console.print(Text(visible(f"› {queued}"), style="bold"))
+                await self.busy_line(queued)
+                continue
             outcome, pending = (
                 (pending, None) if pending is not None else (await self._read(), None)
             )
@@ -309,9 +351,28 @@ class Repl:
             if isinstance(outcome, BaseException):  # EOFError: Ctrl-D
                 break
             interrupted_once = False
-            await self.handle_line(outcome)
+            await self.busy_line(outcome)
         await self.close()
         return 0
+
+    async def busy_line(self, line: str, images: list[Path] | None = None) -> None:
+        """Handle a line while the key tap keeps (and shows) whatever is typed meanwhile."""
+        self.keytap.start()
+        self._line_task = asyncio.create_task(self.handle_line(line, images))
+        try:
+            await asyncio.wait({self._line_task})
+            if self._line_task.cancelled():
+                self.renderer.end_busy()
+                self.console.print(Text("⏹ interrupted", "yellow"))
+            elif (err := self._line_task.exception()) is not None:
+                raise err
+        finally:
+            self._line_task = None
+            self.keytap.stop()
+            typed = self.keytap.take()
+            self.queue.extend(typed.queued)
+            if typed.line:
+                self.prefill = (self.prefill + typed.line) if self.prefill else typed.line
 
     async def _read(self) -> str | BaseException:
         default, self.prefill = self.prefill, ""
@@ -361,3 +422,7 @@ def run_repl(
         return asyncio.run(repl.run(initial_prompt, images))
     except KeyboardInterrupt:
         return 130
+    finally:
+        from kcode.ui.termmode import restore_terminal
+
+        restore_terminal()

@@ -1,0 +1,56 @@
+"""kcode's resting terminal mode for the whole REPL: no echo, no line buffering, no CR→NL.
+
+Imported before prompt_toolkit (kcode.ui.launch sets it while the prompt is still loading), so it
+depends on nothing but termios. See kcode.ui.keytap for why the mode matters.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import sys
+from typing import Any
+
+_saved_modes: dict[int, Any] = {}
+
+
+def quiet_terminal(fd: int | None = None, original: Any = None) -> None:
+    """Echo, canonical mode and CR→NL off until exit (idempotent; a no-op when fd is no terminal).
+
+    `original`: the mode to restore at exit when the terminal is already in another temporary mode.
+    """
+    import termios
+
+    if fd is None:
+        try:
+            fd = sys.stdin.fileno()
+        except (OSError, ValueError):
+            return
+    if fd in _saved_modes:
+        return
+    try:
+        saved = original if original is not None else termios.tcgetattr(fd)
+        quiet = termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return
+    quiet[3] |= termios.ISIG  # Ctrl-C still interrupts where no prompt or key tap reads
+    quiet[0] &= ~(termios.ICRNL | termios.INLCR | termios.IGNCR)
+    quiet[3] &= ~(termios.ECHO | termios.ICANON)
+    quiet[6][termios.VMIN] = 1
+    quiet[6][termios.VTIME] = 0
+    try:
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)  # TCSANOW: keep what was typed already
+    except termios.error:
+        return
+    _saved_modes[fd] = saved
+    if len(_saved_modes) == 1:
+        atexit.register(restore_terminal)
+
+
+def restore_terminal() -> None:
+    import termios
+
+    for fd, saved in list(_saved_modes.items()):
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        _saved_modes.pop(fd, None)
