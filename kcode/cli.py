@@ -65,7 +65,9 @@ def _root(cwd: Path | None) -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    sys.stderr.write(f"kcode: {message}\n")
+    from kcode.cli_errors import report_error
+
+    report_error(message, code)
     raise typer.Exit(code)
 
 
@@ -201,7 +203,14 @@ def config_show(
     except ConfigError as err:
         _fail(str(err))
         return
+    from kcode.config import SECRET_KEYS
+    from kcode.config_view import setting_text
+
     for name, value, source in config.shown():
+        if name not in SECRET_KEYS:
+            value = setting_text(getattr(config.settings, name))
+        if name == "model" and value == "-" and config.base_url:
+            value = "- (asked from the server at start)"
         typer.echo(f"{name:15} = {value or '-':40} ({source})")
     for warning in config.warnings:
         typer.echo(f"warning: {warning}")
@@ -291,8 +300,22 @@ def run_cli(args: list[str]) -> int:
     routed = route_argv(args)
     if routed[:1] != ["chat"]:  # `kcode -p` must not pay for sub-apps it never runs
         _register_optional_apps()
+    import click
+
+    from kcode import cli_errors
+
+    cli_errors.output_format = cli_errors.format_in_argv(args)
     try:
-        app(routed, prog_name="kcode", standalone_mode=True)
+        # Not standalone: click's own usage report would name the hidden `chat` command.
+        result = app(routed, prog_name="kcode", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.UsageError as err:
+        return cli_errors.report_usage_error(err)
+    except click.Abort:
+        return 130
+    except click.ClickException as err:
+        cli_errors.report_error(err.format_message(), err.exit_code)
+        return err.exit_code
     except SystemExit as exit_:
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 2)

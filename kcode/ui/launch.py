@@ -237,7 +237,8 @@ async def early_prompt(config: Any, root: Path) -> int:
     typed = type_ahead(_load_input_module, out)
     from kcode.ui.input import PromptInterrupt, ReplCompleter, build_prompt_session, toolbar_html
 
-    model = config.model or config.backend or "no model"
+    model = config.model or config.backend or ("the server's model" if config.base_url else "")
+    model = model or "no model"
     approval = config.approval or "ask"
     completer = ReplCompleter([], list)  # filled in when the Repl takes the session over
 

@@ -144,13 +144,47 @@ class Repl:
             self._runtime_task = None
             self.console.print(Text(visible(f"✗ cannot start the agent: {err}"), style="bold red"))
             return None
+        self._say_discovered_model()
         return self.runtime
+
+    def _say_discovered_model(self) -> None:
+        if self.config.model or not self.config.base_url:
+            return
+        from kcode.backends.discovery import discovered
+
+        found = discovered(self.config.base_url)
+        if found is not None:
+            self.renderer.print(Text(visible(f"({found.describe(self.config.base_url)})"), "dim"))
+        else:
+            self.renderer.print(
+                Text(
+                    visible(
+                        f"({self.config.base_url} did not list its models; sending model "
+                        '"default" — set one with /model NAME or --model)'
+                    ),
+                    "dim",
+                )
+            )
+
+    def model_name(self) -> str:
+        """The model requests go out with, as far as it is known yet."""
+        if self.config.model:
+            return str(self.config.model)
+        if self.runtime is not None:
+            from kcode.runtime import model_label
+
+            label = model_label(self.config, self.runtime.backend)
+            if label:
+                return label
+        if self.config.base_url:
+            return "the server's model"
+        return str(self.config.backend or "no model")
 
     # --- toolbar ---------------------------------------------------------------------------------
     def toolbar(self) -> AnyFormattedText:
         from kcode.agents.compaction import estimate_tokens
 
-        model = self.config.model or self.config.backend or "no model"
+        model = self.model_name()
         used, cost = 0, ""
         if self.runtime is not None:
             agent = self.runtime.agent
@@ -271,10 +305,21 @@ class Repl:
         try:
             parsed = await asyncio.to_thread(parse_mentions, line, self.root, images or [])
         except MentionError as err:
-            self.console.print(Text(visible(f"✗ {err}"), style="bold red"))
-            self.prefill = line  # nothing lost: the line comes back at the prompt
+            # Not put back at the prompt: the next thing typed would be glued onto it. It is in
+            # the history, so ↑ brings it back for editing.
+            self.console.print(Text(visible(f"✗ {err} — not sent; ↑ recalls the line"), "bold red"))
             return
         body = parsed.text.strip()
+        if parsed.files:
+            runtime = await self.ensure_runtime()
+            if runtime is None:
+                return
+            from kcode.ui.attach import attach_mentions
+
+            attached, notes = await attach_mentions(parsed.files, self.root, runtime.ctx)
+            for note in notes:
+                self.renderer.print(Text(visible(note, one_line=True), style="dim"))
+            body = f"{body}\n\n{attached}"
         if self.pending_context:
             body = f"{self.pending_context}\n\n{body}"
             self.pending_context = ""
@@ -401,6 +446,11 @@ class Repl:
         if self.runtime is not None:
             session = self.runtime.session
             await self.runtime.aclose()
+            said = any(m.role == "user" for m in self.runtime.agent.history)
+            if not said and not self.resume_id:
+                # Nothing was said: no session to list, continue or resume (empty launches).
+                session.path.unlink(missing_ok=True)
+                return
             self.console.print(
                 Text(f"Session {session.session_id} saved; resume with kcode -c", style="dim")
             )
