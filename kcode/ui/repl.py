@@ -103,6 +103,7 @@ class Repl:
         self.queue: list[str | QueuedExit] = []
         self._line_task: asyncio.Task[None] | None = None
         self._tap_was_active = False
+        self._interrupted = False
 
     # --- lazy pieces -----------------------------------------------------------------------------
     def _project_files(self) -> list[str]:
@@ -227,6 +228,7 @@ class Repl:
 
     def _interrupt(self) -> None:
         """Esc or Ctrl-C while busy: stop the turn, or whatever else runs (/compact)."""
+        self._interrupted = True
         if self.turn_task is not None and not self.turn_task.done():
             self.turn_task.cancel()
         elif self._line_task is not None and not self._line_task.done():
@@ -403,6 +405,7 @@ class Repl:
     async def busy_line(self, line: str, images: list[Path] | None = None) -> None:
         """Handle a line while the key tap keeps (and shows) whatever is typed meanwhile."""
         self.keytap.start()
+        self._interrupted = False
         self._line_task = asyncio.create_task(self.handle_line(line, images))
         try:
             await asyncio.wait({self._line_task})
@@ -415,6 +418,12 @@ class Repl:
             self._line_task = None
             self.keytap.stop()
             typed = self.keytap.take()
+            texts = [q for q in typed.queued if isinstance(q, str)]
+            if self._interrupted and texts:
+                # After an interrupt nothing is sent on its own: what was queued comes back at
+                # the prompt to be edited or sent (as Claude Code does).
+                typed.line = "\n".join([*texts, typed.line]).strip("\n")
+                typed.queued = [q for q in typed.queued if not isinstance(q, str)]
             self.queue.extend(typed.queued)
             if typed.line:
                 self.prefill = (self.prefill + typed.line) if self.prefill else typed.line
