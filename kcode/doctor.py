@@ -14,7 +14,6 @@ from pathlib import Path
 from kcode.config import Config
 from kcode.runtime import OPENAI_DEFAULT_BASE_URL, backend_label
 
-
 KEY_HINT = (
     "no model configured. Set one: export MOONSHOT_API_KEY=sk-... (Kimi K2.5), "
     "export OPENAI_API_KEY=sk-... (OpenAI; OPENAI_BASE_URL for another server), "

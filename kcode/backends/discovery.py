@@ -43,7 +43,7 @@ def discover_model(
     if api_key and api_key != "none":
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             body = response.read(MAX_LISTING_BYTES + 1)
     except (OSError, ValueError, urllib.error.URLError):
         return None
@@ -56,7 +56,9 @@ def discover_model(
     data = listing.get("data") if isinstance(listing, dict) else None
     if not isinstance(data, list):
         return None
-    ids = [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)]
+    ids = [
+        item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)
+    ]
     ids = [i for i in ids if i.strip() and len(i) <= 256]
     if not ids:
         return None

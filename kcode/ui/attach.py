@@ -31,7 +31,9 @@ async def attach_mentions(files: list[str], root: Path, ctx: Any) -> tuple[str, 
             names = sorted(os.listdir(path))
             shown = [n + ("/" if (path / n).is_dir() else "") for n in names[:MAX_LISTED]]
             more = f"\n… and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
-            blocks.append(f'<directory path="{raw}">\n' + "\n".join(shown) + more + "\n</directory>")
+            blocks.append(
+                f'<directory path="{raw}">\n' + "\n".join(shown) + more + "\n</directory>"
+            )
             notes.append(f"attached @{raw} (directory, {len(names)} entries)")
             continue
         call = ToolCall(f"mention-{index}", "read_file", {"path": raw, "limit": MAX_ATTACH_LINES})

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from prompt_toolkit.input import Input
 from prompt_toolkit.input.typeahead import get_typeahead

@@ -37,9 +37,9 @@ from kcode.ui.input import (
 from kcode.ui.keytap import KeyTap, QueuedExit
 from kcode.ui.launch import GREETING
 from kcode.ui.render import MIN_WIDTH, Renderer
+from kcode.ui.sessions_view import replay_history
 from kcode.ui.status import BusyStatus
 from kcode.ui.termmode import quiet_terminal
-from kcode.ui.sessions_view import replay_history
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
 PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}

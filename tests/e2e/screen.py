@@ -100,7 +100,9 @@ def wait_requests(server: object, count: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while len(chat_requests(server)) < count:
         if time.monotonic() > deadline:
-            raise AssertionError(f"{count} chat requests expected, saw {len(chat_requests(server))}")
+            raise AssertionError(
+                f"{count} chat requests expected, saw {len(chat_requests(server))}"
+            )
         time.sleep(0.02)
 
 

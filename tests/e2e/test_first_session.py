@@ -76,7 +76,9 @@ def ready_time(env: dict[str, str], cwd: Path) -> float:
         started = time.monotonic()
         term = Terminal([], env, cwd)
         # prompt_toolkit switches bracketed paste on as it starts reading keys
-        term.wait_until(lambda: "\x1b[?2004h" in term.raw, "prompt_toolkit", timeout=15, step_s=0.001)
+        term.wait_until(
+            lambda: "\x1b[?2004h" in term.raw, "prompt_toolkit", timeout=15, step_s=0.001
+        )
         _ready_s.append(time.monotonic() - started)
         term.close()
     return _ready_s[0]
