@@ -300,22 +300,21 @@ def run_cli(args: list[str]) -> int:
     routed = route_argv(args)
     if routed[:1] != ["chat"]:  # `kcode -p` must not pay for sub-apps it never runs
         _register_optional_apps()
-    import click
-
     from kcode import cli_errors
 
+    click_exc = cli_errors.click_exceptions()
     cli_errors.output_format = cli_errors.format_in_argv(args)
     try:
         # Not standalone: click's own usage report would name the hidden `chat` command.
         result = app(routed, prog_name="kcode", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.UsageError as err:
+    except click_exc.UsageError as err:
         return cli_errors.report_usage_error(err)
-    except click.Abort:
+    except (click_exc.Abort, typer.Abort):
         return 130
-    except click.ClickException as err:
+    except click_exc.ClickException as err:
         cli_errors.report_error(err.format_message(), err.exit_code)
-        return err.exit_code
+        return int(err.exit_code)
     except SystemExit as exit_:
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 2)

@@ -16,6 +16,15 @@ JSON_FORMATS = ("json", "stream-json")
 output_format: str | None = None  # set by kcode.cli.run_cli from argv, before any parsing
 
 
+def click_exceptions() -> Any:
+    """click's exception module: vendored inside typer since 0.2x, the click package before."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
 def format_in_argv(args: list[str]) -> str | None:
     """The `--output-format` value in argv, as far as it can be read without parsing."""
     for index, arg in enumerate(args):
