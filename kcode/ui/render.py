@@ -294,11 +294,15 @@ class Renderer:
             if not self._reasoning:
                 self._reasoning_started = time.monotonic()
             self._reasoning += event.text
+            if self.status is not None:
+                self.status.streamed_chars += len(event.text)
+                self.status.label = "Thinking…"
             self._ensure_live()
         elif isinstance(event, TextDelta):
             self._fold_reasoning()
             if self.status is not None:
                 self.status.streamed_chars += len(event.text)
+                self.status.label = "Writing…"
             self._answer += event.text
             point = commit_point(self._answer)
             if point:
@@ -313,6 +317,8 @@ class Renderer:
             self._flush_answer()
             label = tool_label(event.name, event.arguments)
             self._running[event.call_id] = _RunningTool(label, event.agent, event.arguments)
+            if self.status is not None:
+                self.status.label = f"Running {visible(event.name, one_line=True)}…"
             self._ensure_live()
         elif isinstance(event, ToolCallFinished):
             self._tool_finished(event)
@@ -340,7 +346,8 @@ class Renderer:
             if self.status is not None:
                 self.status.add_usage(event.prompt_tokens, event.completion_tokens)
         elif isinstance(event, StepStarted):
-            pass
+            if self.status is not None:
+                self.status.label = "Working…"  # waiting for the model again
 
     def note_prompted(self, agent: str, tool: str) -> None:
         """The approval prompt already showed this diff; do not repeat it after the call."""

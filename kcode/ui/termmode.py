@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
+import signal
 import sys
 from typing import Any
 
@@ -45,6 +47,18 @@ def quiet_terminal(fd: int | None = None, original: Any = None) -> None:
     _saved_modes[fd] = saved
     if len(_saved_modes) == 1:
         atexit.register(restore_terminal)
+        # A kill (or a closed terminal window) skips atexit: put the terminal back first, or the
+        # user's shell is left without echo.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError, OSError):  # not the main thread: atexit only
+                if signal.getsignal(signum) == signal.SIG_DFL:
+                    signal.signal(signum, _restore_and_die)
+
+
+def _restore_and_die(signum: int, frame: object) -> None:
+    restore_terminal()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def restore_terminal() -> None:
