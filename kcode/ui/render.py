@@ -345,9 +345,8 @@ class Renderer:
         elif isinstance(event, Usage):
             if self.status is not None:
                 self.status.add_usage(event.prompt_tokens, event.completion_tokens)
-        elif isinstance(event, StepStarted):
-            if self.status is not None:
-                self.status.label = "Working…"  # waiting for the model again
+        elif isinstance(event, StepStarted) and self.status is not None:
+            self.status.label = "Working…"  # waiting for the model again
 
     def note_prompted(self, agent: str, tool: str) -> None:
         """The approval prompt already showed this diff; do not repeat it after the call."""
