@@ -246,10 +246,13 @@ async def early_prompt(config: Any, root: Path) -> int:
         return toolbar_html(model, approval, 0, config.context_window, "")
 
     session = build_prompt_session(root, completer, toolbar)
-    if typed.rest:  # typed after the line that ended the early prompt: the next input's keys
+    from kcode.ui.termmode import take_pending
+
+    rest = typed.rest + take_pending()
+    if rest:  # typed after the line that ended the early prompt: the next input's keys
         from prompt_toolkit.input.typeahead import store_typeahead
 
-        store_typeahead(session.input, typed_keys(typed.rest))
+        store_typeahead(session.input, typed_keys(rest))
 
     def build_repl() -> Any:
         from kcode.ui.repl import Repl

@@ -39,7 +39,7 @@ from kcode.ui.launch import GREETING
 from kcode.ui.render import MIN_WIDTH, Renderer
 from kcode.ui.sessions_view import replay_history
 from kcode.ui.status import BusyStatus
-from kcode.ui.termmode import quiet_terminal
+from kcode.ui.termmode import quiet_terminal, take_pending
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
 PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
@@ -366,6 +366,13 @@ class Repl:
             self.greet()
         if not self._io and sys.stdin.isatty():
             quiet_terminal()  # no echo over the live region; Enter stays Enter between prompts
+            early = take_pending()  # typed while kcode started (`kcode -c`, `kcode "prompt"`)
+            if early:
+                from prompt_toolkit.input.typeahead import store_typeahead
+
+                from kcode.ui.launch import typed_keys
+
+                store_typeahead(self.prompt.input, typed_keys(early))
         # Build the runtime (tools, session, backend imports) once the prompt has been drawn.
         asyncio.get_running_loop().call_later(0.15, self.start_background_setup)
         if self.resume_id:

@@ -45,6 +45,7 @@ def quiet_terminal(fd: int | None = None, original: Any = None) -> None:
     except termios.error:
         return
     _saved_modes[fd] = saved
+    _drain(fd)
     if len(_saved_modes) == 1:
         atexit.register(restore_terminal)
         # A kill (or a closed terminal window) skips atexit: put the terminal back first, or the
@@ -53,6 +54,29 @@ def quiet_terminal(fd: int | None = None, original: Any = None) -> None:
             with contextlib.suppress(ValueError, OSError):  # not the main thread: atexit only
                 if signal.getsignal(signum) == signal.SIG_DFL:
                     signal.signal(signum, _restore_and_die)
+
+
+_pending: list[bytes] = []
+
+
+def _drain(fd: int) -> None:
+    """Read what was typed before the switch: it went through the cooked mode, so its Enters
+    became NLs. Kept for the first prompt (`take_pending`), where NL is read as Enter again."""
+    import select
+
+    with contextlib.suppress(OSError, ValueError):
+        while select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            _pending.append(chunk)
+
+
+def take_pending() -> str:
+    """What `quiet_terminal` found typed already (each NL in it is an Enter), once."""
+    data = b"".join(_pending)
+    _pending.clear()
+    return data.decode("utf-8", errors="ignore")
 
 
 def _restore_and_die(signum: int, frame: object) -> None:

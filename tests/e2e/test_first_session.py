@@ -188,3 +188,26 @@ def test_only_a_base_url_uses_the_servers_model(tmp_path: Path, kcode_env: dict[
         assert "using served-model-7b" in term.text()
         assert term.close() == 0
         assert [r.body["model"] for r in chat_requests(srv)] == ["served-model-7b"]
+
+
+def test_an_initial_prompt_is_echoed_and_what_is_typed_meanwhile_is_sent(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    replies = [
+        Reply.text("First answer.", delay_s=1.0),
+        Reply.text("Second answer."),
+        Reply.text("After continuing."),
+    ]
+    with FakeOpenAIServer(replies) as srv:
+        kcode_env["KCODE_BASE_URL"] = srv.base_url
+        term = Terminal(["what is this repo?"], kcode_env, tmp_path)
+        term.send("and a follow-up\r")  # typed while kcode starts and the first turn runs
+        term.wait_for("› what is this repo?")
+        term.wait_for("Second answer.")
+        assert term.close() == 0
+        resumed = Terminal(["-c"], kcode_env, tmp_path)
+        resumed.send("typed while resuming\r")
+        resumed.wait_for("After continuing.")
+        assert resumed.close() == 0
+        sent = [last_user_text(r) for r in chat_requests(srv)]
+    assert sent == ["what is this repo?", "and a follow-up", "typed while resuming"]

@@ -7,6 +7,7 @@ import os
 import pty
 import select
 import termios
+import time
 
 from prompt_toolkit.input import create_pipe_input
 
@@ -29,10 +30,12 @@ def test_quiet_mode_keeps_enter_as_cr_without_echo_and_is_restored() -> None:
     master, slave = pty.openpty()
     try:
         before = termios.tcgetattr(slave)
-        os.write(master, b"early")  # typed before the mode changed: kept, not dropped
+        os.write(master, b"early\r")  # typed before the switch: cooked, so its Enter became NL
+        time.sleep(0.1)
         termmode.quiet_terminal(slave)
-        os.write(master, b"\r")
-        assert read_n(slave, 6) == b"early\r"  # not "\n", which prompt_toolkit reads as Ctrl-J
+        assert termmode.take_pending() == "early\n"  # kept for the first prompt (NL = Enter)
+        os.write(master, b"late\r")
+        assert read_n(slave, 5) == b"late\r"  # not "\n", which prompt_toolkit reads as Ctrl-J
         os.write(master, b"x")
         assert read_n(slave, 1) == b"x"  # no line buffering
         attrs = termios.tcgetattr(slave)
