@@ -108,3 +108,18 @@ def test_an_empty_launch_leaves_no_session_and_undo_says_one_thing(
         assert run_kcode(["-p", "say hi"], kcode_env, repo).code == 0
     undo = run_kcode(["undo"], kcode_env, repo)
     assert undo.stdout.strip().count("\n") == 0, undo.stdout  # one line, not two contradicting
+
+
+def test_json_agents_time_and_the_approval_wording(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    with FakeOpenAIServer([Reply.text("done", delay_s=0.3)]) as srv:
+        kcode_env["KCODE_BASE_URL"] = srv.base_url
+        run = run_kcode(["-p", "hi", "--output-format", "json"], kcode_env, tmp_path)
+    result = json.loads(run.stdout)
+    assert result["agents"][0]["duration_s"] >= 0.3  # was 0.0: counted after the result was built
+    with FakeOpenAIServer([Reply.tool_call("shell", {"command": "echo hi"})]) as srv:
+        kcode_env["KCODE_BASE_URL"] = srv.base_url
+        denied = run_kcode(["-p", "run it"], kcode_env, tmp_path)
+    assert denied.code == 4
+    assert "needs approval to run a command: echo hi" in denied.stderr
