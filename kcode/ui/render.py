@@ -185,6 +185,7 @@ class _RunningTool:
     agent: str
     args: dict[str, Any]
     started: float = field(default_factory=time.monotonic)
+    spinner: Any = None
 
 
 class Renderer:
@@ -267,9 +268,11 @@ class Renderer:
             parts.append(markdown(self._tail_lines(self._answer, room)))
         for tool in list(self._running.values()):
             if tool.agent == "main":
-                from rich.spinner import Spinner
+                if tool.spinner is None:  # kept across frames, so it animates
+                    from rich.spinner import Spinner
 
-                parts.append(Spinner("dots", text=Text(tool.label), style="cyan"))
+                    tool.spinner = Spinner("dots", text=Text(tool.label), style="cyan")
+                parts.append(tool.spinner)
         if self.agents.active:
             parts.append(self.agents.table())
         if self.status is not None:

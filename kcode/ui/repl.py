@@ -245,7 +245,10 @@ class Repl:
             self.prefill = message.text
             return
         await self._maybe_compact(runtime)
-        self.begin_busy("Working…")
+        from kcode.agents.compaction import estimate_tokens
+
+        status = self.begin_busy("Working…")
+        status.estimated_in = estimate_tokens([*runtime.agent.history, message])
         self.turn_task = asyncio.create_task(self._consume(runtime, message))
         loop = asyncio.get_running_loop()
         try:
@@ -412,6 +415,8 @@ class Repl:
     async def busy_line(self, line: str, images: list[Path] | None = None) -> None:
         """Handle a line while the key tap keeps (and shows) whatever is typed meanwhile."""
         self.keytap.start()
+        if self.prefill:  # half-typed text from before: shown (and editable) while this runs
+            self.keytap.typed.line, self.prefill = self.prefill + self.keytap.typed.line, ""
         self._interrupted = False
         self._line_task = asyncio.create_task(self.handle_line(line, images))
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -36,27 +37,32 @@ class BusyStatus:
     tokens_in: int = 0
     tokens_out: int = 0
     streamed_chars: int = 0  # of the request in flight, not yet covered by a usage report
+    estimated_in: int = 0  # the first request's size, estimated until its usage report arrives
     typed: TypedAhead | None = None
+    # One spinner for the whole busy stretch: a new one per frame would always show frame one.
+    _spinner: Any = field(default=None, repr=False)
 
     def add_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         self.tokens_in += prompt_tokens
         self.tokens_out += completion_tokens
         self.streamed_chars = 0
+        self.estimated_in = 0
 
     def line(self, now: float | None = None) -> str:
         seconds = (now if now is not None else time.monotonic()) - self.started
         out = self.tokens_out + self.streamed_chars // 4
         return (
-            f"{self.label} {elapsed_text(seconds)} · ↑ {short_count(self.tokens_in)} "
+            f"{self.label} {elapsed_text(seconds)} · ↑ {short_count(self.tokens_in + self.estimated_in)} "
             f"↓ {short_count(out)} tokens · esc/Ctrl-C to interrupt"
         )
 
     def renderable(self, width: int) -> RenderableType:
         from rich.spinner import Spinner
 
-        parts: list[RenderableType] = [
-            Spinner("dots", text=Text(self.line(), style="dim"), style="cyan")
-        ]
+        if self._spinner is None:
+            self._spinner = Spinner("dots", style="cyan")
+        self._spinner.update(text=Text(self.line(), style="dim"))
+        parts: list[RenderableType] = [self._spinner]
         typed = self.typed
         if typed is not None:
             for item in typed.queued:
