@@ -58,9 +58,7 @@ def create_backend(config: Config) -> Backend:
                 raise ConfigError(f"no API key for {base_url}. " + NO_BACKEND_HELP)
             api_key = "none"  # local servers (llama.cpp, vLLM) accept any key
         model = config.model
-        if (
-            not model
-        ):  # only a base URL: ask the server which model it serves (kcode.backends.discovery)
+        if not model:  # only a base URL: ask the server (vLLM, OpenRouter reject "default")
             from kcode.backends.discovery import discover_model
 
             found = discover_model(base_url, api_key)
