@@ -37,7 +37,22 @@ class QueuedExit:
         return "QueuedExit()"
 
 
-__all__ = ["KeyTap", "QueuedExit", "TypedAhead", "quiet_terminal", "restore_terminal"]
+__all__ = [
+    "KeyTap", "QueuedExit", "TypedAhead", "keep_early_keys", "quiet_terminal", "restore_terminal"
+]  # fmt: skip
+
+
+def keep_early_keys(inp: Input) -> None:
+    """Give what was typed before the terminal left its cooked mode (NLs in it are Enters) to the
+    next reader of `inp`, the first prompt or the key tap, through prompt_toolkit's typeahead."""
+    from prompt_toolkit.input.typeahead import store_typeahead
+
+    from kcode.ui.launch import typed_keys
+    from kcode.ui.termmode import take_pending
+
+    early = take_pending()
+    if early:
+        store_typeahead(inp, typed_keys(early))
 
 
 @dataclass

@@ -25,6 +25,7 @@ from kcode.config import Config
 from kcode.messages import Message
 from kcode.terminal_text import visible
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
+from kcode.ui.busy import BusyLines
 from kcode.ui.input import (
     MentionError,
     PromptInterrupt,
@@ -34,12 +35,12 @@ from kcode.ui.input import (
     parse_mentions,
     toolbar_html,
 )
-from kcode.ui.keytap import KeyTap, QueuedExit
+from kcode.ui.keytap import KeyTap, QueuedExit, keep_early_keys
 from kcode.ui.launch import GREETING
+from kcode.ui.model_info import discovered_model_note, model_name
 from kcode.ui.render import MIN_WIDTH, Renderer
 from kcode.ui.sessions_view import replay_history
-from kcode.ui.status import BusyStatus
-from kcode.ui.termmode import quiet_terminal, take_pending
+from kcode.ui.termmode import quiet_terminal
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
 PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
@@ -52,7 +53,7 @@ class NotATerminal(RuntimeError):
         super().__init__("stdin is not a terminal; use kcode -p PROMPT")
 
 
-class Repl:
+class Repl(BusyLines):
     def __init__(
         self,
         config: Config,
@@ -149,37 +150,12 @@ class Repl:
         return self.runtime
 
     def _say_discovered_model(self) -> None:
-        if self.config.model or not self.config.base_url:
-            return
-        from kcode.backends.discovery import discovered
-
-        found = discovered(self.config.base_url)
-        if found is not None:
-            self.renderer.print(Text(visible(f"({found.describe(self.config.base_url)})"), "dim"))
-        else:
-            self.renderer.print(
-                Text(
-                    visible(
-                        f"({self.config.base_url} did not list its models; sending model "
-                        '"default" — set one with /model NAME or --model)'
-                    ),
-                    "dim",
-                )
-            )
+        note = discovered_model_note(self.config)
+        if note is not None:
+            self.renderer.print(note)
 
     def model_name(self) -> str:
-        """The model requests go out with, as far as it is known yet."""
-        if self.config.model:
-            return str(self.config.model)
-        if self.runtime is not None:
-            from kcode.runtime import model_label
-
-            label = model_label(self.config, self.runtime.backend)
-            if label:
-                return label
-        if self.config.base_url:
-            return "the server's model"
-        return str(self.config.backend or "no model")
+        return model_name(self.config, self.runtime)
 
     # --- toolbar ---------------------------------------------------------------------------------
     def toolbar(self) -> AnyFormattedText:
@@ -225,19 +201,6 @@ class Repl:
     def cancel_turn(self) -> None:
         if self.turn_task is not None and not self.turn_task.done():
             self.turn_task.cancel()
-
-    def _interrupt(self) -> None:
-        """Esc or Ctrl-C while busy: stop the turn, or whatever else runs (/compact)."""
-        self._interrupted = True
-        if self.turn_task is not None and not self.turn_task.done():
-            self.turn_task.cancel()
-        elif self._line_task is not None and not self._line_task.done():
-            self._line_task.cancel()
-
-    def begin_busy(self, label: str) -> BusyStatus:
-        status = BusyStatus(label, typed=self.keytap.typed)
-        self.renderer.begin_busy(status)
-        return status
 
     async def run_turn(self, message: Message) -> None:
         runtime = await self.ensure_runtime()
@@ -332,28 +295,9 @@ class Repl:
 
     async def run_shell(self, command: str, *, keep: bool) -> None:
         """`!cmd` shows a command's output without involving the model; `!!cmd` also keeps it."""
-        if not command:
-            self.console.print(Text("usage: !command (or !!command to send the output too)", "dim"))
-            return
-        proc = await asyncio.create_subprocess_shell(
-            command,
-            cwd=self.root,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            out, _ = await proc.communicate()
-        except asyncio.CancelledError:
-            proc.kill()
-            raise
-        output = out.decode("utf-8", errors="replace").rstrip("\n")
-        self.console.print(Text(visible(output)) if output else Text("(no output)", style="dim"))
-        self.console.print(Text(f"[exit {proc.returncode}]", style="dim"))
-        if keep:
-            self.pending_context = f"I ran `{command}` (exit {proc.returncode}); its output:\n```\n{output[-20_000:]}\n```"
-            self.console.print(Text("(output will be sent with your next message)", style="dim"))
+        from kcode.ui.shell_escape import run_shell
+
+        await run_shell(self, command, keep=keep)
 
     # --- main loop -------------------------------------------------------------------------------
     async def run(
@@ -369,13 +313,7 @@ class Repl:
             self.greet()
         if not self._io and sys.stdin.isatty():
             quiet_terminal()  # no echo over the live region; Enter stays Enter between prompts
-            early = take_pending()  # typed while kcode started (`kcode -c`, `kcode "prompt"`)
-            if early:
-                from prompt_toolkit.input.typeahead import store_typeahead
-
-                from kcode.ui.launch import typed_keys
-
-                store_typeahead(self.prompt.input, typed_keys(early))
+            keep_early_keys(self.prompt.input)  # typed while `kcode -c` / `kcode "..."` started
         # Build the runtime (tools, session, backend imports) once the prompt has been drawn.
         asyncio.get_running_loop().call_later(0.15, self.start_background_setup)
         if self.resume_id:
@@ -411,34 +349,6 @@ class Repl:
             await self.busy_line(outcome)
         await self.close()
         return 0
-
-    async def busy_line(self, line: str, images: list[Path] | None = None) -> None:
-        """Handle a line while the key tap keeps (and shows) whatever is typed meanwhile."""
-        self.keytap.start()
-        if self.prefill:  # half-typed text from before: shown (and editable) while this runs
-            self.keytap.typed.line, self.prefill = self.prefill + self.keytap.typed.line, ""
-        self._interrupted = False
-        self._line_task = asyncio.create_task(self.handle_line(line, images))
-        try:
-            await asyncio.wait({self._line_task})
-            if self._line_task.cancelled():
-                self.renderer.end_busy()
-                self.console.print(Text("⏹ interrupted", "yellow"))
-            elif (err := self._line_task.exception()) is not None:
-                raise err
-        finally:
-            self._line_task = None
-            self.keytap.stop()
-            typed = self.keytap.take()
-            texts = [q for q in typed.queued if isinstance(q, str)]
-            if self._interrupted and texts:
-                # After an interrupt nothing is sent on its own: what was queued comes back at
-                # the prompt to be edited or sent (as Claude Code does).
-                typed.line = "\n".join([*texts, typed.line]).strip("\n")
-                typed.queued = [q for q in typed.queued if not isinstance(q, str)]
-            self.queue.extend(typed.queued)
-            if typed.line:
-                self.prefill = (self.prefill + typed.line) if self.prefill else typed.line
 
     async def _read(self) -> str | BaseException:
         default, self.prefill = self.prefill, ""

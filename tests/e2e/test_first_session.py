@@ -43,12 +43,16 @@ def test_approvals_for_shell_run_tests_and_edits_are_visible_and_answered(
         term = Terminal([], kcode_env, repo)
         term.wait_for("›")
         term.send("do the three things\r")
-        for title in ("shell wants to run", "run_tests wants to run", "write_file wants to"):
+        titles = ("shell wants to run", "run_tests wants to run", "write_file wants to")
+        for answered, title in enumerate(titles):
             term.wait_for(title)
-            term.wait_for(ALLOW)
+            term.wait_until(lambda: ALLOW in term.cursor_line(), "the question is asked")
             assert_question_owns_the_screen(term)
             term.send("y\r")
-            term.wait_until(lambda: ALLOW not in term.cursor_line(), "the answer is taken")
+            # The answer echoed after the question (the next one may follow in the same read).
+            term.wait_until(
+                lambda n=answered: term.raw.count(ALLOW + " y") > n, "the answer is taken"
+            )
         term.wait_for("All three done.")
         screen = term.text()
         assert "✓ shell echo shell-ran-$((6*7))" in screen
