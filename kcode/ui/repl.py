@@ -203,14 +203,19 @@ class Repl(BusyLines):
             self.turn_task.cancel()
 
     async def run_turn(self, message: Message) -> None:
+        # The first turn may wait for the runtime (imports, tools): show that it is starting.
+        status = self.begin_busy("Working…" if self.runtime is not None else "Starting…")
         runtime = await self.ensure_runtime()
         if runtime is None:
+            self.renderer.end_busy()
             self.prefill = message.text
             return
         await self._maybe_compact(runtime)
         from kcode.agents.compaction import estimate_tokens
 
-        status = self.begin_busy("Working…")
+        if self.renderer.status is not status:  # /compact showed (and ended) its own
+            status = self.begin_busy("Working…")
+        status.label = "Working…"
         status.estimated_in = estimate_tokens([*runtime.agent.history, message])
         self.turn_task = asyncio.create_task(self._consume(runtime, message))
         loop = asyncio.get_running_loop()
