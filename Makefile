@@ -9,8 +9,9 @@ APT_PACKAGES := ripgrep chromium bubblewrap tmux git
 
 .PHONY: run test lint typecheck unit system-deps install clean models test-models
 
+# kcode says itself what went wrong (exit 2: how to configure a model); make adds no error line.
 run: install models
-	@$(BIN)/kcode $(ARGS)
+	@$(BIN)/kcode $(ARGS) || { code=$$?; [ $$code -eq 2 ] || exit $$code; }
 
 test: install models test-models system-deps lint typecheck unit
 
@@ -21,8 +22,11 @@ $(BIN)/python:
 	@$(BIN)/python -m pip install -q --upgrade pip
 
 # llama-cpp-python compiles from source (~12 min on 2 cores); pip's wheel cache keeps the result.
+# pip's and setuptools' chatter goes to a log, shown only when the install fails.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,local]'
+	@echo "installing kcode into $(VENV) (the first time llama-cpp-python compiles: ~12 min; log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -q -e '.[dev,local]' >$(VENV)/install.log 2>&1 \
+	  || { tail -n 40 $(VENV)/install.log; echo "pip install failed; the full log is $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -43,6 +43,10 @@ class ApprovalDecision:
     remember: bool = False  # "always for this session"
 
 
+# How an action reads in "`shell` needs approval to run a command: ..." (not "to shell:").
+ACTION_WORDS = {"shell": "run a command", "edit": "change files"}
+
+
 class ApprovalRequired(Exception):
     """The non-interactive policy does not grant an action. Ends the run with exit code 4."""
 
@@ -50,7 +54,8 @@ class ApprovalRequired(Exception):
         self.request = request
         self.flag = flag
         super().__init__(
-            f"`{request.tool}` needs approval to {request.action}: {request.summary}. "
+            f"`{request.tool}` needs approval to {ACTION_WORDS.get(request.action, request.action)}"
+            f": {request.summary}. "
             f"The approval policy does not allow it without asking; rerun with {flag} to allow it."
         )
 

@@ -75,7 +75,9 @@ def _root(cwd: Path | None) -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    sys.stderr.write(f"kcode: {message}\n")
+    from kcode.cli_errors import report_error
+
+    report_error(message, code)
     raise typer.Exit(code)
 
 
@@ -243,7 +245,14 @@ def config_show(
     except ConfigError as err:
         _fail(str(err))
         return
+    from kcode.config import SECRET_KEYS
+    from kcode.config_view import setting_text
+
     for name, value, source in config.shown():
+        if name not in SECRET_KEYS:
+            value = setting_text(getattr(config.settings, name))
+        if name == "model" and value == "-" and config.base_url:
+            value = "- (asked from the server at start)"
         typer.echo(f"{name:15} = {value or '-':40} ({source})")
     for warning in config.warnings:
         typer.echo(f"warning: {warning}")
@@ -337,8 +346,21 @@ def run_cli(args: list[str]) -> int:
         except ImportError as err:  # fail closed, and say what is broken
             sys.stderr.write(broken_install_message(err))
             return 1
+    from kcode import cli_errors
+
+    click_exc = cli_errors.click_exceptions()
+    cli_errors.output_format = cli_errors.format_in_argv(args)
     try:
-        app(routed, prog_name="kcode", standalone_mode=True)
+        # Not standalone: click's own usage report would name the hidden `chat` command.
+        result = app(routed, prog_name="kcode", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click_exc.UsageError as err:
+        return cli_errors.report_usage_error(err)
+    except (click_exc.Abort, typer.Abort):
+        return 130
+    except click_exc.ClickException as err:
+        cli_errors.report_error(err.format_message(), err.exit_code)
+        return int(err.exit_code)
     except SystemExit as exit_:
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 2)

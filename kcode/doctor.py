@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+import textwrap
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -13,6 +14,13 @@ from pathlib import Path
 from kcode.config import Config
 from kcode.runtime import OPENAI_DEFAULT_BASE_URL, backend_label
 
+KEY_HINT = (
+    "no model configured. Set one: export MOONSHOT_API_KEY=sk-... (Kimi K2.5), "
+    "export OPENAI_API_KEY=sk-... (OpenAI; OPENAI_BASE_URL for another server), "
+    "export KCODE_BASE_URL=http://127.0.0.1:8080/v1 (a local server), "
+    "or --backend llama-cpp --model PATH.gguf"
+)
+
 
 def _check_backend(config: Config) -> tuple[bool, str]:
     name = backend_label(config)
@@ -20,29 +28,41 @@ def _check_backend(config: Config) -> tuple[bool, str]:
         return True, f"scripted backend (script {config.script or '$KCODE_SCRIPT'})"
     if name == "llama-cpp":
         if not config.model:
+            if config.backend != "llama-cpp":  # nothing configured at all
+                from kcode.models import usable_default_model
+
+                default = usable_default_model()
+                if default is not None:
+                    return True, f"no model configured; the local default {default.name} is used"
+                return False, KEY_HINT
             return (
                 False,
-                "llama-cpp backend without --model; `kcode models list` shows local models",
+                "--backend llama-cpp needs --model PATH.gguf (`kcode models list` shows local ones)",
             )
         return True, f"llama-cpp with {config.model}"
     base = (config.base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/")
     if not config.api_key and not config.base_url:
-        return (
-            False,
-            "no API key or base URL: set MOONSHOT_API_KEY, OPENAI_API_KEY or KCODE_BASE_URL",
-        )
+        return False, KEY_HINT
     request = urllib.request.Request(f"{base}/models")
     if config.api_key:
         request.add_header("Authorization", f"Bearer {config.api_key}")
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return True, f"{base} answers (HTTP {response.status}), model {config.model or '-'}"
+            status = response.status
     except urllib.error.HTTPError as err:
         if err.code in (401, 403):
             return False, f"{base} refused the API key (HTTP {err.code}); check the key"
         return True, f"{base} is reachable (HTTP {err.code} on /models)"
     except (OSError, ValueError) as err:
         return False, f"cannot reach {base}: {err}; check --base-url or start the server"
+    if config.model:
+        return True, f"{base} answers (HTTP {status}); model {config.model}"
+    from kcode.backends.discovery import discover_model
+
+    found = discover_model(base, config.api_key or "")
+    if found is None:
+        return False, f"{base} answers but lists no model; set one with --model or KCODE_MODEL"
+    return True, f"{base} answers (HTTP {status}); {found.describe(base)}"
 
 
 def _check_ripgrep() -> tuple[bool, str]:
@@ -102,11 +122,15 @@ def run_doctor(config: Config, root: Path) -> int:
         ("extensions", lambda: _check_extensions(config, root)),
     ]
     all_ok = True
+    width = max(min(shutil.get_terminal_size((100, 24)).columns, 100) - 15, 30)
     sys.stdout.write(f"kcode doctor — workspace {root}\n")
     for name, check in checks:
         good, detail = check()
         all_ok = all_ok and (good or name in ("llama.cpp", "browser", "extensions"))
-        sys.stdout.write(f"  {'✓' if good else '✗'} {name:10} {detail}\n")
+        lines = textwrap.wrap(detail, width, break_on_hyphens=False) or [""]
+        sys.stdout.write(f"  {'✓' if good else '✗'} {name:10} {lines[0]}\n")
+        for more in lines[1:]:  # wrapped at words, aligned under the first line
+            sys.stdout.write(f"{'':15}{more}\n")
     _report_mcp(config, root)
     return 0 if all_ok else 1
 

@@ -37,7 +37,7 @@ def run_headless(
 async def _run(
     config: Config, root: Path, prompt: str, image_paths: list[Path], resume_id: str | None
 ) -> int:
-    from kcode.runtime import backend_label, build_runtime
+    from kcode.runtime import backend_label, build_runtime, model_label
     from kcode.ui.printers import make_printer
 
     started = time.monotonic()
@@ -73,7 +73,7 @@ async def _run(
         session_id=session.session_id,
         cwd=str(root),
         backend=backend_label(config),
-        model=config.model,
+        model=model_label(config, runtime.backend),  # also the server's, when asked for it
     )
     session.log_event(first)
     printer.event(first)

@@ -61,10 +61,16 @@ def create_backend(config: Config) -> Backend:
             if not is_loopback_url(base_url):
                 raise ConfigError(f"no API key for {base_url}. " + NO_BACKEND_HELP)
             api_key = "none"  # local servers (llama.cpp, vLLM) accept any key
+        model = config.model
+        if not model:  # only a base URL: ask the server (vLLM, OpenRouter reject "default")
+            from kcode.backends.discovery import discover_model
+
+            found = discover_model(base_url, api_key)
+            model = found.model if found else ""
         return OpenAIBackend(
             base_url,
             api_key,
-            config.model or "default",
+            model or "default",
             max_concurrency=config.max_parallel,
             tool_format=config.tool_format,
         )
@@ -101,6 +107,9 @@ def model_label(config: Config, backend: Backend) -> str:
     local GGUF when nothing is configured)."""
     if config.model:
         return str(config.model)
+    served = getattr(backend, "model", None)  # asked from the server (kcode.backends.discovery)
+    if isinstance(served, str) and served and served != "default":
+        return served
     chosen = getattr(backend, "model_path", None)
     return Path(chosen).name if chosen else ""
 

@@ -409,6 +409,9 @@ class Agent:
     def finish_event(self, reason: TurnReason, result: str, started: float) -> TurnFinished:
         stats = self.stats.as_dict()
         stats["duration_s"] = round(time.monotonic() - started, 3)
+        if stats.get("agents"):  # this turn's time is added to stats only after this event
+            total = self.stats.duration_s + time.monotonic() - started
+            stats["agents"][0]["duration_s"] = round(total, 3)
         stats["files_changed"] = self.ctx.changes.changed_paths(self.ctx.root)
         stats["tests"] = self.ctx.last_tests
         return TurnFinished(agent=self.agent_id, reason=reason, result=result, stats=stats)

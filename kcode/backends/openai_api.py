@@ -157,9 +157,10 @@ class OpenAIBackend:
                         raise
                     if failure.kind == "rate_limited" and failure.retryable:
                         slot.rate_limited()
+                    retries = self.retry_policy.retries_for(err, self.base_url)
             if not failure.retryable:
                 raise await self._final_error(failure, request)
-            if attempt >= self.retry_policy.max_retries:
+            if attempt >= retries:
                 raise self._exhausted_error(failure, attempt + 1)
             attempt += 1
             delay = self.retry_policy.delay_for(attempt, failure.retry_after_s)

@@ -11,11 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import random
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from kcode.netutil import is_loopback_url
+
+LOOPBACK_REFUSED_RETRIES = 1
+
+
+def refused(err: BaseException) -> bool:
+    """Whether a connection refusal (ECONNREFUSED) is anywhere in the exception's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        if isinstance(current, OSError) and current.errno == errno.ECONNREFUSED:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -24,6 +43,14 @@ class RetryPolicy:
     base_delay_s: float = 0.5
     max_delay_s: float = 20.0
     max_retry_after_s: float = 60.0  # a server asking for longer is capped, not obeyed blindly
+
+    def retries_for(self, err: BaseException, base_url: str) -> int:
+        """How many retries this failure deserves. A connection refused by this very machine means
+        no server is listening: it will not appear within seconds, so one quick retry at most
+        (a server being restarted), instead of ~11 s of backoff before saying so."""
+        if refused(err) and is_loopback_url(base_url):
+            return min(self.max_retries, LOOPBACK_REFUSED_RETRIES)
+        return self.max_retries
 
     def delay_for(self, attempt: int, retry_after_s: float | None = None) -> float:
         """Seconds to wait before retry number `attempt` (1-based)."""

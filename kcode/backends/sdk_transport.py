@@ -69,7 +69,9 @@ class SdkTransport:
             error = error_object({"error": err.body}) if err.body is not None else {}
             raise StatusError(err.status_code, err.response.headers, error, err.message) from err
         except openai.APIConnectionError as err:  # also APITimeoutError
-            raise _transport_error(err) from None
+            inner = _transport_error(err)
+            # Keep the inner error's own cause: the retry policy looks there for ECONNREFUSED.
+            raise inner from inner.__cause__
         try:
             async for chunk in response:
                 yield chunk.to_dict()

@@ -25,7 +25,8 @@ def undo_command(
         raise typer.Exit(2) from None
     for line in report.lines():
         sys.stdout.write(line + "\n")
-    sys.stdout.write(
-        f"undid {n} turn(s) of session {checkpoints.session_id}: "
-        f"{len(report.restored)} restored, {len(report.removed)} removed\n"
-    )
+    if report.restored or report.removed:  # else lines() already said there was nothing to undo
+        sys.stdout.write(
+            f"undid {n} turn(s) of session {checkpoints.session_id}: "
+            f"{len(report.restored)} restored, {len(report.removed)} removed\n"
+        )

@@ -269,6 +269,11 @@ def fix_cli(
     except ConfigError as err:
         _error(str(err))
         raise typer.Exit(2) from None
+    if config.sources.get("approval", "default").startswith("default"):
+        # The REPL's `ask` default does not apply: nobody is asked inside the loop, so it would
+        # refuse the first edit (exit 4). `fix` edits under auto-edit unless told otherwise.
+        config.settings = config.settings.model_copy(update={"approval": "auto-edit"})
+        config.sources["approval"] = "default (kcode fix)"
     runtime_box: dict[str, Any] = {}
 
     def edit_step_factory() -> Callable[[Any], AsyncIterator[Any]]:

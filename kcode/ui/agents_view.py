@@ -121,7 +121,7 @@ class AgentsView:
             if done is not None and (done.error or not ok):
                 line.append(f" · {visible(done.error or 'failed', one_line=True)}", style="red")
             elif done is not None and done.report:
-                report = visible(" ".join(done.report.split())[:60], one_line=True)
+                report = visible(word_cut(" ".join(done.report.split()), 80), one_line=True)
                 line.append(" · " + report, style="dim")
             elif done is None:
                 line.append(" · cancelled", style="yellow")
@@ -130,3 +130,14 @@ class AgentsView:
 
     def clear(self) -> None:
         self.rows.clear()
+
+
+def word_cut(text: str, limit: int) -> str:
+    """`text` cut at a word boundary before `limit` characters, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"

@@ -124,26 +124,34 @@ class ApprovalAsker:
         rules: ProjectRules,
         read_choice: ReadChoice,
         before_ask: Callable[[ApprovalRequest], None] | None = None,
+        after_ask: Callable[[ApprovalRequest], None] | None = None,
     ) -> None:
         self.console = console
         self.rules = rules
         self._read = read_choice
         self._before_ask = before_ask
+        self._after_ask = after_ask
         self._lock = asyncio.Lock()
 
     async def __call__(self, request: ApprovalRequest) -> ApprovalDecision:
         if self.rules.allows(request):
             return ApprovalDecision(True, f"allowed by a project rule in {self.rules.path}")
         async with self._lock:
+            # before_ask stops every other drawing and key reading, so the question stays the last
+            # thing on screen and the answer's keys reach it; after_ask (always) gives them back.
             if self._before_ask is not None:
                 self._before_ask(request)
-            self.console.print(approval_view(request))
-            while True:
-                answer = (await self._read(PROMPT)).strip().lower()
-                decision = await self._interpret(answer, request)
-                if decision is not None:
-                    return decision
-                self.console.print(Text(f"Please answer one of: {CHOICES}", style="yellow"))
+            try:
+                self.console.print(approval_view(request))
+                while True:
+                    answer = (await self._read(PROMPT)).strip().lower()
+                    decision = await self._interpret(answer, request)
+                    if decision is not None:
+                        return decision
+                    self.console.print(Text(f"Please answer one of: {CHOICES}", style="yellow"))
+            finally:
+                if self._after_ask is not None:
+                    self._after_ask(request)
 
     async def _interpret(self, answer: str, request: ApprovalRequest) -> ApprovalDecision | None:
         if answer in ("y", "yes"):

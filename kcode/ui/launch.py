@@ -185,6 +185,9 @@ def _run(
 ) -> int:
     try:
         if prompt or resume_id or images:  # the runtime is needed before the first prompt anyway
+            from kcode.ui.termmode import quiet_terminal
+
+            quiet_terminal()  # keys typed while the REPL loads stay unechoed, Enter stays Enter
             from kcode.ui.repl import run_repl
 
             return run_repl(config, root, initial_prompt=prompt, resume_id=resume_id, images=images)
@@ -244,7 +247,8 @@ async def early_prompt(config: Any, root: Path) -> int:
     typed = type_ahead(_load_input_module, out)
     from kcode.ui.input import PromptInterrupt, ReplCompleter, build_prompt_session, toolbar_html
 
-    model = config.model or config.backend or "no model"
+    model = config.model or config.backend or ("the server's model" if config.base_url else "")
+    model = model or "no model"
     approval = config.approval or "ask"
     completer = ReplCompleter([], list)  # filled in when the Repl takes the session over
 
@@ -252,6 +256,13 @@ async def early_prompt(config: Any, root: Path) -> int:
         return toolbar_html(model, approval, 0, config.context_window, "")
 
     session = build_prompt_session(root, completer, toolbar)
+    from kcode.ui.termmode import take_pending
+
+    rest = typed.rest + take_pending()
+    if rest:  # typed after the line that ended the early prompt: the next input's keys
+        from prompt_toolkit.input.typeahead import store_typeahead
+
+        store_typeahead(session.input, typed_keys(rest))
 
     def build_repl() -> Any:
         from kcode.ui.repl import Repl
@@ -281,7 +292,24 @@ async def early_prompt(config: Any, root: Path) -> int:
         except (PromptInterrupt, KeyboardInterrupt, EOFError) as err:
             first = err
     repl = await repl_future
-    return int(await repl.run(None, [], first_input=first))
+    try:
+        return int(await repl.run(None, [], first_input=first))
+    finally:
+        from kcode.ui.termmode import restore_terminal
+
+        restore_terminal()
+
+
+def typed_keys(text: str) -> list[Any]:
+    """Raw terminal input as prompt_toolkit key presses (an NL here was an Enter translated by the
+    terminal's cooked mode before kcode switched it off, so it is Enter, not Ctrl-J)."""
+    from prompt_toolkit.input.vt100_parser import Vt100Parser
+
+    keys: list[Any] = []
+    parser = Vt100Parser(keys.append)
+    parser.feed(text.replace("\r\n", "\r").replace("\n", "\r"))
+    parser.flush()
+    return keys
 
 
 def _settle(future: Any, task: Any) -> None:
@@ -302,6 +330,7 @@ class TypeAhead:
     text: str = ""
     # Set when the line ended before prompt_toolkit was ready: the text, KeyboardInterrupt or EOFError.
     first: str | BaseException | None = None
+    rest: str = ""  # what was typed after that line
 
 
 def type_ahead(load: Any, out: Any) -> TypeAhead:
@@ -310,7 +339,10 @@ def type_ahead(load: Any, out: Any) -> TypeAhead:
     Importing prompt_toolkit takes several times Python's own start-up. Meanwhile the terminal is in
     a quiet raw-ish mode: printable keys are echoed and kept, Backspace edits, Enter / Ctrl-C / Ctrl-D end the
     line. Other keys (arrows, Tab) are dropped in this short window. The real prompt then redraws the
-    same line, with the kept text, in place.
+    same line, with the kept text, in place. Everything typed before the import finished is read
+    (nothing is left in the terminal's queue in a translated form), and the terminal is left in
+    kcode's quiet mode (kcode.ui.keytap), never back in the cooked one, so an Enter typed next is
+    still an Enter when prompt_toolkit reads it.
     """
     import os
     import select
@@ -335,19 +367,26 @@ def type_ahead(load: Any, out: Any) -> TypeAhead:
         quiet = termios.tcgetattr(fd)
         quiet[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG)
         termios.tcsetattr(fd, termios.TCSANOW, quiet)
-        while loader.is_alive() and result.first is None:
-            if not select.select([fd], [], [], 0.005)[0]:
-                continue
-            for ch in os.read(fd, 1024).decode("utf-8", errors="ignore"):
+        while result.first is None:
+            alive = loader.is_alive()
+            if not select.select([fd], [], [], 0.005 if alive else 0)[0]:
+                if alive:
+                    continue
+                break  # loaded, and the queue is empty
+            data = os.read(fd, 1024).decode("utf-8", errors="ignore")
+            for index, ch in enumerate(data):
+                if result.first is not None:
+                    result.rest = data[index:]
+                    break
                 if ch in ("\r", "\n"):
                     result.first = "".join(chars)
-                    break
+                    continue
                 if ch == "\x04" and not chars:
                     result.first = EOFError()
-                    break
+                    continue
                 if ch == "\x03":
                     result.first = KeyboardInterrupt()
-                    break
+                    continue
                 if ch in ("\x7f", "\b"):
                     if chars:
                         chars.pop()
@@ -357,7 +396,9 @@ def type_ahead(load: Any, out: Any) -> TypeAhead:
                     out.write(ch)
             out.flush()
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        from kcode.ui.termmode import quiet_terminal
+
+        quiet_terminal(fd, original=saved)
     loader.join()
     result.text = "".join(chars)
     out.write("\n" if result.first is not None else "\r\x1b[K")

@@ -37,6 +37,7 @@ from kcode.events import (
 )
 from kcode.ui.agents_view import AgentsView
 from kcode.ui.redacted_text import visible
+from kcode.ui.status import BusyStatus
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -187,6 +188,7 @@ class _RunningTool:
     agent: str
     args: dict[str, Any]
     started: float = field(default_factory=time.monotonic)
+    spinner: Any = None
 
 
 class Renderer:
@@ -203,10 +205,15 @@ class Renderer:
         self._pending_diffs: dict[tuple[str, str], str] = {}
         self._shown_in_prompt: set[tuple[str, str]] = set()
         self._live: Live | None = None
+        self.status: BusyStatus | None = None  # set while a turn (or /compact) runs
+        # While an approval question owns the terminal nothing else may draw: no live region, and
+        # lines printed meanwhile (sub-agents keep working) wait until the answer is in.
+        self._held = False
+        self._held_prints: list[RenderableType] = []
 
     # --- live region -------------------------------------------------------------------------------
     def _ensure_live(self) -> None:
-        if self._live is None and self.console.is_terminal:
+        if self._live is None and self.console.is_terminal and not self._held:
             from rich.live import Live
 
             self._live = Live(
@@ -224,6 +231,33 @@ class Renderer:
             self._live.stop()
             self._live = None
 
+    def hold(self) -> None:
+        """An approval question is about to be asked: it must stay the last thing on screen."""
+        self._held = True
+        self.pause()
+
+    def release(self) -> None:
+        """The question was answered: print what waited, then resume the live region."""
+        self._held = False
+        held, self._held_prints = self._held_prints, []
+        for renderable in held:
+            self.console.print(renderable)
+        if self.status is not None or self._running or self._answer or self.agents.active:
+            self._ensure_live()
+
+    def begin_busy(self, status: BusyStatus) -> None:
+        """Show the status line (spinner, elapsed, tokens, how to interrupt) until `end_busy`."""
+        self.status = status
+        self._ensure_live()
+
+    def end_busy(self) -> None:
+        self.status = None
+        self.pause()
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
     def _tail_lines(self, text: str, keep: int) -> str:
         lines = text.splitlines()
         return "\n".join(lines[-keep:])
@@ -237,19 +271,28 @@ class Renderer:
             parts.append(markdown(self._tail_lines(self._answer, room)))
         for tool in list(self._running.values()):
             if tool.agent == "main":
-                from rich.spinner import Spinner
+                if tool.spinner is None:  # kept across frames, so it animates
+                    from rich.spinner import Spinner
 
-                parts.append(Spinner("dots", text=Text(tool.label), style="cyan"))
+                    tool.spinner = Spinner("dots", text=Text(tool.label), style="cyan")
+                parts.append(tool.spinner)
         if self.agents.active:
             parts.append(self.agents.table())
+        if self.status is not None:
+            parts.append(self.status.renderable(self.console.width))
         return Group(*parts)
 
     def print(self, renderable: RenderableType) -> None:
+        if self._held:
+            self._held_prints.append(renderable)
+            return
         self.console.print(renderable)
 
     # --- events ------------------------------------------------------------------------------------
     def handle(self, event: Event) -> None:
         if event.agent != "main":
+            if isinstance(event, Usage) and self.status is not None:
+                self.status.add_usage(event.prompt_tokens, event.completion_tokens)
             self.agents.update(event)
             self._ensure_live()
             return
@@ -257,9 +300,15 @@ class Renderer:
             if not self._reasoning:
                 self._reasoning_started = time.monotonic()
             self._reasoning += event.text
+            if self.status is not None:
+                self.status.streamed_chars += len(event.text)
+                self.status.label = "Thinking…"
             self._ensure_live()
         elif isinstance(event, TextDelta):
             self._fold_reasoning()
+            if self.status is not None:
+                self.status.streamed_chars += len(event.text)
+                self.status.label = "Writing…"
             self._answer += event.text
             point = commit_point(self._answer)
             if point:
@@ -274,6 +323,8 @@ class Renderer:
             self._flush_answer()
             label = tool_label(event.name, event.arguments)
             self._running[event.call_id] = _RunningTool(label, event.agent, event.arguments)
+            if self.status is not None:
+                self.status.label = f"Running {visible(event.name, one_line=True)}…"
             self._ensure_live()
         elif isinstance(event, ToolCallFinished):
             self._tool_finished(event)
@@ -297,8 +348,12 @@ class Renderer:
             self.print(Text(f"✗ {visible(event.message)}", style="bold red"))
         elif isinstance(event, TurnFinished):
             self.finish()
-        elif isinstance(event, (StepStarted, Usage)):
-            pass
+        elif isinstance(event, Usage):
+            if self.status is not None:
+                self.status.add_usage(event.prompt_tokens, event.completion_tokens)
+        elif isinstance(event, StepStarted):
+            if self.status is not None:
+                self.status.label = "Working…"  # waiting for the model again
         elif isinstance(event, (BudgetWarning, CacheWarning)):
             self.print(Text(f"  ! {visible(describe_notice(event))}", style="yellow"))
 
@@ -356,4 +411,5 @@ class Renderer:
             for summary in self.agents.summaries():
                 self.print(summary)
             self.agents.clear()
-        self.pause()
+        if self.status is None:
+            self.pause()

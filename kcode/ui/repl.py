@@ -25,6 +25,7 @@ from kcode.config import Config
 from kcode.messages import Message
 from kcode.terminal_text import visible
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
+from kcode.ui.busy import BusyLines
 from kcode.ui.input import (
     MentionError,
     PromptInterrupt,
@@ -34,9 +35,12 @@ from kcode.ui.input import (
     parse_mentions,
     toolbar_html,
 )
+from kcode.ui.keytap import KeyTap, QueuedExit, keep_early_keys
 from kcode.ui.launch import GREETING
+from kcode.ui.model_info import discovered_model_note, model_name
 from kcode.ui.render import MIN_WIDTH, Renderer
 from kcode.ui.sessions_view import replay_history
+from kcode.ui.termmode import quiet_terminal
 
 # Approximate list prices in USD per million tokens (input, output); other models show tokens only.
 PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
@@ -58,7 +62,7 @@ def _start_mcp_servers(task: asyncio.Future[Any]) -> None:
         manager.start()
 
 
-class Repl:
+class Repl(BusyLines):
     def __init__(
         self,
         config: Config,
@@ -88,7 +92,9 @@ class Repl:
         self._files: list[str] | None = None
         self._io = io
         self.rules = ProjectRules(root)
-        self.asker = ApprovalAsker(self.console, self.rules, self._read_choice, self._before_ask)
+        self.asker = ApprovalAsker(
+            self.console, self.rules, self._read_choice, self._before_ask, self._after_ask
+        )
         self.approver = InteractiveApprover(config.approval or "ask", self.asker)
         from kcode.ui.slash import COMMANDS
 
@@ -105,6 +111,12 @@ class Repl:
         from kcode.ui.extensions_ui import add_mode_cycle
 
         add_mode_cycle(self)  # Shift-Tab: ask → auto-edit → plan
+        # Keys typed while busy (a turn, /compact): queued and sent afterwards, never echoed raw.
+        self.keytap = KeyTap(lambda: self.prompt.input, self._interrupt, self.renderer.refresh)
+        self.queue: list[str | QueuedExit] = []
+        self._line_task: asyncio.Task[None] | None = None
+        self._tap_was_active = False
+        self._interrupted = False
 
     # --- lazy pieces -----------------------------------------------------------------------------
     def _project_files(self) -> list[str]:
@@ -147,13 +159,22 @@ class Repl:
             self._runtime_task = None
             self.console.print(Text(visible(f"✗ cannot start the agent: {err}"), style="bold red"))
             return None
+        self._say_discovered_model()
         return self.runtime
+
+    def _say_discovered_model(self) -> None:
+        note = discovered_model_note(self.config)
+        if note is not None:
+            self.renderer.print(note)
+
+    def model_name(self) -> str:
+        return model_name(self.config, self.runtime)
 
     # --- toolbar ---------------------------------------------------------------------------------
     def toolbar(self) -> AnyFormattedText:
         from kcode.agents.compaction import estimate_tokens
 
-        model = self.config.model or self.config.backend or "no model"
+        model = self.model_name()
         used, cost = 0, ""
         if self.runtime is not None:
             agent = self.runtime.agent
@@ -171,12 +192,19 @@ class Repl:
 
     # --- approvals -------------------------------------------------------------------------------
     def _before_ask(self, request: Any) -> None:
-        self.renderer.pause()
+        self.renderer.hold()
+        self._tap_was_active = self.keytap.active
+        self.keytap.stop()
         from kcode.ui.extensions_ui import notify
 
         notify(self, request)  # Notification hooks
         if request.action == "edit":
             self.renderer.note_prompted("main", request.call_id)
+
+    def _after_ask(self, request: Any) -> None:
+        if self._tap_was_active:
+            self.keytap.start()
+        self.renderer.release()
 
     async def _read_choice(self, message: str) -> str:
         try:
@@ -191,11 +219,20 @@ class Repl:
             self.turn_task.cancel()
 
     async def run_turn(self, message: Message) -> None:
+        # The first turn may wait for the runtime (imports, tools): show that it is starting.
+        status = self.begin_busy("Working…" if self.runtime is not None else "Starting…")
         runtime = await self.ensure_runtime()
         if runtime is None:
+            self.renderer.end_busy()
             self.prefill = message.text
             return
         await self._maybe_compact(runtime)
+        from kcode.agents.compaction import estimate_tokens
+
+        if self.renderer.status is not status:  # /compact showed (and ended) its own
+            status = self.begin_busy("Working…")
+        status.label = "Working…"
+        status.estimated_in = estimate_tokens([*runtime.agent.history, message])
         self.turn_task = asyncio.create_task(self._consume(runtime, message))
         loop = asyncio.get_running_loop()
         try:
@@ -209,6 +246,7 @@ class Repl:
                 loop.remove_signal_handler(signal.SIGINT)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
+            self.renderer.end_busy()
         if self.turn_task.cancelled():
             self.renderer.finish()
             self.console.print(
@@ -232,7 +270,7 @@ class Repl:
             self.renderer.handle(event)
             runtime.session.log_event(event)
             if isinstance(event, TurnFinished) and event.reason != "completed":
-                self.console.print(Text(f"(turn ended: {event.reason})", style="dim"))
+                self.renderer.print(Text(f"(turn ended: {event.reason})", style="dim"))
 
     async def _maybe_compact(self, runtime: Any) -> None:
         from kcode.agents.compaction import needs_compaction
@@ -259,11 +297,22 @@ class Repl:
         try:
             parsed = await asyncio.to_thread(parse_mentions, line, self.root, images or [])
         except MentionError as err:
-            self.console.print(Text(visible(f"✗ {err}"), style="bold red"))
-            self.prefill = line  # nothing lost: the line comes back at the prompt
+            # Not put back at the prompt: the next thing typed would be glued onto it. It is in
+            # the history, so ↑ brings it back for editing.
+            self.console.print(Text(visible(f"✗ {err} — not sent; ↑ recalls the line"), "bold red"))
             return
         body = parsed.text.strip()
         body = await self._mcp_resources(body)
+        if parsed.files:
+            runtime = await self.ensure_runtime()
+            if runtime is None:
+                return
+            from kcode.ui.attach import attach_mentions
+
+            attached, notes = await attach_mentions(parsed.files, self.root, runtime.ctx)
+            for note in notes:
+                self.renderer.print(Text(visible(note, one_line=True), style="dim"))
+            body = f"{body}\n\n{attached}"
         if self.pending_context:
             body = f"{self.pending_context}\n\n{body}"
             self.pending_context = ""
@@ -285,28 +334,9 @@ class Repl:
 
     async def run_shell(self, command: str, *, keep: bool) -> None:
         """`!cmd` shows a command's output without involving the model; `!!cmd` also keeps it."""
-        if not command:
-            self.console.print(Text("usage: !command (or !!command to send the output too)", "dim"))
-            return
-        proc = await asyncio.create_subprocess_shell(
-            command,
-            cwd=self.root,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            out, _ = await proc.communicate()
-        except asyncio.CancelledError:
-            proc.kill()
-            raise
-        output = out.decode("utf-8", errors="replace").rstrip("\n")
-        self.console.print(Text(visible(output)) if output else Text("(no output)", style="dim"))
-        self.console.print(Text(f"[exit {proc.returncode}]", style="dim"))
-        if keep:
-            self.pending_context = f"I ran `{command}` (exit {proc.returncode}); its output:\n```\n{output[-20_000:]}\n```"
-            self.console.print(Text("(output will be sent with your next message)", style="dim"))
+        from kcode.ui.shell_escape import run_shell
+
+        await run_shell(self, command, keep=keep)
 
     # --- main loop -------------------------------------------------------------------------------
     async def run(
@@ -320,6 +350,9 @@ class Repl:
         PromptInterrupt / EOFError it ended with — after it already greeted the user."""
         if first_input is None:
             self.greet()
+        if not self._io and sys.stdin.isatty():
+            quiet_terminal()  # no echo over the live region; Enter stays Enter between prompts
+            keep_early_keys(self.prompt.input)  # typed while `kcode -c` / `kcode "..."` started
         from kcode.ui.extensions_ui import ask_trust
 
         await ask_trust(self)  # once per repository, before its hooks could run
@@ -330,10 +363,19 @@ class Repl:
             if runtime is not None:
                 replay_history(self.console, runtime.agent.history)
         if initial_prompt or images:
-            await self.handle_line(initial_prompt or "", images)
+            if initial_prompt:  # echoed like a typed line, so the transcript shows the question
+                self.console.print(Text(visible(f"› {initial_prompt}"), style="bold"))
+            await self.busy_line(initial_prompt or "", images)
         interrupted_once = False
         pending = first_input
         while not self.should_exit:
+            if pending is None and self.queue:  # typed during the last turn: sent now, in order
+                queued = self.queue.pop(0)
+                if isinstance(queued, QueuedExit):
+                    break
+                self.console.print(Text(visible(f"› {queued}"), style="bold"))
+                await self.busy_line(queued)
+                continue
             outcome, pending = (
                 (pending, None) if pending is not None else (await self._read(), None)
             )
@@ -346,7 +388,7 @@ class Repl:
             if isinstance(outcome, BaseException):  # EOFError: Ctrl-D
                 break
             interrupted_once = False
-            await self.handle_line(outcome)
+            await self.busy_line(outcome)
         await self.close()
         return 0
 
@@ -377,6 +419,11 @@ class Repl:
         if self.runtime is not None:
             session = self.runtime.session
             await self.runtime.aclose()
+            said = any(m.role == "user" for m in self.runtime.agent.history)
+            if not said and not self.resume_id:
+                # Nothing was said: no session to list, continue or resume (empty launches).
+                session.path.unlink(missing_ok=True)
+                return
             self.console.print(
                 Text(f"Session {session.session_id} saved; resume with kcode -c", style="dim")
             )
@@ -398,3 +445,7 @@ def run_repl(
         return asyncio.run(repl.run(initial_prompt, images))
     except KeyboardInterrupt:
         return 130
+    finally:
+        from kcode.ui.termmode import restore_terminal
+
+        restore_terminal()

@@ -149,7 +149,7 @@ async def cmd_model(repl: Repl, arg: str) -> None:
     from kcode.runtime import backend_label, create_backend
 
     if not arg:
-        shown = f"model: {repl.config.model or '(none)'} ({backend_label(repl.config)})"
+        shown = f"model: {repl.model_name()} ({backend_label(repl.config)})"
         repl.console.print(Text(visible(shown)))
         return
     update: dict[str, Any] = {"model": arg}
@@ -167,10 +167,19 @@ async def cmd_model(repl: Repl, arg: str) -> None:
         repl.console.print(Text(visible(f"✗ cannot switch to {arg}: {err}"), style="bold red"))
         return
     runtime = repl.runtime
+    if runtime is None and repl._runtime_task is not None:
+        # The runtime is still being built in the background from the old config: wait for it and
+        # switch it, or the first request would still go out with the old model.
+        try:
+            runtime = repl.runtime = await repl._runtime_task
+        except Exception:
+            repl._runtime_task = None  # failed with the old config; the next turn uses the new one
     repl.config = config
     if runtime is not None and config.model != runtime.agent.options.model:
         _cache_warning(repl, runtime.agent.history, "model")
-    if runtime is not None:
+    if runtime is None:
+        await backend.aclose()  # the runtime is built later, from the new config
+    else:
         old = runtime.backend
         runtime.backend = runtime.agent.backend = backend
         runtime.agent.options = dataclasses.replace(runtime.agent.options, model=config.model)
@@ -213,6 +222,7 @@ async def compact_now(repl: Repl, trigger: str = "manual") -> None:
     if not await pre_compact(repl, trigger):
         return
     agent = runtime.agent
+    status = repl.begin_busy("Compacting…")  # a summary request takes seconds: show it working
     try:
         result = await compact_history(agent.history, agent.backend, agent.options, agent.ctx.todos)
     except Exception as err:
@@ -220,13 +230,22 @@ async def compact_now(repl: Repl, trigger: str = "manual") -> None:
             Text(visible(f"✗ compaction failed, history unchanged: {err}"), style="red")
         )
         return
+    finally:
+        repl.renderer.end_busy()
     if result is None:
         repl.console.print("Nothing to compact yet (only the latest exchange is in the history).")
         return
-    agent.history[:] = result.history
+    status.add_usage(result.prompt_tokens, result.completion_tokens)
     agent.stats.requests += 1
     agent.stats.prompt_tokens += result.prompt_tokens
     agent.stats.completion_tokens += result.completion_tokens
+    if result.tokens_after >= result.tokens_before:
+        repl.console.print(
+            f"Compaction would not make the context smaller (~{result.tokens_before:,} → "
+            f"~{result.tokens_after:,} tokens); the history is unchanged."
+        )
+        return
+    agent.history[:] = result.history
     runtime.session.log_history(agent.history)
     repl.console.print(
         f"Compacted {result.summarised_messages} messages: ~{result.tokens_before:,} → "

@@ -6,6 +6,8 @@ element area) — 1.0 for an exact match, small for the page wrapper and for tin
 first on ties. Only the picked elements are described (selector, text, computed styles) in a second
 evaluate call. Sources are found by searching the workspace's .html/.css/.scss/.jsx/.tsx/.vue/... files
 for the element's id and classes: the CSS rule matching most of its classes wins, else the markup line.
+Element-type rules (`main {…}`, `button:hover {…}`) count too, below any class or id rule, so an
+element styled only by its tag (where many real defects live) still gets its source line.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class SourceIndex:
         class_patterns = [
             re.compile(r"\." + re.escape(c) + r"(?![\w-])" + SUBJECT_END) for c in classes
         ]
-        weights = [1] * len(class_patterns)
+        weights = [2] * len(class_patterns)
         if not classes and not element_id and tag and context:
             # context entries are ".class" or "#id" of the nearest ancestor that has any
             class_patterns = [
@@ -115,7 +117,20 @@ class SourceIndex:
                 )
                 for c in context
             ]
-            weights = [10 if c.startswith("#") else 1 for c in context]
+            weights = [20 if c.startswith("#") else 2 for c in context]
+        # A rule whose subject is the bare tag (`main {`, `nav > button:hover {`): weight 1, so any
+        # class or id rule outranks it.
+        tag_rule = (
+            re.compile(r"(?<![\w.#:-])" + re.escape(tag.lower()) + r"(?![\w-])" + SUBJECT_END)
+            if re.fullmatch(r"[a-zA-Z][\w-]*", tag or "")
+            else None
+        )
+        tag_markup = (
+            re.compile(r"<" + re.escape(tag.lower()) + r"(?![\w-])", re.IGNORECASE)
+            if tag_rule and not classes and not element_id
+            else None
+        )
+        tag_lines: list[str] = []
         id_rule = (
             re.compile(r"#" + re.escape(element_id) + r"(?![\w-])" + SUBJECT_END)
             if element_id
@@ -142,7 +157,9 @@ class SourceIndex:
                         if p.search(rule_part)
                     )
                     if id_rule and id_rule.search(rule_part):
-                        hits += 10
+                        hits += 20
+                    if tag_rule and tag_rule.search(rule_part.lower()):
+                        hits += 1
                     if hits and ("{" in line or line.rstrip().endswith(",")):
                         rules.append((-hits, len(rules), f"{rel}:{number}"))
                 if "</style" in lowered:
@@ -155,8 +172,10 @@ class SourceIndex:
                 match = class_attr.search(line)
                 if match and classes and all(c in match.group(1).split() for c in classes):
                     markup.append(f"{rel}:{number}")
+                elif tag_markup and tag_markup.search(line):
+                    tag_lines.append(f"{rel}:{number}")
         rules.sort()
-        found = [where for _, _, where in rules[:2]] + markup[:2]
+        found = [where for _, _, where in rules[:2]] + markup[:2] + tag_lines[:1]
         return list(dict.fromkeys(found))
 
 

@@ -130,3 +130,13 @@ def test_approval_prompt_shows_exact_command_and_diff() -> None:
     assert "$ rm -rf build && make" in out
     assert "shell wants to run" in out and "edit_file wants to edit app.py" in out
     assert "+    return 2" in out and "[p] always (this project)" in out
+
+
+def test_swarm_summaries_are_cut_at_a_word() -> None:
+    from kcode.ui.agents_view import word_cut
+
+    text = "Found the parser in src/parse.py and the tokenizer in src/lex.py; both need the fix"
+    cut = word_cut(text, 40)
+    assert cut.endswith("…") and len(cut) <= 40
+    assert text.startswith(cut[:-1]) and text[len(cut) - 1] == " "
+    assert word_cut("short", 40) == "short"

@@ -1,0 +1,42 @@
+"""Which model the REPL talks to, in words: for the toolbar, `/model`, and the first turn's note."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from kcode.terminal_text import visible
+
+
+def model_name(config: Any, runtime: Any) -> str:
+    """The model requests go out with, as far as it is known yet."""
+    if config.model:
+        return str(config.model)
+    if runtime is not None:
+        from kcode.runtime import model_label
+
+        label = model_label(config, runtime.backend)
+        if label:
+            return label
+    if config.base_url:
+        return "the server's model"
+    return str(config.backend or "no model")
+
+
+def discovered_model_note(config: Any) -> Text | None:
+    """With only a base URL: which model the server said it serves (kcode.backends.discovery)."""
+    if config.model or not config.base_url:
+        return None
+    from kcode.backends.discovery import discovered
+
+    found = discovered(config.base_url)
+    if found is not None:
+        return Text(visible(f"({found.describe(config.base_url)})"), "dim")
+    return Text(
+        visible(
+            f'({config.base_url} did not list its models; sending model "default" — set one '
+            "with /model NAME or --model)"
+        ),
+        "dim",
+    )
