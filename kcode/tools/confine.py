@@ -195,6 +195,8 @@ def unlink_file(path: Path, roots: Iterable[Path]) -> None:
 # ---------------------------------------------------------------- control files
 
 _CONTROL_DIRS = ("commands", "agents", "skills")
+# Where kcode.extensions reads skills/commands/agents from (besides .kcode): the other agents' dirs.
+_CONTROL_PARENTS = (".claude", ".agents", ".kimi-code")
 
 
 def control_file_rule(rel: PurePosixPath) -> str | None:
@@ -219,8 +221,8 @@ def control_file_rule(rel: PurePosixPath) -> str | None:
         settings = len(rest) == 1 and rest[0].startswith("settings") and rest[0].endswith(".json")
         if part == ".claude" and settings:
             return ".claude/settings*.json is a control file a later run trusts"
-        if part == ".claude" and rest[0] in _CONTROL_DIRS:
-            return f".claude/{rest[0]} holds instructions a later run trusts"
+        if part in _CONTROL_PARENTS and rest[0] in _CONTROL_DIRS:
+            return f"{part}/{rest[0]} holds instructions a later run trusts"
     return None
 
 

@@ -38,6 +38,14 @@ CONTROL = [
     ".claude/settings.json",
     ".claude/settings.local.json",
     ".KCODE/CONFIG.TOML",
+    ".kcode/hooks.json",
+    ".claude/skills/s/SKILL.md",
+    ".claude/commands/c.md",
+    ".claude/agents/a.md",
+    ".agents/skills/s/SKILL.md",
+    ".agents/agents/a.md",
+    ".kimi-code/skills/s/SKILL.md",
+    "sub/.Agents/Skills/s/SKILL.md",
 ]
 
 
