@@ -8,9 +8,10 @@ namespaces bwrap needs, while Landlock needs no privilege at all). Run as
 The launcher sets no_new_privs, applies a Landlock ruleset to itself and execs CMD, which inherits
 the restriction (and so does everything it starts). Reads are allowed everywhere; writes only:
 
-* `workspace-write`: inside the workspace and the --add-dir directories, but never inside `.git`.
+* `workspace-write`: inside the workspace and the --add-dir directories, but never inside `.git`
+  (nor `.kcode`, `.claude`, `.agents`, `.kimi-code`, `.mcp.json`: READ_ONLY_IN_WORKSPACE).
   Landlock rules grant rights on a whole tree and cannot carve a read-only hole in it, so when a
-  directory holds `.git` the rights are granted on each of its top-level entries except `.git`
+  directory holds `.git` (or one of the others) the rights are granted on each of its top-level entries except `.git`
   (and except symlinks, which could point anywhere): everything below them is writable and existing
   top-level files can be rewritten in place, but top-level entries cannot be created, removed or
   renamed (creating one would need a right on the directory itself, which `.git` would inherit).
@@ -129,17 +130,26 @@ def write_rights(abi: int) -> int:
     return rights
 
 
+# Never writable by a sandboxed command: git's and the agents' control files (hooks, MCP servers,
+# skills, commands, agent roles), which a later run executes or trusts.
+READ_ONLY_IN_WORKSPACE = (".git", ".kcode", ".mcp.json", ".claude", ".agents", ".kimi-code")
+
+
 def writable_paths(mode: str, dirs: Sequence[str]) -> list[str]:
     """The trees a command may write to, apart from the temp dir and devices."""
     if mode != "workspace-write":
         return []
     paths: list[str] = []
     for directory in dirs:
-        if not os.path.lexists(os.path.join(directory, ".git")):
+        if not any(os.path.lexists(os.path.join(directory, n)) for n in READ_ONLY_IN_WORKSPACE):
             paths.append(directory)
             continue
         with os.scandir(directory) as entries:
-            paths += [e.path for e in entries if e.name != ".git" and not e.is_symlink()]
+            paths += [
+                e.path
+                for e in entries
+                if e.name not in READ_ONLY_IN_WORKSPACE and not e.is_symlink()
+            ]
     return paths
 
 

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ HOME_SECRETS = (
     ".pgpass", ".password-store", ".vault-token", ".terraform.d", ".config/hub",
 )  # fmt: skip
 # Inside the writable workspace, re-bound read-only: history and kcode's own/agent config.
-READ_ONLY_IN_WORKSPACE = (".git", ".kcode", ".mcp.json", ".claude")
+READ_ONLY_IN_WORKSPACE = landlock.READ_ONLY_IN_WORKSPACE  # .git, .kcode, .claude, .agents, ...
 
 
 def bwrap_argv(
@@ -157,6 +158,8 @@ def bwrap_argv(
                 kept = directory / name
                 if kept.exists() and not kept.is_symlink():
                     args += ["--ro-bind", str(kept), str(kept)]
+                elif not os.path.lexists(kept):
+                    args += placeholder_args(kept)
     if not allow_secrets:
         for secret in find_secret_files((root, *extra_dirs)):
             args += ["--ro-bind", "/dev/null", str(secret)]  # reads as empty, cannot be replaced
@@ -312,3 +315,42 @@ def describe_sandbox(config: Any) -> tuple[bool, str]:
     forced = os.environ.get(BACKEND_ENV, "").strip().lower() == "landlock"
     why = f"forced by {BACKEND_ENV}" if forced else "bubblewrap unavailable"
     return True, f"Landlock {mode}{source} ({detail}, {why}), {network}; {limit}"
+
+
+# A control dir/file that does not exist yet would be creatable by the command (a planted
+# `.kcode/hooks.json` or `.mcp.json` runs outside the sandbox in the next trusted session). So
+# it is covered by an empty read-only mount; bwrap creates the mount point (an empty dir, or an
+# empty file for .mcp.json) on the real filesystem, and release_placeholders removes it when the
+# last command using it ends (counted: concurrent commands share one mount point).
+_PLACEHOLDERS: dict[str, int] = {}
+
+
+@functools.cache
+def _empty_dir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="kcode-empty-")  # 0700, stays empty, bound read-only
+
+
+def placeholder_args(path: Path) -> list[str]:
+    source = "/dev/null" if path.name == ".mcp.json" else _empty_dir()
+    _PLACEHOLDERS[str(path)] = _PLACEHOLDERS.get(str(path), 0) + 1
+    return ["--ro-bind", source, str(path)]
+
+
+def release_placeholders(argv: list[str]) -> None:
+    """After a bwrap command: remove the mount points placeholder_args made, if still empty."""
+    for i, arg in enumerate(argv[:-2]):
+        target = argv[i + 2]
+        if arg != "--ro-bind" or target not in _PLACEHOLDERS:
+            continue
+        _PLACEHOLDERS[target] -= 1
+        if _PLACEHOLDERS[target] > 0:
+            continue
+        del _PLACEHOLDERS[target]
+        with contextlib.suppress(OSError):  # not empty: someone put something there; keep it
+            info = os.lstat(target)
+            if stat.S_ISDIR(info.st_mode):
+                os.rmdir(target)
+            elif stat.S_ISREG(info.st_mode) and info.st_size == 0:
+                os.unlink(target)

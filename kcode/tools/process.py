@@ -57,6 +57,10 @@ def release_sandbox(argv: list[str]) -> None:
         from kcode import pidlimit
 
         pidlimit.release(argv)
+    if "--ro-bind" in argv:
+        from kcode.sandbox import release_placeholders
+
+        release_placeholders(argv)
 
 
 class HeadTailBuffer:

@@ -138,3 +138,82 @@ def test_int_0x80_under_landlock_is_stopped(victim: Victim) -> None:
     )
     got = shell(victim, "python3 int80.py > out.txt 2>&1; echo rc=$? >> out.txt")
     assert "RETURNED" not in got and "rc=" in got
+
+
+CONTROL_DIRS = (".kcode", ".claude", ".agents", ".kimi-code")
+PLANT = (
+    "(echo '{}' > .kcode/hooks.json; mkdir -p .claude/skills/x .agents/skills/x "
+    ".kimi-code/skills/x; echo pwn > .agents/skills/x/SKILL.md; "
+    "echo pwn > .kimi-code/skills/x/SKILL.md; echo pwn > .claude/skills/x/SKILL.md; "
+    "echo '{}' > .claude/settings.local.json) > out.txt 2>&1; echo done >> out.txt"
+)
+
+
+def _planted(victim: Victim) -> list[str]:
+    names = [
+        ".kcode/hooks.json",
+        ".claude/skills/x",
+        ".agents/skills/x",
+        ".kimi-code/skills/x",
+        ".claude/settings.local.json",
+    ]
+    return [n for n in names if (victim.repo / n).exists()]
+
+
+@needs_bwrap
+def test_existing_skill_and_hook_dirs_are_read_only_under_bwrap(as_user: Victim) -> None:
+    """The model must not plant hooks/skills a later (trusted) run executes or trusts."""
+    for name in CONTROL_DIRS:
+        (as_user.repo / name).mkdir()
+    shell(as_user, PLANT)
+    assert _planted(as_user) == []
+
+
+def _launcher_is_this_tree() -> bool:
+    """The Landlock launcher runs `python -I -m kcode.landlock`, which ignores PYTHONPATH: in a
+    worktree it imports the installed kcode, not the code under test."""
+    import sys
+
+    import kcode
+
+    found = subprocess.run(
+        [sys.executable, "-I", "-c", "import kcode; print(kcode.__file__)"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return found == kcode.__file__
+
+
+@pytest.mark.skipif(not _launcher_is_this_tree(), reason="the -I launcher imports another kcode")
+def test_existing_skill_and_hook_dirs_are_read_only_under_landlock(victim: Victim) -> None:
+    victim.env["KCODE_SANDBOX_BACKEND"] = "landlock"
+    for name in CONTROL_DIRS:
+        (victim.repo / name).mkdir()
+    shell(victim, PLANT)
+    assert _planted(victim) == []
+
+
+@needs_bwrap
+def test_missing_control_files_cannot_be_created_under_bwrap(as_user: Victim) -> None:
+    """No .kcode/.claude/.agents/.kimi-code/.mcp.json yet: the command must not create them, and
+    the read-only placeholders kcode mounts over them are gone afterwards."""
+    for name in CONTROL_DIRS:
+        assert not (as_user.repo / name).exists()
+    out = shell(
+        as_user,
+        "(mkdir -p .kcode .claude .agents/skills/x .kimi-code/skills/x; echo '{}' > .mcp.json; "
+        "echo '{}' > .kcode/hooks.json; ln -s x .agents/y) > out.txt 2>&1; echo done >> out.txt",
+    )
+    assert _planted(as_user) == [], out
+    for name in (*CONTROL_DIRS, ".mcp.json"):
+        assert not os.path.lexists(as_user.repo / name), name
+
+
+def test_landlock_never_grants_control_dirs(tmp_path: Path) -> None:
+    """Without .git too: a workspace holding .kcode is granted entry by entry, .kcode excluded."""
+    from kcode.landlock import writable_paths
+
+    for name in (".kcode", ".agents", ".kimi-code", ".claude", "src"):
+        (tmp_path / name).mkdir()
+    (tmp_path / ".mcp.json").write_text("{}")
+    assert writable_paths("workspace-write", [str(tmp_path)]) == [str(tmp_path / "src")]
