@@ -60,13 +60,18 @@ def substitute(body: str, arguments: str, variables: Mapping[str, str], *, posit
     return out
 
 
-async def expand_dynamic(body: str, run: RunTool) -> str:
-    """Replace ``!`cmd` `` with the command's output and `@path` with the file's numbered lines."""
+async def expand_dynamic(body: str, run: RunTool, *, run_commands: bool = True) -> str:
+    """Replace ``!`cmd` `` with the command's output and `@path` with the file's numbered lines.
+    Without `run_commands` (an untrusted repository's file) the commands are left unrun."""
     out: list[str] = []
     pos = 0
     for match in BANG.finditer(body):
         out.append(body[pos : match.start()])
         command = match.group(1).strip()
+        if not run_commands:
+            out.append(f"[`{command}` not run: this repository is not trusted]")
+            pos = match.end()
+            continue
         result = await run(ToolCall(_call_id(), "shell", {"command": command}))
         out.append(result.content.rstrip("\n") if result.ok else f"[`{command}` failed: "
                    f"{result.content.strip()[:500]}]")  # fmt: skip

@@ -122,6 +122,9 @@ class ExtensionRuntime:
     def user_command(self, name: str) -> Command | Skill | None:
         """What `/name` runs: a skill wins over a command with the same name (as in Claude)."""
         skill = self.skills.get(name)
+        if skill is not None and skill.scope == "project" and not self.trusted:
+            # An untrusted repository's skill never shadows the user's own command.
+            skill = None if name in self.commands else skill
         if skill is not None and skill.user_invocable:
             return skill
         return self.commands.get(name)
@@ -189,7 +192,10 @@ class ExtensionRuntime:
             body = skill_prompt(target, arguments.strip(), self.variables())
         else:
             body = substitute(target.body, arguments.strip(), self.variables(), positional=True)
-        return await expand_dynamic(body, run)
+        # An untrusted repository's skill is text: its !`cmd` lines are not run (as its commands
+        # are not loaded at all), or a clone could run commands when the user types its name.
+        untrusted = isinstance(target, Skill) and target.scope == "project" and not self.trusted
+        return await expand_dynamic(body, run, run_commands=not untrusted)
 
     async def run_tool(self, tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolResult:
         """run_tool with the plan-mode gate and the Pre/PostToolUse hooks around it."""
