@@ -133,7 +133,7 @@ async def cmd_help(repl: Repl, arg: str) -> None:
     from kcode.ui.extensions_ui import extra_help
 
     for name, text in extra_help(repl):
-        table.add_row(name, visible(text, one_line=True))
+        table.add_row(name, Text(visible(text, one_line=True)))  # Text: repo text, no markup
     repl.console.print(table)
     repl.console.print(
         Text(
