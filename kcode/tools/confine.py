@@ -226,10 +226,27 @@ def control_file_rule(rel: PurePosixPath) -> str | None:
     return None
 
 
+def _user_dir_rule(path: Path) -> str | None:
+    """A workspace that holds the user's own kcode dirs (kcode run in ~): the user config (hooks,
+    `trusted`, MCP servers) and the data dir (trust decisions, approval rules) stay the user's."""
+    from kcode.config import data_dir, user_config_path
+
+    for base, what in (
+        (user_config_path().parent, "your kcode config dir (hooks, trusted, MCP servers)"),
+        (data_dir(), "kcode's data dir (trust decisions, approval rules)"),
+    ):
+        real = Path(os.path.realpath(base))
+        if path == real or path.is_relative_to(real):
+            return f"it is in {what}"
+    return None
+
+
 def check_writable(path: Path, roots: Iterable[Path], shown: str | None = None) -> None:
     """Refuse writes (and deletes, renames, mode changes) of control files, naming the rule."""
     root = _root_of(path, roots)
-    reason = control_file_rule(PurePosixPath(path.relative_to(root).as_posix()))
+    reason = control_file_rule(PurePosixPath(path.relative_to(root).as_posix())) or _user_dir_rule(
+        path
+    )
     if reason:
         raise ToolError(
             f"refused to write {shown or path}: {reason}; the file tools never change them "

@@ -112,3 +112,26 @@ def test_patch_mode_never_sets_setuid(tmp_path: Path) -> None:
     assert call(ctx, "apply_patch", patch=new).ok
     new_mode = (tmp_path / "new.sh").stat().st_mode
     assert not new_mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | 0o002)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        ".config/kcode/config.toml",
+        ".config/kcode/hooks.json",
+        ".config/kcode/mcp.json",
+        ".local/share/kcode/projects/0123456789abcdef/trust.json",
+        ".local/share/kcode/projects/0123456789abcdef/rules.toml",
+    ],
+)
+def test_kcode_run_in_home_cannot_rewrite_the_users_own_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rel: str
+) -> None:
+    """The workspace is the home dir: the user config and the trust/rules store are refused."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".local/share"))
+    ctx = ToolContext(tmp_path)
+    result = call(ctx, "write_file", path=rel, content='trusted = ["/"]\n')
+    assert not result.ok
+    assert "refused to write" in result.content
+    assert not (tmp_path / rel).exists()
