@@ -330,12 +330,25 @@ def load_setup(root: Path, config: Any, *, trusted: bool | None = None) -> McpSe
     names: dict[str, ServerConfig] = {}
     for server in found:
         first = names.get(server.name)
+        if first is None and server.scope == "project":
+            first = _prefix_clash(server.name, names)
         if first is None:
             names[server.name] = server
         elif first.scope == "user" and server.scope == "project":
             setup.warnings.append(
                 f"{server.source}: mcpServers.{server.name} is ignored; your own server "
-                f"{server.name!r} ({first.source}) takes precedence"
+                f"{first.name!r} ({first.source}) takes precedence"
             )
     setup.servers = list(names.values())
     return setup
+
+
+def _prefix_clash(name: str, known: dict[str, ServerConfig]) -> ServerConfig | None:
+    """A user server whose tool names (`mcp__<name>__<tool>`, kcode.mcp.naming) could be spelled
+    by a server called `name` or the other way round: `gh__x` vs `gh` share `mcp__gh__x__*`."""
+    for other in known.values():
+        if other.scope == "user" and (
+            name.startswith(other.name + "__") or other.name.startswith(name + "__")
+        ):
+            return other
+    return None
