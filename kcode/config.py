@@ -55,7 +55,9 @@ class Config:
         for name in Settings.model_fields:
             value = getattr(self.settings, name)
             text = "" if value is None else str(value)
-            if name in SECRET_KEYS and text:
+            if name in SECRET_KEYS and isinstance(value, dict):  # mcp_servers: names only
+                text = f"{', '.join(map(str, value))} (details hidden)" if value else ""
+            elif name in SECRET_KEYS and text:
                 text = text[:3] + "…" + f" ({len(text)} chars)"
             rows.append((name, text, self.sources.get(name, "default")))
         return rows

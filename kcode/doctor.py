@@ -122,7 +122,10 @@ def run_doctor(config: Config, root: Path) -> int:
         ("extensions", lambda: _check_extensions(config, root)),
     ]
     all_ok = True
+    # Wrapped at words for a person at a terminal; piped output keeps one line per check (grep).
     width = max(min(shutil.get_terminal_size((100, 24)).columns, 100) - 15, 30)
+    if not sys.stdout.isatty():
+        width = 10_000
     sys.stdout.write(f"kcode doctor — workspace {root}\n")
     for name, check in checks:
         good, detail = check()
