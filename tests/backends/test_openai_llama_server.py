@@ -1,7 +1,8 @@
 """The OpenAI backend against a real third-party server: llama-cpp-python's OpenAI-compatible
-server (`python -m llama_cpp.server`) on 127.0.0.1, serving the tiny random-weight GGUF.
+server (`python -m llama_cpp.server`) on 127.0.0.1, serving the tiny random-weight GGUF and the
+real SmolLM2-135M-Instruct (the bundled model: a real BPE vocab and the GGUF's own chat template).
 
-Its answers are noise, so the tests assert what does not depend on the weights: text streams and
+The tiny model's answers are noise, so the shared tests assert what does not depend on the weights: text streams and
 the reply ends (this server sends no usage in streams), and a forced tool call (the server constrains it with its own grammar) comes back
 as one call with parseable arguments that follow the tool's schema.
 """
@@ -32,6 +33,7 @@ from kcode.backends.base import (
 from kcode.backends.openai_api import OpenAIBackend
 from kcode.messages import Message
 
+from .real_models import smollm2
 from .tiny_gguf import write_llama_gguf
 
 pytestmark = [
@@ -76,10 +78,12 @@ def wait_until_serving(url: str, server: subprocess.Popen[bytes], log: Path) -> 
     pytest.fail(f"llama_cpp.server did not answer within 90 s:\n{log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["tiny", "smollm2"])
+def llama_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("llama-server")
-    model = write_llama_gguf(folder / "tiny.gguf")
+    model = write_llama_gguf(folder / "tiny.gguf") if request.param == "tiny" else smollm2()
     port = free_port()
     log = folder / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model)]
@@ -131,3 +135,19 @@ async def test_forced_tool_call_comes_back_as_one_schema_shaped_call(llama_serve
     arguments = json.loads("".join(p.arguments for p in pieces))
     assert arguments["mode"] in ("fast", "careful") and isinstance(arguments["verbose"], bool)
     assert isinstance(deltas[-1], FinishChunk)
+
+
+async def test_a_real_model_answers_without_turn_markers(
+    llama_server: str, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["llama_server"] == "tiny":
+        pytest.skip("the tiny model's weights are random: its text means nothing")
+    backend = OpenAIBackend(llama_server, "none", "smollm2", max_retries=1)
+    messages = [Message.system("You are brief."), Message.user("Say hello.")]
+    try:
+        options = BackendOptions(max_tokens=24, temperature=0.0)
+        deltas = [d async for d in backend.stream(messages, [], options)]
+    finally:
+        await backend.aclose()
+    text = "".join(d.text for d in deltas if isinstance(d, TextChunk))
+    assert text.strip() and "<|im_end|>" not in text and "<|im_start|>" not in text
