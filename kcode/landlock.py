@@ -139,11 +139,11 @@ def writable_paths(mode: str, dirs: Sequence[str]) -> list[str]:
     """The trees a command may write to, apart from the temp dir and devices."""
     if mode != "workspace-write":
         return []
+    # Always entry by entry: Landlock cannot grant a directory minus some names, and granting the
+    # root itself would let a command create a missing `.kcode/hooks.json` or `.mcp.json` that a
+    # later run trusts. The cost: new files go into existing top-level directories, not the root.
     paths: list[str] = []
     for directory in dirs:
-        if not any(os.path.lexists(os.path.join(directory, n)) for n in READ_ONLY_IN_WORKSPACE):
-            paths.append(directory)
-            continue
         with os.scandir(directory) as entries:
             paths += [
                 e.path

@@ -44,10 +44,21 @@ async def test_writes_inside_the_workspace_but_not_outside_or_into_git(tmp_path:
     assert "Permission denied" in result.content and "tmp\n" in result.content
 
 
-async def test_a_workspace_without_git_is_writable_at_the_top(tmp_path: Path) -> None:
+async def test_a_workspace_without_git_cannot_grow_control_files_at_the_top(tmp_path: Path) -> None:
+    """Granted entry by entry like a repo: existing files and directories stay writable, but no
+    `.kcode/hooks.json` or `.mcp.json` can appear for a later run to trust."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "top.txt").write_text("top\n")
     ctx = ToolContext(root=tmp_path, sandbox="workspace-write")
-    result = await call(ctx, "shell", command="echo hi > made.txt && mkdir d && rm made.txt")
-    assert "[exit code 0]" in result.content and (tmp_path / "d").is_dir()
+    command = (
+        "echo t2 > top.txt; echo b > src/b.py; mkdir -p src/pkg; "
+        "mkdir .kcode; echo '{}' > .kcode/hooks.json; echo '{}' > .mcp.json; echo x > made.txt"
+    )
+    result = await call(ctx, "shell", command=command)
+    assert (tmp_path / "top.txt").read_text() == "t2\n" and (tmp_path / "src/pkg").is_dir()
+    assert (tmp_path / "src/b.py").read_text() == "b\n"
+    assert "Permission denied" in result.content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src", "top.txt"]
 
 
 async def test_symlinks_do_not_lead_out(tmp_path: Path) -> None:
