@@ -81,12 +81,17 @@ class UnsafeFile(Exception):
     """A workspace file kcode will not read: outside the workspace, not a regular file, too big."""
 
 
-def read_workspace_file(root: Path, rel: str, max_bytes: int) -> bytes | None:
+def read_workspace_file(
+    root: Path, rel: str, max_bytes: int, *, control: bool = False
+) -> bytes | None:
     """The bytes of `root/rel`, or None when there is no such file.
 
     A file a repository commits must stay what it looks like: it must resolve inside `root` (a
     symlink to ~/.ssh/id_rsa is refused), be a regular file (a FIFO would block the run, a device
-    never ends) and be at most `max_bytes` long. Anything else raises UnsafeFile saying why."""
+    never ends) and be at most `max_bytes` long. Anything else raises UnsafeFile saying why.
+    `control`: a file kcode executes or trusts (hooks, MCP servers, commands, skills, agents) must
+    be reached with no symlink at all: `.kcode -> src` would let the model, which may write `src`
+    but never `.kcode`, plant what the next run runs."""
     path = root / rel
     try:
         os.lstat(path)
@@ -98,6 +103,14 @@ def read_workspace_file(root: Path, rel: str, max_bytes: int) -> bytes | None:
     real = os.path.realpath(path)
     if os.path.commonpath([real_root, real]) != real_root:
         raise UnsafeFile(f"it resolves outside the workspace (to {real})")
+    if control:
+        step = root
+        for part in Path(rel).parts:
+            step = step / part
+            if os.path.islink(step):
+                raise UnsafeFile(
+                    f"{step.relative_to(root)} is a symlink; a control file must not be"
+                )
     try:  # O_NOFOLLOW: the resolved path must not have become a symlink since; O_NONBLOCK: FIFOs
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -159,7 +172,7 @@ def _read_repo_toml(cwd: Path, warnings: list[str]) -> dict[str, Any]:
     """The repo's own config, read as untrusted input: unknown keys warn instead of failing."""
     path = repo_config_path(cwd)
     try:
-        raw = read_workspace_file(cwd, ".kcode/config.toml", REPO_CONFIG_MAX_BYTES)
+        raw = read_workspace_file(cwd, ".kcode/config.toml", REPO_CONFIG_MAX_BYTES, control=True)
     except UnsafeFile as err:
         warnings.append(f"{path}: ignored the whole file; {err}")
         return {}

@@ -44,7 +44,7 @@ def read_text(path: Path, source: Source, warnings: Warnings) -> str | None:
     try:
         if source.project_root is not None:
             rel = os.path.relpath(path, source.project_root)
-            raw = read_workspace_file(source.project_root, rel, MAX_FILE_BYTES)
+            raw = read_workspace_file(source.project_root, rel, MAX_FILE_BYTES, control=True)
         else:
             if not path.is_file():
                 return None

@@ -318,7 +318,7 @@ def load_setup(root: Path, config: Any, *, trusted: bool | None = None) -> McpSe
             )
             continue
         try:
-            raw = read_workspace_file(root, rel, MAX_PROJECT_FILE)
+            raw = read_workspace_file(root, rel, MAX_PROJECT_FILE, control=True)
         except UnsafeFile as err:
             setup.warnings.append(f"{path}: ignored; {err}")
             continue

@@ -4,6 +4,7 @@ as real bash and Python scripts (issue #15)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,25 @@ def test_a_command_s_shell_line_needs_the_same_approval_as_shell(
     assert run.code == 4, run.stderr
     assert "--approval auto" in json.loads(run.stdout)["result"]
     assert not (repo / "pwned").exists() and requests == []
+
+
+def test_a_control_dir_that_is_a_symlink_is_not_read(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    """`.claude -> tools/cfg`: the model may write tools/cfg (never .claude), so hooks read
+    through the link would be the model's to plant for the next run; they are refused."""
+    repo = hook_repo(tmp_path)
+    (repo / "tools").mkdir()
+    (repo / ".claude").rename(repo / "tools" / "cfg")
+    (repo / ".claude").symlink_to("tools/cfg")
+    (repo / ".mcp.json").symlink_to("tools/cfg/settings.json")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-qm", "links"], check=True, capture_output=True)
+    script = [Reply.tool_call("read_file", {"path": "notes.txt"}), Reply.text("read it")]
+    with FakeOpenAIServer(script) as srv:
+        env = env_with(kcode_env, srv, tmp_path / "markers")
+        run = run_kcode(["-p", "read notes", "--trust-project"], env, repo)
+    assert run.code == 0, run.stderr
+    assert list((tmp_path / "markers").iterdir()) == []  # no hook ran
+    assert ".claude is a symlink; a control file must not be" in run.stderr
