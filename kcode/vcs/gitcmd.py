@@ -177,6 +177,12 @@ async def run_git_async(
     )
 
 
+def _beyond_symlink(work_tree: Path, name: bytes) -> bool:
+    """Whether a directory on the way to `name` (relative to `work_tree`) is a symlink."""
+    parts = Path(os.fsdecode(name)).parts[:-1]
+    return any(os.path.islink(work_tree.joinpath(*parts[: i + 1])) for i in range(len(parts)))
+
+
 def stage_all_but_secrets(work_tree: Path, env: dict[str, str]) -> None:
     """`git add -A` of `work_tree` (cwd) into the index of `env`, minus untracked secret files.
 
@@ -198,6 +204,20 @@ def stage_all_but_secrets(work_tree: Path, env: dict[str, str]) -> None:
     # Modified or deleted tracked files (stat compared, content hashed in memory only).
     changed = run_git(work_tree, "diff-files", "-z", "--name-only", "--relative", env=env).stdout
     tracked = [name for name in changed.split(b"\0") if name and not is_secret(name)]
+    # A tracked file whose directory became a symlink (`mv .claude x; ln -s x .claude`) is gone
+    # from git's point of view, and `git add` refuses the path ("beyond a symbolic link").
+    hidden = [name for name in tracked if _beyond_symlink(work_tree, name)]
+    if hidden:
+        tracked = [name for name in tracked if name not in set(hidden)]
+        run_git(
+            work_tree,
+            "update-index",
+            "--force-remove",
+            "-z",
+            "--stdin",
+            env=env,
+            input=b"\0".join(hidden) + b"\0",
+        )
     if tracked:
         run_git(
             work_tree,

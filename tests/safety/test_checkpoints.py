@@ -210,3 +210,20 @@ async def test_subdirectory_workspace_snapshot_with_literal_pathspecs(tmp_path: 
     assert report.restored == [":(glob)*"]
     assert (repo / "pkg" / ":(glob)*").read_text() == "x\n"
     assert (repo / "top.txt").read_text().startswith("user edit")
+
+
+async def test_a_tracked_directory_swapped_for_a_symlink_is_snapshotted(tmp_path: Path) -> None:
+    """`mv cfg other; ln -s other cfg`: git refuses paths "beyond a symbolic link", which used to
+    fail the next turn's checkpoint (exit 1). The snapshot holds the link, and undo brings the
+    directory back."""
+    repo = make_repo(tmp_path / "r", {"cfg/a.txt": "a\n", "b.txt": "b\n"})
+    ctx = _ctx(repo)
+    await ctx.checkpoints.before_turn("swap")
+    result = await call(ctx, "shell", command="mv cfg other && ln -s other cfg")
+    assert result.ok, result.content
+    await ctx.checkpoints.before_turn("next turn")  # must not raise
+    tree = git(repo, "ls-tree", "-r", "--name-only", f"{REF_PREFIX}/s1/2")
+    assert "cfg/a.txt" not in tree.split() and "other/a.txt" in tree.split()
+    ctx.checkpoints.undo(2)
+    assert (repo / "cfg").is_dir() and not (repo / "cfg").is_symlink()
+    assert (repo / "cfg/a.txt").read_text() == "a\n" and not (repo / "other").exists()
