@@ -287,7 +287,8 @@ def project_files(root: Path) -> list[str]:
 
 def load_setup(root: Path, config: Any, *, trusted: bool | None = None) -> McpSetup:
     """Every configured server, strongest source first, names unique."""
-    from kcode.config import UnsafeFile, read_workspace_file, user_config_path
+    from kcode.config import user_config_path
+    from kcode.workspace_files import UnsafeFile, read_workspace_file
 
     setup = McpSetup()
     found: list[ServerConfig] = []
