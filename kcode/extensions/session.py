@@ -198,7 +198,17 @@ class ExtensionRuntime:
         return await expand_dynamic(body, run, run_commands=not untrusted)
 
     async def run_tool(self, tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolResult:
-        """run_tool with the plan-mode gate and the Pre/PostToolUse hooks around it."""
+        """run_tool with the plan-mode gate and the Pre/PostToolUse hooks around it; a refused
+        non-interactive approval is a Notification (kcode.extensions.notify)."""
+        try:
+            return await self._run_tool(tool, call, ctx)
+        except ApprovalRequired as err:
+            from kcode.extensions.notify import notify_refused
+
+            await notify_refused(self, err, ctx)
+            raise
+
+    async def _run_tool(self, tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolResult:
         mode = plan.approval_mode(ctx.approver)
         if mode == plan.PLAN_MODE:
             why = plan.gate(call)
@@ -265,13 +275,19 @@ class ExtensionRuntime:
             return f"[kcode: a {event} hook asks you to continue] {got.reason}"
         return None
 
-    async def pre_compact(self, trigger: str, ctx: ToolContext) -> str | None:
-        """PreCompact hooks; returns why compaction is blocked, or None."""
-        got = await self._fire("PreCompact", {"trigger": trigger}, ctx, (trigger,), "")
+    async def pre_compact(
+        self, trigger: str, ctx: ToolContext, instructions: str = ""
+    ) -> str | None:
+        """PreCompact hooks (`trigger` manual or auto; `custom_instructions`: what followed
+        `/compact`, as in Claude); returns why compaction is blocked, or None."""
+        fields = {"trigger": trigger, "custom_instructions": instructions}
+        got = await self._fire(
+            "PreCompact", fields, ctx, (trigger,), plan.approval_mode(ctx.approver)
+        )
         return (got.reason or "blocked by a PreCompact hook") if got.blocked else None
 
     async def notify(self, message: str, kind: str, ctx: ToolContext) -> None:
-        fields = {"message": message, "notification_type": kind}
+        fields = {"message": message, "title": "kcode", "notification_type": kind}
         await self._fire("Notification", fields, ctx, (kind,), plan.approval_mode(ctx.approver))
 
     async def session_end(self, reason: str, ctx: ToolContext) -> None:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kcode.mcp.config import ServerConfig
-from kcode.mcp.naming import tool_name
-from kcode.mcp.schema import clean_schema
+from kcode.mcp.results import (
+    CallOutcome,
+    ToolInfo,
+    clash_note,
+    describe_error,
+    render_result,
+    tool_info,
+)
 
-MAX_DESCRIPTION = 2048
 STDERR_TAIL = 400
 DROP_GRACE_S = 3.0  # a stopping client closes stdin, waits 2 s, then SIGTERMs (the SDK's timing)
 DROP_KILL_S = 6.0
@@ -36,32 +39,6 @@ PENDING, CONNECTING, CONNECTED, FAILED, DISABLED, UNTRUSTED, CLOSED = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ToolInfo:
-    name: str  # mcp__server__tool, what the model calls
-    server: str
-    tool: str  # the server's own name
-    description: str
-    schema: dict[str, Any]
-    read_only: bool = False
-
-
-@dataclass
-class CallOutcome:
-    ok: bool
-    text: str
-    images: list[tuple[bytes, str]] = field(default_factory=list)
-
-
-def _describe(err: BaseException) -> str:
-    """One line for an exception, digging through anyio's exception groups."""
-    while isinstance(err, BaseExceptionGroup) and err.exceptions:
-        err = err.exceptions[0]
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    name = type(err).__name__
-    return f"{name}: {text}" if text else name
-
-
 class Connection:
     def __init__(self, config: ServerConfig, root: Path, log_dir: Path | None) -> None:
         self.config = config
@@ -69,6 +46,7 @@ class Connection:
         self.state = PENDING if config.enabled else DISABLED
         self.error = ""
         self.tools: dict[str, ToolInfo] = {}
+        self.notes: list[str] = []  # tools left out because their names clash (kcode.mcp.naming)
         self.prompts: list[dict[str, Any]] = []
         self.resources: list[dict[str, Any]] = []
         self.transport_used = ""
@@ -105,7 +83,7 @@ class Connection:
                 return False
             except Exception as err:
                 await self._drop()
-                self._fail(_describe(err))
+                self._fail(describe_error(err))
                 return False
             self.state, self.error = CONNECTED, ""
             return True
@@ -140,7 +118,7 @@ class Connection:
             try:
                 self._client = await asyncio.shield(ready)
             except Exception as err:
-                errors.append(f"{transport}: {_describe(err)}")
+                errors.append(f"{transport}: {describe_error(err)}")
                 await self._drop()
                 continue
             self.transport_used = transport
@@ -166,7 +144,7 @@ class Connection:
                 )
             elif not stop.is_set() and self.state == CONNECTED:
                 self._client = None
-                self._fail(f"connection lost ({_describe(err)})")
+                self._fail(f"connection lost ({describe_error(err)})")
             if isinstance(err, asyncio.CancelledError):
                 raise
         finally:
@@ -242,18 +220,23 @@ class Connection:
     async def _list_everything(self) -> None:
         client = self._client
         tools: dict[str, ToolInfo] = {}
+        notes: list[str] = []
         cursor: str | None = None
         for _ in range(100):  # a paginator that never ends must not hang the connect
             page = await client.list_tools(cursor=cursor)
             for tool in page.tools:
                 if not self.config.allows_tool(tool.name):
                     continue
-                info = _tool_info(self.config.name, tool)
-                tools[info.name] = info
+                info = tool_info(self.config.name, tool)
+                taken = tools.get(info.name)
+                if taken is None:
+                    tools[info.name] = info
+                elif taken.tool != info.tool:  # `a.b` and `a_b` are both `mcp__s__a_b`
+                    notes.append(clash_note(self.config, info, taken))
             cursor = page.next_cursor
             if not cursor:
                 break
-        self.tools = tools  # one assignment: a reader sees the old list or the new one, whole
+        self.tools, self.notes = tools, notes  # one assignment each: never half a list
         caps = client.server_capabilities
         if getattr(caps, "prompts", None):
             with contextlib.suppress(Exception):
@@ -320,7 +303,7 @@ class Connection:
                     return CallOutcome(False, f"{name}/{tool} did not answer within {timeout:g} s")
                 return CallOutcome(False, f"{name}/{tool} failed: {err.message}")
             # The transport is broken (crash mid-call, garbage, connection reset): reconnect next.
-            why = _describe(err)
+            why = describe_error(err)
             await self._drop()
             self._fail(f"connection lost during {tool} ({why})")
             return CallOutcome(
@@ -338,7 +321,7 @@ class Connection:
                 self._client.get_prompt(prompt, arguments), self.config.tool_timeout_s
             )
         except Exception as err:
-            return CallOutcome(False, f"prompt {prompt} failed: {_describe(err)}")
+            return CallOutcome(False, f"prompt {prompt} failed: {describe_error(err)}")
         parts = []
         for message in result.messages:
             text = getattr(message.content, "text", None)
@@ -354,57 +337,9 @@ class Connection:
                 self._client.read_resource(uri), self.config.tool_timeout_s
             )
         except Exception as err:
-            return CallOutcome(False, f"reading {uri} failed: {_describe(err)}")
+            return CallOutcome(False, f"reading {uri} failed: {describe_error(err)}")
         parts = []
         for content in result.contents:
             text = getattr(content, "text", None)
             parts.append(text if isinstance(text, str) else f"[binary content of {uri}]")
         return CallOutcome(True, "\n".join(parts))
-
-
-def _tool_info(server: str, tool: Any) -> ToolInfo:
-    description = (tool.description or tool.title or tool.name or "").strip()
-    if len(description) > MAX_DESCRIPTION:
-        description = description[:MAX_DESCRIPTION] + " …"
-    annotations = getattr(tool, "annotations", None)
-    read_only = bool(getattr(annotations, "read_only_hint", False))
-    schema = tool.input_schema if isinstance(tool.input_schema, dict) else {}
-    return ToolInfo(
-        name=tool_name(server, tool.name),
-        server=server,
-        tool=tool.name,
-        description=f"[MCP {server}] {description}",
-        schema=clean_schema(schema),
-        read_only=read_only,
-    )
-
-
-def render_result(result: Any) -> CallOutcome:
-    """A CallToolResult as text for the model (images kept as images)."""
-    import base64
-
-    parts: list[str] = []
-    images: list[tuple[bytes, str]] = []
-    for block in result.content or []:
-        kind = getattr(block, "type", "")
-        if kind == "text":
-            parts.append(block.text)
-        elif kind == "image":
-            try:
-                images.append((base64.b64decode(block.data), block.mime_type))
-                parts.append(f"[image {block.mime_type}]")
-            except (ValueError, TypeError):
-                parts.append("[an image that could not be decoded]")
-        elif kind == "resource":
-            res = block.resource
-            text = getattr(res, "text", None)
-            parts.append(text if isinstance(text, str) else f"[resource {res.uri}]")
-        elif kind == "resource_link":
-            parts.append(f"[resource link {block.uri}]")
-        else:
-            parts.append(f"[{kind or 'unknown'} content]")
-    structured = getattr(result, "structured_content", None)
-    if not parts and structured is not None:
-        parts.append(json.dumps(structured, ensure_ascii=False, indent=1))
-    text = "\n".join(parts) or "(no output)"
-    return CallOutcome(not bool(getattr(result, "is_error", False)), text, images)

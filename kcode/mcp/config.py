@@ -331,9 +331,16 @@ def load_setup(root: Path, config: Any, *, trusted: bool | None = None) -> McpSe
     names: dict[str, ServerConfig] = {}
     for server in found:
         first = names.get(server.name)
-        if first is None and server.scope == "project":
-            first = _prefix_clash(server.name, names)
         if first is None:
+            clash = _prefix_clash(server.name, names)
+            if clash is not None:
+                # Rejected, not renamed: rules and hook matchers are written against the name.
+                setup.warnings.append(
+                    f"{server.source}: mcpServers.{server.name}: skipped; its tool names "
+                    f"(mcp__{server.name}__<tool>) can be spelled by server {clash.name!r} "
+                    f"({clash.source}) too; rename one of them"
+                )
+                continue
             names[server.name] = server
         elif first.scope == "user" and server.scope == "project":
             setup.warnings.append(
@@ -344,12 +351,16 @@ def load_setup(root: Path, config: Any, *, trusted: bool | None = None) -> McpSe
     return setup
 
 
+def names_clash(a: str, b: str) -> bool:
+    """Whether servers `a` and `b` can both produce one `mcp__<server>__<tool>` name: `gh` tool
+    `x__y` and `gh__x` tool `y` are both `mcp__gh__x__y`; `gh` tool `_y` and `gh_` tool `y` are
+    both `mcp__gh___y`. (Server names hold only letters, digits, `_` and `-`.)"""
+    short, long = sorted((a, b), key=len)
+    return short != long and (long.startswith(short + "__") or long == short + "_")
+
+
 def _prefix_clash(name: str, known: dict[str, ServerConfig]) -> ServerConfig | None:
-    """A user server whose tool names (`mcp__<name>__<tool>`, kcode.mcp.naming) could be spelled
-    by a server called `name` or the other way round: `gh__x` vs `gh` share `mcp__gh__x__*`."""
-    for other in known.values():
-        if other.scope == "user" and (
-            name.startswith(other.name + "__") or other.name.startswith(name + "__")
-        ):
-            return other
-    return None
+    """An earlier (stronger) server whose tool names the server `name` could spell, or the other
+    way round. The stronger one keeps its names: a user server's allow rules (`mcp__gh__*`) must
+    never start applying to a server a repository chose."""
+    return next((other for other in known.values() if names_clash(name, other.name)), None)

@@ -22,12 +22,11 @@ from kcode.mcp.client import (
     FAILED,
     PENDING,
     UNTRUSTED,
-    CallOutcome,
     Connection,
-    ToolInfo,
 )
 from kcode.mcp.config import McpSetup
 from kcode.mcp.naming import sanitize, server_of
+from kcode.mcp.results import CallOutcome, ToolInfo, clash_note
 
 # Above this many MCP tools the model gets a search tool instead of every schema (OpenAI accepts at
 # most 128 tools per request; long lists also cost tokens and hurt tool choice).
@@ -44,6 +43,7 @@ class ServerStatus:
     source: str
     tools: int
     error: str
+    notes: tuple[str, ...] = ()
 
 
 class McpManager:
@@ -123,9 +123,13 @@ class McpManager:
         """The tools offered to the model: those of connected servers, and those of a server that
         was connected and then failed (a crash mid-call): calling one reconnects it."""
         out: dict[str, ToolInfo] = {}
-        for conn in list(self.connections.values()):
+        for conn in list(self.connections.values()):  # config order: the stronger server first
             if conn.state in (CONNECTED, FAILED, CONNECTING):
-                out.update(conn.tools)
+                for name, info in conn.tools.items():
+                    if name not in out:
+                        out[name] = info
+                    elif (note := clash_note(conn.config, info, out[name])) not in conn.notes:
+                        conn.notes.append(note)
         return out
 
     def known_tool(self, name: str) -> ToolInfo | None:
@@ -161,11 +165,17 @@ class McpManager:
 
     def server_for(self, name: str) -> Connection | None:
         """The usable server `mcp__server__...` names, listed or not (yet)."""
-        part = server_of(name)
-        for conn in self.connections.values():
-            if sanitize(conn.config.name) == part and conn.state not in (DISABLED, UNTRUSTED):
-                return conn
-        return None
+        if not server_of(name):
+            return None
+        # The longest server name that prefixes it: `mcp__gh__x__y` belongs to `gh__x` if there
+        # is one (kcode.mcp.config rejects a pair of names that could both spell a tool).
+        found = [
+            c
+            for c in self.connections.values()
+            if name.startswith(f"mcp__{sanitize(c.config.name)}__")
+            and c.state not in (DISABLED, UNTRUSTED)
+        ]
+        return max(found, key=lambda c: len(c.config.name), default=None)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> CallOutcome:
         self.start()
@@ -217,6 +227,7 @@ class McpManager:
                     source=cfg.source,
                     tools=len(conn.tools),
                     error=conn.error,
+                    notes=tuple(conn.notes),
                 )
             )
         return out

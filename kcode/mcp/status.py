@@ -28,6 +28,8 @@ def _lines(manager: McpManager) -> list[str]:
         line = f"{mark} {s.name}: {s.state} ({s.transport} {s.target}{tools}) from {s.source}"
         if s.error:
             line += f"\n    error: {s.error}"
+        for note in s.notes:
+            line += f"\n    warning: {note}"
         lines.append(line)
     for path in manager.setup.untrusted:
         lines.append(f"! {path}: not started, the repository is not trusted")

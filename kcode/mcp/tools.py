@@ -17,8 +17,8 @@ from typing import Any
 
 from kcode.approval import ApprovalRequest
 from kcode.backends.base import ToolSpec
-from kcode.mcp.client import ToolInfo
 from kcode.mcp.manager import SEARCH_TOOL, McpManager, search_spec
+from kcode.mcp.results import ToolInfo
 from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolContext
 

@@ -146,23 +146,18 @@ async def run_user_command(repl: Repl, name: str, arg: str) -> bool:
 
 def notify(repl: Repl, request: Any) -> None:
     """Notification hooks when kcode asks the human (they run in the background)."""
-    runtime = repl.runtime
-    ext = getattr(getattr(runtime, "ctx", None), "extensions", None)
-    if ext is None or not ext.hooks.has("Notification"):
-        return
-    message = f"kcode needs your permission: {request.tool} {request.summary}"
-    task = asyncio.ensure_future(ext.notify(message, "permission_prompt", runtime.ctx))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    from kcode.extensions.notify import notify_permission_prompt
+
+    notify_permission_prompt(repl, request)
 
 
-async def pre_compact(repl: Repl, trigger: str) -> bool:
+async def pre_compact(repl: Repl, trigger: str, instructions: str = "") -> bool:
     """PreCompact hooks; False (after saying why) when one blocks the compaction."""
     runtime = repl.runtime
     ext = getattr(getattr(runtime, "ctx", None), "extensions", None)
     if ext is None:
         return True
-    why = await ext.pre_compact(trigger, runtime.ctx)
+    why = await ext.pre_compact(trigger, runtime.ctx, instructions)
     if why is None:
         return True
     repl.console.print(Text(visible(f"Compaction skipped: {why}"), style="yellow"))

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from kcode.approval import InteractiveApprover
 from kcode.config import Config
+from kcode.extensions.notify import arm_idle_notice
 from kcode.messages import Message
 from kcode.terminal_text import visible
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
@@ -394,6 +395,7 @@ class Repl(BusyLines):
 
     async def _read(self) -> str | BaseException:
         default, self.prefill = self.prefill, ""
+        arm_idle_notice(self)  # Notification hooks: idle_prompt when this prompt waits too long
         try:
             return await self.prompt.prompt_async("› ", default=default, handle_sigint=False)
         except (PromptInterrupt, KeyboardInterrupt, EOFError) as err:

@@ -211,7 +211,7 @@ async def cmd_clear(repl: Repl, arg: str) -> None:
     repl.console.print("Conversation cleared (the system prompt and AGENTS.md stay).")
 
 
-async def compact_now(repl: Repl, trigger: str = "manual") -> None:
+async def compact_now(repl: Repl, trigger: str = "manual", instructions: str = "") -> None:
     from kcode.agents.compaction import compact_history
 
     runtime = await _runtime(repl)
@@ -219,7 +219,7 @@ async def compact_now(repl: Repl, trigger: str = "manual") -> None:
         return
     from kcode.ui.extensions_ui import pre_compact
 
-    if not await pre_compact(repl, trigger):
+    if not await pre_compact(repl, trigger, instructions):
         return
     agent = runtime.agent
     status = repl.begin_busy("Compacting…")  # a summary request takes seconds: show it working
@@ -254,7 +254,7 @@ async def compact_now(repl: Repl, trigger: str = "manual") -> None:
 
 
 async def cmd_compact(repl: Repl, arg: str) -> None:
-    await compact_now(repl)
+    await compact_now(repl, instructions=arg.strip())  # PreCompact hooks see them
 
 
 async def cmd_diff(repl: Repl, arg: str) -> None:

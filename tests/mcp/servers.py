@@ -4,7 +4,8 @@
 
 MODE: basic (echo, add, slow, die, a prompt and a resource), crash (exits at start), hang (never
 answers), garbage (answers with noise), many (150 tools), refs (schemas with $ref outside $defs),
-quiet (one tool; for the benchmark).
+quiet (one tool; for the benchmark), clash and plain (tool names that collide once
+prefixed).
 """
 
 from __future__ import annotations
@@ -80,6 +81,15 @@ def build(mode: str) -> object:
             """A note."""
             return "hello from the note resource"
 
+    if mode in ("clash", "plain"):
+        # Names that collide once prefixed (kcode.mcp.naming): `b__c` here vs server `a__b`'s `c`,
+        # and `x.y` vs `x_y` (both sanitise to `x_y`).
+        def answer(text: str):  # type: ignore[no-untyped-def]
+            return lambda: text
+
+        names = ("b__c", "x.y", "x_y") if mode == "clash" else ("c",)
+        for name in names:
+            server.add_tool(answer(f"{mode} {name}"), name=name, description=f"The {name} tool.")
     if mode == "many":
         for i in range(150):
 
