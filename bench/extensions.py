@@ -5,9 +5,14 @@
   start in the background);
 - MCP round trip: one tool call through kcode's MCP path (the tool adapter, approval, the manager's
   thread, the SDK session) vs the same call made directly with the SDK's Client on its own
-  connection to the same kind of server (target <= 1.3x).
+  connection to the same kind of server (target <= 1.3x);
+- hook overhead per tool call: the same read_file call through the extension layer
+  (ExtensionRuntime.run_tool, what the agent loop calls around every tool) with one no-op
+  PreToolUse hook (`true`: a process per call, stdin JSON in, nothing out) vs no hook, in ms;
+  also the layer's own cost vs calling the tool bare. The three variants run interleaved in rounds.
 Each measurement is a function returning a dict, so more figures can join `main`.
-Last line: the ratios.  Usage: python bench/extensions.py [--runs N] [--calls N]
+Last line: all three figures.
+Usage: python bench/extensions.py [--runs N] [--calls N] [--hook-calls N]
 """
 
 from __future__ import annotations
@@ -117,10 +122,56 @@ def mcp_round_trip(calls: int) -> dict[str, float]:
     return {"direct_ms": d * 1000, "kcode_ms": k * 1000, "ratio": k / d}
 
 
+async def _hook_calls(calls: int, rounds: int) -> dict[str, float]:
+    from kcode.extensions.hook_config import HookSpec
+    from kcode.extensions.hooks import HookRunner
+    from kcode.extensions.session import ExtensionRuntime
+    from kcode.messages import ToolCall
+    from kcode.tools.base import ToolContext, run_tool
+    from kcode.tools.registry import build_tools
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "f.txt").write_text("hello\n" * 50)
+        tool = build_tools(["read_file"])["read_file"]
+        call = ToolCall("c1", "read_file", {"path": "f.txt"})
+        ctx = ToolContext(root=root)
+        none = ExtensionRuntime(root=root, hooks=HookRunner([]))
+        noop_spec = HookSpec("PreToolUse", "", "true", 10, "bench", "user")
+        noop = ExtensionRuntime(root=root, hooks=HookRunner([noop_spec]))
+
+        async def bare() -> Any:
+            return await run_tool(tool, call, ctx)
+
+        async def layered() -> Any:
+            return await none.run_tool(tool, call, ctx)
+
+        async def hooked() -> Any:
+            return await noop.run_tool(tool, call, ctx)
+
+        samples: dict[str, list[float]] = {"bare": [], "none": [], "noop": []}
+        per_round = max(1, calls // rounds)
+        for _ in range(rounds):
+            for name, fn in (("bare", bare), ("none", layered), ("noop", hooked)):
+                t0 = time.perf_counter()
+                for _ in range(per_round):
+                    result = await fn()
+                    assert result.ok, result.content
+                samples[name].append((time.perf_counter() - t0) / per_round * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def hook_overhead(calls: int, rounds: int = 10) -> dict[str, float]:
+    """Median ms per read_file call: bare, through the extension layer, with a no-op hook."""
+    ms = asyncio.run(_hook_calls(calls, rounds))
+    return {**ms, "hook_ms": ms["noop"] - ms["none"], "layer_ms": ms["none"] - ms["bare"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--hook-calls", type=int, default=200)
     args = parser.parse_args()
     first = first_request(args.runs)
     print(
@@ -132,9 +183,16 @@ def main() -> None:
         f"MCP echo call: {trip['kcode_ms']:.2f} ms through kcode, {trip['direct_ms']:.2f} ms with "
         f"the SDK client directly (median of {args.calls})"
     )
+    hook = hook_overhead(args.hook_calls)
+    print(
+        f"read_file call: {hook['bare']:.3f} ms bare, {hook['none']:.3f} ms through the extension "
+        f"layer without hooks, {hook['noop']:.3f} ms with a no-op PreToolUse hook "
+        f"(median of 10 rounds of {args.hook_calls // 10})"
+    )
     print(
         f"first request with 5 MCP servers {first['ratio']:.2f}x (target <= 1.2); "
-        f"MCP call via kcode {trip['ratio']:.2f}x the SDK (target <= 1.3)"
+        f"MCP call via kcode {trip['ratio']:.2f}x the SDK (target <= 1.3); "
+        f"no-op hook {hook['hook_ms']:.2f} ms per tool call (layer {hook['layer_ms']:+.3f} ms)"
     )
 
 
