@@ -75,4 +75,22 @@ def _untrusted_warnings(root: Path, config: Any) -> list[str]:
     user_dir = user_config_dir()
     discover_commands(root, user_dir, found, trusted=True)
     discover_agents(root, user_dir, found, trusted=True)
-    return found.items
+    return found.items + _untrusted_mcp_warnings(root)
+
+
+def _untrusted_mcp_warnings(root: Path) -> list[str]:
+    """The project's MCP files, parsed (never started) so their mistakes can be fixed first."""
+    from kcode.mcp.config import MAX_PROJECT_FILE, PROJECT_FILES, parse_servers_json
+    from kcode.workspace_files import UnsafeFile, read_workspace_file
+
+    warnings: list[str] = []
+    for rel in PROJECT_FILES:
+        try:
+            raw = read_workspace_file(root, rel, MAX_PROJECT_FILE, control=True)
+        except UnsafeFile as err:
+            warnings.append(f"{root / rel}: ignored; {err}")
+            continue
+        if raw is not None:
+            text = raw.decode("utf-8", "replace")
+            parse_servers_json(text, str(root / rel), "project", warnings)
+    return warnings

@@ -331,3 +331,93 @@ def test_a_control_dir_that_is_a_symlink_is_not_read(
     assert run.code == 0, run.stderr
     assert list((tmp_path / "markers").iterdir()) == []  # no hook ran
     assert ".claude is a symlink; a control file must not be" in run.stderr
+
+
+def test_a_refused_approval_in_p_mode_is_a_notification(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    """-p cannot ask: the run stops with exit 4, and the Notification hooks hear that a human is
+    needed (Claude's permission_prompt), before the process exits."""
+    notify_sh = '#!/bin/bash\ncat >> "$MARKER_DIR/notifications.jsonl"\necho >> "$MARKER_DIR/notifications.jsonl"\n'
+    settings = {"hooks": {"Notification": [{"matcher": "permission_prompt", "hooks": [
+        {"type": "command", "command": ".claude/hooks/notify.sh"}]}]}}  # fmt: skip
+    repo = make_repo(
+        tmp_path / "repo",
+        {".claude/settings.json": json.dumps(settings), ".claude/hooks/notify.sh": notify_sh},
+    )
+    (repo / ".claude/hooks/notify.sh").chmod(0o755)
+    script = [Reply.tool_call("shell", {"command": "touch made-by-shell"}), Reply.text("never")]
+    with FakeOpenAIServer(script) as srv:
+        env = env_with(kcode_env, srv, tmp_path / "markers")
+        run = run_kcode(["-p", "make a file", "--trust-project", "--sandbox", "off"], env, repo)
+    assert run.code == 4, run.stderr
+    assert not (repo / "made-by-shell").exists()
+    lines = (tmp_path / "markers/notifications.jsonl").read_text().split("\n")
+    [seen] = [json.loads(line) for line in lines if line.strip()]
+    assert seen["hook_event_name"] == "Notification"
+    assert seen["notification_type"] == "permission_prompt" and seen["title"] == "kcode"
+    assert seen["message"].startswith(
+        "kcode needs your permission to use shell: touch made-by-shell"
+    )
+    assert "rerun with --approval auto" in seen["message"]
+
+
+def bad_input_repo(tmp_path: Path) -> Path:
+    """One good thing of each kind next to one broken thing of each kind (the issue's list)."""
+    servers = tests_dir() / "mcp" / "servers.py"
+    mcp = {"mcpServers": {
+        "good": {"command": sys.executable, "args": [str(servers), "quiet"]},
+        "ws": {"type": "websocket", "url": "ws://127.0.0.1:9/x"},
+        "nocmd": {"type": "stdio", "args": ["--port", "1"]},
+    }}  # fmt: skip
+    hooks = {"hooks": {
+        "UserPromptSubmit": [{"hooks": [{"type": "command", "command": 'touch "$MARKER_DIR/ran"'}]}],
+        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "timeout": "soon"}]}],
+    }}  # fmt: skip
+    return make_repo(
+        tmp_path / "repo",
+        {
+            ".mcp.json": json.dumps(mcp),
+            ".kcode/mcp.json": '{"mcpServers": {"x": ',
+            ".claude/settings.json": json.dumps(hooks),
+            ".kcode/skills/good/SKILL.md": "---\nname: good\ndescription: A fine skill.\n---\nHi\n",
+            ".kcode/skills/bad/SKILL.md": "---\nname: [unclosed\n---\nbody\n",
+            ".claude/agents/rev.md": "---\nname: rev\ndescription: Reviews.\n"
+            "tools: Read, Telepathy\n---\nYou review.\n",
+        },
+    )
+
+
+def tests_dir() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+BAD_INPUT_WARNINGS = (
+    ".mcp.json: mcpServers.ws.type: unknown transport 'websocket'",
+    ".mcp.json: mcpServers.nocmd.command: missing",
+    ".kcode/mcp.json: not valid JSON",
+    ".claude/settings.json: field `hooks.PreToolUse[0].hooks[0].command`",
+    ".kcode/skills/bad/SKILL.md: field `front matter`: invalid YAML",
+    ".claude/agents/rev.md: field `tools`: dropped unknown tool 'Telepathy'",
+)
+
+
+def test_bad_input_warns_naming_file_and_field_and_the_rest_works(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    repo = bad_input_repo(tmp_path)
+    script = [Reply.tool_call("mcp__good__echo", {"text": "hi"}), Reply.text("done")]
+    with FakeOpenAIServer(script) as srv:
+        env = env_with(kcode_env, srv, tmp_path / "markers")
+        args = ["-p", "go", "--trust-project", "--approval", "auto", "--sandbox", "off"]
+        run = run_kcode(args, env, repo, timeout=120)
+        requests = srv.requests
+        doctor = run_kcode(["doctor"], env, repo, timeout=120)  # not trusted: checked, not run
+    assert run.code == 0, run.stderr
+    for warning in BAD_INPUT_WARNINGS:
+        assert f"{repo}/{warning}" in run.stderr, warning
+        assert warning in doctor.stdout, warning
+    assert (tmp_path / "markers/ran").exists()  # the good hook ran
+    assert "echo: hi" in tool_messages(requests[-1].body)[0]  # the good MCP server answered
+    system = requests[0].body["messages"][0]["content"]
+    assert "good" in system and "- rev: Reviews." in system  # the good skill; the agent kept Read

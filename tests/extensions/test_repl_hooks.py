@@ -11,7 +11,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +61,6 @@ def logged(log: Path, event: str) -> list[dict[str, Any]]:
         return []
     seen = [json.loads(line) for line in log.read_text().splitlines()]
     return [d for d in seen if d["hook_event_name"] == event]
-
-
-async def wait_for_count(buffer: StringIO, needle: str, count: int) -> None:
-    for _ in range(500):
-        if buffer.getvalue().count(needle) >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{needle!r} did not appear {count} times in:\n{buffer.getvalue()}")
 
 
 async def test_pre_compact_manual_and_auto_block_then_let_through(
