@@ -364,7 +364,7 @@ def test_a_refused_approval_in_p_mode_is_a_notification(
 
 def bad_input_repo(tmp_path: Path) -> Path:
     """One good thing of each kind next to one broken thing of each kind (the issue's list)."""
-    servers = tests_dir() / "mcp" / "servers.py"
+    servers = Path(__file__).resolve().parent.parent / "mcp" / "servers.py"
     mcp = {"mcpServers": {
         "good": {"command": sys.executable, "args": [str(servers), "quiet"]},
         "ws": {"type": "websocket", "url": "ws://127.0.0.1:9/x"},
@@ -386,10 +386,6 @@ def bad_input_repo(tmp_path: Path) -> Path:
             "tools: Read, Telepathy\n---\nYou review.\n",
         },
     )
-
-
-def tests_dir() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 BAD_INPUT_WARNINGS = (
