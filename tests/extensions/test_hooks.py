@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kcode.agents.loop import Agent
-from kcode.approval import AllowAll, NonInteractiveApprover
+from kcode.approval import AllowAll, ApprovalRequest, NonInteractiveApprover
 from kcode.backends.base import BackendOptions
 from kcode.backends.scripted import ScriptedBackend
 from kcode.events import Error, Event, ToolCallFinished, TurnFinished
@@ -336,3 +336,33 @@ async def test_a_hook_that_floods_stdout_is_capped_and_killed(tmp_path: Path) ->
     quick = HookRunner([spec("Stop", "head -c 3000000 /dev/zero | tr '\\0' x; exit 2")])
     got = await quick.fire("Stop", {}, cwd=tmp_path)
     assert got.blocked  # exit 2 after 3 MB of output: the reason is stderr (empty) → a default
+
+
+async def test_a_refused_approval_is_one_notification_even_when_it_travels_up(
+    tmp_path: Path,
+) -> None:
+    """-p: a shell call the policy refuses ends the turn and is a permission_prompt Notification;
+    the same refusal re-raised by an outer tool call (a sub-agent's, via spawn_agents) is not
+    announced twice."""
+    from kcode.approval import ApprovalRequired
+    from kcode.extensions.notify import notify_refused
+
+    log = tmp_path / "n.jsonl"
+    recorder = script(tmp_path, "n.sh", f"#!/bin/bash\ncat >> {log}\necho >> {log}\n")
+    agent = make_agent(
+        tmp_path,
+        [call("shell", {"command": "echo hi"}), {"text": "unreached"}],
+        [spec("Notification", recorder, matcher="permission_prompt")],
+        approver=NonInteractiveApprover("ask"),
+    )
+    events = await run(agent)
+    finished = [e for e in events if isinstance(e, TurnFinished)]
+    assert finished[-1].reason == "approval_required"
+    seen = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert len(seen) == 1 and seen[0]["notification_type"] == "permission_prompt"
+    assert seen[0]["message"].startswith("kcode needs your permission to use shell: echo hi")
+    err = ApprovalRequired(ApprovalRequest("shell", "shell", "echo again"), "--approval auto")
+    ext = agent.ctx.extensions
+    await notify_refused(ext, err, agent.ctx)
+    await notify_refused(ext, err, agent.ctx)  # the same refusal, seen again further up
+    assert len([line for line in log.read_text().splitlines() if line.strip()]) == 2
