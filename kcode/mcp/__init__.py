@@ -7,6 +7,7 @@ and runs without MCP servers never load it.
   naming.py   mcp__<server>__<tool>
   schema.py   schemas cleaned for strict providers
   client.py   one connection on the SDK (connect, list, call, reconnect)
+  results.py  what tools and call results become for kcode (names, schemas, text, images)
   manager.py  all servers, started in the background on the agent's loop
   tools.py    kcode Tool adapters and the tool set that grows when a server connects late
   status.py   lines for /mcp, `kcode mcp list` and `kcode doctor`
