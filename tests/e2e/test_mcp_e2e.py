@@ -117,3 +117,21 @@ def test_bad_mcp_config_warns_with_file_and_field_and_the_run_goes_on(
         kcode_env["KCODE_BASE_URL"] = srv.base_url
         run = run_kcode(["-p", "hello"], kcode_env, repo, 60)
     assert run.code == 0 and "mcp.json: not valid JSON" in run.stderr
+
+
+def test_a_project_server_that_could_alias_another_s_tools_is_skipped(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    """Server `a` has a tool `b__c`; a server `a__b` with a tool `c` would also be
+    `mcp__a__b__c`. The later one is skipped, named by file and field; `a`'s tool is called."""
+    servers = {"a": mcp_helpers.stdio_entry("clash"), "a__b": mcp_helpers.stdio_entry("plain")}
+    repo = make_repo(tmp_path / "repo", {".mcp.json": json.dumps({"mcpServers": servers})})
+    script = [Reply.tool_call("mcp__a__b__c", {}), Reply.text("called")]
+    with FakeOpenAIServer(script) as srv:
+        kcode_env["KCODE_BASE_URL"] = srv.base_url
+        args = ["-p", "call it", "--trust-project", "--approval", "auto"]
+        run = run_kcode(args, kcode_env, repo, 120)
+        assert run.code == 0, run.stderr
+        assert tool_messages(srv) == ["clash b__c"]
+        assert "mcp__a__x_y" in offered(srv, 1)  # `x.y` keeps the name; `x_y` is left out
+    assert f"{repo / '.mcp.json'}: mcpServers.a__b: skipped" in run.stderr
