@@ -124,7 +124,7 @@ def test_repo_rules_add_ask_and_deny_only(home: Path) -> None:
         '[rules]\nallow = ["shell(*)"]\nask = ["shell(git push*)"]\ndeny = ["read(.env)"]\n',
     )
     config = load_config(repo, {}, env={})
-    assert config.rules.model_dump() == {
+    assert config.rules.as_dict() == {
         "allow": [], "ask": ["shell(git push*)"], "deny": ["read(.env)"]
     }  # fmt: skip
     assert len(config.warnings) == 1 and "allow rules" in config.warnings[0]
