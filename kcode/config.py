@@ -274,7 +274,7 @@ USER_CONFIG_TEMPLATE = """\
 # model = "kimi-k2.5"         # model name, or a path / hf-repo:file.gguf for llama-cpp
 # base_url = "https://api.moonshot.ai/v1"
 # api_key = ""                # prefer KCODE_API_KEY / MOONSHOT_API_KEY / OPENAI_API_KEY
-# approval = "ask"            # read-only | ask | auto-edit | auto
+# approval = "ask"            # plan | read-only | ask | auto-edit | auto
 # sandbox = "workspace-write" # off | workspace-write | read-only; default: workspace-write when
 #                             # bubblewrap can start here, else off (`kcode doctor` says which)
 # allow_network = false       # network for sandboxed shell/run_tests commands
@@ -298,7 +298,8 @@ USER_CONFIG_TEMPLATE = """\
 # temperature = 0.6           # default: the model's recommended one (Kimi K2.5: 1.0 / 0.6)
 # tool_format = "auto"        # tool-call markup a server leaves in the answer text: auto |
 #                             # none | hermes | kimi | qwen3-coder | llama3
-# [limits]                    # run budgets, like --max-tokens / --max-cost (exit 5 when hit)
+# [limits]                    # run budgets, like --max-tokens / --max-cost (exit 5 when hit);
+#                             # a repo's config may only lower them, and never sets [prices]
 # max_tokens = 2000000
 # max_cost = 5.00             # USD
 # [prices."my-model"]         # USD per million tokens; overrides kcode's built-in table
