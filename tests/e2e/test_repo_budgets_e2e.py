@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.conftest import make_repo, run_kcode
 from tests.fake_openai import FakeOpenAIServer, Reply
@@ -31,7 +32,7 @@ def _user_config(env: dict[str, str], text: str) -> None:
     path.write_text(text)
 
 
-def _run(repo: Path, env: dict[str, str], *flags: str) -> tuple[int, dict[str, object], str, int]:
+def _run(repo: Path, env: dict[str, str], *flags: str) -> tuple[int, dict[str, Any], str, int]:
     with FakeOpenAIServer(list(SCRIPT)) as srv:
         env["KCODE_BASE_URL"] = srv.base_url
         run = run_kcode(["-p", "write two files", "--output-format", "json", *flags], env, repo)
@@ -51,9 +52,9 @@ def test_a_repo_cannot_price_its_model_at_zero_or_raise_the_cost_cap(
     code, result, stderr, sent = _run(repo, kcode_env)
     assert code == 5, stderr
     assert sent == 2  # stopped on the user's $0.0015, not the repo's $100 or its free model
-    assert result["usage"]["cost"] > 0  # type: ignore[index]
+    assert result["usage"]["cost"] > 0
     assert "ignored prices" in stderr and "ignored [limits] max_cost = 100" in stderr
-    assert "max_tokens" not in stderr  # a cap the user did not set: the repo may add it
+    assert "ignored [limits] max_tokens" not in stderr  # a cap the user did not set: may be added
 
 
 def test_a_repo_may_lower_the_cost_cap(tmp_path: Path, kcode_env: dict[str, str]) -> None:
