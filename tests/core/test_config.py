@@ -229,3 +229,14 @@ def test_config_values_are_typed_and_an_override_remembers_its_source(home: Path
     assert switched.sources["model"] == "/model" and "model" not in config.sources
     with pytest.raises(SettingsError):
         config.overridden("/model", backend="nope")
+
+
+def test_an_invalid_value_names_the_layer_that_set_it(home: Path) -> None:
+    write(home / "cfg/kcode/config.toml", "[mcp_servers]\nx = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(home, {"approval": "yolo"}, env={})
+    user = str(home / "cfg/kcode/config.toml")
+    assert str(err.value) == (
+        "invalid configuration: approval (flag): Input should be 'ask', 'auto-edit', 'auto', "
+        f"'read-only' or 'plan'; mcp_servers.x ({user}): Input should be a valid dictionary"
+    )

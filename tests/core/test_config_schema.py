@@ -182,3 +182,22 @@ def test_choices_match_the_field_types() -> None:
         names = [a for a in get_args(hints[name]) if a is not type(None)]
         literal = names[0] if len(names) == 1 else hints[name]
         assert spec.choices == get_args(literal), name
+
+
+def test_messages_users_see_are_pinned() -> None:
+    # The same messages as the reference model above, written out: they stay if pydantic goes.
+    assert outcome_ours({"approval": "yolo", "max_parallel": 0, "max_steps": "x"}) == (
+        "error",
+        [
+            ("approval", "Input should be 'ask', 'auto-edit', 'auto', 'read-only' or 'plan'"),
+            ("max_steps", "Input should be a valid integer, unable to parse string as an integer"),
+            ("max_parallel", "Input should be greater than or equal to 1"),
+        ],
+    )
+    assert outcome_ours({"rules": {"allow": [1]}, "modle": "x"}) == (
+        "error",
+        [
+            ("rules.allow.0", "Input should be a valid string"),
+            ("modle", "Extra inputs are not permitted"),
+        ],
+    )
