@@ -11,13 +11,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+# Defined once, with the other sets of choices; re-exported for the approval code's callers.
+from kcode.config_schema import APPROVAL_MODES as APPROVAL_MODES
+from kcode.config_schema import ApprovalMode as ApprovalMode
+
 if TYPE_CHECKING:
     from kcode.rules import RuleSet
 
-ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only", "plan"]
 Action = Literal["edit", "shell", "mcp"]  # mcp: a tool of an MCP server (kcode.mcp)
 
-APPROVAL_MODES: tuple[ApprovalMode, ...] = ("read-only", "ask", "auto-edit", "auto", "plan")
 # plan (kcode.extensions.plan): read tools only, like read-only; the turn ends with a plan.
 READ_ONLY_MODES = ("read-only", "plan")
 

@@ -1,10 +1,8 @@
 """Layered configuration (SPEC §2): defaults < user file < repo file < environment < flags.
 
 Every effective value remembers where it came from, for `kcode config show`. A repository's own
-`.kcode/config.toml` is written by whoever wrote the repository, so it may only make a run stricter
-(issue #11): an explicit allowlist of keys (REPO_MAY_SET), and for ordered settings only the stricter
-value. Every other key or value is ignored and reported in `warnings`, naming the key and the file,
-unless the user lists the repository in `trusted` in their own config.
+`.kcode/config.toml` is untrusted input: kcode.config_repo decides what of it may apply (only what
+makes a run stricter), and each key it drops becomes a warning naming the key and the file.
 """
 
 from __future__ import annotations
@@ -15,14 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kcode.config_repo import restrict_repo_layer, user_values
 from kcode.config_schema import (  # noqa: F401  (re-exported: the names callers import)
+    ApprovalMode,
     BackendName,
+    EffortLevel,
     OutputFormat,
     RuleLists,
     SandboxMode,
     Settings,
     SettingsError,
-    coerce_setting,
 )
 from kcode.workspace_files import UnsafeFile, read_workspace_file
 
@@ -30,9 +30,6 @@ MOONSHOT_BASE_URL = "https://api.moonshot.ai/v1"
 MOONSHOT_DEFAULT_MODEL = "kimi-k2.5"
 OPENAI_DEFAULT_MODEL = "gpt-5-mini"
 
-# Strictness orders: a repo file may only move these towards the front.
-APPROVAL_STRICTNESS = ("plan", "read-only", "ask", "auto-edit", "auto")
-SANDBOX_STRICTNESS = ("read-only", "workspace-write", "off")
 SECRET_KEYS = {"api_key", "mcp_servers"}  # mcp_servers: headers and env may hold tokens
 
 
@@ -41,19 +38,45 @@ class ConfigError(Exception):
 
 
 @dataclass
-class Config:
-    settings: Settings
-    sources: dict[str, str]
+class Config(Settings):
+    """The effective settings, each a typed attribute (from Settings), and where each came from.
+
+    A Config is its Settings plus provenance: `sources` names the layer that set each value
+    ("flag", "environment", a file path; absent: the default) and `warnings` what was ignored."""
+
+    sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     interactive: bool = False  # loaded for an interactive session (the bundled model may start)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.settings, name)
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        sources: dict[str, str],
+        warnings: list[str],
+        *,
+        interactive: bool = False,
+    ) -> Config:
+        values = {name: getattr(settings, name) for name in Settings.FIELDS}
+        return cls(**values, sources=sources, warnings=warnings, interactive=interactive)
+
+    @property
+    def settings(self) -> Settings:
+        """The values alone, without where they came from."""
+        return Settings(**{name: getattr(self, name) for name in Settings.FIELDS})
+
+    def overridden(self, source: str, **changes: Any) -> Config:
+        """A copy with `changes` checked like any config value (SettingsError if one is not
+        valid) and remembered as set by `source`: `/model`, `kcode fix`'s approval default."""
+        new = self.replace(**changes)
+        new.sources = {**self.sources, **dict.fromkeys(changes, source)}
+        new.warnings = list(self.warnings)
+        return new
 
     def shown(self) -> list[tuple[str, str, str]]:
         rows = []
-        for name in Settings.model_fields:
-            value = getattr(self.settings, name)
+        for name in Settings.FIELDS:
+            value = getattr(self, name)
             text = "" if value is None else str(value)
             if name in SECRET_KEYS and isinstance(value, dict):  # mcp_servers: names only
                 text = f"{', '.join(map(str, value))} (details hidden)" if value else ""
@@ -96,11 +119,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read {path}: {err}. Fix the file or remove it.") from err
     data = _parse_toml(text, path)
-    unknown = sorted(set(data) - set(Settings.model_fields))
+    unknown = sorted(set(data) - set(Settings.FIELDS))
     if unknown:
         raise ConfigError(
             f"{path}: unknown setting(s) {', '.join(unknown)}. "
-            f"Known settings: {', '.join(Settings.model_fields)}."
+            f"Known settings: {', '.join(Settings.FIELDS)}."
         )
     return data
 
@@ -120,7 +143,7 @@ def _read_repo_toml(cwd: Path, warnings: list[str]) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise ConfigError(f"cannot read {path}: {err}. Fix the file or remove it.") from err
     data = _parse_toml(text, path)
-    for key in sorted(set(data) - set(Settings.model_fields)):
+    for key in sorted(set(data) - set(Settings.FIELDS)):
         warnings.append(f"{path}: ignored {key}; it is not a kcode setting")
         del data[key]
     return data
@@ -152,78 +175,6 @@ def _env_layer(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-# What a repository's own config may set (issue #11). An allowlist, so a setting added later is
-# refused from a repo until someone decides it can only tighten a run.
-REPO_ORDERED = {"approval": APPROVAL_STRICTNESS, "sandbox": SANDBOX_STRICTNESS}
-REPO_LOWER_ONLY = ("max_steps", "max_parallel", "timeout_s")  # lower = stricter
-REPO_OFF_ONLY = ("allow_secrets", "allow_network", "auto_commit")  # false = stricter
-REPO_MAY_SET = frozenset({*REPO_ORDERED, *REPO_LOWER_ONLY, *REPO_OFF_ONLY, "rules"})
-# Not even a trusted repo: trust is the user's to give.
-# [[hooks]] too: a project's hooks live in .kcode/hooks.json (trust-gated, added to the user's);
-# a repo's MCP servers go in .mcp.json (trust-gated) and never replace the user's.
-REPO_NEVER_SETS = frozenset({"trusted", "trust_project", "hooks", "mcp_servers"})
-
-
-def _restrict_repo_layer(
-    layer: dict[str, Any],
-    path: Path,
-    current: dict[str, Any],
-    trusted: bool,
-    warnings: list[str],
-) -> None:
-    """Drop from `layer` (in place) whatever would loosen the run; `current` is the user's layer
-    over the defaults. Each drop adds one warning naming the key, the file and why."""
-    hint = "add this repository to `trusted` in your user config to honour it"
-    for key in list(layer):
-        value = layer[key]
-        if key in REPO_NEVER_SETS:
-            warnings.append(f"{path}: ignored {key}; only your user config may set it")
-            del layer[key]
-        elif trusted:
-            continue
-        elif key not in REPO_MAY_SET:
-            warnings.append(
-                f"{path}: ignored {key}; a repository's config may only make a run stricter "
-                f"({hint})"
-            )
-            del layer[key]
-        elif key == "rules":
-            if isinstance(value, dict) and value.get("allow"):
-                warnings.append(f"{path}: ignored its allow rules; only ask/deny apply ({hint})")
-                layer["rules"] = {k: v for k, v in value.items() if k != "allow"}
-        else:
-            why = _loosens(key, value, current.get(key))
-            if why:
-                warnings.append(f"{path}: ignored {key} = {value!r}; {why} ({hint})")
-                del layer[key]
-
-
-def _loosens(key: str, value: Any, current: Any) -> str:
-    """Why setting `key` to `value` over `current` would loosen the run, or "" when it does not.
-
-    A value that does not validate is let through: Settings.model_validate then fails the run with
-    a message naming the file, which is stricter than running."""
-    try:
-        new = coerce_setting(key, value)
-    except SettingsError:
-        return ""
-    if new is None:
-        return f"a repository's config may not unset {key}"
-    if key in REPO_ORDERED:
-        order = REPO_ORDERED[key]
-        if current is None:  # sandbox: the automatic default, a sandbox wherever one can start
-            if new == "off":
-                return f"a repository's config may not turn {key} off"
-        elif order.index(new) > order.index(current):
-            return f"a repository's config may not loosen {key} (effective: {current!r})"
-    elif key in REPO_LOWER_ONLY:
-        if current is not None and new > current:
-            return f"a repository's config may only lower {key} (effective: {current!r})"
-    elif key in REPO_OFF_ONLY and new:
-        return f"a repository's config may only turn {key} off"
-    return ""
-
-
 def _check_rules(layer: dict[str, Any], source: str) -> None:
     rules = layer.get("rules")
     if rules is None:
@@ -248,16 +199,6 @@ def _check_rules(layer: dict[str, Any], source: str) -> None:
 def _str_list(layer: dict[str, Any], key: str) -> list[str]:
     value = layer.get(key, [])
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _current(merged: dict[str, Any], defaults: dict[str, Any], key: str) -> Any:
-    """The user's value for `key` (coerced) over the default; an invalid one fails later anyway."""
-    if merged.get(key) is None:
-        return defaults.get(key)
-    try:
-        return coerce_setting(key, merged[key])
-    except SettingsError:
-        return defaults.get(key)
 
 
 def load_config(
@@ -293,11 +234,14 @@ def load_config(
     repo_path = repo_config_path(cwd)
     repo_layer = _read_repo_toml(cwd, warnings)
     trusted_dirs = {os.path.realpath(os.path.expanduser(p)) for p in _str_list(merged, "trusted")}
-    defaults = Settings().model_dump()
+    defaults = Settings().as_dict()
     defaults["approval"] = "ask" if interactive else "auto-edit"
-    current = {key: _current(merged, defaults, key) for key in REPO_MAY_SET}
-    _restrict_repo_layer(
-        repo_layer, repo_path, current, os.path.realpath(cwd) in trusted_dirs, warnings
+    restrict_repo_layer(
+        repo_layer,
+        repo_path,
+        user_values(merged, defaults),
+        os.path.realpath(cwd) in trusted_dirs,
+        warnings,
     )
     apply(repo_layer, str(repo_path))
     apply(_env_layer(env), "environment")
@@ -309,17 +253,17 @@ def load_config(
             "default (interactive)" if interactive else "default (non-interactive)"
         )
     try:
-        settings = Settings.model_validate(merged)
+        settings = Settings.from_mapping(merged)
     except SettingsError as err:
         problems = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            problems.append(f"{key} ({sources.get(key, 'default')}): {e['msg']}")
+        for e in err.problems:  # `rules.allow.0`: the source is the layer that set `rules`
+            source = sources.get(e.loc.split(".")[0], "default")
+            problems.append(f"{e.loc} ({source}): {e.msg}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from err
     from kcode.agents.prompts import memory_warnings  # unsafe AGENTS.md & co. (#11)
 
     warnings += memory_warnings(cwd)
-    return Config(settings, sources, warnings, interactive=interactive)
+    return Config.of(settings, sources, warnings, interactive=interactive)
 
 
 USER_CONFIG_TEMPLATE = """\
@@ -330,7 +274,7 @@ USER_CONFIG_TEMPLATE = """\
 # model = "kimi-k2.5"         # model name, or a path / hf-repo:file.gguf for llama-cpp
 # base_url = "https://api.moonshot.ai/v1"
 # api_key = ""                # prefer KCODE_API_KEY / MOONSHOT_API_KEY / OPENAI_API_KEY
-# approval = "ask"            # read-only | ask | auto-edit | auto
+# approval = "ask"            # plan | read-only | ask | auto-edit | auto
 # sandbox = "workspace-write" # off | workspace-write | read-only; default: workspace-write when
 #                             # bubblewrap can start here, else off (`kcode doctor` says which)
 # allow_network = false       # network for sandboxed shell/run_tests commands
@@ -354,7 +298,8 @@ USER_CONFIG_TEMPLATE = """\
 # temperature = 0.6           # default: the model's recommended one (Kimi K2.5: 1.0 / 0.6)
 # tool_format = "auto"        # tool-call markup a server leaves in the answer text: auto |
 #                             # none | hermes | kimi | qwen3-coder | llama3
-# [limits]                    # run budgets, like --max-tokens / --max-cost (exit 5 when hit)
+# [limits]                    # run budgets, like --max-tokens / --max-cost (exit 5 when hit);
+#                             # a repo's config may only lower them, and never sets [prices]
 # max_tokens = 2000000
 # max_cost = 5.00             # USD
 # [prices."my-model"]         # USD per million tokens; overrides kcode's built-in table

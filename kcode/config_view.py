@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kcode.config_schema import RuleLists
+
 
 def setting_text(value: Any) -> str:
     """`true`, `a, b`, `allow: x; deny: y` — and `-` for unset or empty."""
@@ -11,8 +13,8 @@ def setting_text(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if hasattr(value, "model_dump"):  # a pydantic sub-model (the rule lists)
-        value = value.model_dump()
+    if isinstance(value, RuleLists):
+        value = value.as_dict()
     if isinstance(value, dict):
         parts = [f"{k}: {setting_text(v)}" for k, v in value.items() if v not in (None, [], "")]
         return "; ".join(parts) or "-"

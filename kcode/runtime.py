@@ -152,7 +152,7 @@ def _attach_rules(approver: Approver, config: Config) -> None:
     from kcode.rules import RuleSet
 
     if getattr(approver, "rules", "absent") is None:
-        rules = config.rules.model_dump()
+        rules = config.rules.as_dict()
         approver.rules = RuleSet.parse(rules, "config")  # type: ignore[attr-defined]
 
 

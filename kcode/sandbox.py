@@ -22,11 +22,14 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kcode import landlock, pidlimit
 from kcode.secrets import secret_file_reason
 from kcode.tools.base import ToolContext, ToolError
+
+if TYPE_CHECKING:
+    from kcode.config import Config
 
 PROBE_TIMEOUT_S = 10.0
 BACKEND_ENV = "KCODE_SANDBOX_BACKEND"
@@ -293,7 +296,7 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
         raise SandboxUnavailable(f"the process limit cannot be set up ({err}); not run") from err
 
 
-def describe_sandbox(config: Any) -> tuple[bool, str]:
+def describe_sandbox(config: Config) -> tuple[bool, str]:
     """For `kcode doctor`: which sandbox `shell` and `run_tests` will run in."""
     backend, detail = active_backend()
     configured = getattr(config, "sandbox", None)

@@ -40,6 +40,7 @@ marker that opens no well-formed call becomes a malformed call the loop reports 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 from kcode.backends.base import Delta, TextChunk, ToolCallChunk, ToolSpec
 from kcode.backends.toolcall_formats import (
@@ -52,8 +53,10 @@ from kcode.backends.toolcall_formats import (
     ToolCallFormat,
     ToolCallStreamParser,
 )
+from kcode.config_schema import ToolFormat
 
-TOOL_FORMATS = ("auto", "none", "hermes", "kimi", "qwen3-coder", "llama3")
+# The canonical spellings of the config's ToolFormat choices (qwen3_coder is qwen3-coder).
+TOOL_FORMATS = tuple(dict.fromkeys(name.replace("_", "-") for name in get_args(ToolFormat)))
 _FENCES = ("```", "~~~")
 _HEAD = 8  # characters of a line kept to recognise a code fence (up to 3 spaces + the fence)
 

@@ -272,8 +272,7 @@ def fix_cli(
     if config.sources.get("approval", "default").startswith("default"):
         # The REPL's `ask` default does not apply: nobody is asked inside the loop, so it would
         # refuse the first edit (exit 4). `fix` edits under auto-edit unless told otherwise.
-        config.settings = config.settings.model_copy(update={"approval": "auto-edit"})
-        config.sources["approval"] = "default (kcode fix)"
+        config = config.overridden("default (kcode fix)", approval="auto-edit")
     runtime_box: dict[str, Any] = {}
 
     def edit_step_factory() -> Callable[[Any], AsyncIterator[Any]]:

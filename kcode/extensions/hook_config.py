@@ -14,9 +14,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcode.extensions.files import Source, Warnings, read_text
+
+if TYPE_CHECKING:
+    from kcode.config import Config
 
 EVENTS = (
     "PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit", "Stop",
@@ -206,7 +209,13 @@ def project_has_hooks(root: Path) -> bool:
 
 
 def load_hooks(
-    root: Path, user_dir: Path, config: Any, config_path: str, warnings: Warnings, *, trusted: bool
+    root: Path,
+    user_dir: Path,
+    config: Config,
+    config_path: str,
+    warnings: Warnings,
+    *,
+    trusted: bool,
 ) -> list[HookSpec]:
     """User hooks (always), then project hooks (only when the repository is trusted)."""
     specs = read_hook_file(user_dir / USER_HOOK_FILE, Source(user_dir, None), warnings)

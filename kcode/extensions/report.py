@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kcode.extensions.agents import project_agent_files
 from kcode.extensions.commands import project_command_files
 from kcode.extensions.hook_config import project_has_hooks, project_hook_files
+
+if TYPE_CHECKING:
+    from kcode.config import Config
 
 PROJECT_MCP_FILES = (".mcp.json", ".kcode/mcp.json")
 
@@ -24,7 +27,7 @@ def untrusted_project_files(root: Path) -> list[str]:
     return sorted(os.path.relpath(p, root) for p in found)
 
 
-def extensions_report(config: Any, root: Path) -> tuple[bool, str]:
+def extensions_report(config: Config, root: Path) -> tuple[bool, str]:
     from kcode.extensions.session import load_extensions
 
     ext = load_extensions(root, config, interactive=True)
@@ -62,7 +65,7 @@ def extensions_report(config: Any, root: Path) -> tuple[bool, str]:
     return not warnings, detail
 
 
-def _untrusted_warnings(root: Path, config: Any) -> list[str]:
+def _untrusted_warnings(root: Path, config: Config) -> list[str]:
     from kcode.extensions.agents import discover_agents
     from kcode.extensions.commands import discover_commands
     from kcode.extensions.files import Source, Warnings

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcode.approval import ApprovalRequest, ApprovalRequired
 from kcode.backends.base import ToolSpec
@@ -26,6 +26,9 @@ from kcode.extensions.hooks import HookOutcome, HookRunner, tool_names
 from kcode.extensions.skills import Skill, discover_skills, skill_prompt, skills_listing
 from kcode.messages import Message, ToolCall, ToolResult
 from kcode.tools.base import Tool, ToolContext, ToolError, run_tool
+
+if TYPE_CHECKING:
+    from kcode.config import Config
 
 
 @dataclass
@@ -46,7 +49,7 @@ def user_config_dir() -> Path:
 
 
 def load_extensions(
-    root: Path, config: Any, *, interactive: bool, session_id: str = "", transcript: str = ""
+    root: Path, config: Config, *, interactive: bool, session_id: str = "", transcript: str = ""
 ) -> ExtensionRuntime:
     from kcode.config import user_config_path
     from kcode.extensions.trust import is_project_trusted

@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcode.extensions.session import ExtensionRuntime, load_extensions
 from kcode.tools.base import Tool, ToolContext
+
+if TYPE_CHECKING:
+    from kcode.config import Config
 
 
 class MergedTools(Mapping[str, "Tool[Any]"]):
@@ -32,7 +35,7 @@ class MergedTools(Mapping[str, "Tool[Any]"]):
 
 
 def attach_extensions(
-    ctx: ToolContext, config: Any, root: Path, session: Any, *, interactive: bool
+    ctx: ToolContext, config: Config, root: Path, session: Any, *, interactive: bool
 ) -> ExtensionRuntime:
     """Load the extensions, register custom roles, put the runtime on `ctx`. Warnings go to stderr
     now in `-p` (like config warnings); the REPL shows them as events at the first turn."""

@@ -4,7 +4,7 @@ A hook or an MCP server named in a cloned repository is a program that repositor
 runs only once the user trusted the repository: listed in `trusted` in the user config, trusted
 once in the REPL (stored in the user's data dir next to the per-project `rules.toml`, never in
 the repository), or `--trust-project` for this run. A repository cannot trust itself: `trusted` and
-`trust_project` are ignored in a repo's `.kcode/config.toml` (kcode.config.REPO_NEVER_SETS).
+`trust_project` are ignored in a repo's `.kcode/config.toml` (kcode.config_repo.REPO_NEVER_SETS).
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kcode.config import data_dir
+
+if TYPE_CHECKING:
+    from kcode.config import Config
 
 TRUST_FILE = "trust.json"
 
@@ -43,7 +46,7 @@ def stored_decision(root: Path) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _configured(root: Path, config: Any) -> bool:
+def _configured(root: Path, config: Config) -> bool:
     if bool(getattr(config, "trust_project", False)):
         return True
     listed = getattr(config, "trusted", None) or []
@@ -53,7 +56,7 @@ def _configured(root: Path, config: Any) -> bool:
     )
 
 
-def is_project_trusted(root: Path, config: Any) -> bool:
+def is_project_trusted(root: Path, config: Config) -> bool:
     """Trusted if the repo is in the user config's `trusted` list, `--trust-project` was given, or
     the user trusted it once in the REPL."""
     return _configured(root, config) or stored_decision(root) is True
@@ -80,6 +83,6 @@ def distrust_project(root: Path) -> Path:
     return record_decision(root, False)
 
 
-def needs_decision(root: Path, config: Any, has_project_files: bool) -> bool:
+def needs_decision(root: Path, config: Config, has_project_files: bool) -> bool:
     """Whether the REPL should ask: the repo has files that need trust and nobody decided yet."""
     return has_project_files and not _configured(root, config) and stored_decision(root) is None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
 from kcode.terminal_text import visible
 
+if TYPE_CHECKING:
+    from kcode.config import Config
 
-def model_name(config: Any, runtime: Any) -> str:
+
+def model_name(config: Config, runtime: Any) -> str:
     """The model requests go out with, as far as it is known yet."""
     if config.model:
         return str(config.model)
@@ -24,7 +27,7 @@ def model_name(config: Any, runtime: Any) -> str:
     return str(config.backend or "no model")
 
 
-def discovered_model_note(config: Any) -> Text | None:
+def discovered_model_note(config: Config) -> Text | None:
     """With only a base URL: which model the server said it serves (kcode.backends.discovery)."""
     if config.model or not config.base_url:
         return None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from kcode.approval import APPROVAL_MODES
+from kcode.config_schema import BACKENDS
 from kcode.messages import Message
 from kcode.terminal_text import visible
 from kcode.ui.render import diff_text
@@ -154,13 +155,9 @@ async def cmd_model(repl: Repl, arg: str) -> None:
         return
     update: dict[str, Any] = {"model": arg}
     backend_name, _, model = arg.partition(":")
-    if model and backend_name in ("openai", "llama-cpp", "scripted"):
+    if model and backend_name in BACKENDS:
         update = {"backend": backend_name, "model": model}
-    config = dataclasses.replace(
-        repl.config,
-        settings=repl.config.settings.model_copy(update=update),
-        sources={**repl.config.sources, **dict.fromkeys(update, "/model")},
-    )
+    config = repl.config.overridden("/model", **update)
     try:
         backend = await asyncio.to_thread(create_backend, config)
     except Exception as err:

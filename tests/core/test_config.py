@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.config import ConfigError, load_config
+from kcode.config import ConfigError, SettingsError, load_config
 
 
 @pytest.fixture()
@@ -124,7 +124,7 @@ def test_repo_rules_add_ask_and_deny_only(home: Path) -> None:
         '[rules]\nallow = ["shell(*)"]\nask = ["shell(git push*)"]\ndeny = ["read(.env)"]\n',
     )
     config = load_config(repo, {}, env={})
-    assert config.rules.model_dump() == {
+    assert config.rules.as_dict() == {
         "allow": [], "ask": ["shell(git push*)"], "deny": ["read(.env)"]
     }  # fmt: skip
     assert len(config.warnings) == 1 and "allow rules" in config.warnings[0]
@@ -175,3 +175,68 @@ def test_bad_files_and_values_say_what_to_fix(home: Path) -> None:
     write(home / "cfg/kcode/config.toml", "")
     with pytest.raises(ConfigError, match="approval"):
         load_config(home, {"approval": "yolo"}, env={})
+
+
+def test_repo_limits_only_tighten_and_repo_prices_never_apply(home: Path) -> None:
+    repo = home / "repo"
+    write(home / "cfg/kcode/config.toml", "[limits]\nmax_cost = 2.0\n")
+    write(
+        repo / ".kcode/config.toml",
+        '[limits]\nmax_cost = 50\nmax_tokens = 1000\n[prices."m"]\ninput = 0\noutput = 0\n',
+    )
+    config = load_config(repo, {}, env={})
+    assert config.limits == {"max_cost": 2.0, "max_tokens": 1000}  # a new cap may be added
+    assert config.prices == {}
+    assert [w.split("; ")[0].rsplit(": ", 1)[1] for w in config.warnings] == [
+        "ignored [limits] max_cost = 50",
+        "ignored prices",
+    ]
+    write(repo / ".kcode/config.toml", "[limits]\nmax_cost = 0.5\n")
+    config = load_config(repo, {}, env={})
+    assert (config.limits, config.sources["limits"]) == (
+        {"max_cost": 0.5},
+        str(repo / ".kcode/config.toml"),
+    )
+    # A flag is the user's own choice for this run: it beats the repo's cap.
+    assert load_config(repo, {"limits": {"max_cost": 3.0}}, env={}).limits == {"max_cost": 3.0}
+
+
+def test_a_trusted_repo_still_cannot_lift_a_budget(home: Path) -> None:
+    repo = home / "repo"
+    write(home / "cfg/kcode/config.toml", f"trusted = [{str(repo)!r}]\n[limits]\nmax_tokens = 10\n")
+    write(
+        repo / ".kcode/config.toml",
+        '[limits]\nmax_tokens = 99999\n[prices."m"]\ninput = 0\noutput = 0\n',
+    )
+    config = load_config(repo, {}, env={})
+    assert (config.limits, config.prices) == ({"max_tokens": 10}, {})
+    assert len(config.warnings) == 2
+
+
+def test_a_repo_limit_that_does_not_parse_fails_the_run(home: Path) -> None:
+    repo = home / "repo"
+    write(home / "cfg/kcode/config.toml", "[limits]\nmax_cost = 2.0\n")
+    write(repo / ".kcode/config.toml", '[limits]\nmax_cost = "free"\n')
+    with pytest.raises(ConfigError, match=r"invalid configuration: limits \(.*\.kcode/config"):
+        load_config(repo, {}, env={})
+
+
+def test_config_values_are_typed_and_an_override_remembers_its_source(home: Path) -> None:
+    config = load_config(home, {"max_steps": "12"}, env={})
+    assert config.max_steps == 12 and config.settings.max_steps == 12
+    switched = config.overridden("/model", backend="scripted", model="m2")
+    assert (switched.backend, switched.model, switched.max_steps) == ("scripted", "m2", 12)
+    assert switched.sources["model"] == "/model" and "model" not in config.sources
+    with pytest.raises(SettingsError):
+        config.overridden("/model", backend="nope")
+
+
+def test_an_invalid_value_names_the_layer_that_set_it(home: Path) -> None:
+    write(home / "cfg/kcode/config.toml", "[mcp_servers]\nx = 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(home, {"approval": "yolo"}, env={})
+    user = str(home / "cfg/kcode/config.toml")
+    assert str(err.value) == (
+        "invalid configuration: approval (flag): Input should be 'ask', 'auto-edit', 'auto', "
+        f"'read-only' or 'plan'; mcp_servers.x ({user}): Input should be a valid dictionary"
+    )

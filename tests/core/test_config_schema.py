@@ -1,19 +1,28 @@
 """The plain-Python Settings validates exactly like the pydantic model it replaced.
 
-The reference model below is the old definition, verbatim; pydantic stays a dependency of the tests
-only. Values are drawn from what TOML, the environment and flags can produce.
+The reference model below is the old definition, verbatim (pydantic is a dependency anyway: tool
+arguments are pydantic models). Values are drawn from what TOML, the environment and flags can
+produce. Also: each set of choices is defined once, and the strictness orders list all of them.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kcode.config_schema import SPECS, Settings, SettingsError
+from kcode.config_schema import (
+    APPROVAL_STRICTNESS,
+    SANDBOX_STRICTNESS,
+    SPECS,
+    ApprovalMode,
+    SandboxMode,
+    Settings,
+    SettingsError,
+)
 
 
 class RuleLists(BaseModel):  # the old name: it appears in one message
@@ -73,9 +82,9 @@ COMPARED = [name for name in SPECS if name not in ("limits", "prices")]
 
 def outcome_ours(data: dict[str, Any]) -> Any:
     try:
-        return ("ok", Settings.model_validate(data).model_dump())
+        return ("ok", Settings.from_mapping(data).as_dict())
     except SettingsError as err:
-        return ("error", [(".".join(e["loc"]), e["msg"]) for e in err.errors()])
+        return ("error", [(e.loc, e.msg) for e in err.problems])
 
 
 def outcome_reference(data: dict[str, Any]) -> Any:
@@ -138,12 +147,57 @@ def test_validation_matches_the_pydantic_model(data: dict[str, Any]) -> None:
 
 
 def test_every_field_and_default_matches() -> None:
-    assert list(SPECS) == list(RefSettings.model_fields)
-    assert Settings().model_dump() == RefSettings().model_dump()
+    assert list(SPECS) == list(Settings.FIELDS) == list(RefSettings.model_fields)
+    assert Settings().as_dict() == RefSettings().model_dump()
     assert outcome_ours({}) == outcome_reference({})
 
 
-def test_copy_with_update_and_attribute_access() -> None:
-    base = Settings.model_validate({"model": "m", "rules": {"deny": ["shell(rm*)"]}})
-    copy = base.model_copy(update={"model": "other"})
-    assert (copy.model, base.model, copy.rules.deny) == ("other", "m", ["shell(rm*)"])
+def test_replace_checks_the_changes_and_keeps_the_rest() -> None:
+    base = Settings.from_mapping({"model": "m", "rules": {"deny": ["shell(rm*)"]}})
+    copy = base.replace(model="other", max_steps="7")
+    assert (copy.model, copy.max_steps, base.model) == ("other", 7, "m")
+    assert copy.rules.deny == ["shell(rm*)"]
+    try:
+        base.replace(approval="yolo")
+    except SettingsError as err:
+        assert [e.loc for e in err.problems] == ["approval"]
+    else:
+        raise AssertionError("an invalid approval was accepted")
+
+
+def test_strictness_orders_list_every_choice_once() -> None:
+    assert sorted(APPROVAL_STRICTNESS) == sorted(get_args(ApprovalMode))
+    assert sorted(SANDBOX_STRICTNESS) == sorted(get_args(SandboxMode))
+    assert len(set(APPROVAL_STRICTNESS)) == len(APPROVAL_STRICTNESS)
+
+
+def test_choices_match_the_field_types() -> None:
+    # SPECS's choices come from the Literal named in the field's annotation, never a copy.
+    import typing
+
+    hints = typing.get_type_hints(Settings)
+    for name, spec in SPECS.items():
+        if spec.kind != "literal":
+            continue
+        names = [a for a in get_args(hints[name]) if a is not type(None)]
+        literal = names[0] if len(names) == 1 else hints[name]
+        assert spec.choices == get_args(literal), name
+
+
+def test_messages_users_see_are_pinned() -> None:
+    # The same messages as the reference model above, written out: they stay if pydantic goes.
+    assert outcome_ours({"approval": "yolo", "max_parallel": 0, "max_steps": "x"}) == (
+        "error",
+        [
+            ("approval", "Input should be 'ask', 'auto-edit', 'auto', 'read-only' or 'plan'"),
+            ("max_steps", "Input should be a valid integer, unable to parse string as an integer"),
+            ("max_parallel", "Input should be greater than or equal to 1"),
+        ],
+    )
+    assert outcome_ours({"rules": {"allow": [1]}, "modle": "x"}) == (
+        "error",
+        [
+            ("rules.allow.0", "Input should be a valid string"),
+            ("modle", "Extra inputs are not permitted"),
+        ],
+    )
