@@ -1,7 +1,6 @@
 """How usage and configuration errors are reported (kept out of cli.py, which other work changes).
 
-A bad flag names the command the user typed (`kcode`, `kcode fix`), never the hidden `chat` command
-every plain invocation is routed to. With `--output-format json|stream-json` the error is also the
+A bad command line is one line (kcode.cli_parse words it). With `--output-format json|stream-json` the error is also the
 one JSON object (or `result` line) a script reads on stdout, so it never has to parse stderr.
 """
 
@@ -14,15 +13,6 @@ from typing import Any
 
 JSON_FORMATS = ("json", "stream-json")
 output_format: str | None = None  # set by kcode.cli.run_cli from argv, before any parsing
-
-
-def click_exceptions() -> Any:
-    """click's exception module: vendored inside typer since 0.2x, the click package before."""
-    try:
-        from typer._click import exceptions
-    except ImportError:
-        from click import exceptions  # type: ignore[no-redef]
-    return exceptions
 
 
 def format_in_argv(args: list[str]) -> str | None:
@@ -60,18 +50,7 @@ def wrapped(text: str) -> str:
     return "\n".join(lines) or text
 
 
-def report_usage_error(err: Any) -> int:
-    """A click UsageError, worded for the command as typed. Returns the exit code (2)."""
-    ctx = getattr(err, "ctx", None)
-    path = "kcode"
-    usage = ""
-    if ctx is not None:
-        path = ctx.command_path
-        if ctx.command.name == "chat":
-            path = "kcode"
-        usage = ctx.get_usage().replace(ctx.command_path, path, 1)
-    report_error(err.format_message(), err.exit_code)
-    if usage:
-        sys.stderr.write(f"{usage}\n")
-    sys.stderr.write(f"Try '{path} --help' for help.\n")
-    return int(err.exit_code)
+def report_usage(message: str, command: Any = None) -> int:
+    """A bad command line: one line saying what is wrong and the right form. Returns 2."""
+    report_error(message, 2)
+    return 2

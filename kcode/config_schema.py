@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 BackendName = Literal["openai", "llama-cpp", "scripted"]
-ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only"]
+ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only", "plan"]
 SandboxMode = Literal["off", "workspace-write", "read-only"]
 OutputFormat = Literal["text", "json", "stream-json"]
+Effort = Literal["low", "medium", "high"]  # --effort, reasoning_effort
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?")
 _FLOAT_TEXT = re.compile(
