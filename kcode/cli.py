@@ -14,7 +14,7 @@ from typing import Any
 
 from kcode.cli_parse import PICK, SESSION_ID, Invocation, UsageError, config_flags, root_of
 
-__all__ = ["PICK", "SESSION_ID", "run_cli", "broken_install_message"]
+__all__ = ["PICK", "SESSION_ID", "broken_install_message", "run_cli"]
 
 
 class CommandFailed(Exception):

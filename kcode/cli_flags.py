@@ -10,7 +10,7 @@ make sense for it (`uses`), and its own flags (`flags`) are valid only after its
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from kcode.config_schema import ApprovalMode, BackendName, Effort, OutputFormat, SandboxMode
@@ -129,7 +129,7 @@ GLOBAL = {flag.dest: flag for flag in GLOBAL_FLAGS}
 RUN = ("non_interactive", "output_format", "backend", "model", "base_url", "approval", "sandbox",
        "max_steps", "max_parallel", "max_tokens", "max_cost", "effort", "cwd", "add_dir",
        "thinking", "trust_project")  # fmt: skip
-CONFIG_FLAGS = tuple(f.dest for f in GLOBAL_FLAGS if f.config) + ("max_tokens", "max_cost", "cwd")
+CONFIG_FLAGS = (*tuple(f.dest for f in GLOBAL_FLAGS if f.config), "max_tokens", "max_cost", "cwd")
 BACKEND = ("backend", "model", "base_url", "cwd")
 
 ENTRY = Flag(("--entry",), "entry", "str", "HTML file to render", "FILE")

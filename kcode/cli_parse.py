@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kcode.cli_flags import BY_PATH, CHAT, COMMANDS, GLOBAL, GLOBAL_FLAGS, GROUPS, Arg, Command, Flag
+from kcode.cli_flags import (
+    BY_PATH,
+    CHAT,
+    COMMANDS,
+    GLOBAL,
+    GLOBAL_FLAGS,
+    GROUPS,
+    Arg,
+    Command,
+    Flag,
+)
 
 SESSION_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 PICK = "__pick__"  # `-r` without an id: kcode shows a session picker
@@ -239,9 +249,7 @@ class _Parser:
                     f"unexpected second word {words[0]!r}: one PROMPT only; quote it: "
                     f'kcode "... {words[0]} ..."'
                 )
-            raise UsageError(
-                f"unexpected argument {words[0]!r}: {usage(command)}", command
-            )
+            raise UsageError(f"unexpected argument {words[0]!r}: {usage(command)}", command)
         return Invocation(command, values, set(self.given))
 
 
@@ -271,7 +279,7 @@ def _rows(rows: list[tuple[str, str]]) -> list[str]:
 
 
 def _flag_row(flag: Flag) -> tuple[str, str]:
-    names = ", ".join(flag.names[:-1] + (flag.spelled(),))
+    names = ", ".join((*flag.names[:-1], flag.spelled()))
     return names, flag.help
 
 
@@ -293,10 +301,10 @@ def help_text(invocation: Invocation) -> str:
         lines += _rows([(a.name if a.required else f"[{a.name}]", a.help) for a in command.args])
     own = [_flag_row(f) for f in command.flags]
     if own:
-        lines += ["", "Options:"] + _rows(own)
+        lines += ["", "Options:", *_rows(own)]
     shared = [_flag_row(GLOBAL[d]) for d in command.uses]
     if shared:
-        lines += ["", "Global options (before or after the command name):"] + _rows(shared)
+        lines += ["", "Global options (before or after the command name):", *_rows(shared)]
     lines += ["", *_rows([("-h, --help", "show this message and exit")])]
     return "\n".join(lines) + "\n"
 

@@ -171,8 +171,6 @@ def get(inv: Invocation) -> int:
                 echo(f"  enabled tools: {', '.join(s.enabled_tools)}")
             if s.disabled_tools:
                 echo(f"  disabled tools: {', '.join(s.disabled_tools)}")
-            echo(
-                f"  timeouts: startup {s.startup_timeout_s:g} s, call {s.tool_timeout_s:g} s"
-            )
+            echo(f"  timeouts: startup {s.startup_timeout_s:g} s, call {s.tool_timeout_s:g} s")
             return 0
     raise _fail(f"no MCP server {name!r} (kcode mcp list shows them)")

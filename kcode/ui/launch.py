@@ -41,7 +41,9 @@ def run_chat(inv: Invocation) -> int:
             raise UsageError("stdin is not a terminal and no prompt was given; use kcode -p PROMPT")
         interactive = False
     if not interactive and not prompt:
-        raise UsageError('-p/--non-interactive needs a PROMPT, e.g. kcode -p "fix the failing test"')
+        raise UsageError(
+            '-p/--non-interactive needs a PROMPT, e.g. kcode -p "fix the failing test"'
+        )
     config = load(inv, interactive=interactive)
     for warning in config.warnings:
         sys.stderr.write(f"kcode: warning: {warning}\n")
@@ -168,8 +170,6 @@ async def early_prompt(config: Any, root: Path) -> int:
         restore_terminal()
 
 
-
-
 def _settle(future: Any, task: Any) -> None:
     if future.done():
         return
@@ -181,5 +181,3 @@ def _settle(future: Any, task: Any) -> None:
 
 def _load_input_module() -> None:
     import kcode.ui.input  # noqa: F401  (prompt_toolkit: the slow part of drawing a prompt)
-
-
