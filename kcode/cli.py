@@ -125,7 +125,7 @@ def run_cli(args: list[str]) -> int:
     try:
         invocation = parse(args)
     except UsageError as err:
-        return cli_errors.report_usage(err.message, err.command)
+        return cli_errors.report_usage(err.message)
     if invocation.help:
         if not invocation.command.path and invocation.group is None:
             from kcode.cli_help import TOP_HELP
@@ -145,7 +145,7 @@ def run_cli(args: list[str]) -> int:
     try:
         return int(handler(invocation))
     except UsageError as err:
-        return cli_errors.report_usage(err.message, err.command or invocation.command)
+        return cli_errors.report_usage(err.message)
     except CommandFailed as err:
         cli_errors.report_error(err.message, err.code)
         return err.code

@@ -1,7 +1,8 @@
 """How usage and configuration errors are reported (kept out of cli.py, which other work changes).
 
-A bad command line is one line (kcode.cli_parse words it). With `--output-format json|stream-json` the error is also the
-one JSON object (or `result` line) a script reads on stdout, so it never has to parse stderr.
+A bad command line is one line (kcode.cli_parse words it). With `--output-format json|stream-json`
+the error is also the one JSON object (or `result` line) a script reads on stdout, so it never has
+to parse stderr.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def wrapped(text: str) -> str:
     return "\n".join(lines) or text
 
 
-def report_usage(message: str, command: Any = None) -> int:
+def report_usage(message: str) -> int:
     """A bad command line: one line saying what is wrong and the right form. Returns 2."""
     report_error(message, 2)
     return 2

@@ -19,7 +19,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "says"), BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+@pytest.mark.parametrize(
+    ("argv", "says"), BAD, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
 def test_bad_input_is_one_line_and_exit_2(
     argv: list[str], says: str, tmp_path: Path, kcode_env: dict[str, str]
 ) -> None:
