@@ -7,7 +7,6 @@ Invocation and returning the exit code. `kcode [PROMPT]` is kcode.ui.launch.run_
 from __future__ import annotations
 
 import sys
-import tempfile
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -156,6 +155,7 @@ def run_cli(args: list[str]) -> int:
 
 
 def crash_report(err: BaseException) -> int:
+    import tempfile
     import traceback
 
     log = Path(tempfile.gettempdir()) / "kcode-crash.log"
