@@ -31,7 +31,12 @@ def report_error(message: str, code: int = 2) -> None:
     sys.stderr.write(wrapped(f"kcode: {message}") + "\n")
     if output_format not in JSON_FORMATS:
         return
-    result: dict[str, Any] = {"result": None, "exit_code": code, "error": message}
+    from kcode.run_result import result_object  # the SPEC §4 fields, as every run's result has
+
+    result: dict[str, Any] = {
+        **result_object(None, code, None, time.monotonic(), {}),
+        "error": message,
+    }
     if output_format == "stream-json":
         result = {"type": "result", "agent": "main", "ts": time.time(), **result}
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")

@@ -147,12 +147,21 @@ def fix_command(
 
     printer = make_printer(output_format, sys.stdout, sys.stderr)
     started = time.monotonic()
+    totals: dict[str, Any] = {}  # the main agent's stats at its last turn: totals of the run
+
+    def fail(message: str, code: int) -> int:
+        """The one-line error; with json/stream-json also the §4 result object, as -p gives."""
+        _error(message)
+        sid = session_id() if session_id is not None else None
+        printer.finish({**result_object(sid, code, None, started, totals), "error": message})
+        return code
+
     if edit_step_factory is None:
-        _error("no model is connected to the fix loop (configure a backend: see `kcode doctor`)")
-        return 2
+        return fail(
+            "no model is connected to the fix loop (configure a backend: `kcode doctor`)", 2
+        )
     if max_iters < 1:
-        _error(f"--max-iters {max_iters} must be at least 1")
-        return 2
+        return fail(f"--max-iters {max_iters} must be at least 1", 2)
     options = FixOptions(
         workspace=(workspace or Path.cwd()).resolve(), image=image, instructions=instructions,
         entry=entry, url=url, max_iters=max_iters, threshold=threshold,
@@ -160,7 +169,6 @@ def fix_command(
     loop = FixLoop(options, edit_step_factory())
 
     progress = output_format == "text" and sys.stderr.isatty()
-    totals: dict[str, Any] = {}  # the main agent's stats at its last turn: totals of the run
 
     async def drive() -> None:
         try:
@@ -181,11 +189,11 @@ def fix_command(
     try:
         asyncio.run(drive())
     except VisualError as err:
-        _error(err.message)
-        return err.exit_code
+        return fail(err.message, err.exit_code)
     except KeyboardInterrupt:
-        _error("interrupted; the working tree is at the best iteration so far")
-        return EXIT_CODES["cancelled"]
+        return fail(
+            "interrupted; the working tree is at the best iteration so far", EXIT_CODES["cancelled"]
+        )
     result = loop.result
     assert result is not None
     summary = (
