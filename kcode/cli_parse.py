@@ -203,6 +203,9 @@ class _Parser:
                 f"{usage(owner).replace(' [OPTIONS]', '')} {flag.spelled()}"
             )
         where = self.command.title if self.chose else "kcode"
+        short = _known(self.command if self.chose else None).get(name[:2])
+        if short is not None and short.kind != "switch" and not name.startswith("--"):
+            return f"{name}: write the value apart: {name[:2]} {name[2:]}"  # -Cdir, as click took
         import difflib
 
         names = list(_known(self.command if self.chose else None))

@@ -79,6 +79,7 @@ BAD = {
     ("--model",): "--model needs a value: --model NAME",
     ("--model", "--approval", "auto"): "--model needs a value",
     ("--trust-project=yes",): "--trust-project takes no value",
+    ("-Csub",): "-Csub: write the value apart: -C sub",
     ("one", "two"): "unexpected second word 'two'",
     ("fix",): "kcode fix needs IMAGE: kcode fix [OPTIONS] IMAGE [INSTRUCTIONS]",
     ("-p", "fix"): "a one-word prompt: kcode -p -- fix",
