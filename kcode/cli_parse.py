@@ -283,7 +283,8 @@ def _rows(rows: list[tuple[str, str]]) -> list[str]:
 
 def _flag_row(flag: Flag) -> tuple[str, str]:
     names = ", ".join((*flag.names[:-1], flag.spelled()))
-    return names, flag.help
+    shown = flag.default is not None and flag.kind != "switch"
+    return names, f"{flag.help} (default {flag.default})" if shown else flag.help
 
 
 def help_text(invocation: Invocation) -> str:
@@ -295,20 +296,20 @@ def help_text(invocation: Invocation) -> str:
         lines += _rows([(c.path[1], c.help) for c in subs])
         lines += ["", f"`kcode {invocation.group} COMMAND --help` shows a command's flags."]
         return "\n".join(lines) + "\n"
+    import textwrap
+
     command = invocation.command
-    lines = [f"Usage: {usage(command)}", "", command.help]
+    lines = [f"Usage: {usage(command)}", "", *textwrap.wrap(command.help, 98)]
     if command.epilog:
-        lines += ["", command.epilog]
+        lines += ["", *textwrap.wrap(command.epilog, 98)]
     if command.args:
         lines += ["", "Arguments:"]
         lines += _rows([(a.name if a.required else f"[{a.name}]", a.help) for a in command.args])
-    own = [_flag_row(f) for f in command.flags]
-    if own:
-        lines += ["", "Options:", *_rows(own)]
+    own = [_flag_row(f) for f in command.flags] + [("-h, --help", "show this message and exit")]
+    lines += ["", "Options:", *_rows(own)]
     shared = [_flag_row(GLOBAL[d]) for d in command.uses]
     if shared:
         lines += ["", "Global options (before or after the command name):", *_rows(shared)]
-    lines += ["", *_rows([("-h, --help", "show this message and exit")])]
     return "\n".join(lines) + "\n"
 
 
