@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from kcode.config_schema import ApprovalMode, BackendName, Effort, OutputFormat, SandboxMode
+from kcode.config_schema import ApprovalMode, BackendName, EffortLevel, OutputFormat, SandboxMode
 
 Kind = Literal["str", "int", "float", "path", "switch"]
 
@@ -106,8 +106,8 @@ GLOBAL_FLAGS: tuple[Flag, ...] = (
          "N"),
     Flag(("--max-cost",), "max_cost", "str", "cost budget in USD for the run (exit 5 when hit)",
          "USD"),
-    Flag(("--effort",), "effort", "str", f"{_bar(_choices(Effort))} (reasoning_effort)", "LEVEL",
-         _choices(Effort), config="effort"),
+    Flag(("--effort",), "effort", "str", f"{_bar(_choices(EffortLevel))} (reasoning_effort)", "LEVEL",
+         _choices(EffortLevel), config="effort"),
     Flag(("-i", "--image"), "image", "path", "attach an image to the prompt (repeatable)", "PATH",
          multiple=True),
     Flag(("-C", "--cwd"), "cwd", "path", "work in DIR instead of the current directory", "DIR"),

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 BackendName = Literal["openai", "llama-cpp", "scripted"]
+# plan (kcode.extensions.plan, SPEC §8): read tools only, and the turn ends with a plan.
 ApprovalMode = Literal["ask", "auto-edit", "auto", "read-only", "plan"]
 SandboxMode = Literal["off", "workspace-write", "read-only"]
 OutputFormat = Literal["text", "json", "stream-json"]
-Effort = Literal["low", "medium", "high"]  # --effort, reasoning_effort
+EffortLevel = Literal["low", "medium", "high"]  # reasoning_effort, for APIs that take it
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0+)?")
 _FLOAT_TEXT = re.compile(

@@ -100,7 +100,7 @@ def test_choices_are_the_config_definitions() -> None:
     assert GLOBAL["approval"].choices == get_args(config_schema.ApprovalMode)
     assert GLOBAL["sandbox"].choices == get_args(config_schema.SandboxMode)
     assert GLOBAL["output_format"].choices == get_args(config_schema.OutputFormat)
-    assert GLOBAL["effort"].choices == get_args(config_schema.Effort)
+    assert GLOBAL["effort"].choices == get_args(config_schema.EffortLevel)
 
 
 def test_config_flags_are_those_given(tmp_path: Path) -> None:
