@@ -1,4 +1,4 @@
-"""Entry point. `--version`, top-level `--help` and a plain REPL start never import typer."""
+"""Entry point. `--version` and top-level `--help` are answered before anything else is imported."""
 
 from __future__ import annotations
 
@@ -17,14 +17,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.stdout.write(TOP_HELP)
         raise SystemExit(0)
-    # Plain `kcode [PROMPT]` in a terminal and plain `kcode -p PROMPT` skip typer entirely.
-    from kcode.ui.launch import fast_headless, fast_repl
-
-    code = fast_repl(args)
-    if code is None:
-        code = fast_headless(args)
-    if code is not None:
-        raise SystemExit(code)
+    # One parse with the one flag table (kcode.cli_flags) for the REPL, -p and every subcommand.
     from kcode.cli import run_cli
 
     raise SystemExit(run_cli(args))

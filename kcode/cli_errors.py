@@ -1,8 +1,8 @@
 """How usage and configuration errors are reported (kept out of cli.py, which other work changes).
 
-A bad flag names the command the user typed (`kcode`, `kcode fix`), never the hidden `chat` command
-every plain invocation is routed to. With `--output-format json|stream-json` the error is also the
-one JSON object (or `result` line) a script reads on stdout, so it never has to parse stderr.
+A bad command line is one line (kcode.cli_parse words it). With `--output-format json|stream-json`
+the error is also the one JSON object (or `result` line) a script reads on stdout, so it never has
+to parse stderr.
 """
 
 from __future__ import annotations
@@ -14,15 +14,6 @@ from typing import Any
 
 JSON_FORMATS = ("json", "stream-json")
 output_format: str | None = None  # set by kcode.cli.run_cli from argv, before any parsing
-
-
-def click_exceptions() -> Any:
-    """click's exception module: vendored inside typer since 0.2x, the click package before."""
-    try:
-        from typer._click import exceptions
-    except ImportError:
-        from click import exceptions  # type: ignore[no-redef]
-    return exceptions
 
 
 def format_in_argv(args: list[str]) -> str | None:
@@ -40,7 +31,12 @@ def report_error(message: str, code: int = 2) -> None:
     sys.stderr.write(wrapped(f"kcode: {message}") + "\n")
     if output_format not in JSON_FORMATS:
         return
-    result: dict[str, Any] = {"result": None, "exit_code": code, "error": message}
+    from kcode.run_result import result_object  # the SPEC §4 fields, as every run's result has
+
+    result: dict[str, Any] = {
+        **result_object(None, code, None, time.monotonic(), {}),
+        "error": message,
+    }
     if output_format == "stream-json":
         result = {"type": "result", "agent": "main", "ts": time.time(), **result}
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -60,18 +56,7 @@ def wrapped(text: str) -> str:
     return "\n".join(lines) or text
 
 
-def report_usage_error(err: Any) -> int:
-    """A click UsageError, worded for the command as typed. Returns the exit code (2)."""
-    ctx = getattr(err, "ctx", None)
-    path = "kcode"
-    usage = ""
-    if ctx is not None:
-        path = ctx.command_path
-        if ctx.command.name == "chat":
-            path = "kcode"
-        usage = ctx.get_usage().replace(ctx.command_path, path, 1)
-    report_error(err.format_message(), err.exit_code)
-    if usage:
-        sys.stderr.write(f"{usage}\n")
-    sys.stderr.write(f"Try '{path} --help' for help.\n")
-    return int(err.exit_code)
+def report_usage(message: str) -> int:
+    """A bad command line: one line saying what is wrong and the right form. Returns 2."""
+    report_error(message, 2)
+    return 2

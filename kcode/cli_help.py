@@ -1,6 +1,7 @@
-"""The top-level `kcode --help` text, printed without importing typer (start-up budget).
+"""The top-level `kcode --help` text, printed without importing the flag table (start-up budget).
 
-tests/test_cli.py checks that every option of the real `chat` command appears here.
+tests/core/test_cli.py checks that every global flag of kcode.cli_flags appears here; each
+command's own `--help` is written from the table (kcode.cli_parse.help_text).
 """
 
 EXIT_CODES = """\
@@ -35,7 +36,7 @@ Commands:
   undo [N]                   restore the files changed by the last N turns
   mcp list|get|add|remove    MCP servers (`kcode mcp add NAME -- COMMAND ARGS...`)
 
-Options:
+Options (before or after COMMAND where they apply; `kcode COMMAND --help` lists its own):
   -p, --non-interactive      run to completion with no prompts; print the result; exit with a code
   --output-format FORMAT     text | json | stream-json (with -p)
   --backend NAME             openai | llama-cpp | scripted

@@ -13,25 +13,21 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+from kcode.cli import CommandFailed, load
+from kcode.cli_parse import root_of
 
-from kcode.config import ConfigError, load_config
-
-mcp_app = typer.Typer(rich_markup_mode=None, help="MCP servers", no_args_is_help=True)
-
-ScopeOpt = Annotated[str, typer.Option("--scope", "-s", help="user | project")]
-CwdOpt = Annotated[Path | None, typer.Option("-C", "--cwd", help="workspace directory")]
+if TYPE_CHECKING:
+    from kcode.cli_parse import Invocation
 
 
-def _fail(message: str) -> typer.Exit:
-    sys.stderr.write(f"kcode: {message}\n")
-    return typer.Exit(2)
+def _fail(message: str) -> CommandFailed:
+    return CommandFailed(message)
 
 
-def _root(cwd: Path | None) -> Path:
-    return (cwd or Path.cwd()).resolve()
+def echo(line: str) -> None:
+    sys.stdout.write(f"{line}\n")
 
 
 def _scope_file(scope: str, root: Path) -> Path:
@@ -74,22 +70,16 @@ def _pairs(items: list[str] | None, sep: str, what: str) -> dict[str, str]:
     return out
 
 
-@mcp_app.command("add")
-def add(
-    name: Annotated[str, typer.Argument(help="server name")],
-    target: Annotated[list[str] | None, typer.Argument(help="-- COMMAND ARGS..., or a URL")] = None,
-    transport: Annotated[str, typer.Option("--transport", "-t", help="stdio|http|sse")] = "stdio",
-    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
-    header: Annotated[
-        list[str] | None, typer.Option("--header", "-H", help="'Name: value'")
-    ] = None,
-    scope: ScopeOpt = "user",
-    cwd: CwdOpt = None,
-) -> None:
+def add(inv: Invocation) -> int:
     """Add a server: `kcode mcp add NAME -- COMMAND ARGS` or `--transport http NAME URL`."""
     from kcode.mcp.config import parse_server
 
-    target = target or []
+    name: str = inv["name"]
+    target: list[str] = inv["target"]
+    transport: str = inv["transport"]
+    env: list[str] = inv["env"]
+    header: list[str] = inv["header"]
+    scope: str = inv["scope"] or "user"
     entry: dict[str, Any]
     if transport == "stdio":
         if not target:
@@ -107,7 +97,7 @@ def add(
             entry["headers"] = _pairs(header, ":", "--header")
     else:
         raise _fail(f"--transport {transport!r}: use stdio, http or sse")
-    root = _root(cwd)
+    root = root_of(inv)
     path = _scope_file(scope, root)
     warnings: list[str] = []
     if parse_server(name, entry, str(path), scope, warnings, env={}) is None:
@@ -116,82 +106,71 @@ def add(
     replaced = name in data["mcpServers"]
     data["mcpServers"][name] = entry
     _write(path, data)
-    typer.echo(f"{'replaced' if replaced else 'added'} {name} in {path}")
+    echo(f"{'replaced' if replaced else 'added'} {name} in {path}")
+    return 0
 
 
-@mcp_app.command("remove")
-def remove(name: str, scope: Annotated[str | None, typer.Option("--scope", "-s")] = None,
-           cwd: CwdOpt = None) -> None:  # fmt: skip
+def remove(inv: Invocation) -> int:
     """Remove a server from the user file (or the one given with --scope)."""
-    root = _root(cwd)
+    name: str = inv["name"]
+    scope: str | None = inv["scope"]
+    root = root_of(inv)
     for candidate in [scope] if scope else ["user", "project"]:
         path = _scope_file(candidate, root)
         data = _read(path)
         if name in data["mcpServers"]:
             del data["mcpServers"][name]
             _write(path, data)
-            typer.echo(f"removed {name} from {path}")
-            return
+            echo(f"removed {name} from {path}")
+            return 0
     raise _fail(f"no server {name!r} in the {scope or 'user or project'} MCP file")
 
 
-def _config(root: Path) -> Any:
-    try:
-        return load_config(root, {}, interactive=True)
-    except ConfigError as err:
-        raise _fail(str(err)) from None
-
-
-@mcp_app.command("list")
-def list_servers(
-    check: Annotated[bool, typer.Option("--check/--no-check", help="connect to each")] = True,
-    cwd: CwdOpt = None,
-) -> None:
+def list_servers(inv: Invocation) -> int:
     """Every configured server with its state (connects to each unless --no-check)."""
-    root = _root(cwd)
-    config = _config(root)
-    if check:
+    root = root_of(inv)
+    config = load(inv)
+    if inv["check"]:
         from kcode.mcp.status import check_servers
 
         for line in check_servers(config, root):
-            typer.echo(line)
-        return
+            echo(line)
+        return 0
     from kcode.mcp.config import load_setup
 
     setup = load_setup(root, config)
     for s in setup.servers:
         state = "" if s.enabled else " (disabled)"
-        typer.echo(f"{s.name}: {s.transport} {s.target()}{state}  [{s.scope}: {s.source}]")
+        echo(f"{s.name}: {s.transport} {s.target()}{state}  [{s.scope}: {s.source}]")
     for path in setup.untrusted:
-        typer.echo(f"! {path}: not used, the repository is not trusted")
+        echo(f"! {path}: not used, the repository is not trusted")
     for warning in setup.warnings:
-        typer.echo(f"warning: {warning}")
+        echo(f"warning: {warning}")
+    return 0
 
 
-@mcp_app.command("get")
-def get(name: str, cwd: CwdOpt = None) -> None:
+def get(inv: Invocation) -> int:
     """One server's settings (env and header values are masked)."""
     from kcode.mcp.config import load_setup
 
-    root = _root(cwd)
-    setup = load_setup(root, _config(root))
+    name: str = inv["name"]
+    root = root_of(inv)
+    setup = load_setup(root, load(inv))
     for s in setup.servers:
         if s.name == name:
-            typer.echo(f"{s.name}:")
-            typer.echo(f"  scope: {s.scope} ({s.source})")
-            typer.echo(f"  transport: {s.transport}")
-            typer.echo(f"  {'command' if s.transport == 'stdio' else 'url'}: {s.target()}")
+            echo(f"{s.name}:")
+            echo(f"  scope: {s.scope} ({s.source})")
+            echo(f"  transport: {s.transport}")
+            echo(f"  {'command' if s.transport == 'stdio' else 'url'}: {s.target()}")
             for key in s.env:
-                typer.echo(f"  env {key}=***")
+                echo(f"  env {key}=***")
             for key in s.headers:
-                typer.echo(f"  header {key}: ***")
-            typer.echo(f"  enabled: {str(s.enabled).lower()}")
+                echo(f"  header {key}: ***")
+            echo(f"  enabled: {str(s.enabled).lower()}")
             if s.enabled_tools is not None:
-                typer.echo(f"  enabled tools: {', '.join(s.enabled_tools)}")
+                echo(f"  enabled tools: {', '.join(s.enabled_tools)}")
             if s.disabled_tools:
-                typer.echo(f"  disabled tools: {', '.join(s.disabled_tools)}")
-            typer.echo(
-                f"  timeouts: startup {s.startup_timeout_s:g} s, call {s.tool_timeout_s:g} s"
-            )
-            return
+                echo(f"  disabled tools: {', '.join(s.disabled_tools)}")
+            echo(f"  timeouts: startup {s.startup_timeout_s:g} s, call {s.tool_timeout_s:g} s")
+            return 0
     raise _fail(f"no MCP server {name!r} (kcode mcp list shows them)")

@@ -7,9 +7,7 @@ model does not exist there.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from kcode.backends.base import BackendError
 from kcode.models import (
@@ -21,20 +19,17 @@ from kcode.models import (
     resolve_model,
 )
 
-models_app = typer.Typer(
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    help=f"Local GGUF models. The default local model is {DEFAULT_LOCAL_MODEL}.",
-)
+if TYPE_CHECKING:
+    from kcode.cli_parse import Invocation
 
 
-def _fail(err: BackendError) -> typer.Exit:
-    sys.stderr.write(f"kcode: {err.message}\n")
-    return typer.Exit(2 if err.kind == "config" else 3)
+def _fail(err: BackendError) -> Exception:
+    from kcode.cli import CommandFailed
+
+    return CommandFailed(err.message, 2 if err.kind == "config" else 3)
 
 
-@models_app.command("list")
-def list_models() -> None:
+def list_models(inv: Invocation | None = None) -> int:
     """The bundled model (`--model bundled`) and the models downloaded into the Hugging Face cache."""
     bundled = bundled_model()
     if bundled is not None:
@@ -45,29 +40,29 @@ def list_models() -> None:
         sys.stdout.write(
             f"no downloaded models yet; download one with: kcode models pull {DEFAULT_LOCAL_MODEL}\n"
         )
-        return
+        return 0
     for model in models:
         sys.stdout.write(f"{model.spec}\t{model.size_bytes / 1e9:.2f} GB\t{model.path}\n")
+    return 0
 
 
-@models_app.command("pull")
-def pull(
-    spec: Annotated[str, typer.Argument(help="owner/repo[:file.gguf]")] = DEFAULT_LOCAL_MODEL,
-) -> None:
+def pull(inv: Invocation) -> int:
     """Download a model (progress on stderr; an interrupted download resumes) and check it."""
+    spec: str = inv["spec"] or DEFAULT_LOCAL_MODEL
     try:
         path = resolve_model(spec, download=True)
         info = inspect_gguf(path)
     except BackendError as err:
         raise _fail(err) from None
     sys.stdout.write(f"{path}\t{info.architecture}\t{info.size_bytes / 1e9:.2f} GB\n")
+    return 0
 
 
-@models_app.command("path")
-def path(spec: Annotated[str, typer.Argument(help="owner/repo[:file.gguf] or a path")]) -> None:
+def path(inv: Invocation) -> int:
     """Print the local file of a model without downloading it."""
     try:
-        resolved = resolve_model(spec, download=False)
+        resolved = resolve_model(inv["spec"], download=False)
     except BackendError as err:
         raise _fail(err) from None
     sys.stdout.write(f"{resolved}\n")
+    return 0

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING
 
 from kcode.vcs.checkpoints import CheckpointError, latest_session_checkpoints
 
+if TYPE_CHECKING:
+    from kcode.cli_parse import Invocation
 
-def undo_command(
-    n: Annotated[int, typer.Argument(help="how many turns to undo")] = 1,
-    cwd: Annotated[Path | None, typer.Option("-C", "--cwd", help="workspace directory")] = None,
-) -> None:
+
+def undo_command(inv: Invocation) -> int:
     """Undo the last N turns of the latest session here, including changes made by shell commands."""
-    root = (cwd or Path.cwd()).resolve()
+    from kcode.cli import CommandFailed
+    from kcode.cli_parse import root_of
+
+    n: int = inv["n"]
     try:
-        checkpoints = latest_session_checkpoints(root)
+        checkpoints = latest_session_checkpoints(root_of(inv))
         report = checkpoints.undo(n)
     except CheckpointError as err:
-        sys.stderr.write(f"kcode: {err}\n")
-        raise typer.Exit(2) from None
+        raise CommandFailed(str(err)) from None
     for line in report.lines():
         sys.stdout.write(line + "\n")
     if report.restored or report.removed:  # else lines() already said there was nothing to undo
@@ -30,3 +29,4 @@ def undo_command(
             f"undid {n} turn(s) of session {checkpoints.session_id}: "
             f"{len(report.restored)} restored, {len(report.removed)} removed\n"
         )
+    return 0

@@ -13,17 +13,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from kcode.exit_codes import EXIT_CODES
 from kcode.visual.errors import VisualError
 
-visual_app = typer.Typer(
-    rich_markup_mode=None, no_args_is_help=True, help="Render, compare and locate (no model)."
-)
-fix_app = typer.Typer(rich_markup_mode=None)
+if TYPE_CHECKING:
+    from kcode.cli_parse import Invocation
 
 EditStepFactory = Callable[[], Any]  # () -> edit_step(message) -> AsyncIterator[Event]
 
@@ -93,28 +89,25 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@visual_app.command("compare")
-def compare_command(
-    target: Annotated[Path, typer.Argument(help="the design / expected screenshot (PNG)")],
-    entry: Annotated[str | None, typer.Option("--entry", help="HTML file to render")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="loopback dev-server URL")] = None,
-    image: Annotated[Path | None, typer.Option("--image", help="compare with this PNG")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
-    cwd: Annotated[Path | None, typer.Option("-C", "--cwd", help="workspace directory")] = None,
-) -> None:
-    """Render the page (or take --image), compare with TARGET, print score and regions."""
-    workspace = (cwd or Path.cwd()).resolve()
+def compare_command(inv: Invocation) -> int:
+    """`kcode visual compare TARGET`: render the page (or take --image), compare, print."""
+    from kcode.cli_parse import root_of
+
+    workspace = root_of(inv)
     try:
-        metrics = asyncio.run(compare_once(target, workspace, entry, url, image))
+        metrics = asyncio.run(
+            compare_once(inv["target"], workspace, inv["entry"], inv["url"], inv["compare_image"])
+        )
     except VisualError as err:
         _error(err.message)
-        raise typer.Exit(err.exit_code) from None
+        return err.exit_code
     except KeyboardInterrupt:
-        raise typer.Exit(EXIT_CODES["cancelled"]) from None
+        return EXIT_CODES["cancelled"]
     sys.stdout.write(
-        json.dumps(metrics, ensure_ascii=False) if as_json else format_metrics(metrics)
+        json.dumps(metrics, ensure_ascii=False) if inv["as_json"] else format_metrics(metrics)
     )
     sys.stdout.write("\n")
+    return 0
 
 
 def iteration_table(result: Any) -> str:
@@ -141,20 +134,34 @@ def fix_command(
     output_format: str = "text",
     on_event: Callable[[Any], None] | None = None,
     cleanup: Callable[[], Awaitable[None]] | None = None,
+    session_id: Callable[[], str | None] | None = None,
 ) -> int:
-    """Run the fix loop; print progress/result in `output_format`; return the exit code."""
-    from kcode.events import VisualIteration
+    """Run the fix loop; print progress/result in `output_format`; return the exit code.
+
+    The JSON result has the SPEC §4 fields of `kcode -p` (kcode.run_result) plus `visual`;
+    `session_id` tells the id of the session the agent turns were logged in, once known."""
+    from kcode.events import TurnFinished, VisualIteration
+    from kcode.run_result import result_object
     from kcode.ui.printers import make_printer
     from kcode.visual.loop import FixLoop, FixOptions
 
     printer = make_printer(output_format, sys.stdout, sys.stderr)
     started = time.monotonic()
+    totals: dict[str, Any] = {}  # the main agent's stats at its last turn: totals of the run
+
+    def fail(message: str, code: int) -> int:
+        """The one-line error; with json/stream-json also the §4 result object, as -p gives."""
+        _error(message)
+        sid = session_id() if session_id is not None else None
+        printer.finish({**result_object(sid, code, None, started, totals), "error": message})
+        return code
+
     if edit_step_factory is None:
-        _error("no model is connected to the fix loop (configure a backend: see `kcode doctor`)")
-        return 2
+        return fail(
+            "no model is connected to the fix loop (configure a backend: `kcode doctor`)", 2
+        )
     if max_iters < 1:
-        _error(f"--max-iters {max_iters} must be at least 1")
-        return 2
+        return fail(f"--max-iters {max_iters} must be at least 1", 2)
     options = FixOptions(
         workspace=(workspace or Path.cwd()).resolve(), image=image, instructions=instructions,
         entry=entry, url=url, max_iters=max_iters, threshold=threshold,
@@ -166,6 +173,8 @@ def fix_command(
     async def drive() -> None:
         try:
             async for event in loop.run():
+                if isinstance(event, TurnFinished) and event.agent == "main":
+                    totals.update(event.stats)
                 printer.event(event)
                 if on_event is not None:
                     on_event(event)
@@ -180,11 +189,11 @@ def fix_command(
     try:
         asyncio.run(drive())
     except VisualError as err:
-        _error(err.message)
-        return err.exit_code
+        return fail(err.message, err.exit_code)
     except KeyboardInterrupt:
-        _error("interrupted; the working tree is at the best iteration so far")
-        return EXIT_CODES["cancelled"]
+        return fail(
+            "interrupted; the working tree is at the best iteration so far", EXIT_CODES["cancelled"]
+        )
     result = loop.result
     assert result is not None
     summary = (
@@ -193,11 +202,10 @@ def fix_command(
         f"(threshold {threshold:.2f}, stopped: {result.stop_reason})\n"
         f"report: {result.report_path}"
     )
+    sid = session_id() if session_id is not None else None
     printer.finish(
         {
-            "result": summary,
-            "exit_code": result.exit_code,
-            "duration_s": round(time.monotonic() - started, 3),
+            **result_object(sid, result.exit_code, summary, started, totals),
             "visual": {
                 "mode": result.mode,
                 "best_iteration": result.best_iteration,
@@ -212,63 +220,13 @@ def fix_command(
     return result.exit_code
 
 
-@fix_app.command("fix")
-def fix_cli(
-    image: Annotated[Path, typer.Argument(help="target design, or a screenshot with a red circle")],
-    instructions: Annotated[str, typer.Argument(help="what is wrong / what to do")] = "",
-    entry: Annotated[str | None, typer.Option("--entry", help="HTML file to render")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="loopback dev-server URL")] = None,
-    max_iters: Annotated[int, typer.Option("--max-iters", help="model turns at most")] = 6,
-    threshold: Annotated[float, typer.Option("--threshold", help="score to reach")] = 0.95,
-    non_interactive: Annotated[
-        bool, typer.Option("-p", "--non-interactive", help="run unattended")
-    ] = False,
-    output_format: Annotated[
-        str | None, typer.Option("--output-format", help="text | json | stream-json")
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="openai | llama-cpp | scripted")
-    ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="model name or PATH.gguf")] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="OpenAI-compatible URL")
-    ] = None,
-    approval: Annotated[
-        str | None, typer.Option("--approval", help="auto-edit (default) | auto")
-    ] = None,
-    sandbox: Annotated[str | None, typer.Option("--sandbox", help="off | workspace-write")] = None,
-    max_steps: Annotated[
-        int | None, typer.Option("--max-steps", help="model calls per turn")
-    ] = None,
-    max_parallel: Annotated[int | None, typer.Option("--max-parallel", help="sub-agents")] = None,
-    thinking: Annotated[bool | None, typer.Option("--thinking/--no-thinking")] = None,
-    cwd: Annotated[Path | None, typer.Option("-C", "--cwd", help="workspace directory")] = None,
-) -> None:
-    """Visual fix loop: render, compare with IMAGE, let the model edit, repeat (exit 0 = threshold).
+def fix_cli(inv: Invocation) -> int:
+    """`kcode fix IMAGE [INSTRUCTIONS]`: the fix loop with the real agent (flags: kcode.cli_flags)."""
+    from kcode.cli import load
+    from kcode.cli_parse import root_of
 
-    Edits are approved by the `auto-edit` policy unless --approval says otherwise (the loop runs
-    unattended in both modes; shell commands need --approval auto).
-    """
-    from kcode.config import ConfigError, load_config
-
-    root = (cwd or Path.cwd()).resolve()
-    if not root.is_dir():
-        _error(f"--cwd {cwd}: not a directory")
-        raise typer.Exit(2)
-    flags = {
-        k: v
-        for k, v in dict(
-            backend=backend, model=model, base_url=base_url, approval=approval, sandbox=sandbox,
-            max_steps=max_steps, max_parallel=max_parallel, output_format=output_format,
-            thinking=thinking,
-        ).items()
-        if v is not None
-    }  # fmt: skip
-    try:
-        config = load_config(root, flags, interactive=not non_interactive)
-    except ConfigError as err:
-        _error(str(err))
-        raise typer.Exit(2) from None
+    root = root_of(inv)
+    config = load(inv, interactive=not inv["non_interactive"])
     if config.sources.get("approval", "default").startswith("default"):
         # The REPL's `ask` default does not apply: nobody is asked inside the loop, so it would
         # refuse the first edit (exit 4). `fix` edits under auto-edit unless told otherwise.
@@ -283,12 +241,15 @@ def fix_cli(
         if runtime is not None:
             await runtime.aclose()
 
-    code = fix_command(
-        image, instructions, entry, url, max_iters, threshold,
-        workspace=root, edit_step_factory=edit_step_factory,
-        output_format=config.output_format or "text", cleanup=cleanup,
+    def session_id() -> str | None:
+        runtime = runtime_box.get("runtime")
+        return None if runtime is None else str(runtime.session.session_id)
+
+    return fix_command(
+        inv["image_target"], inv["instructions"], inv["entry"], inv["url"], inv["max_iters"],
+        inv["threshold"], workspace=root, edit_step_factory=edit_step_factory,
+        output_format=config.output_format or "text", cleanup=cleanup, session_id=session_id,
     )  # fmt: skip
-    raise typer.Exit(code)
 
 
 async def _agent_turn(

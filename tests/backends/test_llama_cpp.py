@@ -264,28 +264,31 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
     assert err.value.kind == "config" and "not found" in err.value.message
 
 
-def test_models_path_command_resolves_files_and_explains_missing_ones(tiny_model: Path) -> None:
-    from typer.testing import CliRunner
+def _models(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from kcode.cli import run_cli
 
-    from kcode.commands.models import models_app
-
-    runner = CliRunner()
-    found = runner.invoke(models_app, ["path", str(tiny_model)])
-    assert (found.exit_code, found.output.strip()) == (0, str(tiny_model))
-    missing = runner.invoke(models_app, ["path", str(tiny_model.parent / "absent.gguf")])
-    assert missing.exit_code == 2 and "not found" in missing.output
+    code = run_cli(["models", *args])
+    out = capsys.readouterr()
+    return code, out.out + out.err
 
 
-def test_models_path_of_a_hub_spec_not_downloaded_says_to_pull_it() -> None:
-    from typer.testing import CliRunner
+def test_models_path_command_resolves_files_and_explains_missing_ones(
+    tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = _models(["path", str(tiny_model)], capsys)
+    assert (found[0], found[1].strip()) == (0, str(tiny_model))
+    missing = _models(["path", str(tiny_model.parent / "absent.gguf")], capsys)
+    assert missing[0] == 2 and "not found" in missing[1]
 
-    from kcode.commands.models import models_app
 
+def test_models_path_of_a_hub_spec_not_downloaded_says_to_pull_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     spec = "kcode-tests/never-downloaded-GGUF:model-Q4_K_M.gguf"
-    result = CliRunner().invoke(models_app, ["path", spec])
-    assert result.exit_code == 2 and f"run `kcode models pull {spec}`" in result.output
-    bare = CliRunner().invoke(models_app, ["path", "kcode-tests/never-downloaded-GGUF"])
-    assert bare.exit_code == 2 and "kcode models pull" in bare.output
+    code, output = _models(["path", spec], capsys)
+    assert code == 2 and f"run `kcode models pull {spec}`" in output
+    code, output = _models(["path", "kcode-tests/never-downloaded-GGUF"], capsys)
+    assert code == 2 and "kcode models pull" in output
 
 
 def test_session_records_the_model_the_backend_chose(

@@ -17,10 +17,10 @@ pytestmark = pytest.mark.slow
 
 def test_a_bad_flag_names_the_command_as_typed(tmp_path: Path, kcode_env: dict[str, str]) -> None:
     run = run_kcode(["--no-such-flag"], kcode_env, tmp_path)
-    assert run.code == 2
-    assert "kcode chat" not in run.stderr and "Try 'kcode --help'" in run.stderr
+    assert run.code == 2 and run.stderr.count("\n") == 1  # one line (issue #12)
+    assert "kcode chat" not in run.stderr and "`kcode --help`" in run.stderr
     fix = run_kcode(["fix"], kcode_env, tmp_path)
-    assert fix.code == 2 and "Try 'kcode fix --help'" in fix.stderr
+    assert fix.code == 2 and "kcode fix [OPTIONS] IMAGE" in fix.stderr
 
 
 def test_errors_honour_json_output(tmp_path: Path, kcode_env: dict[str, str]) -> None:

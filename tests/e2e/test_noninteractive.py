@@ -103,7 +103,7 @@ def test_text_output_is_just_the_answer(tmp_path: Path, kcode_env: dict[str, str
 def test_exit_1_when_the_agent_reports_failure(tmp_path: Path, kcode_env: dict[str, str]) -> None:
     with FakeOpenAIServer([Reply.text("FAILED: the bug is in a binary blob")]) as srv:
         kcode_env["KCODE_BASE_URL"] = srv.base_url
-        run = run_kcode(["-p", "fix", "--output-format", "json"], kcode_env, tmp_path)
+        run = run_kcode(["-p", "fix it", "--output-format", "json"], kcode_env, tmp_path)
     assert run.code == 1 and json.loads(run.stdout)["exit_code"] == 1
 
 
@@ -112,7 +112,7 @@ def test_exit_1_when_tests_stay_red(tmp_path: Path, kcode_env: dict[str, str]) -
     script = [Reply.tool_call("run_tests", {}), Reply.text("I ran the tests.")]
     with FakeOpenAIServer(script) as srv:
         kcode_env["KCODE_BASE_URL"] = srv.base_url
-        run = run_kcode(["-p", "fix", "--output-format", "json"], kcode_env, repo)
+        run = run_kcode(["-p", "fix it", "--output-format", "json"], kcode_env, repo)
     out = json.loads(run.stdout)
     assert run.code == 1 and out["tests"]["failed"] == 1
 

@@ -57,12 +57,16 @@ async def test_fix_with_a_model_that_makes_the_right_edit_exits_0(
             {"text": "Restored the Pro button colour."},
         ],
     )  # fmt: skip
-    done = kcode(
-        root, "fix", str(tmp_path / "target.png"), "--entry", "index.html", "--non-interactive",
-        "--backend", "scripted", "--output-format", "json", script=script,
+    done = kcode(  # global flags before the command, its own after it (issue #12)
+        root, "--backend", "scripted", "--output-format", "json", "fix",
+        str(tmp_path / "target.png"), "--entry", "index.html", "--non-interactive", script=script,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    spec4 = {"result", "exit_code", "session_id", "files_changed", "tests", "usage", "duration_s",
+             "steps", "critical_steps", "agents"}  # fmt: skip
+    assert spec4 <= set(result) and result["session_id"] and result["steps"] >= 2
+    assert result["files_changed"] == ["styles.css"] and result["usage"]["requests"] >= 2
     assert result["visual"]["best_score"] >= 0.95 and result["visual"]["scores"][-1] == 1.0
     report = Path(result["visual"]["report"])
     assert report.is_file() and 'id="iteration-1"' in report.read_text()

@@ -74,3 +74,19 @@ def test_no_model_and_zero_iterations_are_usage_errors(
     assert "no model" in capsys.readouterr().err
     assert fix_command(image, max_iters=0, workspace=tmp_path, edit_step_factory=never_called) == 2
     assert "--max-iters" in capsys.readouterr().err
+
+
+def test_a_json_error_is_the_spec_result_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    code = fix_command(
+        tmp_path / "nope.png", workspace=tmp_path, edit_step_factory=never_called,
+        output_format="json",
+    )  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert code == 2 and out["exit_code"] == 2 and "nope.png" in out["error"]
+    for key in ("result", "session_id", "files_changed", "tests", "usage", "duration_s", "steps",
+                "critical_steps", "agents"):  # fmt: skip
+        assert key in out, key
