@@ -38,7 +38,7 @@ class Plan:
     worktree: wt.Worktree | None = None
     result: SubAgentResult | None = None
     agent: Agent | None = None
-    brief: str = ""  # batch.brief_block(): first in the system prompt
+    brief: str = ""  # batch.brief_block(): ends the system prompt
     start_at: float = 0.0  # time.monotonic() before which it may not start (the batch ramp)
     requeue: batch.RequeueState | None = None
 

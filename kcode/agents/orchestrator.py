@@ -18,7 +18,7 @@ most --max-parallel requests and halves on 429 (recovering later); a local llama
 generates one sequence at a time, so there sub-agents simply queue for it — tool work still overlaps.
 On top of that (kcode.agents.batch): a batch fan-out (prompt_template + items) starts its agents on a
 ramp, and a sub-agent still refused with HTTP 429 after the backend's retries is requeued with backoff.
-A `brief` goes first in every sub-agent's system prompt; `check` runs the project's checks once after
+A `brief` ends every sub-agent's system prompt; `check` runs the project's checks once after
 the merge and names the agents whose changes broke them (kcode.agents.checks).
 """
 

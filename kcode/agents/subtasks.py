@@ -61,6 +61,19 @@ class SubAgentResult:
         out["report"] = _cap(self.report)
         return out
 
+    def for_model(self) -> dict[str, Any]:
+        """What the parent model reads: the outcome, without the usage, cost and timing figures
+        (the user sees those in the agents table, the JSON output and the events). They are of
+        no use to the model, differ in every run, and would be paid for again in every later
+        request of the conversation."""
+        out = self.to_json()
+        for key in ("tokens", "cached_tokens", "reasoning_tokens", "cost", "seconds"):
+            out.pop(key, None)
+        for key in ("tests", "error"):
+            if out.get(key) is None:
+                del out[key]
+        return out
+
 
 def _cap(text: str) -> str:
     text = text.strip()
@@ -107,7 +120,7 @@ def tool_result(results: list[SubAgentResult], seconds: float) -> ToolResult:
         f"{len(results)} sub-agent(s): {good} ok, {len(results) - good} not ok; "
         f"{total} model calls, {critical} on the critical path; {seconds:.1f} s"
     ]
-    lines += [json.dumps(r.to_json(), ensure_ascii=False) for r in results]
+    lines += [json.dumps(r.for_model(), ensure_ascii=False) for r in results]
     if any(r.conflicts for r in results):
         lines.append(
             "Conflicts: the working tree kept its version of those files; each agent's full "
