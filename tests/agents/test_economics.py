@@ -236,22 +236,47 @@ async def test_unknown_price_shows_tokens_and_a_null_cost(tmp_path: Path) -> Non
     assert usage["prompt_tokens"] == 10 and usage["cost"] is None
 
 
-async def test_a_bad_cap_in_the_models_tool_call_is_an_error_result(tmp_path: Path) -> None:
-    scripts = {
-        MAIN: [
-            fanout([{"role": "search", "prompt": "task Q", "max_tokens": -5}]),
-            Reply.text("ok"),
-        ]
-    }
+@pytest.mark.parametrize(
+    ("cap", "word", "prices"),
+    [
+        ({"max_tokens": -5}, "max_tokens", None),
+        ({"max_tokens": 0}, "max_tokens", None),
+        ({"max_tokens": "lots"}, "max_tokens", None),
+        ({"max_tokens": 1.5}, "max_tokens", None),
+        ({"max_cost": -1}, "max_cost", None),
+        ({"max_cost": "cheap"}, "max_cost", None),
+        ({"max_cost": 0.5}, "no known price", {"other-model": PRICE}),  # cannot be counted
+    ],
+)
+async def test_a_bad_cap_in_the_models_tool_call_is_an_error_result(
+    tmp_path: Path, cap: dict[str, Any], word: str, prices: dict[str, Price] | None
+) -> None:
+    scripts = {MAIN: [fanout([{"role": "search", "prompt": "task Q", **cap}]), Reply.text("ok")]}
     with FakeOpenAIServer(ByConversation(scripts)) as server:
         backend = OpenAIBackend(server.base_url, "key", "fake-model", max_retries=0)
-        agent = metered(main_agent(backend, tmp_path))
+        agent = metered(main_agent(backend, tmp_path), prices=prices)
         events = await run(agent, MAIN)
         await backend.aclose()
         spawned = [r for r in server.requests if _task_of(r).startswith("task Q")]
     result = next(m for m in agent.history if m.role == "tool")
-    assert "max_tokens" in result.text and not any(isinstance(e, AgentFinished) for e in events)
-    assert spawned == []
+    assert word in result.text and not any(isinstance(e, AgentFinished) for e in events)
+    assert spawned == []  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("table", "word"),
+    [
+        ({"max_tokens": -5}, "max_tokens"),
+        ({"max_tokens": "lots"}, "max_tokens"),
+        ({"max_cost": "abc"}, "max_cost"),
+        ({"max_cost": -1}, "max_cost"),
+        ("200000", "must be a table"),
+    ],
+)
+def test_a_bad_limits_table_is_a_one_line_error(table: Any, word: str) -> None:
+    with pytest.raises(BudgetError) as err:
+        parse_limits(table)
+    assert "\n" not in str(err.value) and word in str(err.value)
 
 
 def _task_of(record: Any) -> str:

@@ -240,3 +240,35 @@ async def test_sub_agents_follow_the_parents_meter_set_after_the_spawner(tmp_pat
             await backend.aclose()
     assert finished(events).reason == "completed"
     assert agent.meter.run.tokens >= 110  # the sub-agent's usage counted in the run
+
+
+def test_an_agent_file_may_list_mcp_tools(tmp_path: Path) -> None:
+    from kcode.extensions.agents import load_agent
+    from kcode.extensions.files import Source, Warnings
+
+    path = tmp_path / "notetaker.md"
+    path.write_text(
+        "---\nname: notetaker\ndescription: Takes notes\n"
+        f"tools: Read, {WRITE}, mcp__github\n---\nYou take notes.\n"
+    )
+    warnings = Warnings()
+    agent = load_agent(path, Source(tmp_path, None), warnings)
+    assert agent is not None and agent.tools == ("read_file", WRITE, "mcp__github")
+    assert not agent.isolated  # an MCP tool runs in its server, not in a worktree
+    assert warnings.items == []
+
+
+def test_mcp_policy_per_role() -> None:
+    from kcode.agents.sub_tools import mcp_policy
+
+    assert mcp_policy("search")(WRITE, False) is False and mcp_policy("search")(LOOKUP, True)
+    assert mcp_policy("test")(WRITE, False) is False
+    assert mcp_policy("edit")(WRITE, False) and mcp_policy("general")(WRITE, False)
+    listed = AgentDef("n", "d", "p\n", ("read_file", "mcp__github", WRITE), Path("n.md"), "user")
+    set_custom_agents({"n": listed})
+    try:
+        allow = mcp_policy("n")
+        assert allow("mcp__github__create_issue", False) and allow(WRITE, False)
+        assert not allow(LOOKUP, True) and not allow("mcp__githubx__y", True)
+    finally:
+        set_custom_agents({})
