@@ -131,9 +131,18 @@ class Orchestrator:
     def backend(self) -> Backend:
         return self.parent.backend if self.parent is not None else self._backend
 
+    @backend.setter
+    def backend(self, backend: Backend) -> None:
+        # Kept for callers that set it directly; with a parent, the parent's backend wins.
+        self._backend = backend
+
     @property
     def options(self) -> BackendOptions:
         return self.parent.options if self.parent is not None else self._options
+
+    @options.setter
+    def options(self, options: BackendOptions) -> None:
+        self._options = options
 
     @property
     def parent_meter(self) -> Meter | None:

@@ -10,6 +10,8 @@ sub-agent gets them too, within what its role allows:
 - a custom agent (.kcode/agents/*.md) gets the `mcp__server__tool` names its `tools:` lists
   (`mcp__server` or `mcp__server__*`: every tool of that server); one without a `tools:` line
   inherits every tool, MCP ones included, as in Claude Code.
+- with more MCP tools than the main agent is offered directly (kcode.mcp.manager), a sub-agent
+  sees those the main agent's `mcp_search_tools` calls unlocked, within the same limits.
 - `skill` only returns a skill's instructions (it reads, never writes): every role gets it when
   the session has model-invocable skills.
 
