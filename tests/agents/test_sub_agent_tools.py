@@ -272,3 +272,24 @@ def test_mcp_policy_per_role() -> None:
         assert not allow(LOOKUP, True) and not allow("mcp__githubx__y", True)
     finally:
         set_custom_agents({})
+
+
+async def test_sub_agents_of_a_role_share_their_prefix_with_mcp_tools_and_skills(
+    tmp_path: Path,
+) -> None:
+    from kcode.agents.prompt_cache import common_prefix, prompt_bytes
+
+    scripts = {
+        MAIN: [spawn(("search", "S: first"), ("search", "S: second")), Reply.text("done")],
+        "S: first": [Reply.text(SEARCH_ANSWER)],
+        "S: second": [Reply.text(SEARCH_ANSWER)],
+    }
+    events, server = await fan_out(tmp_path, scripts, AllowAll(), extensions(tmp_path))
+    assert finished(events).reason == "completed"
+    first, second = (
+        prompt_bytes(next(r for r in server.requests if first_user(r).startswith(p)).raw)
+        for p in ("S: first", "S: second")
+    )
+    assert LOOKUP.encode() in first and b"# Skills" in first
+    # Everything up to the task (model, tools with the MCP ones, system prompt) is the same bytes.
+    assert common_prefix(first, second) == first.index(b"S: first") + len(b"S: ")
