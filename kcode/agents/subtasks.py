@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,12 @@ def validate_tasks(tasks: list[SubTask]) -> None:
             )
         if not task.prompt.strip():
             raise ToolError(f"task {i}: the prompt is empty; say what the sub-agent should do.")
+        if task.max_cost is not None and not math.isfinite(task.max_cost):
+            # "inf" and 1e400 get past the schema's `> 0`; a cap nobody can reach is no cap.
+            raise ToolError(
+                f"task {i}: max_cost must be a finite amount of USD, such as 0.5; got "
+                f"{task.max_cost}. Nothing was run."
+            )
 
 
 def _custom_role(role: str) -> bool:

@@ -245,6 +245,8 @@ async def test_unknown_price_shows_tokens_and_a_null_cost(tmp_path: Path) -> Non
         ({"max_tokens": 1.5}, "max_tokens", None),
         ({"max_cost": -1}, "max_cost", None),
         ({"max_cost": "cheap"}, "max_cost", None),
+        ({"max_cost": "inf"}, "max_cost", None),
+        ({"max_cost": 1e400}, "max_cost", None),
         ({"max_cost": 0.5}, "no known price", {"other-model": PRICE}),  # cannot be counted
     ],
 )
