@@ -239,7 +239,7 @@ class Orchestrator:
             extended = sub_agent_tools(role, tools, parent.extensions, self.mcp)
             agent = Agent(
                 backend=backend,
-                tools=extended or tools,
+                tools=extended if extended is not None else tools,
                 ctx=sub_ctx,
                 # The workspace's root, not the worktree's: one role's sub-agents then share a
                 # byte-identical system prompt, a prefix the server's prompt cache can reuse.
