@@ -136,6 +136,8 @@ async def test_the_brief_ends_every_sub_agent_system_prompt_byte_for_byte(tmp_pa
         subs = [r.body for r in server.requests if r.body and first_user_text(r.body) != MAIN]
     assert finished(events).reason == "completed"
     assert len(subs) == 3
+    # in the order of their tasks, whichever request arrived first
+    subs.sort(key=lambda body: ["find A", "do B", "find C"].index(first_user_text(body)))
     systems = [body["messages"][0]["content"] for body in subs]
     block = batch.brief_block(brief)
     assert all(s.endswith(block) for s in systems)
