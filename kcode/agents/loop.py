@@ -1,7 +1,8 @@
 """One agent turn: stream the model, run its tool calls, feed results back, until it answers.
 
 `Agent.run_turn` is an async generator of events; it never prints and never asks (approvals go through
-the Approver in the ToolContext). The same class runs the main agent and every sub-agent.
+the Approver in the ToolContext). The same class runs the main agent and every sub-agent. The tool
+calls of a reply run in kcode.agents.tool_calls (concurrency, approval order, result messages).
 
 Invariants the loop keeps, whatever happens (errors, approval stops, cancellation):
 - every assistant tool call in the history gets exactly one tool result, in call order;
