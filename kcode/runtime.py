@@ -271,6 +271,7 @@ def build_runtime(
     ctx.spawner = Orchestrator.for_agent(
         agent, max_parallel=config.max_parallel, run_id=session.session_id
     )
+    ctx.spawner.mcp = mcp  # sub-agents get the MCP tools their role allows (kcode.agents.sub_tools)
     if history is None:
         session.log_message(agent.history[0])
     return Runtime(config, root, backend, agent, session, ctx, mcp)

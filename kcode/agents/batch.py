@@ -102,15 +102,15 @@ def check_brief(brief: str | None) -> str:
 
 
 def brief_block(brief: str) -> str:
-    """The text put first in every sub-agent's system prompt (identical bytes for all of them)."""
+    """The text put at the end of every sub-agent's system prompt (identical bytes for all)."""
     if not brief:
         return ""
     return (
-        "# Brief shared by every sub-agent of this fan-out\n"
+        "\n# Brief shared by every sub-agent of this fan-out\n"
         "The parent agent gave the same brief to all the sub-agents working beside you. Use "
         "exactly the interfaces, names and decisions it states, even where you would choose "
         "differently, so that your work fits theirs.\n\n"
-        f"{brief.strip()}\n\n# Your role\n"
+        f"{brief.strip()}\n"
     )
 
 
@@ -158,10 +158,13 @@ def resume_message(agent: Agent) -> Message:
     return Message.user(CONTINUE_AFTER_REQUEUE)
 
 
-def put_brief_first(agent: Agent, brief: str) -> None:
-    """The brief block goes before everything in the agent's system prompt (same bytes for all)."""
+def put_brief(agent: Agent, brief: str) -> None:
+    """The brief block goes at the end of the agent's system prompt, after what is the same for
+    every fan-out (role prompt, facts, memory): a new brief then leaves the role's cached prefix
+    intact. Before it, it bought nothing: the tools precede the system prompt in a request and
+    differ between roles, so agents of different roles never shared the brief's bytes anyway."""
     if brief and agent.history and agent.history[0].role == "system":
-        agent.history[0] = Message.system(brief + agent.history[0].text)
+        agent.history[0] = Message.system(agent.history[0].text + brief)
 
 
 Drive = Callable[..., Awaitable[TurnFinished | None]]
@@ -178,7 +181,7 @@ async def drive_requeued(
 ) -> TurnFinished | None:
     """The orchestrator's `_drive`, and again after a backoff while the agent is refused with
     HTTP 429 (see the module docstring). `plan` is the orchestrator's _Plan."""
-    put_brief_first(agent, plan.brief)
+    put_brief(agent, plan.brief)
     state = plan.requeue = RequeueState()
     finished = await drive(agent, plan, parent, result)
     while state.limited:

@@ -1,7 +1,8 @@
 """One agent turn: stream the model, run its tool calls, feed results back, until it answers.
 
 `Agent.run_turn` is an async generator of events; it never prints and never asks (approvals go through
-the Approver in the ToolContext). The same class runs the main agent and every sub-agent.
+the Approver in the ToolContext). The same class runs the main agent and every sub-agent. The tool
+calls of a reply run in kcode.agents.tool_calls (concurrency, approval order, result messages).
 
 Invariants the loop keeps, whatever happens (errors, approval stops, cancellation):
 - every assistant tool call in the history gets exactly one tool result, in call order;
@@ -19,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kcode.agents.budget import BUDGET_EXCEEDED, BudgetExceeded, BudgetNotice, Meter
-from kcode.agents.scheduling import dependencies, footprint
 from kcode.agents.stats import AgentStats
+from kcode.agents.tool_calls import dangling_results, drain, result_messages, run_calls
 from kcode.approval import ApprovalRequired
 from kcode.backends.base import (
     Backend,
@@ -42,20 +43,17 @@ from kcode.events import (
     Retrying,
     StepStarted,
     TextDelta,
-    ToolCallFinished,
-    ToolCallStarted,
     TurnFinished,
     TurnReason,
     TurnStarted,
     Usage,
 )
-from kcode.messages import Message, TextPart, ToolCall, ToolResult
-from kcode.tools.approval_order import ApprovalOrder, take_slot
-from kcode.tools.base import Tool, ToolContext, run_tool
+from kcode.messages import Message, ToolCall, ToolResult
+from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import tool_specs
 
-# Identical consecutive tool-call sets: warn the model at WARN, stop the turn at STOP.
-REPEAT_WARN = 3
+# Identical consecutive tool-call sets: warn the model at REPEAT_WARN (kcode.agents.tool_calls),
+# stop the turn at REPEAT_STOP.
 REPEAT_STOP = 5
 FAILED_PREFIX = "FAILED"
 
@@ -197,7 +195,7 @@ class Agent:
 
                 results: list[ToolResult | None] = [None] * len(calls)
                 runner = asyncio.create_task(self._run_calls(calls, results))
-                async for event in self._drain(runner):
+                async for event in drain(self._queue, runner):
                     yield event
                 stop_for_approval: ApprovalRequired | None = None
                 try:
@@ -291,112 +289,21 @@ class Agent:
         extra = getattr(self.tools, "extra_specs", None)
         return self._specs if extra is None else [*self._specs, *extra()]
 
-    async def _drain(self, runner: asyncio.Task[None]) -> AsyncIterator[Event]:
-        """Yield events the tools emit while they run, until the runner task is done."""
-        while True:
-            getter = asyncio.ensure_future(self._queue.get())
-            try:
-                done, _ = await asyncio.wait({getter, runner}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
-                # The runner is a separate task: cancel it too and let its tools clean up
-                # (kill processes, remove sub-agent worktrees) before the turn ends.
-                getter.cancel()
-                runner.cancel()
-                await asyncio.wait({runner})
-                raise
-            if getter in done:
-                yield getter.result()
-                # Take what else is queued without a new task and wait each: 64 sub-agents'
-                # events arrive in bursts, and a task per event was a good part of the overhead.
-                while not self._queue.empty():
-                    yield self._queue.get_nowait()
-                continue
-            getter.cancel()
-            while not self._queue.empty():
-                yield self._queue.get_nowait()
-            return
-
     async def _run_calls(
         self, calls: tuple[ToolCall, ...], results: list[ToolResult | None]
     ) -> None:
-        footprints = [footprint(self.tools.get(c.name), c) for c in calls]
-        waits = dependencies(footprints)
-        finished = [asyncio.Event() for _ in calls]
-        order = ApprovalOrder(len(calls))  # approvals one at a time, in call order
-
-        async def run_one(i: int) -> None:
-            take_slot(order, i, self.tools.get(calls[i].name))
-            try:
-                for j in waits[i]:
-                    await finished[j].wait()
-                results[i] = await self._run_call(calls[i])
-            finally:
-                finished[i].set()
-                order.release(i)
-
-        async with asyncio.TaskGroup() as group:
-            for i in range(len(calls)):
-                group.create_task(run_one(i))
-
-    async def _run_call(self, call: ToolCall) -> ToolResult:
-        await self._emit(
-            ToolCallStarted(
-                agent=self.agent_id, call_id=call.id, name=call.name, arguments=call.arguments
-            )
-        )
-        t0 = time.monotonic()
-        tool = self.tools.get(call.name)
-        if tool is None:
-            result = ToolResult(
-                call.id,
-                False,
-                f"unknown tool {call.name!r}; available tools: {', '.join(self.tools)}",
-            )
-        else:
-            ext = self.ctx.extensions  # plan-mode gate and Pre/PostToolUse hooks around the call
-            result = await (ext.run_tool if ext is not None else run_tool)(tool, call, self.ctx)
-        await self._emit(
-            ToolCallFinished(
-                agent=self.agent_id,
-                call_id=call.id,
-                name=call.name,
-                ok=result.ok,
-                content=result.content,
-                data=result.data,
-                duration_s=round(time.monotonic() - t0, 4),
-            )
-        )
-        return result
+        await run_calls(calls, results, self.tools, self.ctx, self.agent_id, self._emit)
 
     def _add_results(
         self, calls: tuple[ToolCall, ...], results: list[ToolResult | None], repeats: int
     ) -> None:
-        for call, result in zip(calls, results, strict=True):
-            if result is None:
-                result = ToolResult(call.id, False, "not run: the turn stopped before this call")
-            if repeats >= REPEAT_WARN:
-                note = (
-                    f"\n[kcode: this exact call was made {repeats} times in a row with the same "
-                    "arguments. Do something different, or answer if you are done.]"
-                )
-                result = ToolResult(result.call_id, result.ok, result.content + note, result.data)
-            self._add(Message.tool(result))
+        for message in result_messages(calls, results, repeats):
+            self._add(message)
 
     def _close_dangling_calls(self) -> None:
         """After cancellation or a crash, give every unanswered tool call a result."""
-        answered = {m.tool_call_id for m in self.history if m.role == "tool"}
-        for message in reversed(self.history):
-            if message.role == "assistant":
-                for call in message.tool_calls:
-                    if call.id not in answered:
-                        self._add(
-                            Message(
-                                "tool",
-                                (TextPart("cancelled: the user interrupted this call"),),
-                                tool_call_id=call.id,
-                            )
-                        )
-                break
+        for message in dangling_results(self.history):
+            self._add(message)
 
     def _judge(self, final_text: str) -> TurnReason:
         if final_text.lstrip().upper().startswith(FAILED_PREFIX):

@@ -1,11 +1,13 @@
 """spawn_agents: run sub-agents concurrently, isolate their edits, merge them back, account for them.
 
 Each sub-agent is the same `Agent` loop as the main one, with its role's tools and prompt, its own
-history, a step limit, and the parent's backend (shared: the backend's own limiter caps requests)
-and approver. At most `max_parallel` run at once. Their events are forwarded to the parent's stream
-with their agent id. In a git repo, `edit` and `general` agents work in their own worktree made from
+history, a step limit, and the parent's backend and options as they are when it starts (shared:
+the backend's own limiter caps requests) and approver; its tools are its role's, plus the session's
+`skill` and the MCP tools the role allows (kcode.agents.sub_tools). At most `max_parallel` run at
+once. Their events are forwarded to the parent's stream with their agent id. In a git repo, `edit` and `general` agents work in their own worktree made from
 a snapshot of the working tree; when one finishes, its changes are merged back with a three-way merge
-(one merge at a time); a conflict keeps the working tree's version and the agent's commit on a ref.
+(one merge at a time); a conflict keeps the working tree's version and the agent's commit on a ref
+(kcode.agents.isolation).
 
 A sub-agent that fails (backend error, crash, step limit, timeout) yields an error entry; the others
 finish. Two things do stop everything: cancellation (every sub-agent is cancelled, every worktree
@@ -16,7 +18,7 @@ most --max-parallel requests and halves on 429 (recovering later); a local llama
 generates one sequence at a time, so there sub-agents simply queue for it — tool work still overlaps.
 On top of that (kcode.agents.batch): a batch fan-out (prompt_template + items) starts its agents on a
 ramp, and a sub-agent still refused with HTTP 429 after the backend's retries is requeued with backoff.
-A `brief` goes first in every sub-agent's system prompt; `check` runs the project's checks once after
+A `brief` ends every sub-agent's system prompt; `check` runs the project's checks once after
 the merge and names the agents whose changes broke them (kcode.agents.checks).
 """
 
@@ -26,13 +28,19 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kcode.agents import batch
 from kcode.agents.budget import Limits, Meter
+from kcode.agents.isolation import (
+    Plan,
+    agent_root,
+    bring_back,
+    cleanup,
+    prepare_isolation,
+    task_text,
+)
 from kcode.agents.loop import COMPLETED, FAILED, Agent
 from kcode.agents.roles import (
     ISOLATED_ROLES,
@@ -44,6 +52,7 @@ from kcode.agents.roles import (
     serialise_writes,
 )
 from kcode.agents.stats import AgentStats
+from kcode.agents.sub_tools import skills_prompt, sub_agent_tools
 from kcode.agents.subtasks import SubAgentResult, SubTask, tool_result, validate_tasks
 from kcode.approval import ApprovalDecision, ApprovalRequest, ApprovalRequired, Approver
 from kcode.backends.base import Backend, BackendOptions
@@ -51,7 +60,6 @@ from kcode.events import AgentFinished, AgentSpawned, TurnFinished
 from kcode.messages import Message, ToolResult
 from kcode.tools.base import Tool, ToolContext, ToolError, current_call_id
 from kcode.vcs import worktrees as wt
-from kcode.vcs.merge import MergeOutcome, merge_back_sync
 
 MAX_PARALLEL = 128
 SUB_AGENT_MAX_STEPS = 30
@@ -77,20 +85,6 @@ class _SubAgentApprover:
                 raise
 
 
-@dataclass
-class _Plan:
-    """One sub-agent about to run: its id, task and (in a git repo) its worktree."""
-
-    id: str
-    task: SubTask
-    worktree: wt.Worktree | None = None
-    result: SubAgentResult | None = None
-    agent: Agent | None = None
-    brief: str = ""  # batch.brief_block(): first in the system prompt
-    start_at: float = 0.0  # time.monotonic() before which it may not start (the batch ramp)
-    requeue: batch.RequeueState | None = None
-
-
 class Orchestrator:
     requeue_base_s: float = batch.REQUEUE_BASE_S  # first wait of a rate-limited agent (batch.py)
 
@@ -109,8 +103,15 @@ class Orchestrator:
     ) -> None:
         if not 1 <= max_parallel <= MAX_PARALLEL:
             raise ValueError(f"max_parallel must be between 1 and {MAX_PARALLEL}")
-        self.backend = backend
-        self.options = options
+        self._backend = backend
+        self._options = options
+        # The agent whose backend and options sub-agents follow (for_agent): read at spawn time,
+        # so `/model X` and `/think` (Runtime.switch_backend, set_thinking) reach every sub-agent
+        # spawned after them, and none keeps a backend that was closed (#12, #16).
+        self.parent: Agent | None = None
+        self.mcp: Any = None  # kcode.mcp.manager.McpManager: sub-agents get MCP tools (sub_tools)
+        # The session's date, fixed once: a fan-out after midnight keeps the role's prompt prefix.
+        self.date = time.strftime("%Y-%m-%d")
         self.parent_stats = parent_stats
         self.max_parallel = max_parallel
         self.max_steps = max_steps
@@ -122,13 +123,41 @@ class Orchestrator:
         self._merge_lock = asyncio.Lock()
         self._approval_lock = asyncio.Lock()
         # The parent agent's meter (issue #16): sub-agents get child meters of the same run budget.
-        self.parent_meter: Meter | None = None
+        self._meter: Meter | None = None
         self._fanout_size = 1
         self._fanout_left = Limits()
 
+    @property
+    def backend(self) -> Backend:
+        return self.parent.backend if self.parent is not None else self._backend
+
+    @backend.setter
+    def backend(self, backend: Backend) -> None:
+        # Kept for callers that set it directly; with a parent, the parent's backend wins.
+        self._backend = backend
+
+    @property
+    def options(self) -> BackendOptions:
+        return self.parent.options if self.parent is not None else self._options
+
+    @options.setter
+    def options(self, options: BackendOptions) -> None:
+        self._options = options
+
+    @property
+    def parent_meter(self) -> Meter | None:
+        if self._meter is None and self.parent is not None:
+            return self.parent.meter
+        return self._meter
+
+    @parent_meter.setter
+    def parent_meter(self, meter: Meter | None) -> None:
+        self._meter = meter
+
     @classmethod
     def for_agent(cls, agent: Agent, *, max_parallel: int = 8, **kw: Any) -> Orchestrator:
-        """An orchestrator whose sub-agents share `agent`'s backend and report into its stats."""
+        """An orchestrator whose sub-agents use `agent`'s backend, options and meter as they are
+        when each sub-agent starts, and report into its stats."""
         orchestrator = cls(
             backend=agent.backend,
             options=agent.options,
@@ -137,7 +166,7 @@ class Orchestrator:
             max_steps=min(agent.max_steps, SUB_AGENT_MAX_STEPS),
             **kw,
         )
-        orchestrator.parent_meter = agent.meter
+        orchestrator.parent = agent
         return orchestrator
 
     # --- the tool's entry point -------------------------------------------------------------------
@@ -157,7 +186,7 @@ class Orchestrator:
         self._fanout_size = len(plans)
         if self.parent_meter is not None:  # shares come from what was left when the fan-out began
             self._fanout_left = self.parent_meter.run.remaining()
-        repo = await self._prepare_isolation(plans, ctx)
+        repo = await prepare_isolation(plans, ctx)
         for i, plan in enumerate(plans):  # the brief and the start ramp (kcode.agents.batch)
             plan.brief = batch.brief_block(brief)
             plan.start_at = started + (batch.ramp_delay(i) if ramp else 0.0)
@@ -172,7 +201,7 @@ class Orchestrator:
             assert isinstance(first, ApprovalRequired)
             raise first from None
         finally:
-            await self._cleanup(plans, repo)
+            await cleanup(plans, repo)
             self.parent_stats.add_fanout([p.agent.stats for p in plans if p.agent is not None])
         results = [p.result for p in plans if p.result is not None]
         if check:
@@ -182,60 +211,14 @@ class Orchestrator:
             return attach_checks(tool_result(results, time.monotonic() - started), report)
         return tool_result(results, time.monotonic() - started)
 
-    def _plan(self, task: SubTask) -> _Plan:
+    def _plan(self, task: SubTask) -> Plan:
         self._counter += 1
-        return _Plan(f"{task.role}-{self._counter}", task)
-
-    async def _prepare_isolation(self, plans: list[_Plan], ctx: ToolContext) -> wt.Repo | None:
-        """Snapshot + one worktree per writing agent, all made before any agent starts: if one
-        cannot be made, nothing runs and nothing is merged."""
-        isolated = [p for p in plans if p.task.role in ISOLATED_ROLES]
-        if not isolated:
-            return None
-        repo = await wt.find_repo(ctx.root)
-        if repo is None:
-            return None  # outside git: agents share the real tree, writes serialised per file
-        try:
-            base = await wt.snapshot(repo)
-            made = await asyncio.gather(
-                *(wt.add_worktree(repo, base) for _ in isolated), return_exceptions=True
-            )
-        except (wt.GitError, OSError) as err:
-            raise ToolError(
-                f"could not snapshot the working tree for isolated edits: {err}. Nothing was run."
-            ) from err
-        failures = [m for m in made if isinstance(m, BaseException)]
-        for plan, item in zip(isolated, made, strict=True):
-            if isinstance(item, wt.Worktree):
-                plan.worktree = item
-        if failures:
-            await self._cleanup(plans, repo)
-            if any(isinstance(f, asyncio.CancelledError) for f in failures):
-                raise asyncio.CancelledError
-            raise ToolError(
-                f"could not create a git worktree for an edit agent ({failures[0]}); check free "
-                "disk space in the temp directory. Nothing was run and nothing was merged."
-            )
-        return repo
-
-    async def _cleanup(self, plans: list[_Plan], repo: wt.Repo | None) -> None:
-        if repo is None:
-            return
-        cancelled = False
-        for plan in plans:
-            if plan.worktree is not None:
-                try:
-                    await wt.remove_worktree(repo, plan.worktree)
-                except asyncio.CancelledError:
-                    cancelled = True  # removed all the same; remove the others too, then stop
-                plan.worktree = None
-        if cancelled:
-            raise asyncio.CancelledError
+        return Plan(f"{task.role}-{self._counter}", task)
 
     # --- one sub-agent --------------------------------------------------------------------------
     async def _run_one(
         self,
-        plan: _Plan,
+        plan: Plan,
         parent: ToolContext,
         repo: wt.Repo | None,
         semaphore: asyncio.Semaphore,
@@ -248,28 +231,30 @@ class Orchestrator:
             plan.result = result
             approver = _SubAgentApprover(parent.approver, self._approval_lock)
             sub_ctx = self._sub_context(plan, parent, repo, approver)
-            tools = self.tool_factory(plan.task.role)
-            if plan.worktree is None and plan.task.role in ISOLATED_ROLES:
-                tools = serialise_writes(tools, path_locks)
+            backend, options = self.backend, self.options  # the parent's, as they are now
+            role = plan.task.role
+            tools: Mapping[str, Tool[Any]] = self.tool_factory(role)
+            if plan.worktree is None and role in ISOLATED_ROLES:
+                tools = serialise_writes(dict(tools), path_locks)
+            extended = sub_agent_tools(role, tools, parent.extensions, self.mcp)
             agent = Agent(
-                backend=self.backend,
-                tools=tools,
+                backend=backend,
+                tools=extended if extended is not None else tools,
                 ctx=sub_ctx,
                 # The workspace's root, not the worktree's: one role's sub-agents then share a
                 # byte-identical system prompt, a prefix the server's prompt cache can reuse.
                 system_prompt=role_system_prompt(
-                    plan.task.role, parent.root, self.shared_facts, parent.root
-                ),
+                    role, parent.root, self.shared_facts, parent.root, date=self.date
+                )
+                + skills_prompt(parent.extensions),
                 options=role_options(
-                    plan.task.role,
-                    dataclasses.replace(
-                        self.options,
-                        cache_key=role_cache_key(self.options.cache_key, plan.task.role),
-                    ),
+                    role,
+                    dataclasses.replace(options, cache_key=role_cache_key(options.cache_key, role)),
                 ),
-                max_steps=role_max_steps(plan.task.role, self.max_steps),
+                max_steps=role_max_steps(role, self.max_steps),
                 agent_id=plan.id,
-                role=plan.task.role,
+                role=role,
+                specs=extended.own_specs() if extended is not None else None,
             )
             plan.agent = agent
             if self.parent_meter is not None:
@@ -293,17 +278,9 @@ class Orchestrator:
             if approver.required is not None:
                 raise approver.required
             result.tests = sub_ctx.last_tests
-            if plan.worktree is not None and repo is not None:
-                await self._merge(plan, repo, parent, result, finished)
-                worktree, plan.worktree = plan.worktree, None  # free the disk now, not at the end
-                await wt.remove_worktree(repo, worktree)
-            else:
-                result.files_changed = sub_ctx.changes.changed_paths(parent.root)
-                for path, original in sub_ctx.changes.originals.items():
-                    if path not in parent.changes.originals:  # the parent's /undo covers it too
-                        parent.changes.originals[path] = original
-                        if path in sub_ctx.changes.modes:
-                            parent.changes.modes[path] = sub_ctx.changes.modes[path]
+            await bring_back(
+                plan, repo, parent, sub_ctx, result, finished, self.run_id, self._merge_lock
+            )
             await parent.emit(
                 AgentFinished(
                     agent=parent.agent_id,
@@ -325,16 +302,13 @@ class Orchestrator:
             )
 
     def _sub_context(
-        self, plan: _Plan, parent: ToolContext, repo: wt.Repo | None, approver: Approver
+        self, plan: Plan, parent: ToolContext, repo: wt.Repo | None, approver: Approver
     ) -> ToolContext:
-        root = parent.root
-        if plan.worktree is not None and repo is not None:
-            root = plan.worktree.path / parent.root.relative_to(repo.root)
         sandbox = parent.sandbox
         if plan.task.role == "test" and sandbox != "off":
             sandbox = "read-only"
         return ToolContext(
-            root=root,
+            root=agent_root(plan, parent, repo),
             extra_dirs=parent.extra_dirs,
             approver=approver,
             agent_id=plan.id,
@@ -347,7 +321,7 @@ class Orchestrator:
     async def _drive(
         self,
         agent: Agent,
-        plan: _Plan,
+        plan: Plan,
         parent: ToolContext,
         result: SubAgentResult,
         message: Message | None = None,
@@ -356,7 +330,7 @@ class Orchestrator:
         spawn_call = current_call_id() or None
         try:
             async with asyncio.timeout(self.timeout_s):
-                async for event in agent.run_turn(message or Message.user(self._task_text(plan))):
+                async for event in agent.run_turn(message or Message.user(task_text(plan))):
                     if isinstance(event, TurnFinished):
                         finished = event
                     if plan.requeue is not None and batch.held_back(event, plan.requeue):
@@ -381,60 +355,6 @@ class Orchestrator:
             result.error = f"{finished.reason}: {finished.result}"
         return finished
 
-    async def _merge(
-        self,
-        plan: _Plan,
-        repo: wt.Repo,
-        parent: ToolContext,
-        result: SubAgentResult,
-        finished: TurnFinished | None,
-    ) -> None:
-        assert plan.worktree is not None
-        base = plan.worktree.base
-        try:
-            commit = await wt.commit_worktree(plan.worktree, f"kcode: changes of {plan.id}")
-            reported = finished is not None and finished.reason in (COMPLETED, FAILED)
-            ref = wt.agent_ref(self.run_id, plan.id)
-            if not reported:
-                # An agent cut short (error, step limit) may have left half an edit: keep, not merge.
-                if commit_changes(repo, base, commit):
-                    await asyncio.to_thread(wt.keep_ref_sync, repo, ref, commit)
-                    result.ref, result.see = ref, f"git diff {base[:12]} {ref}"
-                    result.error = (result.error or "") + "; its changes were NOT merged"
-                return
-            async with self._merge_lock:
-                outcome: MergeOutcome = await wt.finish_even_if_cancelled(
-                    asyncio.to_thread(
-                        merge_back_sync, repo, base, commit, parent.changes.record_before_write
-                    )
-                )
-            result.files_changed = [_relative(repo.root / p, parent.root) for p in outcome.merged]
-            if outcome.conflicts:
-                await asyncio.to_thread(wt.keep_ref_sync, repo, ref, commit)
-                result.ref, result.see = ref, f"git diff {base[:12]} {ref}"
-                result.conflicts = [
-                    {
-                        "path": _relative(repo.root / c.path, parent.root),
-                        "why": c.why,
-                        "hunks": c.hunks,
-                    }
-                    for c in outcome.conflicts
-                ]
-                result.ok = False
-        except (wt.GitError, OSError) as err:
-            result.ok = False
-            result.error = f"could not merge its changes back: {err}"
-
-    def _task_text(self, plan: _Plan) -> str:
-        """The task, and for an agent in its own worktree where its edits go: said here, after the
-        task, because the system prompt must be the same for every agent of a role."""
-        if plan.worktree is None:
-            return plan.task.prompt
-        return (
-            f"{plan.task.prompt}\n\n(Your tools work on an isolated copy of the workspace at "
-            f"{plan.worktree.path}; it is merged back when you finish. Use relative paths.)"
-        )
-
     def backend_model(self) -> str:
         return str(getattr(self.backend, "model", ""))
 
@@ -455,16 +375,3 @@ def check_task_budgets(tasks: list[SubTask], meter: Meter | None, model: str) ->
             f"max_cost cannot be enforced: model {model!r} has no known price. Use max_tokens "
             "instead. Nothing was run."
         )
-
-
-def commit_changes(repo: wt.Repo, base: str, commit: str) -> bool:
-    from kcode.vcs.merge import changed_paths_sync
-
-    return bool(changed_paths_sync(repo, base, commit))
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

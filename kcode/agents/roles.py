@@ -49,7 +49,8 @@ def role_tools(role: str) -> dict[str, Tool[Any]]:
 
     custom = custom_agent(role)
     listed = custom.tools if custom is not None else ROLE_TOOLS[role]
-    names = tuple(n for n in listed if n != "spawn_agents")
+    # MCP names (`mcp__server__tool`) are not built-in tools: kcode.agents.sub_tools adds them.
+    names = tuple(n for n in listed if n != "spawn_agents" and not n.startswith("mcp__"))
     return build_tools(names)
 
 
@@ -74,14 +75,14 @@ def role_options(role: str, options: BackendOptions) -> BackendOptions:
 
 
 def role_system_prompt(
-    role: str, root: Path, facts: str = "", memory_root: Path | None = None
+    role: str, root: Path, facts: str = "", memory_root: Path | None = None, date: str = ""
 ) -> str:
     from kcode.extensions.agents import custom_agent
 
     custom = custom_agent(role)
     shared = load_prompt("subagent_common").format(
         root=root,
-        date=time.strftime("%Y-%m-%d"),
+        date=date or time.strftime("%Y-%m-%d"),
         facts=f"\n# From the parent agent\n{facts.strip()}\n" if facts.strip() else "",
         memory=project_memory(memory_root or root),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,19 @@ class SubAgentResult:
         out["report"] = _cap(self.report)
         return out
 
+    def for_model(self) -> dict[str, Any]:
+        """What the parent model reads: the outcome, without the usage, cost and timing figures
+        (the user sees those in the agents table, the JSON output and the events). They are of
+        no use to the model, differ in every run, and would be paid for again in every later
+        request of the conversation."""
+        out = self.to_json()
+        for key in ("tokens", "cached_tokens", "reasoning_tokens", "cost", "seconds"):
+            out.pop(key, None)
+        for key in ("tests", "error"):
+            if out.get(key) is None:
+                del out[key]
+        return out
+
 
 def _cap(text: str) -> str:
     text = text.strip()
@@ -85,6 +99,12 @@ def validate_tasks(tasks: list[SubTask]) -> None:
             )
         if not task.prompt.strip():
             raise ToolError(f"task {i}: the prompt is empty; say what the sub-agent should do.")
+        if task.max_cost is not None and not math.isfinite(task.max_cost):
+            # "inf" and 1e400 get past the schema's `> 0`; a cap nobody can reach is no cap.
+            raise ToolError(
+                f"task {i}: max_cost must be a finite amount of USD, such as 0.5; got "
+                f"{task.max_cost}. Nothing was run."
+            )
 
 
 def _custom_role(role: str) -> bool:
@@ -107,7 +127,7 @@ def tool_result(results: list[SubAgentResult], seconds: float) -> ToolResult:
         f"{len(results)} sub-agent(s): {good} ok, {len(results) - good} not ok; "
         f"{total} model calls, {critical} on the critical path; {seconds:.1f} s"
     ]
-    lines += [json.dumps(r.to_json(), ensure_ascii=False) for r in results]
+    lines += [json.dumps(r.for_model(), ensure_ascii=False) for r in results]
     if any(r.conflicts for r in results):
         lines.append(
             "Conflicts: the working tree kept its version of those files; each agent's full "

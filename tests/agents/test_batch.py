@@ -110,7 +110,7 @@ async def test_an_agent_still_rate_limited_after_every_requeue_fails_alone(
     assert len([e for e in events if isinstance(e, Retrying) and e.agent == "general-2"]) == 2
 
 
-async def test_the_brief_opens_every_sub_agent_conversation_byte_for_byte(tmp_path: Path) -> None:
+async def test_the_brief_ends_every_sub_agent_system_prompt_byte_for_byte(tmp_path: Path) -> None:
     brief = "Interfaces: Shape.area() -> float. Name new helpers snake_case. Units: metres."
     scripts = {
         MAIN: [
@@ -136,12 +136,18 @@ async def test_the_brief_opens_every_sub_agent_conversation_byte_for_byte(tmp_pa
         subs = [r.body for r in server.requests if r.body and first_user_text(r.body) != MAIN]
     assert finished(events).reason == "completed"
     assert len(subs) == 3
+    # in the order of their tasks, whichever request arrived first
+    subs.sort(key=lambda body: ["find A", "do B", "find C"].index(first_user_text(body)))
     systems = [body["messages"][0]["content"] for body in subs]
     block = batch.brief_block(brief)
-    assert all(s.startswith(block) for s in systems)
+    assert all(s.endswith(block) for s in systems)
     assert brief in block
-    # the two search agents share their whole system prompt, the general one the brief at least
+    # the two search agents share their whole system prompt
     assert systems[0] == systems[2]
+    # and without a brief (or with another one) the role's system prompt is the same up to the
+    # brief: a new fan-out's brief leaves the role's cached prefix intact
+    without = systems[0].removesuffix(block)
+    assert without and not without.endswith(brief) and "# Brief" not in without
 
 
 @pytest.mark.parametrize(

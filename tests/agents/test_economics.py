@@ -236,22 +236,49 @@ async def test_unknown_price_shows_tokens_and_a_null_cost(tmp_path: Path) -> Non
     assert usage["prompt_tokens"] == 10 and usage["cost"] is None
 
 
-async def test_a_bad_cap_in_the_models_tool_call_is_an_error_result(tmp_path: Path) -> None:
-    scripts = {
-        MAIN: [
-            fanout([{"role": "search", "prompt": "task Q", "max_tokens": -5}]),
-            Reply.text("ok"),
-        ]
-    }
+@pytest.mark.parametrize(
+    ("cap", "word", "prices"),
+    [
+        ({"max_tokens": -5}, "max_tokens", None),
+        ({"max_tokens": 0}, "max_tokens", None),
+        ({"max_tokens": "lots"}, "max_tokens", None),
+        ({"max_tokens": 1.5}, "max_tokens", None),
+        ({"max_cost": -1}, "max_cost", None),
+        ({"max_cost": "cheap"}, "max_cost", None),
+        ({"max_cost": "inf"}, "max_cost", None),
+        ({"max_cost": 1e400}, "max_cost", None),
+        ({"max_cost": 0.5}, "no known price", {"other-model": PRICE}),  # cannot be counted
+    ],
+)
+async def test_a_bad_cap_in_the_models_tool_call_is_an_error_result(
+    tmp_path: Path, cap: dict[str, Any], word: str, prices: dict[str, Price] | None
+) -> None:
+    scripts = {MAIN: [fanout([{"role": "search", "prompt": "task Q", **cap}]), Reply.text("ok")]}
     with FakeOpenAIServer(ByConversation(scripts)) as server:
         backend = OpenAIBackend(server.base_url, "key", "fake-model", max_retries=0)
-        agent = metered(main_agent(backend, tmp_path))
+        agent = metered(main_agent(backend, tmp_path), prices=prices)
         events = await run(agent, MAIN)
         await backend.aclose()
         spawned = [r for r in server.requests if _task_of(r).startswith("task Q")]
     result = next(m for m in agent.history if m.role == "tool")
-    assert "max_tokens" in result.text and not any(isinstance(e, AgentFinished) for e in events)
-    assert spawned == []
+    assert word in result.text and not any(isinstance(e, AgentFinished) for e in events)
+    assert spawned == []  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("table", "word"),
+    [
+        ({"max_tokens": -5}, "max_tokens"),
+        ({"max_tokens": "lots"}, "max_tokens"),
+        ({"max_cost": "abc"}, "max_cost"),
+        ({"max_cost": -1}, "max_cost"),
+        ("200000", "must be a table"),
+    ],
+)
+def test_a_bad_limits_table_is_a_one_line_error(table: Any, word: str) -> None:
+    with pytest.raises(BudgetError) as err:
+        parse_limits(table)
+    assert "\n" not in str(err.value) and word in str(err.value)
 
 
 def _task_of(record: Any) -> str:
@@ -325,3 +352,44 @@ def test_a_model_switch_or_clear_warns_that_the_cache_is_discarded() -> None:
     assert model is not None and model.type == "cache_warning" and "~200 tokens" in model.message
     clear = discard_warning(history, "clear")
     assert clear is not None and "system prompt and tools stay cached" in clear.message
+
+
+async def test_a_role_keeps_its_prefix_across_fan_outs_with_other_briefs_and_days(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two fan-outs of one session, each with its own brief, the second one "after midnight": the
+    search role's system prompt is the same up to the brief, which comes last."""
+    report = "RESULT: ok\nFINDINGS:\n- a.py:1 A\nNOTES: none"
+    scripts = {
+        MAIN: [
+            Reply.tool_call(
+                "spawn_agents",
+                {"tasks": [{"role": "search", "prompt": "task S1: a"}], "brief": "Brief one."},
+            ),
+            Reply.tool_call(
+                "spawn_agents",
+                {"tasks": [{"role": "search", "prompt": "task S2: b"}], "brief": "Brief two."},
+            ),
+            Reply.text("all done"),
+        ],
+        "task S1": [Reply.text(report)],
+        "task S2": [Reply.text(report)],
+    }
+    (tmp_path / "AGENTS.md").write_text("Use 4-space indents.\n")
+    with FakeOpenAIServer(ByConversation(scripts)) as server:
+        backend = OpenAIBackend(server.base_url, "key", "fake-model", max_retries=0)
+        agent = metered(main_agent(backend, tmp_path))
+        import kcode.agents.roles as roles
+
+        real = roles.time.strftime
+        # Every date asked for after the orchestrator exists is the next day's.
+        monkeypatch.setattr(
+            roles.time, "strftime", lambda f, *a: "2099-01-01" if f == "%Y-%m-%d" else real(f, *a)
+        )
+        events = await run(agent, MAIN)
+        await backend.aclose()
+        s1, s2 = _prompts(server, "task S1")[0], _prompts(server, "task S2")[0]
+    assert finished(events).reason == "completed"
+    assert s1.index(b"search sub-agent") < s1.index(b"AGENTS") < s1.index(b"# Brief shared")
+    assert common_prefix(s1, s2) == s1.index(b"Brief one.") + len(b"Brief ")  # all but the brief
+    assert b"2099-01-01" not in s1 + s2  # the session's date, not the day of each fan-out

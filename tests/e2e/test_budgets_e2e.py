@@ -124,3 +124,17 @@ def test_a_price_entry_that_does_not_parse_exits_2(
     path.write_text('[prices."fake-model"]\ninput = "cheap"\noutput = 1\n')
     run = run_kcode(["-p", "hi"], kcode_env, tmp_path)
     assert run.code == 2 and "not a number" in run.stderr
+
+
+def test_a_bad_limits_table_in_the_config_exits_2_and_sends_nothing(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    path = Path(kcode_env["XDG_CONFIG_HOME"]) / "kcode" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[limits]\nmax_tokens = -5\n")
+    with FakeOpenAIServer([Reply.text("hi")]) as srv:
+        kcode_env["KCODE_BASE_URL"] = srv.base_url
+        run = run_kcode(["-p", "hi"], kcode_env, tmp_path)
+        sent = len(srv.requests)
+    assert run.code == 2 and sent == 0
+    assert len(run.stderr.strip().splitlines()) == 1 and "max_tokens" in run.stderr
