@@ -25,7 +25,8 @@ LIST_OPTIONS = {"-i": "image", "--image": "image", "--add-dir": "add_dir"}
 OUTPUT_FORMATS = ("text", "json", "stream-json")
 PLAIN_INT = re.compile(r"[0-9]+")
 PLAIN_FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-GREETING = "kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits"
+from kcode.ui.termmode import GREETING, typed_keys  # noqa: E402  (no launch ↔ repl cycle)
+
 MIN_WIDTH = 40  # kcode.ui.render.MIN_WIDTH, which imports rich
 
 
@@ -298,18 +299,6 @@ async def early_prompt(config: Any, root: Path) -> int:
         from kcode.ui.termmode import restore_terminal
 
         restore_terminal()
-
-
-def typed_keys(text: str) -> list[Any]:
-    """Raw terminal input as prompt_toolkit key presses (an NL here was an Enter translated by the
-    terminal's cooked mode before kcode switched it off, so it is Enter, not Ctrl-J)."""
-    from prompt_toolkit.input.vt100_parser import Vt100Parser
-
-    keys: list[Any] = []
-    parser = Vt100Parser(keys.append)
-    parser.feed(text.replace("\r\n", "\r").replace("\n", "\r"))
-    parser.flush()
-    return keys
 
 
 def _settle(future: Any, task: Any) -> None:
