@@ -211,10 +211,13 @@ class Runtime:
         spawner = self.ctx.spawner
         if spawner is None:
             return
-        if getattr(spawner, "backend", None) is old:
-            spawner.backend = self.agent.backend
-        if isinstance(getattr(spawner, "options", None), type(self.agent.options)):
-            spawner.options = self.agent.options
+        try:
+            if getattr(spawner, "backend", None) is old:
+                spawner.backend = self.agent.backend
+            if isinstance(getattr(spawner, "options", None), type(self.agent.options)):
+                spawner.options = self.agent.options
+        except AttributeError:  # read-only properties that already follow the agent
+            pass
 
     def _close_retired_soon(self) -> None:
         if self._retired and self._turns == 0:
