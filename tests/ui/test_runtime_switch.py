@@ -58,3 +58,29 @@ async def test_a_switch_reaches_sub_agents_and_closes_the_old_backend_after_the_
     assert len(new.options) == 3  # main: spawn, sub-agent answer, main: final
     assert runtime.model == "model-b" and runtime.backend is new
     await runtime.aclose()
+
+
+async def test_retire_images_drops_earlier_fix_loop_pictures(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from kcode.messages import ImagePart
+    from kcode.visual.prompt import FIX_LOOP_META
+
+    root = git_repo(tmp_path)
+    runtime = build_runtime(scripted_config(root, sandbox="off"), root,
+                            NonInteractiveApprover("auto"), interactive=False,
+                            backend=RecordingBackend([{"text": "seen"}]))  # fmt: skip
+    picture = Message.user("iteration 1", (ImagePart(b"png"),))
+    # A fix-loop message, as kcode fix sends it; the runtime's own turn puts it in the history.
+    events = await collect_message(runtime, replace(picture, meta={FIX_LOOP_META: 1}))
+    assert isinstance(events[-1], TurnFinished)
+    assert runtime.history[1].images
+    runtime.retire_images()
+    assert not runtime.history[1].images and "images of this earlier iteration were dropped" in (
+        runtime.history[1].text
+    )
+    await runtime.aclose()
+
+
+async def collect_message(runtime: Any, message: Message) -> list[Event]:
+    return [event async for event in runtime.run_turn(message)]
