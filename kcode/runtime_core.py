@@ -279,6 +279,14 @@ class Runtime:
         if ext is not None and ext.hooks.has("Notification"):
             await ext.notify(message, kind, self.ctx)
 
+    def discard_if_empty(self) -> bool:
+        """After `aclose`: delete the session file when the user said nothing (an empty REPL
+        launch leaves no session to list or resume). Returns whether it was deleted."""
+        if self.user_has_spoken():
+            return False
+        self.session.path.unlink(missing_ok=True)
+        return True
+
     # --- the end -------------------------------------------------------------------------------
     async def aclose(self) -> None:
         if self.ctx.extensions is not None:

@@ -367,21 +367,14 @@ class Repl(BusyLines):
 
     async def close(self) -> None:
         self.renderer.finish()
-        if self.runtime is None and self._runtime_task is not None:
-            try:
-                self.runtime = await self._runtime_task
-            except Exception:
-                self.runtime = None
-        if self.runtime is not None:
-            session = self.runtime.session
-            await self.runtime.aclose()
-            if not self.runtime.user_has_spoken() and not self.resume_id:
-                # Nothing was said: no session to list, continue or resume (empty launches).
-                session.path.unlink(missing_ok=True)
-                return
-            self.console.print(
-                Text(f"Session {session.session_id} saved; resume with kcode -c", style="dim")
-            )
+        runtime = await self.built_runtime()
+        if runtime is None:
+            return
+        await runtime.aclose()
+        if not self.resume_id and runtime.discard_if_empty():
+            return  # nothing was said: no session to list, continue or resume
+        text = f"Session {runtime.session.session_id} saved; resume with kcode -c"
+        self.console.print(Text(text, style="dim"))
 
 
 def run_repl(
