@@ -289,6 +289,8 @@ class Runtime:
 
     # --- the end -------------------------------------------------------------------------------
     async def aclose(self) -> None:
+        if self._hook_start is not None and not self._hook_start.done():
+            await asyncio.wait({self._hook_start})  # SessionEnd after SessionStart, not during
         if self.ctx.extensions is not None:
             await self.ctx.extensions.session_end("exit", self.ctx)  # SessionEnd hooks
         self.session.close()
