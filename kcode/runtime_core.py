@@ -131,6 +131,7 @@ class Runtime:
         SessionStart hooks run again (source "clear")."""
         from kcode.agents.prompt_cache import discard_warning
 
+        await self.start()  # the launch's SessionStart comes before this one
         notice = discard_warning(self.agent.history, "clear")
         del self.agent.history[1:]
         self.ctx.todos.clear()
@@ -143,6 +144,7 @@ class Runtime:
         when the result is smaller; then the SessionStart hooks run again (source "compact")."""
         from kcode.agents.compaction import compact_history
 
+        await self.start()
         ext = self.ctx.extensions
         if ext is not None:
             why = await ext.pre_compact(trigger, self.ctx)
