@@ -97,8 +97,9 @@ class Runtime:
         if self._hook_start is None:
             source: SessionStartSource = "resume" if len(self.agent.history) > 1 else "startup"
             self._hook_start = asyncio.ensure_future(self._session_start_hooks(source))
-        # Shielded: a caller that is cancelled (Ctrl-C on the first turn) does not cancel the hooks.
-        await asyncio.shield(self._hook_start)
+        if not self._hook_start.done():
+            # Shielded: a caller cancelled (Ctrl-C on the first turn) does not cancel the hooks.
+            await asyncio.shield(self._hook_start)
         return event
 
     async def _session_start_hooks(self, source: SessionStartSource) -> None:
