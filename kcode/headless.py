@@ -7,14 +7,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from kcode.approval import NonInteractiveApprover
 from kcode.backends.base import BackendError
 from kcode.config import Config, ConfigError
-from kcode.events import Error, SessionStarted, TurnFinished, TurnReason
+from kcode.events import Error, TurnFinished, TurnReason
 from kcode.exit_codes import EXIT_CODES, USAGE, exit_code
 from kcode.messages import ImagePart, Message
+from kcode.run_result import result_object
 
 
 def load_images(paths: list[Path]) -> tuple[ImagePart, ...]:
@@ -37,7 +37,7 @@ def run_headless(
 async def _run(
     config: Config, root: Path, prompt: str, image_paths: list[Path], resume_id: str | None
 ) -> int:
-    from kcode.runtime import backend_label, build_runtime, model_label
+    from kcode.runtime import build_runtime
     from kcode.ui.printers import make_printer
 
     started = time.monotonic()
@@ -56,7 +56,7 @@ async def _run(
         code = 2 if kind == "config" or not isinstance(err, BackendError) else 3
         message = getattr(err, "message", str(err))
         printer.event(Error(message=message, kind=kind))
-        printer.finish(_result(None, code, message, started, {}))
+        printer.finish(result_object(None, code, message, started, {}))
         return code
 
     if runtime.mcp is not None:  # a bad mcp.json entry: say which file and field, run the rest
@@ -68,22 +68,15 @@ async def _run(
             prompt, errors = await expand_resource_mentions(runtime.mcp, prompt)
             for error in errors:
                 sys.stderr.write(f"kcode: warning: {error}\n")
-    session = runtime.session
-    first = SessionStarted(
-        session_id=session.session_id,
-        cwd=str(root),
-        backend=backend_label(config),
-        model=model_label(config, runtime.backend),  # also the server's, when asked for it
-    )
-    session.log_event(first)
-    printer.event(first)
+    # The session's record (logged once) and its SessionStart hooks, whose context goes with the
+    # prompt; everything from here on goes through the runtime, which logs each event.
+    printer.event(await runtime.start())
     finished: TurnFinished | None = None
     usage_error = False  # the backend refused the request as a usage error (prompt too long)
 
     async def consume() -> None:
         nonlocal finished, usage_error
-        async for event in runtime.agent.run_turn(Message.user(prompt, images)):
-            session.log_event(event)
+        async for event in runtime.run_turn(Message.user(prompt, images)):
             printer.event(event)
             if isinstance(event, TurnFinished):
                 finished = event
@@ -115,15 +108,16 @@ async def _run(
             "timeout": f"stopped by --timeout after {config.timeout_s} s",
             "cancelled": "interrupted; the session is saved: resume with `kcode -c`",
         }.get(reason, "the turn ended unexpectedly")
-        finished = runtime.agent.finish_event(reason, message, started)
         if reason != "backend_error":
             printer.event(Error(message=message, kind=reason))
-        session.log_event(finished)
+        finished = runtime.finish(reason, message, started)  # logged by the runtime
         printer.event(finished)
     code = exit_code(finished.reason)  # the one table (kcode.exit_codes)
     if usage_error and finished.reason == "backend_error":
         code = USAGE  # e.g. a prompt that cannot fit the local model's context: a setting to change
-    printer.finish(_result(session.session_id, code, finished.result, started, finished.stats))
+    printer.finish(
+        result_object(runtime.session.session_id, code, finished.result, started, finished.stats)
+    )
     if watchdog is not None:
         watchdog.code = code  # a tool thread still blocking shutdown: exit with this code
     await runtime.aclose()
@@ -172,20 +166,3 @@ def _secrets(config: Config) -> list[str]:
     key = config.api_key or ""
     found = {*secret_env_values(), *([key] if len(key) >= MIN_SECRET_VALUE else [])}
     return sorted(found - {""}, key=len, reverse=True)
-
-
-def _result(
-    session_id: str | None, code: int, text: str, started: float, stats: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "result": text,
-        "exit_code": code,
-        "session_id": session_id,
-        "files_changed": stats.get("files_changed", []),
-        "tests": stats.get("tests"),
-        "usage": stats.get("usage", {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0}),
-        "duration_s": round(time.monotonic() - started, 3),
-        "steps": stats.get("steps", 0),
-        "critical_steps": stats.get("critical_steps", 0),
-        "agents": stats.get("agents", []),
-    }

@@ -1,117 +1,38 @@
-"""Assembling a working agent from the config: backend, tools, context, session, system prompt.
+"""The one door between the core and every front end: `build_runtime` assembles a working agent from
+the config (backend, tools, context, session, system prompt) and returns a `Runtime`.
 
-Front ends (the non-interactive runner, the REPL, `kcode fix`) call `build_runtime` and then only talk to
-`Runtime.agent.run_turn`. Heavy modules (openai, llama_cpp) are imported here, lazily, on first use.
+Front ends (the REPL, `-p`, `kcode fix`, tests) only talk to the Runtime: it runs turns and logs them,
+writes the session's `session_started` record once, and owns every change to the main agent's history,
+backend, options and stats (`clear`, `compact`, `switch_backend`, `set_thinking`, `retire_images`).
+What the UI reads comes back as snapshots and immutable views. It never prints.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kcode.agents.loop import Agent
 from kcode.approval import Approver
+from kcode.backend_factory import (
+    OPENAI_DEFAULT_BASE_URL,
+    backend_label,
+    create_backend,
+    model_label,
+)
 from kcode.backends.base import Backend, BackendOptions
-from kcode.config import NO_BACKEND_HELP, Config, ConfigError
-from kcode.netutil import is_loopback_url
+from kcode.config import Config, ConfigError
+from kcode.runtime_core import Cleared, Compacted, Runtime, StatsView
 from kcode.session import Session
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import ROLE_TOOLS, LazyTools
 from kcode.tools.spec_cache import cached_tool_specs
 
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-
-def create_backend(config: Config) -> Backend:
-    name = config.backend
-    if name is None:
-        if config.api_key or config.base_url:
-            name = "openai"
-        elif config.model.endswith(".gguf") or ":" in config.model or config.model == "bundled":
-            name = "llama-cpp"
-        else:
-            from kcode.models import bundled_model, usable_default_model
-
-            # Nothing configured: the default local model, if it was downloaded (`make run`),
-            # else, in an interactive session only, the bundled SmolLM2 (-p must say what it runs).
-            default = None if config.model else usable_default_model()
-            if default is None and not config.model and getattr(config, "interactive", False):
-                default = bundled_model()
-            if default is None:
-                raise ConfigError(NO_BACKEND_HELP)
-            return _local_backend(config, str(default))
-    if name == "scripted":
-        from kcode.backends.scripted import ScriptedBackend
-
-        script = config.script or os.environ.get("KCODE_SCRIPT", "")
-        if not script:
-            raise ConfigError(
-                "the scripted backend needs a script: set `script = PATH` or KCODE_SCRIPT=PATH.json"
-            )
-        return ScriptedBackend.from_file(script)
-    if name == "openai":
-        from kcode.backends.openai_api import OpenAIBackend
-
-        base_url = config.base_url or OPENAI_DEFAULT_BASE_URL
-        api_key = config.api_key
-        if not api_key:
-            if not is_loopback_url(base_url):
-                raise ConfigError(f"no API key for {base_url}. " + NO_BACKEND_HELP)
-            api_key = "none"  # local servers (llama.cpp, vLLM) accept any key
-        model = config.model
-        if not model:  # only a base URL: ask the server (vLLM, OpenRouter reject "default")
-            from kcode.backends.discovery import discover_model
-
-            found = discover_model(base_url, api_key)
-            model = found.model if found else ""
-        return OpenAIBackend(
-            base_url,
-            api_key,
-            model or "default",
-            max_concurrency=config.max_parallel,
-            tool_format=config.tool_format,
-        )
-    from kcode.models import resolve_model
-
-    if not config.model:
-        raise ConfigError("--backend llama-cpp needs --model PATH.gguf or owner/repo:file.gguf")
-    return _local_backend(config, str(resolve_model(config.model)))
-
-
-def _local_backend(config: Config, model_path: str) -> Backend:
-    from kcode.backends.llama_cpp import LlamaCppBackend
-    from kcode.backends.steering import STEER_ENV
-
-    return LlamaCppBackend(
-        model_path,
-        n_ctx=config.n_ctx,
-        n_threads=config.n_threads,
-        n_gpu_layers=config.n_gpu_layers,
-        mmproj=config.mmproj or None,
-        strict_tools=config.strict_tools,
-        steer=os.environ.get(STEER_ENV) or None,
-        max_output_tokens=config.max_output_tokens,
-        kv_cache_mb=config.kv_cache_mb,
-    )
-
-
-def backend_label(config: Config) -> str:
-    return config.backend or ("openai" if config.api_key or config.base_url else "llama-cpp")
-
-
-def model_label(config: Config, backend: Backend) -> str:
-    """The model a session records: the configured one, else the one the backend chose (the default
-    local GGUF when nothing is configured)."""
-    if config.model:
-        return str(config.model)
-    served = getattr(backend, "model", None)  # asked from the server (kcode.backends.discovery)
-    if isinstance(served, str) and served and served != "default":
-        return served
-    chosen = getattr(backend, "model_path", None)
-    return Path(chosen).name if chosen else ""
+__all__ = [
+    "OPENAI_DEFAULT_BASE_URL", "Cleared", "Compacted", "Runtime", "StatsView", "backend_label",
+    "build_runtime", "cache_key", "create_backend", "model_label", "run_budget",
+]  # fmt: skip
 
 
 def _preflight(backend: Backend, system_prompt: str, specs: Any) -> None:
@@ -176,25 +97,6 @@ def run_budget(config: Config, backend: Backend, model: str) -> Any:
             f'[prices."{model}"] input = ..., output = ... (USD per million tokens) to the config'
         )
     return RunBudget(limits, prices)
-
-
-@dataclass
-class Runtime:
-    config: Config
-    root: Path
-    backend: Backend
-    agent: Agent
-    session: Session
-    ctx: ToolContext
-    mcp: Any = None  # kcode.mcp.manager.McpManager when MCP servers are configured
-
-    async def aclose(self) -> None:
-        if self.ctx.extensions is not None:
-            await self.ctx.extensions.session_end("exit", self.ctx)  # SessionEnd hooks
-        self.session.close()
-        if self.mcp is not None:
-            await self.mcp.aclose()
-        await self.backend.aclose()
 
 
 def build_runtime(

@@ -260,7 +260,6 @@ async def _agent_turn(
     from kcode.backends.base import BackendError
     from kcode.config import ConfigError
     from kcode.runtime import build_runtime
-    from kcode.visual.prompt import retire_images
 
     runtime = runtime_box.get("runtime")
     if runtime is None:
@@ -273,7 +272,6 @@ async def _agent_turn(
             code = 3 if isinstance(err, BackendError) and err.kind != "config" else 2
             raise VisualError(getattr(err, "message", str(err)), code) from err
         runtime_box["runtime"] = runtime
-    retire_images(runtime.agent.history)  # the new message brings the current pictures
-    async for event in runtime.agent.run_turn(message):
-        runtime.session.log_event(event)
+    runtime.retire_images()  # the new message brings the current pictures
+    async for event in runtime.run_turn(message):
         yield event

@@ -85,6 +85,10 @@ class ExtensionRuntime:
     interactive: bool = True
     session_id: str = ""
     _session_started: bool = False
+    # SessionStart hooks fire between turns (launch, /clear, compaction): what they say waits here
+    # for the next turn's message (additionalContext) and events (notices).
+    _pending_context: list[str] = field(default_factory=list)
+    _pending_events: list[Event] = field(default_factory=list)
     _halts: dict[str, str] = field(default_factory=dict)
     _extra: dict[str, Tool[Any]] | None = None
 
@@ -139,14 +143,12 @@ class ExtensionRuntime:
         contexts: list[str] = []
         main = agent.agent_id == "main"
         mode = plan.approval_mode(ctx.approver)
-        if main and not self._session_started:
-            self._session_started = True
-            if self.interactive:
-                start.events += [Error(message=w, kind="warning") for w in self.warnings]
-            source = "resume" if len(agent.history) > 1 else "startup"
-            got = await self._fire("SessionStart", {"source": source}, ctx, (source,), mode)
-            contexts += got.context
-            start.events += _notices(got, ctx)
+        if main and not self._session_started:  # a front end that did not start the session
+            await self.session_start("resume" if len(agent.history) > 1 else "startup", ctx)
+        if main:
+            contexts += self._pending_context
+            start.events += self._pending_events
+            self._pending_context, self._pending_events = [], []
         if not main:
             role = agent.stats.role
             got = await self._fire("SubagentStart", {}, ctx, (role,), mode, role)
@@ -174,6 +176,21 @@ class ExtensionRuntime:
         if text != message.text:
             start.message = Message.user(text, message.images)
         return start
+
+    async def session_start(self, source: str, ctx: ToolContext) -> None:
+        """SessionStart hooks: at launch ("startup", or "resume"; once), after /clear ("clear") and
+        after compaction ("compact"), as in Claude. Their additionalContext goes with the next
+        message; the REPL shows the extension warnings at that turn too."""
+        if source in ("startup", "resume"):
+            if self._session_started:
+                return
+            self._session_started = True
+            if self.interactive:
+                self._pending_events += [Error(message=w, kind="warning") for w in self.warnings]
+        mode = plan.approval_mode(ctx.approver)
+        got = await self._fire("SessionStart", {"source": source}, ctx, (source,), mode)
+        self._pending_context += got.context
+        self._pending_events += _notices(got, ctx)
 
     async def expand_user_command(self, line: str, ctx: ToolContext) -> str:
         """`/name args` → the skill's or command's prompt; any other text is returned unchanged."""

@@ -8,18 +8,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from rich.text import Text
 
 from kcode.events import (
     AgentFinished,
     AgentSpawned,
+    ApprovalDecided,
+    ApprovalRequested,
+    AssistantMessage,
+    BudgetWarning,
+    CacheWarning,
+    Error,
     Event,
+    ReasoningDelta,
+    Retrying,
+    SessionStarted,
     StepStarted,
+    TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    TurnFinished,
+    TurnStarted,
     Usage,
+    VisualIteration,
+    closed,
 )
 from kcode.terminal_text import visible
 
@@ -59,27 +73,37 @@ class AgentsView:
         return self.rows[agent_id]
 
     def update(self, event: Event) -> None:
-        if isinstance(event, AgentSpawned):
-            row = self._row(event.agent_id, event.role)
-            row.role, row.prompt = event.role, event.prompt
-        elif isinstance(event, AgentFinished):
-            row = self._row(event.agent_id, event.role)
-            row.finished = event
-            row.tool = ""
-            row.tokens = max(row.tokens, event.prompt_tokens + event.completion_tokens)
-            row.step = max(row.step, event.steps)
-            row.cost = event.cost if event.cost is not None else row.cost
-        elif event.agent == "main":
-            return
-        elif isinstance(event, StepStarted):
-            self._row(event.agent).step = event.step
-        elif isinstance(event, ToolCallStarted):
-            self._row(event.agent).tool = event.name
-        elif isinstance(event, ToolCallFinished):
-            self._row(event.agent).tool = ""
-        elif isinstance(event, Usage):
-            self._row(event.agent).tokens += event.prompt_tokens + event.completion_tokens
-            self._row(event.agent).cost = event.agent_cost
+        event = closed(event)
+        match event:  # exhaustive (issue #12): mypy names this view when an event type is added
+            case AgentSpawned():
+                row = self._row(event.agent_id, event.role)
+                row.role, row.prompt = event.role, event.prompt
+            case AgentFinished():
+                row = self._row(event.agent_id, event.role)
+                row.finished = event
+                row.tool = ""
+                row.tokens = max(row.tokens, event.prompt_tokens + event.completion_tokens)
+                row.step = max(row.step, event.steps)
+                row.cost = event.cost if event.cost is not None else row.cost
+            case _ if event.agent == "main":
+                return  # the main agent is not a row
+            case StepStarted():
+                self._row(event.agent).step = event.step
+            case ToolCallStarted():
+                self._row(event.agent).tool = event.name
+            case ToolCallFinished():
+                self._row(event.agent).tool = ""
+            case Usage():
+                self._row(event.agent).tokens += event.prompt_tokens + event.completion_tokens
+                self._row(event.agent).cost = event.agent_cost
+            case (
+                SessionStarted() | TurnStarted() | TextDelta() | ReasoningDelta()
+                | AssistantMessage() | ApprovalRequested() | ApprovalDecided() | Retrying()
+                | VisualIteration() | Error() | TurnFinished() | BudgetWarning() | CacheWarning()
+            ):  # fmt: skip
+                pass  # a sub-agent's text and notices are not part of its row
+            case _:
+                assert_never(event)
 
     def table(self, now: float | None = None) -> Table:
         from rich.table import Table

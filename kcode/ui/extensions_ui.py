@@ -12,21 +12,20 @@ from kcode.terminal_text import visible
 
 if TYPE_CHECKING:
     from kcode.approval import ApprovalMode
-    from kcode.ui.repl import Repl
+    from kcode.ui.repl_api import ReplApi
 
 # Shift-Tab cycles these (as Claude Code cycles default → accept edits → plan).
 MODE_CYCLE = ("ask", "auto-edit", "plan")
-_background: set[asyncio.Future[Any]] = set()
 
 
-async def ask_trust(repl: Repl) -> None:
+async def ask_trust(repl: ReplApi) -> None:
     """Once per repository: may its hooks, commands, agents and MCP servers run? Then Tab
     completes the custom commands and skills that the answer allows."""
     await _ask_trust(repl)
     await _complete_user_commands(repl)
 
 
-async def _complete_user_commands(repl: Repl) -> None:
+async def _complete_user_commands(repl: ReplApi) -> None:
     from kcode.extensions.session import load_extensions
 
     try:
@@ -39,7 +38,7 @@ async def _complete_user_commands(repl: Repl) -> None:
         completer.commands = sorted(set(completer.commands) | names)  # type: ignore[union-attr]
 
 
-async def _ask_trust(repl: Repl) -> None:
+async def _ask_trust(repl: ReplApi) -> None:
     from kcode.extensions.report import untrusted_project_files
     from kcode.extensions.trust import needs_decision, record_decision
 
@@ -57,17 +56,17 @@ async def _ask_trust(repl: Repl) -> None:
         )
     )
     repl.console.print(Text("Trust this project? [y/N]", style="bold"))
-    answer = (await repl._read_choice("[y/N] ")).strip().lower()
+    answer = (await repl.read_choice("[y/N] ")).strip().lower()
     trusted = answer in ("y", "yes")
     path = record_decision(repl.root, trusted)
     shown = "trusted" if trusted else "not trusted; its hooks, commands and agents stay off"
     repl.console.print(Text(visible(f"Project {shown} (saved in {path})."), style="dim"))
 
 
-def set_mode(repl: Repl, mode: str) -> None:
+def set_mode(repl: ReplApi, mode: str) -> None:
     current = repl.approver.mode
     if mode == "plan" and current != "plan":
-        repl.plan_previous = current  # type: ignore[attr-defined]
+        repl.plan_previous = current
     repl.approver.mode = cast("ApprovalMode", mode)  # one of MODE_CYCLE
 
 
@@ -77,7 +76,7 @@ def next_mode(current: str) -> str:
     return MODE_CYCLE[(MODE_CYCLE.index(current) + 1) % len(MODE_CYCLE)]
 
 
-def add_mode_cycle(repl: Repl) -> None:
+def add_mode_cycle(repl: ReplApi) -> None:
     """Shift-Tab at the prompt: ask → auto-edit → plan → ask (the toolbar shows the mode)."""
     from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
 
@@ -92,12 +91,12 @@ def add_mode_cycle(repl: Repl) -> None:
     repl.prompt.key_bindings = merge_key_bindings([b for b in (existing, bindings) if b])
 
 
-async def cmd_plan(repl: Repl, arg: str) -> None:
+async def cmd_plan(repl: ReplApi, arg: str) -> None:
     """`/plan` enters plan mode, `/plan off` leaves it, `/plan TASK` plans TASK."""
     from kcode.messages import Message
 
     if arg.strip().lower() == "off":
-        set_mode(repl, getattr(repl, "plan_previous", "ask"))
+        set_mode(repl, repl.plan_previous)
         repl.console.print(f"Plan mode off; approval mode is {repl.approver.mode}.")
         return
     set_mode(repl, "plan")
@@ -109,7 +108,7 @@ async def cmd_plan(repl: Repl, arg: str) -> None:
         await repl.run_turn(Message.user(arg.strip()))
 
 
-async def after_turn(repl: Repl) -> None:
+async def after_turn(repl: ReplApi) -> None:
     """In plan mode, a turn that ended with an answer ends with a plan: approve it or refine."""
     from kcode.extensions.plan import APPROVED_MESSAGE
     from kcode.messages import Message
@@ -117,56 +116,42 @@ async def after_turn(repl: Repl) -> None:
     runtime = repl.runtime
     if runtime is None or repl.approver.mode != "plan":
         return
-    last = runtime.agent.history[-1] if runtime.agent.history else None
+    last = runtime.last_message()
     if last is None or last.role != "assistant" or last.tool_calls or not last.text.strip():
         return
     repl.console.print(Text("Approve this plan and carry it out? [y/N]", style="bold"))
-    answer = (await repl._read_choice("[y/N] ")).strip()
+    answer = (await repl.read_choice("[y/N] ")).strip()
     if answer.lower() not in ("y", "yes"):
         repl.console.print(
             Text("Still planning: say what to change (/plan off or Shift-Tab leaves).", "dim")
         )
         return
-    set_mode(repl, getattr(repl, "plan_previous", "ask"))
+    set_mode(repl, repl.plan_previous)
     repl.console.print(Text(f"Plan approved; approval mode is {repl.approver.mode}.", "dim"))
     await repl.run_turn(Message.user(APPROVED_MESSAGE))
 
 
-async def run_user_command(repl: Repl, name: str, arg: str) -> bool:
+async def run_user_command(repl: ReplApi, name: str, arg: str) -> bool:
     """`/name args` for a custom command or skill: sent as the message (the loop expands it)."""
     from kcode.messages import Message
 
     runtime = await repl.ensure_runtime()
-    ext = getattr(getattr(runtime, "ctx", None), "extensions", None)
+    ext = runtime.extensions if runtime is not None else None
     if ext is None or ext.user_command(name) is None:
         return False
     await repl.run_turn(Message.user(f"/{name} {arg}".rstrip()))
     return True
 
 
-def notify(repl: Repl, request: Any) -> None:
+def notify(repl: ReplApi, request: Any) -> None:
     """Notification hooks when kcode asks the human (they run in the background)."""
     from kcode.extensions.notify import notify_permission_prompt
 
     notify_permission_prompt(repl, request)
 
 
-async def pre_compact(repl: Repl, trigger: str, instructions: str = "") -> bool:
-    """PreCompact hooks; False (after saying why) when one blocks the compaction."""
-    runtime = repl.runtime
-    ext = getattr(getattr(runtime, "ctx", None), "extensions", None)
-    if ext is None:
-        return True
-    why = await ext.pre_compact(trigger, runtime.ctx, instructions)
-    if why is None:
-        return True
-    repl.console.print(Text(visible(f"Compaction skipped: {why}"), style="yellow"))
-    return False
-
-
-def extra_help(repl: Repl) -> list[tuple[str, str]]:
-    runtime = repl.runtime
-    ext = getattr(getattr(runtime, "ctx", None), "extensions", None)
+def extra_help(repl: ReplApi) -> list[tuple[str, str]]:
+    ext = repl.runtime.extensions if repl.runtime is not None else None
     if ext is None:
         return []
     rows = [(f"/{n}", f"skill: {s.description[:70]}") for n, s in sorted(ext.skills.items())

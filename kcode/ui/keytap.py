@@ -47,8 +47,7 @@ def keep_early_keys(inp: Input) -> None:
     next reader of `inp`, the first prompt or the key tap, through prompt_toolkit's typeahead."""
     from prompt_toolkit.input.typeahead import store_typeahead
 
-    from kcode.ui.launch import typed_keys
-    from kcode.ui.termmode import take_pending
+    from kcode.ui.termmode import take_pending, typed_keys
 
     early = take_pending()
     if early:

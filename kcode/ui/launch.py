@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kcode.ui.typeahead import TypeAhead, type_ahead, typed_keys
+from kcode.ui.termmode import GREETING, typed_keys
+from kcode.ui.typeahead import TypeAhead, type_ahead
 
 if TYPE_CHECKING:
     from kcode.cli_parse import Invocation
 
 __all__ = ["GREETING", "TypeAhead", "early_prompt", "run_chat", "type_ahead", "typed_keys"]
 
-GREETING = "kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits"
 MIN_WIDTH = 40  # kcode.ui.render.MIN_WIDTH, which imports rich
 
 

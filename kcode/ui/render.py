@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
@@ -19,6 +19,7 @@ from kcode.agents.usage_report import describe_notice
 from kcode.events import (
     AgentFinished,
     AgentSpawned,
+    AnyEvent,
     ApprovalDecided,
     ApprovalRequested,
     AssistantMessage,
@@ -28,19 +29,28 @@ from kcode.events import (
     Event,
     ReasoningDelta,
     Retrying,
+    SessionStarted,
     StepStarted,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnFinished,
+    TurnStarted,
     Usage,
+    VisualIteration,
+    closed,
 )
 from kcode.ui.agents_view import AgentsView
 from kcode.ui.redacted_text import visible
 from kcode.ui.status import BusyStatus
+from kcode.ui.tool_lines import EDIT_TOOLS, diff_text, shorten, todo_text, tool_label, tool_outcome
 
 if TYPE_CHECKING:
     from rich.live import Live
+
+# Re-exported: the REPL's other modules found these here before they moved to kcode.ui.tool_lines.
+__all__ = ["MIN_WIDTH", "Renderer", "commit_point", "diff_text", "markdown", "todo_text",
+           "tool_label", "tool_outcome"]  # fmt: skip
 
 
 def markdown(text: str) -> RenderableType:
@@ -51,116 +61,7 @@ def markdown(text: str) -> RenderableType:
     return Markdown(visible(text), hyperlinks=False)
 
 
-EDIT_TOOLS = ("write_file", "edit_file", "apply_patch")
 MIN_WIDTH = 40
-
-
-def _short(text: str, limit: int = 60) -> str:
-    one_line = " ".join(str(text).split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
-
-
-def tool_label(name: str, args: dict[str, Any]) -> str:
-    """`grep "def main" src` — the call as a user would type it, on one line, controls visible."""
-    return visible(_tool_label(name, args), one_line=True)
-
-
-def _tool_label(name: str, args: dict[str, Any]) -> str:
-    if name == "grep":
-        where = f" {args['path']}" if args.get("path") else ""
-        return f'grep "{_short(args.get("pattern", ""), 40)}"{where}'
-    if name == "glob":
-        return f"glob {args.get('pattern', '')}"
-    if name == "shell":
-        return f"shell {_short(args.get('command', ''), 70)}"
-    if name == "run_tests":
-        return (
-            f"run_tests {_short(args.get('command') or ' '.join(args.get('paths') or []))}".strip()
-        )
-    if name == "spawn_agents":
-        return f"spawn_agents ({len(args.get('tasks') or [])} tasks)"
-    if name == "todo_write":
-        return f"todo_write ({len(args.get('items') or [])} items)"
-    if name == "apply_patch":
-        files = [
-            line[6:].strip()
-            for line in str(args.get("patch", "")).splitlines()
-            if line.startswith("+++ b/")
-        ]
-        return f"apply_patch {', '.join(files) or ''}".strip()
-    if "path" in args:
-        return f"{name} {args['path']}"
-    return name
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def tool_outcome(name: str, ok: bool, content: str, data: dict[str, Any] | None) -> str:
-    """What came back, in a few words: `3 files`, `12 passed, 1 failed`, or the error's first line."""
-    return visible(_tool_outcome(name, ok, content, data), one_line=True)
-
-
-def _tool_outcome(name: str, ok: bool, content: str, data: dict[str, Any] | None) -> str:
-    data = data or {}
-    lines = [line for line in content.splitlines() if line.strip()]
-    if not ok:
-        return _short(lines[0] if lines else "failed", 80)
-    if name == "run_tests" and "passed" in data:
-        parts = [f"{data.get('passed', 0)} passed", f"{data.get('failed', 0)} failed"]
-        if data.get("errors"):
-            parts.append(f"{data['errors']} errors")
-        return ", ".join(parts)
-    if name in ("grep", "glob"):
-        count = data.get("count", data.get("matches"))
-        if isinstance(count, int):
-            return _plural(count, "match" if name == "grep" else "file").replace(
-                "matchs", "matches"
-            )
-        if lines and lines[0].lower().startswith("no "):
-            return _short(lines[0])
-        files = {line.split(":", 1)[0] for line in lines if not line.startswith("[")}
-        return _plural(len(files), "file")
-    if name == "read_file":
-        return _plural(int(data.get("lines", len(lines))), "line")
-    if name == "shell":
-        code = data.get("exit_code")
-        return f"exit {code}, {_plural(max(len(lines) - 1, 0), 'line')}"
-    if name == "spawn_agents":
-        return _short(lines[0] if lines else "done")
-    return _short(lines[0] if lines else "done", 80)
-
-
-def diff_text(diff: str) -> Text:
-    """A unified diff coloured the usual way: additions green, removals red, hunks cyan."""
-    out = Text()
-    for line in diff.splitlines():
-        if line.startswith(("+++", "---")):
-            style = "bold"
-        elif line.startswith("@@"):
-            style = "cyan"
-        elif line.startswith("+"):
-            style = "green"
-        elif line.startswith("-"):
-            style = "red"
-        else:
-            style = "dim"
-        out.append(visible(line) + "\n", style=style)
-    return out
-
-
-TODO_MARKS = {"done": "✓", "in_progress": "▶", "pending": "○"}
-
-
-def todo_text(items: list[dict[str, Any]]) -> Text:
-    out = Text()
-    for item in items:
-        status = str(item.get("status", "pending"))
-        style = {"done": "dim strike", "in_progress": "bold yellow"}.get(status, "")
-        text = visible(str(item.get("text", "")), one_line=True)
-        out.append(f"  {TODO_MARKS.get(status, '○')} {text}\n", style=style)
-    return out
 
 
 def commit_point(text: str) -> int:
@@ -290,72 +191,79 @@ class Renderer:
 
     # --- events ------------------------------------------------------------------------------------
     def handle(self, event: Event) -> None:
+        event = closed(event)
         if event.agent != "main":
             if isinstance(event, Usage) and self.status is not None:
                 self.status.add_usage(event.prompt_tokens, event.completion_tokens)
             self.agents.update(event)
             self._ensure_live()
             return
-        if isinstance(event, ReasoningDelta):
-            if not self._reasoning:
-                self._reasoning_started = time.monotonic()
-            self._reasoning += event.text
-            if self.status is not None:
-                self.status.streamed_chars += len(event.text)
-                self.status.label = "Thinking…"
-            self._ensure_live()
-        elif isinstance(event, TextDelta):
-            self._fold_reasoning()
-            if self.status is not None:
-                self.status.streamed_chars += len(event.text)
-                self.status.label = "Writing…"
-            self._answer += event.text
-            point = commit_point(self._answer)
-            if point:
-                self.print(markdown(self._answer[:point]))
-                self._answer = self._answer[point:]
-            self._ensure_live()
-        elif isinstance(event, AssistantMessage):
-            self._fold_reasoning()
-            self._flush_answer()
-        elif isinstance(event, ToolCallStarted):
-            self._fold_reasoning()
-            self._flush_answer()
-            label = tool_label(event.name, event.arguments)
-            self._running[event.call_id] = _RunningTool(label, event.agent, event.arguments)
-            if self.status is not None:
-                self.status.label = f"Running {visible(event.name, one_line=True)}…"
-            self._ensure_live()
-        elif isinstance(event, ToolCallFinished):
-            self._tool_finished(event)
-        elif isinstance(event, ApprovalRequested):
-            if event.detail:  # keyed by call: parallel edits each get their own diff (#12)
-                self._pending_diffs[(event.agent, event.call_id)] = event.detail
-        elif isinstance(event, ApprovalDecided):
-            if not event.allowed:
-                self.print(Text(f"  ✗ declined: {visible(event.reason)}", style="yellow"))
-        elif isinstance(event, (AgentSpawned, AgentFinished)):
-            self.agents.update(event)
-        elif isinstance(event, Retrying):
-            self.print(
-                Text(
-                    f"  ↻ retrying in {event.delay_s:.1f}s (attempt {event.attempt}): {visible(event.reason)}",
-                    style="yellow",
-                )
-            )
-        elif isinstance(event, Error):
-            self._flush_answer()
-            self.print(Text(f"✗ {visible(event.message)}", style="bold red"))
-        elif isinstance(event, TurnFinished):
-            self.finish()
-        elif isinstance(event, Usage):
-            if self.status is not None:
-                self.status.add_usage(event.prompt_tokens, event.completion_tokens)
-        elif isinstance(event, StepStarted):
-            if self.status is not None:
-                self.status.label = "Working…"  # waiting for the model again
-        elif isinstance(event, (BudgetWarning, CacheWarning)):
-            self.print(Text(f"  ! {visible(describe_notice(event))}", style="yellow"))
+        self._handle_main(event)
+
+    def _handle_main(self, event: AnyEvent) -> None:
+        # Exhaustive (issue #12): a new event type fails mypy here until the REPL decides.
+        match event:
+            case ReasoningDelta():
+                if not self._reasoning:
+                    self._reasoning_started = time.monotonic()
+                self._reasoning += event.text
+                self._streamed(len(event.text), "Thinking…")
+                self._ensure_live()
+            case TextDelta():
+                self._fold_reasoning()
+                self._streamed(len(event.text), "Writing…")
+                self._answer += event.text
+                point = commit_point(self._answer)
+                if point:
+                    self.print(markdown(self._answer[:point]))
+                    self._answer = self._answer[point:]
+                self._ensure_live()
+            case AssistantMessage():
+                self._fold_reasoning()
+                self._flush_answer()
+            case ToolCallStarted():
+                self._fold_reasoning()
+                self._flush_answer()
+                label = tool_label(event.name, event.arguments)
+                self._running[event.call_id] = _RunningTool(label, event.agent, event.arguments)
+                if self.status is not None:
+                    self.status.label = f"Running {visible(event.name, one_line=True)}…"
+                self._ensure_live()
+            case ToolCallFinished():
+                self._tool_finished(event)
+            case ApprovalRequested():
+                if event.detail:  # keyed by call: parallel edits each get their own diff (#12)
+                    self._pending_diffs[(event.agent, event.call_id)] = event.detail
+            case ApprovalDecided():
+                if not event.allowed:
+                    self.print(Text(f"  ✗ declined: {visible(event.reason)}", style="yellow"))
+            case AgentSpawned() | AgentFinished():
+                self.agents.update(event)
+            case Retrying():
+                why = f"(attempt {event.attempt}): {visible(event.reason)}"
+                self.print(Text(f"  ↻ retrying in {event.delay_s:.1f}s {why}", style="yellow"))
+            case Error():
+                self._flush_answer()
+                self.print(Text(f"✗ {visible(event.message)}", style="bold red"))
+            case TurnFinished():
+                self.finish()
+            case Usage():
+                if self.status is not None:
+                    self.status.add_usage(event.prompt_tokens, event.completion_tokens)
+            case StepStarted():
+                if self.status is not None:
+                    self.status.label = "Working…"  # waiting for the model again
+            case BudgetWarning() | CacheWarning():
+                self.print(Text(f"  ! {visible(describe_notice(event))}", style="yellow"))
+            case SessionStarted() | TurnStarted() | VisualIteration():
+                pass  # nothing to draw: the REPL greets, echoes the prompt, has no fix loop
+            case _:
+                assert_never(event)
+
+    def _streamed(self, chars: int, label: str) -> None:
+        if self.status is not None:
+            self.status.streamed_chars += chars
+            self.status.label = label
 
     def note_prompted(self, agent: str, call_id: str) -> None:
         """The approval prompt already showed this call's diff; do not repeat it after the call."""
@@ -366,7 +274,7 @@ class Renderer:
             return
         seconds = time.monotonic() - self._reasoning_started
         words = len(self._reasoning.split())
-        first = visible(_short(self._reasoning, max(self.console.width - 40, 20)), one_line=True)
+        first = visible(shorten(self._reasoning, max(self.console.width - 40, 20)), one_line=True)
         self.print(Text(f"✻ thought for {seconds:.0f}s ({words} words): {first}", style="dim"))
         self._reasoning = ""
 

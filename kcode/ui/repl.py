@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.formatted_text import AnyFormattedText
@@ -28,23 +28,23 @@ from kcode.terminal_text import visible
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
 from kcode.ui.busy import BusyLines
 from kcode.ui.input import (
-    MentionError,
     PromptInterrupt,
     ReplCompleter,
     build_prompt_session,
     list_project_files,
-    parse_mentions,
     toolbar_html,
 )
 from kcode.ui.keytap import KeyTap, QueuedExit, keep_early_keys
-from kcode.ui.launch import GREETING
 from kcode.ui.model_info import discovered_model_note, model_name
 from kcode.ui.render import MIN_WIDTH, Renderer
 from kcode.ui.sessions_view import replay_history
-from kcode.ui.termmode import quiet_terminal
+from kcode.ui.termmode import GREETING, quiet_terminal
 
-# Approximate list prices in USD per million tokens (input, output); other models show tokens only.
-PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
+if TYPE_CHECKING:
+    from kcode.runtime import Runtime
+    from kcode.ui.slash_changes import StartSnapshot
+
+_background: set[asyncio.Future[Any]] = set()
 
 
 class NotATerminal(RuntimeError):
@@ -54,13 +54,17 @@ class NotATerminal(RuntimeError):
         super().__init__("stdin is not a terminal; use kcode -p PROMPT")
 
 
-def _start_mcp_servers(task: asyncio.Future[Any]) -> None:
-    """MCP servers start on this loop as soon as the runtime exists, while the user types."""
+def _start_session(task: asyncio.Future[Runtime]) -> None:
+    """As soon as the runtime exists, while the user types: the session starts (its record and the
+    SessionStart hooks, whose context goes with the first message) and MCP servers start."""
     if task.cancelled() or task.exception() is not None:
         return
-    manager = getattr(task.result(), "mcp", None)
-    if manager is not None:
-        manager.start()
+    runtime = task.result()
+    started = asyncio.ensure_future(runtime.start())
+    _background.add(started)
+    started.add_done_callback(_background.discard)
+    if runtime.mcp is not None:
+        runtime.mcp.start()
 
 
 class Repl(BusyLines):
@@ -72,7 +76,7 @@ class Repl(BusyLines):
         console: Console | None = None,
         resume_id: str | None = None,
         backend: Any = None,
-        runtime_factory: Callable[[], Any] | None = None,
+        runtime_factory: Callable[[], Runtime] | None = None,
         prompt_session: PromptSession[str] | None = None,
         **io: Any,
     ) -> None:
@@ -83,18 +87,19 @@ class Repl(BusyLines):
         self.resume_id = resume_id
         self._backend_override = backend  # tests inject a backend instead of building one
         self._runtime_factory = runtime_factory  # or a whole runtime (e.g. with fewer tools)
-        self.runtime: Any = None  # kcode.runtime.Runtime once built (imported lazily)
-        self._runtime_task: asyncio.Future[Any] | None = None
+        self.runtime: Runtime | None = None  # once built (kcode.runtime is imported lazily)
+        self._runtime_task: asyncio.Future[Runtime] | None = None
         self.turn_task: asyncio.Task[None] | None = None
         self.should_exit = False
         self.pending_context = ""  # output of `!!cmd`, sent with the next message
         self.prefill = ""  # a line given back to the user after it could not be sent
-        self.snapshot: Any = None  # kcode.ui.slash.StartSnapshot for /diff
+        self.snapshot: StartSnapshot | None = None  # for /diff
+        self.plan_previous = "ask"  # the approval mode plan mode goes back to
         self._files: list[str] | None = None
         self._io = io
         self.rules = ProjectRules(root)
         self.asker = ApprovalAsker(
-            self.console, self.rules, self._read_choice, self._before_ask, self._after_ask
+            self.console, self.rules, self.read_choice, self._before_ask, self._after_ask
         )
         self.approver = InteractiveApprover(config.approval or "ask", self.asker)
         from kcode.ui.slash import COMMANDS
@@ -128,11 +133,11 @@ class Repl(BusyLines):
     def start_background_setup(self) -> None:
         if self._runtime_task is None:
             self._runtime_task = asyncio.ensure_future(asyncio.to_thread(self._build_runtime))
-            self._runtime_task.add_done_callback(_start_mcp_servers)
+            self._runtime_task.add_done_callback(_start_session)
 
-    def _build_runtime(self) -> Any:
+    def _build_runtime(self) -> Runtime:
         from kcode.runtime import build_runtime
-        from kcode.ui.slash import StartSnapshot
+        from kcode.ui.slash_changes import StartSnapshot
 
         if self._runtime_factory is not None:
             self.snapshot = StartSnapshot.take(self.root)
@@ -148,7 +153,7 @@ class Repl(BusyLines):
         self.snapshot = StartSnapshot.take(self.root)
         return runtime
 
-    async def ensure_runtime(self) -> Any:
+    async def ensure_runtime(self) -> Runtime | None:
         """The runtime, or None after printing why it cannot be built (e.g. no model configured)."""
         if self.runtime is not None:
             return self.runtime
@@ -163,6 +168,20 @@ class Repl(BusyLines):
         self._say_discovered_model()
         return self.runtime
 
+    async def built_runtime(self) -> Runtime | None:
+        if self.runtime is None and self._runtime_task is not None:
+            try:
+                self.runtime = await self._runtime_task
+            except Exception:  # it failed; the next turn builds one from the current config
+                self._runtime_task = None
+        return self.runtime
+
+    async def switch_session(self, resume_id: str) -> Runtime | None:
+        if self.runtime is not None:
+            await self.runtime.aclose()
+        self.runtime, self._runtime_task, self.resume_id = None, None, resume_id
+        return await self.ensure_runtime()
+
     def _say_discovered_model(self) -> None:
         note = discovered_model_note(self.config)
         if note is not None:
@@ -173,23 +192,15 @@ class Repl(BusyLines):
 
     # --- toolbar ---------------------------------------------------------------------------------
     def toolbar(self) -> AnyFormattedText:
-        from kcode.agents.compaction import estimate_tokens
+        from kcode.ui.status import toolbar_cost
 
-        model = self.model_name()
         used, cost = 0, ""
         if self.runtime is not None:
-            agent = self.runtime.agent
-            used = estimate_tokens(agent.history)
-            usage = agent.stats.usage()
-            price = PRICES.get(self.config.model)
-            if price:
-                dollars = (
-                    usage["prompt_tokens"] * price[0] + usage["completion_tokens"] * price[1]
-                ) / 1e6
-                cost = f" · ${dollars:.3f}"
-            else:
-                cost = f" · {usage['prompt_tokens'] + usage['completion_tokens']:,} tok"
-        return toolbar_html(model, self.approver.mode, used, self.config.context_window, cost)
+            used = self.runtime.estimated_tokens()
+            cost = toolbar_cost(self.config.model, self.runtime.stats().usage)
+        return toolbar_html(
+            self.model_name(), self.approver.mode, used, self.config.context_window, cost
+        )
 
     # --- approvals -------------------------------------------------------------------------------
     def _before_ask(self, request: Any) -> None:
@@ -207,7 +218,7 @@ class Repl(BusyLines):
             self.keytap.start()
         self.renderer.release()
 
-    async def _read_choice(self, message: str) -> str:
+    async def read_choice(self, message: str) -> str:
         try:
             return await self._choice_prompt.prompt_async(message, handle_sigint=False)
         except (PromptInterrupt, KeyboardInterrupt, EOFError):
@@ -228,12 +239,10 @@ class Repl(BusyLines):
             self.prefill = message.text
             return
         await self._maybe_compact(runtime)
-        from kcode.agents.compaction import estimate_tokens
-
         if self.renderer.status is not status:  # /compact showed (and ended) its own
             status = self.begin_busy("Working…")
         status.label = "Working…"
-        status.estimated_in = estimate_tokens([*runtime.agent.history, message])
+        status.estimated_in = runtime.estimated_tokens([message])
         self.turn_task = asyncio.create_task(self._consume(runtime, message))
         loop = asyncio.get_running_loop()
         try:
@@ -264,80 +273,27 @@ class Repl(BusyLines):
 
         await after_turn(self)  # plan mode: approve the plan or refine it
 
-    async def _consume(self, runtime: Any, message: Message) -> None:
+    async def _consume(self, runtime: Runtime, message: Message) -> None:
         from kcode.events import TurnFinished
 
-        async for event in runtime.agent.run_turn(message):
+        async for event in runtime.run_turn(message):  # logged by the runtime
             self.renderer.handle(event)
-            runtime.session.log_event(event)
             if isinstance(event, TurnFinished) and event.reason != "completed":
                 self.renderer.print(Text(f"(turn ended: {event.reason})", style="dim"))
 
-    async def _maybe_compact(self, runtime: Any) -> None:
-        from kcode.agents.compaction import needs_compaction
-
-        if needs_compaction(runtime.agent.history, self.config.context_window):
-            from kcode.ui.slash import compact_now
+    async def _maybe_compact(self, runtime: Runtime) -> None:
+        if runtime.needs_compaction(self.config.context_window):
+            from kcode.ui.slash_session import compact_now
 
             self.console.print(Text("Context is nearly full; compacting…", style="dim"))
             await compact_now(self, "auto")
 
     # --- lines -----------------------------------------------------------------------------------
     async def handle_line(self, line: str, images: list[Path] | None = None) -> None:
-        text = line.strip()
-        if not text and not images:
-            return
-        if text.startswith("/"):
-            from kcode.ui.slash import dispatch
+        """A typed line: a /command, a !shell escape, or a message (kcode.ui.lines)."""
+        from kcode.ui.lines import handle_line
 
-            await dispatch(self, text)
-            return
-        if text.startswith("!"):
-            await self.run_shell(text.lstrip("!").strip(), keep=text.startswith("!!"))
-            return
-        try:
-            parsed = await asyncio.to_thread(parse_mentions, line, self.root, images or [])
-        except MentionError as err:
-            # Not put back at the prompt: the next thing typed would be glued onto it. It is in
-            # the history, so ↑ brings it back for editing.
-            self.console.print(Text(visible(f"✗ {err} — not sent; ↑ recalls the line"), "bold red"))
-            return
-        body = parsed.text.strip()
-        body = await self._mcp_resources(body)
-        if parsed.files:
-            runtime = await self.ensure_runtime()
-            if runtime is None:
-                return
-            from kcode.ui.attach import attach_mentions
-
-            attached, notes = await attach_mentions(parsed.files, self.root, runtime.ctx)
-            for note in notes:
-                self.renderer.print(Text(visible(note, one_line=True), style="dim"))
-            body = f"{body}\n\n{attached}"
-        if self.pending_context:
-            body = f"{self.pending_context}\n\n{body}"
-            self.pending_context = ""
-        await self.run_turn(Message.user(body, tuple(parsed.images)))
-
-    async def _mcp_resources(self, body: str) -> str:
-        """`@server:uri` mentions: the MCP resources' contents go with the message."""
-        from kcode.mcp.prompts import RESOURCE_MENTION, expand_resource_mentions
-
-        if not RESOURCE_MENTION.search(body):
-            return body
-        runtime = await self.ensure_runtime()
-        if runtime is None or getattr(runtime, "mcp", None) is None:
-            return body
-        body, errors = await expand_resource_mentions(runtime.mcp, body)
-        for error in errors:
-            self.console.print(Text(visible(f"✗ {error}"), style="yellow"))
-        return body
-
-    async def run_shell(self, command: str, *, keep: bool) -> None:
-        """`!cmd` shows a command's output without involving the model; `!!cmd` also keeps it."""
-        from kcode.ui.shell_escape import run_shell
-
-        await run_shell(self, command, keep=keep)
+        await handle_line(self, line, images)
 
     # --- main loop -------------------------------------------------------------------------------
     async def run(
@@ -362,7 +318,7 @@ class Repl(BusyLines):
         if self.resume_id:
             runtime = await self.ensure_runtime()
             if runtime is not None:
-                replay_history(self.console, runtime.agent.history)
+                replay_history(self.console, runtime.history)
         if initial_prompt or images:
             if initial_prompt:  # echoed like a typed line, so the transcript shows the question
                 self.console.print(Text(visible(f"› {initial_prompt}"), style="bold"))
@@ -413,22 +369,14 @@ class Repl(BusyLines):
 
     async def close(self) -> None:
         self.renderer.finish()
-        if self.runtime is None and self._runtime_task is not None:
-            try:
-                self.runtime = await self._runtime_task
-            except Exception:
-                self.runtime = None
-        if self.runtime is not None:
-            session = self.runtime.session
-            await self.runtime.aclose()
-            said = any(m.role == "user" for m in self.runtime.agent.history)
-            if not said and not self.resume_id:
-                # Nothing was said: no session to list, continue or resume (empty launches).
-                session.path.unlink(missing_ok=True)
-                return
-            self.console.print(
-                Text(f"Session {session.session_id} saved; resume with kcode -c", style="dim")
-            )
+        runtime = await self.built_runtime()
+        if runtime is None:
+            return
+        await runtime.aclose()
+        if not self.resume_id and runtime.discard_if_empty():
+            return  # nothing was said: no session to list, continue or resume
+        text = f"Session {runtime.session.session_id} saved; resume with kcode -c"
+        self.console.print(Text(text, style="dim"))
 
 
 def run_repl(

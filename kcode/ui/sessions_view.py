@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from kcode.terminal_text import visible
 from kcode.ui.render import markdown, tool_label
 
 
-def replay_history(console: Console, history: list[Message]) -> None:
+def replay_history(console: Console, history: Sequence[Message]) -> None:
     """Show a resumed conversation: user lines, answers as markdown, tool calls as compact lines."""
     results = {m.tool_call_id: m for m in history if m.role == "tool"}
     for message in history:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from kcode.terminal_text import visible
 
+if TYPE_CHECKING:
+    from kcode.ui.repl_api import ReplApi
 
-async def run_shell(repl: Any, command: str, *, keep: bool) -> None:
+
+async def run_shell(repl: ReplApi, command: str, *, keep: bool) -> None:
     """`!cmd` shows a command's output without involving the model; `!!cmd` also keeps it."""
     if not command:
         repl.console.print(Text("usage: !command (or !!command to send the output too)", "dim"))

@@ -77,3 +77,16 @@ class BusyStatus:
                 shown = visible(typed.line, one_line=True)[-(width - 4) :]
                 parts.append(Text(f"› {shown}", style="bold"))
         return Group(*parts)
+
+
+# Approximate list prices in USD per million tokens (input, output); other models show tokens only.
+PRICES: dict[str, tuple[float, float]] = {"gpt-5-mini": (0.25, 2.0), "kimi-k2.5": (0.6, 3.0)}
+
+
+def toolbar_cost(model: str, usage: dict[str, Any]) -> str:
+    """The toolbar's running cost: dollars for a model with a known price, else tokens."""
+    price = PRICES.get(model)
+    if price:
+        dollars = (usage["prompt_tokens"] * price[0] + usage["completion_tokens"] * price[1]) / 1e6
+        return f" · ${dollars:.3f}"
+    return f" · {usage['prompt_tokens'] + usage['completion_tokens']:,} tok"

@@ -92,3 +92,20 @@ def restore_terminal() -> None:
         with contextlib.suppress(termios.error, OSError):
             termios.tcsetattr(fd, termios.TCSANOW, saved)
         _saved_modes.pop(fd, None)
+
+
+# Shared by the early prompt (kcode.ui.launch), the REPL and the key tap. They live here, in a module
+# that imports nothing of kcode, so that repl and keytap do not import launch (which imports them).
+GREETING = "kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits"
+
+
+def typed_keys(text: str) -> list[Any]:
+    """Raw terminal input as prompt_toolkit key presses (an NL here was an Enter translated by the
+    terminal's cooked mode before kcode switched it off, so it is Enter, not Ctrl-J)."""
+    from prompt_toolkit.input.vt100_parser import Vt100Parser
+
+    keys: list[Any] = []
+    parser = Vt100Parser(keys.append)
+    parser.feed(text.replace("\r\n", "\r").replace("\n", "\r"))
+    parser.flush()
+    return keys

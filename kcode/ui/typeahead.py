@@ -10,18 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def typed_keys(text: str) -> list[Any]:
-    """Raw terminal input as prompt_toolkit key presses (an NL here was an Enter translated by the
-    terminal's cooked mode before kcode switched it off, so it is Enter, not Ctrl-J)."""
-    from prompt_toolkit.input.vt100_parser import Vt100Parser
-
-    keys: list[Any] = []
-    parser = Vt100Parser(keys.append)
-    parser.feed(text.replace("\r\n", "\r").replace("\n", "\r"))
-    parser.flush()
-    return keys
-
-
 @dataclass
 class TypeAhead:
     text: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -85,3 +86,43 @@ def test_repl_session_in_a_terminal(tmp_path: Path, kcode_env: dict[str, str]) -
         resumed.expect(pexpect.EOF)
         resumed.close()
         assert resumed.exitstatus == 0
+
+
+def test_session_start_hooks_fire_at_launch_and_after_clear(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    """The real binary: SessionStart (a user-level bash hook) runs when the REPL starts, before
+    anything is typed, and again after /clear; each one's output goes with the next message."""
+    repo = make_repo(tmp_path / "repo", {"app.py": "print('v1')\n"})
+    log = tmp_path / "hook.log"
+    hook = tmp_path / "start.sh"
+    hook.write_text(
+        '#!/bin/bash\ninput=$(cat)\ncase "$input" in\n'
+        f'  *\'"source": "clear"\'*) echo clear >> {log}; echo "context-after-clear";;\n'
+        f"  *) echo launch >> {log}; echo context-at-launch;;\nesac\n"
+    )
+    hook.chmod(0o755)
+    config = tmp_path / "xdg-config/kcode"
+    config.mkdir(parents=True)
+    hooks = {"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": str(hook)}]}]}}
+    (config / "hooks.json").write_text(json.dumps(hooks))
+    script = [Reply.text("First answer."), Reply.text("Second answer.")]
+    with FakeOpenAIServer(script) as srv:
+        kcode_env["KCODE_BASE_URL"] = srv.base_url
+        child = spawn([], kcode_env, repo)
+        wait_until(lambda: log.exists() and log.read_text() == "launch\n", "SessionStart at launch")
+        child.send("hello\r")
+        child.expect("First answer.")
+        child.send("/clear\r")
+        child.expect("Conversation cleared")
+        wait_until(lambda: log.read_text() == "launch\nclear\n", "SessionStart after /clear")
+        child.send("fresh start\r")
+        child.expect("Second answer.")
+        child.send("\x04")
+        child.expect("saved; resume with kcode -c")
+        child.expect(pexpect.EOF)
+        child.close()
+        first, second = (r.body or {} for r in srv.requests)
+    assert "context-at-launch" in str(first["messages"][-1])
+    assert "context-after-clear" in str(second["messages"][-1])
+    assert "context-at-launch" not in str(second["messages"])

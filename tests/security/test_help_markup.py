@@ -21,7 +21,7 @@ def test_help_shows_markup_in_descriptions_as_text(tmp_path: Path) -> None:
     out = io.StringIO()
     repl = SimpleNamespace(
         console=Console(file=out, width=200, force_terminal=True, color_system="standard"),
-        runtime=SimpleNamespace(ctx=SimpleNamespace(extensions=ext)),
+        runtime=SimpleNamespace(ctx=SimpleNamespace(extensions=ext), extensions=ext),
     )
     asyncio.run(cmd_help(repl, ""))  # type: ignore[arg-type]
     text = out.getvalue()

@@ -27,21 +27,22 @@ async def run_compact(tmp_path: Path, summary: str) -> tuple[Repl, list[Message]
     repl = Repl(harness.config, root, console=harness.console)
     repl._runtime_factory = harness.factory(repl)
     runtime = await asyncio.wait_for(repl.ensure_runtime(), 10)
-    runtime.agent.history[:] = small_history()
-    before = list(runtime.agent.history)
+    runtime.agent.history[:] = small_history()  # test set-up: a conversation to compact
+    before = list(runtime.history)
     await compact_now(repl)
     return repl, before, harness.buffer.getvalue()
 
 
 async def test_a_summary_bigger_than_the_history_is_not_kept(tmp_path: Path) -> None:
     repl, before, out = await run_compact(tmp_path, "a very long summary " * 2000)
-    assert repl.runtime.agent.history == before
+    assert repl.runtime is not None and list(repl.runtime.history) == before
     assert "would not make the context smaller" in out and "history is unchanged" in out
-    assert repl.runtime.agent.stats.requests == 1  # the request was still made and counted
+    assert repl.runtime.stats().usage["requests"] == 1  # the request was still made and counted
 
 
 async def test_a_smaller_summary_replaces_the_old_traffic(tmp_path: Path) -> None:
     repl, before, out = await run_compact(tmp_path, "ok")
-    history: Any = repl.runtime.agent.history
+    assert repl.runtime is not None
+    history: Any = repl.runtime.history
     assert "Compacted" in out
     assert len(str(history)) < len(str(before))

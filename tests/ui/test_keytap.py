@@ -13,7 +13,7 @@ from prompt_toolkit.input import create_pipe_input
 
 from kcode.ui import termmode
 from kcode.ui.keytap import KeyTap, QueuedExit
-from kcode.ui.launch import typed_keys
+from kcode.ui.termmode import typed_keys
 
 
 def read_n(fd: int, n: int, timeout: float = 5.0) -> bytes:
