@@ -4,7 +4,6 @@ model, and the old backend is closed only once no turn runs (a sub-agent may sti
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,7 @@ async def test_a_switch_reaches_sub_agents_and_closes_the_old_backend_after_the_
         "main:": [{"text": "unused"}, spawn("find the entry point"), {"text": "all done"}],
         "*": [{"text": "sub-agent found it"}],
     })  # fmt: skip
-    new_config = dataclasses.replace(
-        config, settings=config.settings.model_copy(update={"model": "model-b"})
-    )
+    new_config = config.overridden("/model", model="model-b")
     first = asyncio.create_task(collect(runtime, "main: one"))
     await async_wait_until(lambda: old.calls == 1, "the first request")
     await runtime.switch_backend(new_config, new)  # while the turn still runs on `old`
