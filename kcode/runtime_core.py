@@ -156,7 +156,7 @@ class Runtime:
         agent = self.agent
         try:
             result = await compact_history(agent.history, agent.backend, agent.options,
-                                           self.ctx.todos)  # fmt: skip
+                                           self.ctx.todos, focus=instructions)  # fmt: skip
         except Exception as err:  # any backend failure: the history is simply left as it was
             return Compacted("failed", reason=f"{type(err).__name__}: {err}")
         if result is None:

@@ -88,10 +88,14 @@ def _todo_block(todos: Sequence[dict[str, Any]]) -> str:
 
 
 async def summarise(
-    backend: Backend, options: BackendOptions, transcript: str
+    backend: Backend, options: BackendOptions, transcript: str, focus: str = ""
 ) -> tuple[str, int, int]:
-    """One model call, no tools. Returns (summary, prompt_tokens, completion_tokens)."""
-    request = [Message.system(SUMMARY_INSTRUCTIONS), Message.user(transcript)]
+    """One model call, no tools. Returns (summary, prompt_tokens, completion_tokens). `focus` is
+    the user's text after `/compact` (Claude's custom instructions): what the summary must keep."""
+    instructions = SUMMARY_INSTRUCTIONS
+    if focus.strip():
+        instructions += f"\n\nThe user asks the summary to focus on: {focus.strip()}"
+    request = [Message.system(instructions), Message.user(transcript)]
     text, prompt_tokens, completion_tokens = "", 0, 0
     async for delta in backend.stream(request, [], replace(options, tool_choice="none")):
         if isinstance(delta, TextChunk):
@@ -107,6 +111,7 @@ async def compact_history(
     backend: Backend,
     options: BackendOptions,
     todos: Sequence[dict[str, Any]] = (),
+    focus: str = "",
 ) -> CompactionResult | None:
     """The compacted history, or None when there is nothing old enough to summarise."""
     if not history or history[0].role != "system":
@@ -119,7 +124,9 @@ async def compact_history(
     old_traffic = [m for m in old if m.role != "user"]
     if not old_traffic:
         return None
-    summary, prompt_tokens, completion_tokens = await summarise(backend, options, _transcript(old))
+    summary, prompt_tokens, completion_tokens = await summarise(
+        backend, options, _transcript(old), focus
+    )
     summary_message = Message(
         "assistant",
         (TextPart(SUMMARY_HEADER + (summary or "(no summary)") + _todo_block(todos)),),

@@ -50,3 +50,18 @@ def test_trigger_at_80_percent_of_the_window() -> None:
     history = [Message.system("s"), Message.user("u" * 4000)]
     assert estimate_tokens(history) == 1000
     assert needs_compaction(history, 1200) and not needs_compaction(history, 1300)
+
+
+async def test_compact_text_tells_the_summary_what_to_keep() -> None:
+    seen: list[Any] = []
+
+    def summary(messages: Any) -> dict[str, Any]:
+        seen.append(messages)
+        return {"text": "kept the API decisions"}
+
+    backend = ScriptedBackend([summary, summary])
+    await compact_history(long_history(), backend, BackendOptions(), focus="the API decisions")
+    await compact_history(long_history(), backend, BackendOptions())
+    focused, plain = (str(messages[0].text) for messages in seen)
+    assert "focus on: the API decisions" in focused
+    assert "focus on" not in plain
