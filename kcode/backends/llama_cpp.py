@@ -39,7 +39,8 @@ from kcode.backends.base import (
 from kcode.backends.builtin_templates import pick_builtin, stop_texts
 from kcode.backends.chat_template import ChatTemplate
 from kcode.backends.gbnf import tool_call_grammar
-from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling, TokenPipe
+from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling
+from kcode.backends.llama_pipe import TokenPipe
 from kcode.backends.local_context import plan_context
 from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (

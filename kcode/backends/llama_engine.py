@@ -29,73 +29,25 @@ process-wide lock (`_LOAD_LOCK`) so concurrent loads never see each other's swap
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import ctypes
 import os
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kcode.backends import native_guard
 from kcode.backends.base import BackendError
+from kcode.backends.llama_state import (
+    MIN_TOKENS_WORTH_SWITCHING,
+    SavedState,
+    StateCache,
+    common_prefix,
+)
 from kcode.backends.llama_vision import VisionProjector
 from kcode.backends.output_guard import OutputGuard
-
-# Switching states only pays off when it saves at least this many tokens of prompt evaluation.
-MIN_TOKENS_WORTH_SWITCHING = 32
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-@dataclass(frozen=True)
-class SavedState:
-    tokens: tuple[int, ...]
-    data: bytes
-
-
-class StateCache:
-    """KV states of recent conversations, least recently used evicted beyond `max_bytes`."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[int, ...], SavedState] = OrderedDict()
-
-    def put(self, state: SavedState) -> None:
-        # A state whose tokens extend an older one supersedes it.
-        for key in [k for k in self._entries if state.tokens[: len(k)] == k]:
-            del self._entries[key]
-        self._entries[state.tokens] = state
-        while sum(len(s.data) for s in self._entries.values()) > self.max_bytes and self._entries:
-            self._entries.popitem(last=False)
-
-    def best_match(self, tokens: Sequence[int]) -> tuple[SavedState | None, int]:
-        best: SavedState | None = None
-        best_length = 0
-        for state in self._entries.values():
-            length = _common_prefix(state.tokens, tokens)
-            if length > best_length:
-                best, best_length = state, length
-        if best is not None:
-            self._entries.move_to_end(best.tokens)
-        return best, best_length
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 @dataclass
@@ -111,61 +63,6 @@ class Sampling:
     top_k: int = 40
     top_p: float = 0.95
     min_p: float = 0.05
-
-
-class TokenPipe:
-    """Hands decoded text from the generation thread to the event loop.
-
-    One wake-up of the loop per batch, not per token: while a wake-up is pending, or within
-    MIN_WAKE_INTERVAL of the last one, further text only joins the batch. Each wake-up costs a
-    self-pipe write, a loop iteration and a GIL hand-over that the generation thread waits on, so
-    a fast model does not ping-pong with the loop on every token; a model slower than one token
-    per interval still streams token by token, and text is never held back longer than one token.
-    """
-
-    MIN_WAKE_INTERVAL = 0.008
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._pending: list[str] = []
-        self._wakeup_pending = False
-        self._last_wake = -1.0
-        self._closed = False
-        self._ready = asyncio.Event()
-
-    def _wake(self) -> None:
-        self._loop.call_soon_threadsafe(self._ready.set)
-
-    def put(self, text: str) -> None:
-        """From the generation thread."""
-        now = time.monotonic()
-        with self._lock:
-            self._pending.append(text)
-            if self._wakeup_pending or now - self._last_wake < self.MIN_WAKE_INTERVAL:
-                return
-            self._wakeup_pending = True
-            self._last_wake = now
-        self._wake()
-
-    def close(self) -> None:
-        """From the generation thread, when it is done (also after a failure)."""
-        with self._lock:
-            self._closed = True
-        self._wake()
-
-    async def batches(self) -> AsyncIterator[str]:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            with self._lock:
-                texts, self._pending = self._pending, []
-                self._wakeup_pending = False
-                closed = self._closed
-            if texts:
-                yield "".join(texts)
-            if closed:
-                return
 
 
 _LOAD_LOCK = threading.Lock()
@@ -336,7 +233,7 @@ class LlamaEngine:
     def prepare_context(self, prompt: Sequence[int]) -> None:
         """Put the KV state sharing most with `prompt` in place; keep the one it replaces."""
         current = self._current_tokens()
-        reusable = _common_prefix(current, prompt)
+        reusable = common_prefix(current, prompt)
         # The same conversation going on (its whole last prompt is kept, at most the tokens it
         # generated are dropped) does not save anything: a state copy costs ~0.2 s per 30 MB.
         same_conversation = reusable >= self._last_prompt_length
