@@ -38,13 +38,19 @@ from kcode.backends.base import (
 )
 from kcode.backends.builtin_templates import pick_builtin, stop_texts
 from kcode.backends.chat_template import ChatTemplate
+from kcode.backends.content_calls import check_tool_format
 from kcode.backends.gbnf import tool_call_grammar
 from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling
 from kcode.backends.llama_pipe import TokenPipe
+from kcode.backends.llama_prefix_cache import PrefixCache
+from kcode.backends.llama_prefix_cache import default_dir as default_prefix_dir
+from kcode.backends.llama_state import common_prefix
 from kcode.backends.local_context import plan_context
+from kcode.backends.local_prompt import compact_request, is_small_model
 from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (
     FORMATS,
+    NO_CALLS,
     THINK_OPEN,
     ToolCallFormat,
     ToolCallStreamParser,
@@ -53,6 +59,7 @@ from kcode.backends.toolcall_formats import (
 from kcode.messages import Message
 from kcode.models import inspect_gguf
 
+_PREFIX_SENTINEL = "KCODE0PREFIX0END"
 # Room kept free for the answer when the caller sets no max_tokens.
 DEFAULT_ANSWER_RESERVE = 1024
 # Tokens one model call may write when nothing else says (config: max_output_tokens).
@@ -79,8 +86,15 @@ class LlamaCppBackend:
         steer: str | Path | None = None,
         max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
         kv_cache_mb: int | None = None,
+        compact_prompt: bool | None = None,
+        tool_format: str = "auto",
+        prefix_cache: Path | bool | None = True,
     ) -> None:
-        """`n_ctx` None: the model's trained context, capped by `kv_cache_mb` (local_context.py)."""
+        """`n_ctx` None: the model's trained context, capped by `kv_cache_mb` (local_context.py).
+        `compact_prompt` None: decided from the model's context and size (local_prompt.py).
+        `tool_format`: the config's setting; a format name reads the output in that format.
+        `prefix_cache`: where the KV state of the static prompt prefix persists across runs
+        (llama_prefix_cache.py): True the user's cache dir, a Path that folder, False/None off."""
         self.info = inspect_gguf(Path(model_path))
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendError(
@@ -92,6 +106,11 @@ class LlamaCppBackend:
         self.context_plan = plan_context(self.info, n_ctx, kv_cache_mb)
         self.n_ctx = self.context_plan.n_ctx
         self.max_output_tokens = max_output_tokens
+        self.compact_prompt = (
+            is_small_model(self.n_ctx, self.info.size_bytes)
+            if compact_prompt is None
+            else compact_prompt
+        )
         self.template_name = ""  # "gguf", "override" or a builtin_templates name, once loaded
         self._stop_texts: tuple[str, ...] = ()
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2) - 1)
@@ -111,12 +130,54 @@ class LlamaCppBackend:
                     f"chat_format {chat_format!r} is neither a format ({', '.join(FORMATS)}) "
                     f"nor a readable template file: {err}",
                 ) from err
+        if self._format_override is None:
+            self._format_override = _tool_format(tool_format)
         # Test/demo hook (steering.py): per-request grammars that make the model's output exact.
         self._steering = load_steering(steer) if steer else []
         self._engine: LlamaEngine | None = None
         self._template: ChatTemplate | None = None
         self._format: ToolCallFormat | None = None
         self._lock = asyncio.Lock()
+        self._prefix_dir = (
+            default_prefix_dir()
+            if prefix_cache is True
+            else (Path(prefix_cache) if prefix_cache else None)
+        )
+
+    def _new_prefix_cache(self) -> PrefixCache | None:
+        if self._prefix_dir is None:
+            return None
+        from importlib import metadata
+
+        try:
+            version = metadata.version("llama-cpp-python")
+            return PrefixCache(self._prefix_dir, self.model_path, version)
+        except (OSError, metadata.PackageNotFoundError):
+            return None  # the cache is an optimisation: without it, prompts are evaluated
+
+    def static_prefix_length(
+        self,
+        engine: LlamaEngine,
+        template: ChatTemplate,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        options: BackendOptions,
+        tokens: Sequence[int],
+    ) -> int:
+        """How many leading `tokens` render the system message and tools alone: the part of the
+        prompt a later run with another user message shares (llama_prefix_cache.py). Found by
+        rendering the system message with a sentinel user message and cutting at the sentinel."""
+        if not messages or messages[0].role != "system" or len(messages) < 2:
+            return 0
+        probe = [messages[0], Message.user(_PREFIX_SENTINEL)]
+        try:
+            text = self.render_prompt(template, probe, tools, options)
+        except BackendError:
+            return 0
+        cut = text.find(_PREFIX_SENTINEL)
+        if cut <= 0:
+            return 0
+        return common_prefix(engine.tokenize(text[:cut]), tokens)
 
     async def _ready(self) -> tuple[LlamaEngine, ChatTemplate, ToolCallFormat]:
         if self._engine is None:
@@ -127,6 +188,7 @@ class LlamaCppBackend:
                 n_threads=self.n_threads,
                 n_gpu_layers=self.n_gpu_layers,
                 mmproj=self.mmproj,
+                prefix_cache=await asyncio.to_thread(self._new_prefix_cache),
             )
         if self._template is None or self._format is None:
             source = self._template_override or self.info.chat_template
@@ -154,6 +216,8 @@ class LlamaCppBackend:
         options: BackendOptions,
         image_marker: str | None = None,
     ) -> str:
+        if self.compact_prompt:
+            messages, tools = compact_request(messages, tools)
         return template.render(
             messages,
             tools,
@@ -200,6 +264,7 @@ class LlamaCppBackend:
             n_ctx = engine.n_ctx
             reserve = options.max_tokens or min(DEFAULT_ANSWER_RESERVE, n_ctx // 4)
             tokens: list[int] = []
+            static_prefix = 0
             vision_prompt = None
             if images and engine.vision is not None:
                 # The images are tokenized with the text in the worker (llama_vision.py).
@@ -209,6 +274,11 @@ class LlamaCppBackend:
             else:
                 prompt = self.render_prompt(template, messages, tools, options)
                 tokens = await asyncio.to_thread(engine.tokenize, prompt)
+            static_prefix = 0
+            if engine.fresh and engine.prefix_cache is not None:
+                static_prefix = self.static_prefix_length(
+                    engine, template, messages, tools, options, tokens
+                )
             if len(tokens) + reserve > n_ctx:
                 raise self._overflow(len(tokens), reserve, n_ctx)
             opened_reasoning = prompt.rstrip().endswith(THINK_OPEN)
@@ -238,6 +308,7 @@ class LlamaCppBackend:
                         emit=pipe.put,
                         vision_prompt=vision_prompt,
                         stop_texts=self._stop_texts,
+                        static_prefix=static_prefix,
                     )
                 finally:
                     pipe.close()
@@ -322,6 +393,20 @@ class LlamaCppBackend:
     @property
     def engine(self) -> LlamaEngine | None:
         return self._engine
+
+
+def _tool_format(setting: str) -> ToolCallFormat | None:
+    """The format the `tool_format` setting names (None: "auto", detect it from the template).
+    "none" reads no calls at all: the model's text passes verbatim (reasoning still splits off)."""
+    try:
+        name = check_tool_format(setting)
+    except ValueError as err:
+        raise BackendError("config", str(err)) from err
+    if name == "auto":
+        return None
+    if name == "none":
+        return NO_CALLS
+    return FORMATS[name.replace("-", "_")]
 
 
 async def _wait_for_thread(worker: asyncio.Future[GenerationResult]) -> None:

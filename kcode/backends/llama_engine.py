@@ -40,6 +40,7 @@ from typing import Any
 
 from kcode.backends import native_guard
 from kcode.backends.base import BackendError
+from kcode.backends.llama_prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
 from kcode.backends.llama_state import (
     MIN_TOKENS_WORTH_SWITCHING,
     SavedState,
@@ -111,6 +112,7 @@ class LlamaEngine:
         state_cache_bytes: int = 2 << 30,
         mmproj: Path | None = None,
         use_extra_bufts: bool = False,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         self.lib = import_llama_cpp()
         try:
@@ -144,6 +146,8 @@ class LlamaEngine:
         self._pieces: dict[int, bytes] = {}
         self.states_restored = 0
         self._last_prompt_length = 0  # prompt tokens of the last generation in the context
+        self.prefix_cache = prefix_cache
+        self.fresh = True  # nothing evaluated yet: a saved static prefix may be loaded
 
     # --- vocabulary -------------------------------------------------------------------------
     @property
@@ -230,6 +234,25 @@ class LlamaEngine:
         self.llama._requires_eval = True
         self.states_restored += 1
 
+    def start_from_saved_prefix(self, prefix: Sequence[int]) -> None:
+        """First request of the process: load the KV state of `prefix` (the static system
+        prompt and tools) saved by an earlier run, or evaluate it and save it for the next one
+        (llama_prefix_cache.py). Its evaluation is part of the prompt's anyway."""
+        cache = self.prefix_cache
+        if cache is None or len(prefix) < MIN_PREFIX_TOKENS:
+            return
+        ctx = self.llama._ctx.ctx
+        self.llama._ctx.kv_cache_clear()
+        if cache.restore(self.lib, ctx, prefix):
+            self.llama.input_ids[: len(prefix)] = prefix
+            self.llama.n_tokens = len(prefix)
+            self.llama._requires_eval = True  # no logits were restored
+            return
+        self.llama.reset()
+        self.llama._ctx.kv_cache_clear()  # whatever a refused state left behind
+        self.llama.eval(list(prefix))
+        cache.save(self.lib, ctx, prefix)
+
     def prepare_context(self, prompt: Sequence[int]) -> None:
         """Put the KV state sharing most with `prompt` in place; keep the one it replaces."""
         current = self._current_tokens()
@@ -255,9 +278,11 @@ class LlamaEngine:
         emit: Callable[[str], None],
         vision_prompt: tuple[str, Sequence[bytes], int] | None = None,
         stop_texts: Sequence[str] = (),
+        static_prefix: int = 0,
     ) -> GenerationResult:
         """`vision_prompt`: (text with image markers, images, room for the prompt) instead of
-        `prompt` tokens, for a conversation with images (llama_vision.py). Generation ends at an
+        `prompt` tokens, for a conversation with images (llama_vision.py). `static_prefix`: how
+        many leading prompt tokens are the static system prompt and tools. Generation ends at an
         end-of-generation token of the vocab, at one of `stop_texts` (never emitted), when the
         output loops (output_guard.py), at `max_tokens`, or when `cancel` is set."""
         crash_for_test = os.environ.get(native_guard.TEST_CRASH_ENV) == "1"
@@ -268,7 +293,10 @@ class LlamaEngine:
                     raise BackendError("config", "this model was loaded without an mmproj")
                 prompt = self.vision.evaluate(*vision_prompt)
             else:
+                if self.fresh and 0 < static_prefix < len(prompt):
+                    self.start_from_saved_prefix(prompt[:static_prefix])
                 self.prepare_context(prompt)
+            self.fresh = False
             self._last_prompt_length = len(prompt)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             guard = OutputGuard(stop_texts)

@@ -47,6 +47,7 @@ __all__ = [
     "KIMI",
     "KIMI_ARGUMENT_BEGIN",
     "LLAMA3",
+    "NO_CALLS",
     "QWEN3_CODER",
     "ParsedCall",
     "ToolCallFormat",
@@ -105,6 +106,8 @@ QWEN3_CODER = ToolCallFormat(
 )
 LLAMA3 = ToolCallFormat("llama3", PYTHON_TAG, None, parse_llama3_body, bare_json_call=True)
 FORMATS = {f.name: f for f in (KIMI, HERMES, QWEN3_CODER, LLAMA3)}
+# tool_format = "none": no marker opens a call, the text passes verbatim.
+NO_CALLS = ToolCallFormat("none", None, None, parse_hermes_body)
 
 
 def detect_format(template_source: str) -> ToolCallFormat:
