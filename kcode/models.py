@@ -65,7 +65,7 @@ def inspect_gguf(path: Path) -> GgufInfo:
     try:
         with path.open("rb") as handle:
             # Everything but the tokenizer's arrays (the chat template is the one kept).
-            header = read_header(
+            meta = read_header(
                 handle,
                 size,
                 lambda key: not key.startswith("tokenizer.") or key == "tokenizer.chat_template",
@@ -76,13 +76,13 @@ def inspect_gguf(path: Path) -> GgufInfo:
             f"{path} is truncated or damaged ({type(err).__name__}: {err}); "
             "delete it and download it again (`kcode models pull SPEC` resumes)",
         ) from err
-    if header.data_end > size:
+    if meta.data_end > size:
         raise BackendError(
             "config",
-            f"{path} is truncated ({size} bytes, its tensors need {header.data_end}); "
+            f"{path} is truncated ({size} bytes, its tensors need {meta.data_end}); "
             "download it again (`kcode models pull SPEC` resumes)",
         )
-    values = header.values
+    values = meta.values
     architecture = _text(values.get("general.architecture"))
     known = {str(name) for name in gguf.MODEL_ARCH_NAMES.values()}
     if not architecture or architecture not in known:
@@ -106,9 +106,10 @@ def _numbers(values: dict[str, object], prefix: str) -> dict[str, int | list[int
     for key, value in values.items():
         if not key.startswith(prefix):
             continue
-        flat = value if isinstance(value, list) else [value]
-        if flat and all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
-            found[key[len(prefix) :]] = flat[0] if not isinstance(value, list) else list(flat)
+        flat: list[object] = list(value) if isinstance(value, list) else [value]
+        numbers = [v for v in flat if isinstance(v, int) and not isinstance(v, bool)]
+        if flat and len(numbers) == len(flat):
+            found[key[len(prefix) :]] = numbers if isinstance(value, list) else numbers[0]
     return found
 
 
