@@ -38,19 +38,20 @@ from kcode.backends.base import (
 )
 from kcode.backends.builtin_templates import pick_builtin, stop_texts
 from kcode.backends.chat_template import ChatTemplate
-from kcode.backends.content_calls import check_tool_format
 from kcode.backends.gbnf import tool_call_grammar
 from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling
-from kcode.backends.llama_pipe import TokenPipe
-from kcode.backends.llama_prefix_cache import PrefixCache
+from kcode.backends.llama_pipe import TokenPipe, wait_for_thread
 from kcode.backends.llama_prefix_cache import default_dir as default_prefix_dir
-from kcode.backends.llama_state import common_prefix
+from kcode.backends.llama_request import (
+    new_prefix_cache,
+    static_prefix_length,
+    tool_format_setting,
+)
 from kcode.backends.local_context import plan_context
 from kcode.backends.local_prompt import compact_request, is_small_model
 from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (
     FORMATS,
-    NO_CALLS,
     THINK_OPEN,
     ToolCallFormat,
     ToolCallStreamParser,
@@ -59,7 +60,6 @@ from kcode.backends.toolcall_formats import (
 from kcode.messages import Message
 from kcode.models import inspect_gguf
 
-_PREFIX_SENTINEL = "KCODE0PREFIX0END"
 # Room kept free for the answer when the caller sets no max_tokens.
 DEFAULT_ANSWER_RESERVE = 1024
 # Tokens one model call may write when nothing else says (config: max_output_tokens).
@@ -131,7 +131,7 @@ class LlamaCppBackend:
                     f"nor a readable template file: {err}",
                 ) from err
         if self._format_override is None:
-            self._format_override = _tool_format(tool_format)
+            self._format_override = tool_format_setting(tool_format)
         # Test/demo hook (steering.py): per-request grammars that make the model's output exact.
         self._steering = load_steering(steer) if steer else []
         self._engine: LlamaEngine | None = None
@@ -144,41 +144,6 @@ class LlamaCppBackend:
             else (Path(prefix_cache) if prefix_cache else None)
         )
 
-    def _new_prefix_cache(self) -> PrefixCache | None:
-        if self._prefix_dir is None:
-            return None
-        from importlib import metadata
-
-        try:
-            version = metadata.version("llama-cpp-python")
-            return PrefixCache(self._prefix_dir, self.model_path, version)
-        except (OSError, metadata.PackageNotFoundError):
-            return None  # the cache is an optimisation: without it, prompts are evaluated
-
-    def static_prefix_length(
-        self,
-        engine: LlamaEngine,
-        template: ChatTemplate,
-        messages: Sequence[Message],
-        tools: Sequence[ToolSpec],
-        options: BackendOptions,
-        tokens: Sequence[int],
-    ) -> int:
-        """How many leading `tokens` render the system message and tools alone: the part of the
-        prompt a later run with another user message shares (llama_prefix_cache.py). Found by
-        rendering the system message with a sentinel user message and cutting at the sentinel."""
-        if not messages or messages[0].role != "system" or len(messages) < 2:
-            return 0
-        probe = [messages[0], Message.user(_PREFIX_SENTINEL)]
-        try:
-            text = self.render_prompt(template, probe, tools, options)
-        except BackendError:
-            return 0
-        cut = text.find(_PREFIX_SENTINEL)
-        if cut <= 0:
-            return 0
-        return common_prefix(engine.tokenize(text[:cut]), tokens)
-
     async def _ready(self) -> tuple[LlamaEngine, ChatTemplate, ToolCallFormat]:
         if self._engine is None:
             self._engine = await asyncio.to_thread(
@@ -188,7 +153,9 @@ class LlamaCppBackend:
                 n_threads=self.n_threads,
                 n_gpu_layers=self.n_gpu_layers,
                 mmproj=self.mmproj,
-                prefix_cache=await asyncio.to_thread(self._new_prefix_cache),
+                prefix_cache=await asyncio.to_thread(
+                    new_prefix_cache, self._prefix_dir, self.model_path
+                ),
             )
         if self._template is None or self._format is None:
             source = self._template_override or self.info.chat_template
@@ -276,8 +243,11 @@ class LlamaCppBackend:
                 tokens = await asyncio.to_thread(engine.tokenize, prompt)
             static_prefix = 0
             if engine.fresh and engine.prefix_cache is not None:
-                static_prefix = self.static_prefix_length(
-                    engine, template, messages, tools, options, tokens
+                static_prefix = static_prefix_length(
+                    lambda probe: self.render_prompt(template, probe, tools, options),
+                    engine.tokenize,
+                    messages,
+                    tokens,
                 )
             if len(tokens) + reserve > n_ctx:
                 raise self._overflow(len(tokens), reserve, n_ctx)
@@ -323,7 +293,7 @@ class LlamaCppBackend:
                     yield delta
             finally:
                 cancel.set()
-                await _wait_for_thread(worker)
+                await wait_for_thread(worker)
             yield UsageChunk(result.prompt_tokens, result.completion_tokens)
             note = self._finish_note(result, max_tokens, options)
             if parser.calls_emitted:
@@ -393,34 +363,3 @@ class LlamaCppBackend:
     @property
     def engine(self) -> LlamaEngine | None:
         return self._engine
-
-
-def _tool_format(setting: str) -> ToolCallFormat | None:
-    """The format the `tool_format` setting names (None: "auto", detect it from the template).
-    "none" reads no calls at all: the model's text passes verbatim (reasoning still splits off)."""
-    try:
-        name = check_tool_format(setting)
-    except ValueError as err:
-        raise BackendError("config", str(err)) from err
-    if name == "auto":
-        return None
-    if name == "none":
-        return NO_CALLS
-    return FORMATS[name.replace("-", "_")]
-
-
-async def _wait_for_thread(worker: asyncio.Future[GenerationResult]) -> None:
-    """Wait until the generation thread has stopped (it checks its cancel flag after every token),
-    even if we are cancelled meanwhile: the llama context must be idle before the lock is free."""
-    cancelled = False
-    while not worker.done():
-        try:
-            await asyncio.shield(worker)
-        except asyncio.CancelledError:
-            cancelled = True
-        except Exception:
-            break
-    if not worker.cancelled():
-        worker.exception()  # mark retrieved; a failure already reached the caller through `await`
-    if cancelled:
-        raise asyncio.CancelledError

@@ -6,6 +6,9 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class TokenPipe:
@@ -61,3 +64,20 @@ class TokenPipe:
                 yield "".join(texts)
             if closed:
                 return
+
+
+async def wait_for_thread(worker: asyncio.Future[T]) -> None:
+    """Wait until the generation thread has stopped (it checks its cancel flag after every token),
+    even if we are cancelled meanwhile: the llama context must be idle before the lock is free."""
+    cancelled = False
+    while not worker.done():
+        try:
+            await asyncio.shield(worker)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            break
+    if not worker.cancelled():
+        worker.exception()  # mark retrieved; a failure already reached the caller through `await`
+    if cancelled:
+        raise asyncio.CancelledError
