@@ -352,7 +352,16 @@ SPECS: dict[str, _Spec] = {
     "temperature": _Spec("float", optional=True, ge=0, le=2),
     "tool_format": _Spec(
         "literal",
-        choices=("auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3"),
+        choices=(
+            "auto",
+            "none",
+            "hermes",
+            "kimi",
+            "qwen3-coder",
+            "qwen3_coder",
+            "llama3",
+            "mistral",
+        ),
     ),
     "trust_project": _Spec("bool"),
     "hooks": _Spec("tables"),

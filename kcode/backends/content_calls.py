@@ -53,7 +53,7 @@ from kcode.backends.toolcall_formats import (
     ToolCallStreamParser,
 )
 
-TOOL_FORMATS = ("auto", "none", "hermes", "kimi", "qwen3-coder", "llama3")
+TOOL_FORMATS = ("auto", "none", "hermes", "kimi", "qwen3-coder", "llama3", "mistral")
 _FENCES = ("```", "~~~")
 _HEAD = 8  # characters of a line kept to recognise a code fence (up to 3 spaces + the fence)
 
