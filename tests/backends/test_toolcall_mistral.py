@@ -4,16 +4,21 @@ leaves the markup in `content`, by the OpenAI backend's content filter."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kcode.backends.base import TextChunk, ToolCallChunk
+from kcode.backends.base import BackendOptions, Delta, TextChunk, ToolCallChunk
 from kcode.backends.content_calls import ContentToolCalls
+from kcode.backends.llama_cpp import LlamaCppBackend
 from kcode.backends.toolcall_formats import MISTRAL, detect_format
+from kcode.messages import Message
 
+from .real_models import needs_llama, smollm2
 from .test_toolcall_formats import TOOLS, _every_split, run_parser, split_at
 
 SHAPES: list[tuple[str, str, dict[str, Any]]] = [
@@ -111,3 +116,25 @@ def test_content_filter_reads_mistral_markup_in_auto_and_by_name() -> None:
             text = "".join(d.text for d in deltas if isinstance(d, TextChunk))
             assert calls == [("read_file", '{"path": "a.py"}')], (setting, deltas)
             assert text.strip() == "On it.", (setting, text)
+
+
+@needs_llama
+@pytest.mark.llama
+def test_tool_format_mistral_forces_and_reads_a_call_through_a_real_vocab() -> None:
+    """tool_format reaches the local backend: SmolLM2, told its calls are Mistral's, is held to
+    `[TOOL_CALLS]NAME[ARGS]{...}` by the grammar and the call comes back parsed."""
+    backend = LlamaCppBackend(smollm2(), n_threads=1, n_ctx=2048, tool_format="mistral")
+    messages = [Message.system("You edit files."), Message.user("Read a.py")]
+
+    async def run() -> list[Delta]:
+        try:
+            options = BackendOptions(tool_choice="required", temperature=0.0, max_tokens=60)
+            return [d async for d in backend.stream(messages, TOOLS[:1], options)]
+        finally:
+            await backend.aclose()
+
+    deltas = asyncio.run(run())
+    calls = [d for d in deltas if isinstance(d, ToolCallChunk)]
+    assert [c.name for c in calls] == ["read_file"], deltas
+    assert isinstance(json.loads(calls[0].arguments)["path"], str)
+    assert not any(isinstance(d, TextChunk) and "[TOOL_CALLS]" in d.text for d in deltas)
