@@ -119,11 +119,13 @@ class LlamaCppBackend:
         self.strict_tools = strict_tools
         self._format_override: ToolCallFormat | None = None
         self._template_override: str | None = None
+        self._template_origin = str(self.model_path)
         if chat_format in FORMATS:
             self._format_override = FORMATS[chat_format]
         elif chat_format:
             try:
                 self._template_override = Path(chat_format).read_text(encoding="utf-8")
+                self._template_origin = chat_format
             except OSError as err:
                 raise BackendError(
                     "config",
@@ -171,6 +173,7 @@ class LlamaCppBackend:
                 source,
                 bos_token=self._engine.special_token_text("bos"),
                 eos_token=self._engine.special_token_text("eos"),
+                origin=self._template_origin,
             )
             self._format = self._format_override or detect_format(source)
         return self._engine, self._template, self._format

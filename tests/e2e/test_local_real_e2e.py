@@ -66,6 +66,15 @@ def bad_models(folder: Path) -> dict[str, tuple[Path, str]]:
             ),
             "this template takes no tools",
         ),
+        "template loops": (  # stopped by its CPU time (template_sandbox.run_bounded)
+            write_llama_gguf(
+                folder / "loops.gguf",
+                chat_template="{% for i in range(100000) %}{% for j in range(100000) %}"
+                "{% endfor %}{% endfor %}",
+                context_length=32768,
+            ),
+            "was stopped after",
+        ),
         "context too small for the tools": (
             write_llama_gguf(folder / "short.gguf", context_length=1024),
             "n_ctx",
