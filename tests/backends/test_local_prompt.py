@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from kcode.agents.prompts import main_system_prompt
-from kcode.agents.roles import ROLE_TOOLS
 from kcode.backends.base import BackendError, BackendOptions, ToolSpec
 from kcode.backends.llama_cpp import LlamaCppBackend
 from kcode.backends.local_prompt import (
@@ -20,6 +19,7 @@ from kcode.backends.local_prompt import (
 )
 from kcode.backends.toolcall_formats import LLAMA3, NO_CALLS, ToolCallStreamParser
 from kcode.messages import Message
+from kcode.tools.registry import ROLE_TOOLS
 from kcode.tools.spec_cache import cached_tool_specs
 
 from .real_models import needs_llama, smollm2
