@@ -166,8 +166,9 @@ def kcode_prompt(path: Path, repo: Path) -> tuple[list[int], int, int]:
         engine, template, _ = await backend._ready()
         options = BackendOptions()
         tokens = engine.tokenize(backend.render_prompt(template, messages, specs, options))
-        await backend.aclose()
-        return tokens, engine.n_ctx
+        n_ctx = engine.n_ctx
+        await backend.aclose()  # the engine is freed: nothing of it is read after this
+        return tokens, n_ctx
 
     # Its own event loop on a thread: the full benchmark calls this from inside one.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
