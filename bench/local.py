@@ -14,7 +14,9 @@ llama-cpp-python in the same run:
             prompt tokens with as many tokens (greedy, like kcode here)
 The last line is the summary, e.g. `0.97x bare decode; prefill 0.98x; ttft 0.05x cold; ...`.
 
-Run: .venv/bin/python bench/local.py [--threads N] [--tokens N] [--only-wall]
+  threads:  (--only-threads) bare prefill and decode with n_threads = cores-1 (kcode's default)
+            against cores
+Run: .venv/bin/python bench/local.py [--threads N] [--tokens N] [--only-wall] [--only-threads]
 """
 
 from __future__ import annotations
@@ -232,7 +234,15 @@ async def main() -> None:
         action="store_true",
         help="only the kcode -p wall times (light on a shared box)",
     )
+    parser.add_argument(
+        "--only-threads",
+        action="store_true",
+        help="only bare prefill/decode with n_threads = cores-1 against cores",
+    )
     args = parser.parse_args()
+    if args.only_threads:
+        await asyncio.to_thread(threads_only)
+        return
     if args.only_wall:
         await asyncio.to_thread(wall_only)
         return
@@ -323,6 +333,39 @@ async def main() -> None:
         f"ttft {warm_ttft / cold_ttft:.3f}x cold; switch {with_cache / without:.2f}x; "
         f"bufts off {off / on:.2f}x on; kcode -p cold {cold:.1f}s warm {warm:.1f}s vs bare "
         f"{bare:.1f}s: warm {warm / bare:.2f}x bare"
+    )
+
+
+def thread_rates(
+    path: Path, counts: tuple[int, ...], rounds: int = 2
+) -> dict[int, tuple[float, float]]:
+    """Bare prefill and decode tok/s for each thread count (best of `rounds`, interleaved)."""
+    text = "You are a coding agent. Use the tools to read and edit files carefully. " * 40
+    best: dict[int, tuple[float, float]] = {n: (0.0, 0.0) for n in counts}
+    for _ in range(rounds):
+        for n in counts:
+            engine = LlamaEngine(path, n_ctx=2048, n_threads=n, n_gpu_layers=0)
+            prompt = engine.tokenize(text)[:600]
+            start = time.perf_counter()
+            engine.llama.eval(prompt)
+            prefill = len(prompt) / (time.perf_counter() - start)
+            produced, seconds = bare_decode(engine, [*prompt, 42], 64)
+            decode = produced / seconds
+            engine.close()
+            best[n] = (max(best[n][0], prefill), max(best[n][1], decode))
+    return best
+
+
+def threads_only() -> None:
+    cores = os.cpu_count() or 2
+    print(f"load before: {os.getloadavg()[0]:.1f}")
+    rates = thread_rates(model_path(), tuple(sorted({max(1, cores - 1), cores})))
+    for n, (prefill, decode) in rates.items():
+        print(f"threads {n}: prefill {prefill:.0f} tok/s, decode {decode:.1f} tok/s")
+    low, high = rates[max(1, cores - 1)], rates[cores]
+    print(
+        f"n_threads = cores-1 vs cores: prefill {low[0] / high[0]:.2f}x, decode "
+        f"{low[1] / high[1]:.2f}x (load after {os.getloadavg()[0]:.1f})"
     )
 
 
