@@ -32,6 +32,7 @@ _SCALARS = {
     12: "<d",
 }
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 _MAX_KEEP = 4096  # array elements kept (per-layer lists); longer arrays are skipped
 _MAX_ITEMS = 1 << 24  # a header with more keys, tensors or dims than this is not a model
 
@@ -101,6 +102,16 @@ class _Reader:
         if item_kind not in (*_SCALARS, _STRING):
             raise GgufFormatError(f"unknown array type {item_kind}")
         keep_items = keep and n <= _MAX_KEEP
+        if not keep_items:  # a vocabulary: hop from length to length in one tight loop
+            position, data, size, length_of = self.pos, self.data, self.size, _U64.unpack_from
+            for _ in range(n):
+                if position + 8 > size:
+                    raise GgufFormatError("the file ends early")
+                position += 8 + length_of(data, position)[0]
+            if position > size:
+                raise GgufFormatError("a length runs past the end of the file")
+            self.pos = position
+            return None
         items = [self.value(item_kind, keep_items) for _ in range(n)]
         return items if keep_items else None
 
