@@ -13,8 +13,8 @@ tokens, llama-cpp-python's version (the state layout is llama.cpp's and changes 
 versions), and this file format's version.
 
 The cache dir belongs to the user, but its content is treated as untrusted input all the same:
-a file that is truncated, corrupted, oversized, of another key or another format is ignored (and
-removed) and the prefix is evaluated as if there was none; nothing here raises into a request.
+a file that is truncated, corrupted, oversized, of another key or another format, a symlink or
+not a regular file (a FIFO would block) is ignored (and removed) and the prefix is evaluated as if there was none; nothing here raises into a request.
 The file carries a SHA-256 of its payload, checked before llama.cpp sees a byte, and llama.cpp's
 own reader refuses a state of another shape (it returns 0, which counts as a miss). Writes go to a
 temporary file in the same folder and are renamed into place, so a reader never sees half a file
@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import stat
 import struct
 import tempfile
 from collections.abc import Sequence
@@ -92,13 +93,19 @@ class PrefixCache:
         """The saved KV payload for exactly `tokens`, or None (missing or not trustworthy)."""
         path = self.path(tokens)
         try:
-            with open(path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size > MAX_FILE_BYTES:
-                    raise ValueError("oversized")
-                blob = handle.read(MAX_FILE_BYTES + 1)
+            # Not through a symlink, and without blocking on a FIFO planted under the name.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
+        except OSError:
+            self._discard(path)
+            return None
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+                    raise ValueError("not a regular file of a plausible size")
+                blob = handle.read(MAX_FILE_BYTES + 1)
         except (OSError, ValueError):
             self._discard(path)
             return None

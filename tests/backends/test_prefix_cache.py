@@ -49,7 +49,16 @@ def test_round_trip_and_the_file_names_model_tokens_and_version(
 
 @pytest.mark.parametrize(
     "damage",
-    ["flip a payload byte", "truncate", "empty", "wrong magic", "foreign key", "oversized"],
+    [
+        "flip a payload byte",
+        "truncate",
+        "empty",
+        "wrong magic",
+        "foreign key",
+        "oversized",
+        "symlink",
+        "fifo",
+    ],
 )
 def test_a_bad_file_is_ignored_and_removed(
     tmp_path: Path, model: Path, damage: str, monkeypatch: pytest.MonkeyPatch
@@ -70,10 +79,17 @@ def test_a_bad_file_is_ignored_and_removed(
         other = list(range(7, 300))
         cache.write(other, b"other")
         os.replace(cache.path(other), path)
+    elif damage == "symlink":  # to a valid file elsewhere: still not followed
+        target = tmp_path / "elsewhere"
+        os.replace(path, target)
+        path.symlink_to(target)
+    elif damage == "fifo":  # would block a plain open() forever
+        path.unlink()
+        os.mkfifo(path)
     else:
         monkeypatch.setattr(llama_prefix_cache, "MAX_FILE_BYTES", len(blob) - 1)
     assert cache.read(TOKENS) is None
-    assert not path.exists()
+    assert not path.exists() and not path.is_symlink()
 
 
 def test_writes_are_atomic_bounded_and_leave_no_temporaries(
