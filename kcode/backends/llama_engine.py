@@ -12,9 +12,11 @@ across tokens come out whole.
 
 KV reuse: `Llama.generate` keeps the longest common prefix of the new prompt with what the context
 already holds and evaluates only the rest. When a request is for another conversation (a sub-agent),
-the current KV state is saved into a small LRU `StateCache` before it is overwritten, and the cached
-state sharing the longest prefix with the new prompt is restored, so switching back and forth does
-not re-read whole prompts.
+the current KV state is saved into a small LRU `StateCache` (llama_state.py) before it is
+overwritten, and the cached state sharing the longest prefix with the new prompt is restored, so
+switching back and forth does not re-read whole prompts. Across processes, the first request loads
+the KV cells of its static prefix (system prompt and tools) from the user's cache dir when an
+earlier run saved them (llama_prefix_cache.py), and saves them when not.
 
 CPU buffer types: models load with `llama_model_params.use_extra_bufts = False`. The "extra
 buffer types" are llama.cpp's CPU weight-repacking layouts (AMX tiles on recent Xeons, the
