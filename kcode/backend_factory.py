@@ -84,6 +84,7 @@ def _local_backend(config: Config, model_path: str) -> Backend:
         steer=os.environ.get(STEER_ENV) or None,
         max_output_tokens=config.max_output_tokens,
         kv_cache_mb=config.kv_cache_mb,
+        tool_format=config.tool_format,
     )
 
 

@@ -33,7 +33,9 @@ OutputFormat = Literal["text", "json", "stream-json"]
 EffortLevel = Literal["low", "medium", "high"]  # reasoning_effort, for APIs that take it
 # Tool-call markup a server leaves in the answer text (kcode.backends.content_calls); qwen3_coder
 # is the same format as qwen3-coder, spelled as some model cards spell it.
-ToolFormat = Literal["auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3"]
+ToolFormat = Literal[
+    "auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3", "mistral"
+]
 
 BACKENDS: tuple[BackendName, ...] = get_args(BackendName)
 APPROVAL_MODES: tuple[ApprovalMode, ...] = get_args(ApprovalMode)

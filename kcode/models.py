@@ -60,24 +60,30 @@ def inspect_gguf(path: Path) -> GgufInfo:
         raise BackendError(
             "config", "reading GGUF models needs the gguf package: pip install 'kcode[local]'"
         ) from err
+    from kcode.backends.llama_gguf import GgufFormatError, read_header
+
     try:
-        reader = gguf.GGUFReader(str(path))
-    except Exception as err:  # the reader raises plain ValueError/IndexError on cut files
+        with path.open("rb") as handle:
+            # Everything but the tokenizer's arrays (the chat template is the one kept).
+            meta = read_header(
+                handle,
+                size,
+                lambda key: not key.startswith("tokenizer.") or key == "tokenizer.chat_template",
+            )
+    except (GgufFormatError, OSError, struct.error) as err:
         raise BackendError(
             "config",
             f"{path} is truncated or damaged ({type(err).__name__}: {err}); "
             "delete it and download it again (`kcode models pull SPEC` resumes)",
         ) from err
-    data_end = max(
-        (int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=reader.data_offset
-    )
-    if data_end > size:
+    if meta.data_end > size:
         raise BackendError(
             "config",
-            f"{path} is truncated ({size} bytes, its tensors need {data_end}); "
+            f"{path} is truncated ({size} bytes, its tensors need {meta.data_end}); "
             "download it again (`kcode models pull SPEC` resumes)",
         )
-    architecture = _string_field(reader, "general.architecture")
+    values = meta.values
+    architecture = _text(values.get("general.architecture"))
     known = {str(name) for name in gguf.MODEL_ARCH_NAMES.values()}
     if not architecture or architecture not in known:
         raise BackendError(
@@ -89,35 +95,26 @@ def inspect_gguf(path: Path) -> GgufInfo:
         path,
         architecture,
         size,
-        _string_field(reader, "tokenizer.chat_template"),
-        _string_field(reader, "general.name") or "",
-        _numbers(reader, f"{architecture}."),
+        _text(values.get("tokenizer.chat_template")),
+        _text(values.get("general.name")) or "",
+        _numbers(values, f"{architecture}."),
     )
 
 
-def _numbers(reader: object, prefix: str) -> dict[str, int | list[int]]:
+def _numbers(values: dict[str, object], prefix: str) -> dict[str, int | list[int]]:
     found: dict[str, int | list[int]] = {}
-    for key, field_ in reader.fields.items():  # type: ignore[attr-defined]
-        if not key.startswith(prefix) or not field_.data:
+    for key, value in values.items():
+        if not key.startswith(prefix):
             continue
-        try:
-            values = [field_.parts[i].tolist() for i in field_.data]
-            flat = [v[0] if isinstance(v, list) else v for v in values]
-            if all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
-                found[key[len(prefix) :]] = flat[0] if len(flat) == 1 else flat
-        except (IndexError, AttributeError, TypeError):
-            continue
+        flat: list[object] = list(value) if isinstance(value, list) else [value]
+        numbers = [v for v in flat if isinstance(v, int) and not isinstance(v, bool)]
+        if flat and len(numbers) == len(flat):
+            found[key[len(prefix) :]] = numbers if isinstance(value, list) else numbers[0]
     return found
 
 
-def _string_field(reader: object, key: str) -> str | None:
-    field = reader.get_field(key)  # type: ignore[attr-defined]
-    if field is None:
-        return None
-    try:
-        return bytes(field.parts[field.data[0]]).decode("utf-8")
-    except (IndexError, UnicodeDecodeError):
-        return None
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def is_hub_spec(spec: str) -> bool:

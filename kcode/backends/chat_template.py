@@ -24,9 +24,16 @@ from typing import Any
 import jinja2
 from jinja2.exceptions import SecurityError
 
+from kcode.backends import template_sandbox
 from kcode.backends.base import BackendError, ToolSpec
 from kcode.backends.template_adapt import Verdict, adapt, candidate_verdicts, describe
-from kcode.backends.template_sandbox import MAX_TEXT, TemplateRefused, make_environment
+from kcode.backends.template_sandbox import (
+    MAX_TEXT,
+    TemplateRefused,
+    TemplateTimeout,
+    make_environment,
+    run_bounded,
+)
 from kcode.messages import Message, ToolCall, ToolResult
 
 # Used when the model has no template of its own (old GGUFs): ChatML, the most common format.
@@ -142,8 +149,12 @@ _PROBE_MARKERS = tuple(
 
 
 class ChatTemplate:
-    def __init__(self, source: str, *, bos_token: str = "", eos_token: str = "") -> None:
+    def __init__(
+        self, source: str, *, bos_token: str = "", eos_token: str = "", origin: str = ""
+    ) -> None:
+        """`origin`: the file the template comes from, for messages (the model file)."""
         self.source = source
+        self.origin = origin
         self.bos_token = bos_token
         self.eos_token = eos_token
         self.knows_tools = "tools" in source
@@ -179,6 +190,19 @@ class ChatTemplate:
         image_marker: str | None = None,
     ) -> str:
         arguments = (messages, tools, add_generation_prompt, thinking, extra, image_marker)
+        try:
+            return run_bounded(lambda: self._render_adapting(arguments))
+        except TemplateTimeout:
+            where = f" of {self.origin}" if self.origin else ""
+            limit = template_sandbox.MAX_RENDER_CPU_SECONDS
+            raise BackendError(
+                "config",
+                f"the chat template{where} was stopped after {limit:g} s of CPU time "
+                "(it loops, or loops over something huge); set chat_template to a "
+                "template file that renders, or use another model file",
+            ) from None
+
+    def _render_adapting(self, arguments: tuple[Any, ...]) -> str:
         verdict = self.verdict
         try:
             return self._render(verdict, *arguments)

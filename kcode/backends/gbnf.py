@@ -190,6 +190,8 @@ def _call_rule(grammar: SchemaGrammar, tool_format: ToolCallFormat, tool: ToolSp
     elif tool_format.name == "llama3":
         head = json.dumps({"name": tool.name})[:-1] + ', "parameters": '
         body = f'{gbnf_literal(head)} {arguments} "}}"'
+    elif tool_format.name == "mistral":  # the v11 shape; toolcall_mistral.py reads both
+        body = f"{gbnf_literal(f'[TOOL_CALLS]{tool.name}[ARGS]')} {arguments}"
     else:
         head = "<tool_call>\n" + json.dumps({"name": tool.name})[:-1] + ', "arguments": '
         body = f"{gbnf_literal(head)} {arguments} {gbnf_literal('}' + chr(10) + '</tool_call>')}"
@@ -210,7 +212,7 @@ def tool_call_grammar(
     grammar = SchemaGrammar()
     calls = [_call_rule(grammar, tool_format, tool) for tool in tools]
     one_call = grammar.add("call", " | ".join(calls))
-    separator = '"\\n"' if tool_format.name != "kimi" else '""'
+    separator = '"\\n"' if tool_format.name not in ("kimi", "mistral") else '""'
     several = f"{one_call} ({separator} {one_call})*" if allow_several else one_call
     if tool_format.name == "kimi":
         several = f"{gbnf_literal(KIMI_SECTION_BEGIN)} {several} {gbnf_literal(KIMI_SECTION_END)}"
@@ -224,6 +226,8 @@ def tool_call_grammar(
         return grammar.render(f"{prefix}{several}")
     # Prose may not contain "<" followed by "t" or "|": that is how call markers start.
     prose = grammar.add("prose", r'([^<] | "<" [^t|])*')
+    if tool_format.name == "mistral":  # Mistral's calls start with "[T"
+        prose = grammar.add("prose-mistral", r'([^[] | "[" [^T])*')
     if tool_format.name == "llama3":
         prose = grammar.add("prose-llama", r'[^{<] ([^<] | "<" [^|])*')
         return grammar.render(f"{prefix}({prose} | {several})")

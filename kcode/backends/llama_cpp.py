@@ -39,8 +39,16 @@ from kcode.backends.base import (
 from kcode.backends.builtin_templates import pick_builtin, stop_texts
 from kcode.backends.chat_template import ChatTemplate
 from kcode.backends.gbnf import tool_call_grammar
-from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling, TokenPipe
+from kcode.backends.llama_engine import GenerationResult, LlamaEngine, Sampling
+from kcode.backends.llama_pipe import TokenPipe, wait_for_thread
+from kcode.backends.llama_prefix_cache import default_dir as default_prefix_dir
+from kcode.backends.llama_request import (
+    new_prefix_cache,
+    static_prefix_length,
+    tool_format_setting,
+)
 from kcode.backends.local_context import plan_context
+from kcode.backends.local_prompt import compact_request, is_small_model
 from kcode.backends.steering import load_steering, steered_grammar
 from kcode.backends.toolcall_formats import (
     FORMATS,
@@ -78,8 +86,15 @@ class LlamaCppBackend:
         steer: str | Path | None = None,
         max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
         kv_cache_mb: int | None = None,
+        compact_prompt: bool | None = None,
+        tool_format: str = "auto",
+        prefix_cache: Path | bool | None = True,
     ) -> None:
-        """`n_ctx` None: the model's trained context, capped by `kv_cache_mb` (local_context.py)."""
+        """`n_ctx` None: the model's trained context, capped by `kv_cache_mb` (local_context.py).
+        `compact_prompt` None: decided from the model's context and size (local_prompt.py).
+        `tool_format`: the config's setting; a format name reads the output in that format.
+        `prefix_cache`: where the KV state of the static prompt prefix persists across runs
+        (llama_prefix_cache.py): True the user's cache dir, a Path that folder, False/None off."""
         self.info = inspect_gguf(Path(model_path))
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendError(
@@ -91,31 +106,49 @@ class LlamaCppBackend:
         self.context_plan = plan_context(self.info, n_ctx, kv_cache_mb)
         self.n_ctx = self.context_plan.n_ctx
         self.max_output_tokens = max_output_tokens
+        self.compact_prompt = (
+            is_small_model(self.n_ctx, self.info.size_bytes)
+            if compact_prompt is None
+            else compact_prompt
+        )
         self.template_name = ""  # "gguf", "override" or a builtin_templates name, once loaded
         self._stop_texts: tuple[str, ...] = ()
+        # cores - 1, for prefill and decode alike: llama.cpp's threads meet at a barrier after
+        # every op, so one preempted thread stalls all of them. Measured on this 2-core machine
+        # under load (`bench/local.py --only-threads`): 1 thread against 2 read prompts 2.1-2.7x
+        # faster and decoded >10x faster; one core is also left for the event loop and tools.
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2) - 1)
         self.n_gpu_layers = n_gpu_layers
         self.mmproj = Path(mmproj) if mmproj else None
         self.strict_tools = strict_tools
         self._format_override: ToolCallFormat | None = None
         self._template_override: str | None = None
+        self._template_origin = str(self.model_path)
         if chat_format in FORMATS:
             self._format_override = FORMATS[chat_format]
         elif chat_format:
             try:
                 self._template_override = Path(chat_format).read_text(encoding="utf-8")
+                self._template_origin = chat_format
             except OSError as err:
                 raise BackendError(
                     "config",
                     f"chat_format {chat_format!r} is neither a format ({', '.join(FORMATS)}) "
                     f"nor a readable template file: {err}",
                 ) from err
+        if self._format_override is None:
+            self._format_override = tool_format_setting(tool_format)
         # Test/demo hook (steering.py): per-request grammars that make the model's output exact.
         self._steering = load_steering(steer) if steer else []
         self._engine: LlamaEngine | None = None
         self._template: ChatTemplate | None = None
         self._format: ToolCallFormat | None = None
         self._lock = asyncio.Lock()
+        self._prefix_dir = (
+            default_prefix_dir()
+            if prefix_cache is True
+            else (Path(prefix_cache) if prefix_cache else None)
+        )
 
     async def _ready(self) -> tuple[LlamaEngine, ChatTemplate, ToolCallFormat]:
         if self._engine is None:
@@ -126,6 +159,9 @@ class LlamaCppBackend:
                 n_threads=self.n_threads,
                 n_gpu_layers=self.n_gpu_layers,
                 mmproj=self.mmproj,
+                prefix_cache=await asyncio.to_thread(
+                    new_prefix_cache, self._prefix_dir, self.model_path
+                ),
             )
         if self._template is None or self._format is None:
             source = self._template_override or self.info.chat_template
@@ -141,6 +177,7 @@ class LlamaCppBackend:
                 source,
                 bos_token=self._engine.special_token_text("bos"),
                 eos_token=self._engine.special_token_text("eos"),
+                origin=self._template_origin,
             )
             self._format = self._format_override or detect_format(source)
         return self._engine, self._template, self._format
@@ -153,6 +190,8 @@ class LlamaCppBackend:
         options: BackendOptions,
         image_marker: str | None = None,
     ) -> str:
+        if self.compact_prompt:
+            messages, tools = compact_request(messages, tools)
         return template.render(
             messages,
             tools,
@@ -199,6 +238,7 @@ class LlamaCppBackend:
             n_ctx = engine.n_ctx
             reserve = options.max_tokens or min(DEFAULT_ANSWER_RESERVE, n_ctx // 4)
             tokens: list[int] = []
+            static_prefix = 0
             vision_prompt = None
             if images and engine.vision is not None:
                 # The images are tokenized with the text in the worker (llama_vision.py).
@@ -208,6 +248,14 @@ class LlamaCppBackend:
             else:
                 prompt = self.render_prompt(template, messages, tools, options)
                 tokens = await asyncio.to_thread(engine.tokenize, prompt)
+            static_prefix = 0
+            if engine.fresh and engine.prefix_cache is not None:
+                static_prefix = static_prefix_length(
+                    lambda probe: self.render_prompt(template, probe, tools, options),
+                    engine.tokenize,
+                    messages,
+                    tokens,
+                )
             if len(tokens) + reserve > n_ctx:
                 raise self._overflow(len(tokens), reserve, n_ctx)
             opened_reasoning = prompt.rstrip().endswith(THINK_OPEN)
@@ -237,6 +285,7 @@ class LlamaCppBackend:
                         emit=pipe.put,
                         vision_prompt=vision_prompt,
                         stop_texts=self._stop_texts,
+                        static_prefix=static_prefix,
                     )
                 finally:
                     pipe.close()
@@ -251,7 +300,7 @@ class LlamaCppBackend:
                     yield delta
             finally:
                 cancel.set()
-                await _wait_for_thread(worker)
+                await wait_for_thread(worker)
             yield UsageChunk(result.prompt_tokens, result.completion_tokens)
             note = self._finish_note(result, max_tokens, options)
             if parser.calls_emitted:
@@ -321,20 +370,3 @@ class LlamaCppBackend:
     @property
     def engine(self) -> LlamaEngine | None:
         return self._engine
-
-
-async def _wait_for_thread(worker: asyncio.Future[GenerationResult]) -> None:
-    """Wait until the generation thread has stopped (it checks its cancel flag after every token),
-    even if we are cancelled meanwhile: the llama context must be idle before the lock is free."""
-    cancelled = False
-    while not worker.done():
-        try:
-            await asyncio.shield(worker)
-        except asyncio.CancelledError:
-            cancelled = True
-        except Exception:
-            break
-    if not worker.cancelled():
-        worker.exception()  # mark retrieved; a failure already reached the caller through `await`
-    if cancelled:
-        raise asyncio.CancelledError

@@ -12,9 +12,11 @@ across tokens come out whole.
 
 KV reuse: `Llama.generate` keeps the longest common prefix of the new prompt with what the context
 already holds and evaluates only the rest. When a request is for another conversation (a sub-agent),
-the current KV state is saved into a small LRU `StateCache` before it is overwritten, and the cached
-state sharing the longest prefix with the new prompt is restored, so switching back and forth does
-not re-read whole prompts.
+the current KV state is saved into a small LRU `StateCache` (llama_state.py) before it is
+overwritten, and the cached state sharing the longest prefix with the new prompt is restored, so
+switching back and forth does not re-read whole prompts. Across processes, the first request loads
+the KV cells of its static prefix (system prompt and tools) from the user's cache dir when an
+earlier run saved them (llama_prefix_cache.py), and saves them when not.
 
 CPU buffer types: models load with `llama_model_params.use_extra_bufts = False`. The "extra
 buffer types" are llama.cpp's CPU weight-repacking layouts (AMX tiles on recent Xeons, the
@@ -29,73 +31,26 @@ process-wide lock (`_LOAD_LOCK`) so concurrent loads never see each other's swap
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import ctypes
 import os
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kcode.backends import native_guard
 from kcode.backends.base import BackendError
+from kcode.backends.llama_prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
+from kcode.backends.llama_state import (
+    MIN_TOKENS_WORTH_SWITCHING,
+    SavedState,
+    StateCache,
+    common_prefix,
+)
 from kcode.backends.llama_vision import VisionProjector
 from kcode.backends.output_guard import OutputGuard
-
-# Switching states only pays off when it saves at least this many tokens of prompt evaluation.
-MIN_TOKENS_WORTH_SWITCHING = 32
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-@dataclass(frozen=True)
-class SavedState:
-    tokens: tuple[int, ...]
-    data: bytes
-
-
-class StateCache:
-    """KV states of recent conversations, least recently used evicted beyond `max_bytes`."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[int, ...], SavedState] = OrderedDict()
-
-    def put(self, state: SavedState) -> None:
-        # A state whose tokens extend an older one supersedes it.
-        for key in [k for k in self._entries if state.tokens[: len(k)] == k]:
-            del self._entries[key]
-        self._entries[state.tokens] = state
-        while sum(len(s.data) for s in self._entries.values()) > self.max_bytes and self._entries:
-            self._entries.popitem(last=False)
-
-    def best_match(self, tokens: Sequence[int]) -> tuple[SavedState | None, int]:
-        best: SavedState | None = None
-        best_length = 0
-        for state in self._entries.values():
-            length = _common_prefix(state.tokens, tokens)
-            if length > best_length:
-                best, best_length = state, length
-        if best is not None:
-            self._entries.move_to_end(best.tokens)
-        return best, best_length
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 @dataclass
@@ -111,61 +66,6 @@ class Sampling:
     top_k: int = 40
     top_p: float = 0.95
     min_p: float = 0.05
-
-
-class TokenPipe:
-    """Hands decoded text from the generation thread to the event loop.
-
-    One wake-up of the loop per batch, not per token: while a wake-up is pending, or within
-    MIN_WAKE_INTERVAL of the last one, further text only joins the batch. Each wake-up costs a
-    self-pipe write, a loop iteration and a GIL hand-over that the generation thread waits on, so
-    a fast model does not ping-pong with the loop on every token; a model slower than one token
-    per interval still streams token by token, and text is never held back longer than one token.
-    """
-
-    MIN_WAKE_INTERVAL = 0.008
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._pending: list[str] = []
-        self._wakeup_pending = False
-        self._last_wake = -1.0
-        self._closed = False
-        self._ready = asyncio.Event()
-
-    def _wake(self) -> None:
-        self._loop.call_soon_threadsafe(self._ready.set)
-
-    def put(self, text: str) -> None:
-        """From the generation thread."""
-        now = time.monotonic()
-        with self._lock:
-            self._pending.append(text)
-            if self._wakeup_pending or now - self._last_wake < self.MIN_WAKE_INTERVAL:
-                return
-            self._wakeup_pending = True
-            self._last_wake = now
-        self._wake()
-
-    def close(self) -> None:
-        """From the generation thread, when it is done (also after a failure)."""
-        with self._lock:
-            self._closed = True
-        self._wake()
-
-    async def batches(self) -> AsyncIterator[str]:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            with self._lock:
-                texts, self._pending = self._pending, []
-                self._wakeup_pending = False
-                closed = self._closed
-            if texts:
-                yield "".join(texts)
-            if closed:
-                return
 
 
 _LOAD_LOCK = threading.Lock()
@@ -214,6 +114,7 @@ class LlamaEngine:
         state_cache_bytes: int = 2 << 30,
         mmproj: Path | None = None,
         use_extra_bufts: bool = False,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         self.lib = import_llama_cpp()
         try:
@@ -247,6 +148,8 @@ class LlamaEngine:
         self._pieces: dict[int, bytes] = {}
         self.states_restored = 0
         self._last_prompt_length = 0  # prompt tokens of the last generation in the context
+        self.prefix_cache = prefix_cache
+        self.fresh = True  # nothing evaluated yet: a saved static prefix may be loaded
 
     # --- vocabulary -------------------------------------------------------------------------
     @property
@@ -333,10 +236,29 @@ class LlamaEngine:
         self.llama._requires_eval = True
         self.states_restored += 1
 
+    def start_from_saved_prefix(self, prefix: Sequence[int]) -> None:
+        """First request of the process: load the KV state of `prefix` (the static system
+        prompt and tools) saved by an earlier run, or evaluate it and save it for the next one
+        (llama_prefix_cache.py). Its evaluation is part of the prompt's anyway."""
+        cache = self.prefix_cache
+        if cache is None or len(prefix) < MIN_PREFIX_TOKENS:
+            return
+        ctx = self.llama._ctx.ctx
+        self.llama._ctx.kv_cache_clear()
+        if cache.restore(self.lib, ctx, prefix):
+            self.llama.input_ids[: len(prefix)] = prefix
+            self.llama.n_tokens = len(prefix)
+            self.llama._requires_eval = True  # no logits were restored
+            return
+        self.llama.reset()
+        self.llama._ctx.kv_cache_clear()  # whatever a refused state left behind
+        self.llama.eval(list(prefix))
+        cache.save(self.lib, ctx, prefix)
+
     def prepare_context(self, prompt: Sequence[int]) -> None:
         """Put the KV state sharing most with `prompt` in place; keep the one it replaces."""
         current = self._current_tokens()
-        reusable = _common_prefix(current, prompt)
+        reusable = common_prefix(current, prompt)
         # The same conversation going on (its whole last prompt is kept, at most the tokens it
         # generated are dropped) does not save anything: a state copy costs ~0.2 s per 30 MB.
         same_conversation = reusable >= self._last_prompt_length
@@ -358,9 +280,11 @@ class LlamaEngine:
         emit: Callable[[str], None],
         vision_prompt: tuple[str, Sequence[bytes], int] | None = None,
         stop_texts: Sequence[str] = (),
+        static_prefix: int = 0,
     ) -> GenerationResult:
         """`vision_prompt`: (text with image markers, images, room for the prompt) instead of
-        `prompt` tokens, for a conversation with images (llama_vision.py). Generation ends at an
+        `prompt` tokens, for a conversation with images (llama_vision.py). `static_prefix`: how
+        many leading prompt tokens are the static system prompt and tools. Generation ends at an
         end-of-generation token of the vocab, at one of `stop_texts` (never emitted), when the
         output loops (output_guard.py), at `max_tokens`, or when `cancel` is set."""
         crash_for_test = os.environ.get(native_guard.TEST_CRASH_ENV) == "1"
@@ -371,7 +295,10 @@ class LlamaEngine:
                     raise BackendError("config", "this model was loaded without an mmproj")
                 prompt = self.vision.evaluate(*vision_prompt)
             else:
+                if self.fresh and 0 < static_prefix < len(prompt):
+                    self.start_from_saved_prefix(prompt[:static_prefix])
                 self.prepare_context(prompt)
+            self.fresh = False
             self._last_prompt_length = len(prompt)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             guard = OutputGuard(stop_texts)

@@ -10,16 +10,20 @@ underscore attributes, function and frame internals and attribute lookups inside
 Mutation is harmless because every value handed to a template is a fresh copy made for that one
 render (chat_template.py). On top of the sandbox, the ways a hostile template could exhaust memory
 in one step are bounded: containers stop growing past `MAX_ITEMS`, and `*`, `**`, `%` and the
-`format` filter refuse results past `MAX_TEXT`.
+`format` filter refuse results past `MAX_TEXT`. Time is bounded too: `run_bounded` stops a render
+that has used `MAX_RENDER_CPU_SECONDS` of CPU (a template that loops).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
@@ -36,6 +40,9 @@ _GROWING_METHODS = frozenset({"append", "extend", "insert", "update", "add", "se
 _WIDE_FORMAT = re.compile(
     r"%[-#0 +]*(\*|\d{5,})|%[-#0 +]*\d*\.(\*|\d{5,})|\{[^{}]*:[^{}]*(\d{5,}|\{)"
 )
+
+
+T = TypeVar("T")
 
 
 class TemplateRefused(Exception):
@@ -153,3 +160,68 @@ def make_environment() -> TemplateSandbox:
     environment.globals["raise_exception"] = raise_exception
     environment.globals["strftime_now"] = strftime_now
     return environment
+
+
+# --- CPU time ---------------------------------------------------------------------------------
+# Real chat templates render in milliseconds. A loop the sandbox cannot see (nested `range`s,
+# a loop over a 10,000-item list inside another) would otherwise hang kcode at startup.
+MAX_RENDER_CPU_SECONDS = 5.0
+_POLL_SECONDS = 0.05
+
+
+class TemplateTimeout(BaseException):
+    """Raised inside a render that used up its CPU time. A BaseException, so neither the
+    template machinery's `except Exception` nor the reshaping retries swallow it."""
+
+
+def _cpu_clock(thread_id: int) -> Callable[[], float]:
+    """The CPU time of thread `thread_id` (Linux: its POSIX CPU clock); wall time elsewhere."""
+    try:
+        clock = time.pthread_getcpuclockid(thread_id)
+        time.clock_gettime(clock)
+    except (AttributeError, OSError):
+        return time.monotonic
+    return lambda: time.clock_gettime(clock)
+
+
+def _raise_in(thread_id: int, exception: type[BaseException] | None) -> None:
+    target = ctypes.py_object(exception) if exception is not None else None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
+
+
+def run_bounded(render: Callable[[], T], seconds: float | None = None) -> T:
+    """`render()`, stopped with TemplateTimeout once it has used `seconds` of CPU time
+    (default MAX_RENDER_CPU_SECONDS).
+
+    A watchdog thread reads the rendering thread's CPU clock and, past the limit, raises
+    TemplateTimeout in it asynchronously (delivered between two bytecodes: a template is Python
+    code, and no single operation of the sandbox runs long, see MAX_TEXT). The hand-over is under
+    a lock, so the exception is raised only while the render runs; one still pending when the
+    render returns is withdrawn before it can surface elsewhere."""
+    thread_id = threading.get_ident()
+    clock = _cpu_clock(thread_id)
+    deadline = clock() + (MAX_RENDER_CPU_SECONDS if seconds is None else seconds)
+    lock = threading.Lock()
+    state = {"running": True, "fired": False}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(_POLL_SECONDS):
+            if clock() < deadline:
+                continue
+            with lock:
+                if state["running"]:
+                    state["fired"] = True
+                    _raise_in(thread_id, TemplateTimeout)
+            return
+
+    watchdog = threading.Thread(target=watch, name="kcode-template-watchdog", daemon=True)
+    watchdog.start()
+    try:
+        return render()
+    finally:
+        with lock:
+            state["running"] = False
+            if state["fired"]:
+                _raise_in(thread_id, None)  # withdraw it if it has not been delivered yet
+        done.set()

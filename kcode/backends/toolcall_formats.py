@@ -18,13 +18,15 @@ Formats, with the shapes real models write besides the textbook one:
                or the `<function=...>` block alone, as vLLM, SGLang and llama.cpp accept.
 - llama3:      {"name": ..., "parameters": {...}} opening the answer, or after <|python_tag|>;
                several calls (separated by `;` or by more <|python_tag|>s), then maybe prose.
+- mistral:     [TOOL_CALLS][{"name": ..., "arguments": {...}}]  or  [TOOL_CALLS]NAME[ARGS]{...}
+               (toolcall_mistral.py).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kcode.backends.base import Delta, ReasoningChunk, TextChunk, ToolCallChunk, ToolSpec
@@ -40,6 +42,7 @@ from kcode.backends.toolcall_bodies import (
     parse_llama3_body,
     parse_qwen3_coder_body,
 )
+from kcode.backends.toolcall_mistral import MISTRAL_CALLS, read_mistral_calls
 
 __all__ = [
     "FORMATS",
@@ -47,6 +50,8 @@ __all__ = [
     "KIMI",
     "KIMI_ARGUMENT_BEGIN",
     "LLAMA3",
+    "MISTRAL",
+    "NO_CALLS",
     "QWEN3_CODER",
     "ParsedCall",
     "ToolCallFormat",
@@ -67,6 +72,9 @@ PYTHON_TAG = "<|python_tag|>"
 _KIMI_SECTION_VARIANTS = ("<|tool_call_section_begin|>", "<|tool_call_section_end|>")
 
 
+CallReader = Callable[[str, bool, Mapping[str, ToolSpec]], tuple[list[ParsedCall], int] | None]
+
+
 @dataclass(frozen=True)
 class ToolCallFormat:
     name: str
@@ -80,6 +88,9 @@ class ToolCallFormat:
     reasoning_enders: tuple[str, ...] = ()
     # Calls that may come without `call_open`: (opening marker kept in the body, closing marker).
     bare_calls: tuple[tuple[str, str], ...] = ()
+    # Calls closed by nothing but their own end (Mistral): reads (text after `call_open`, final,
+    # tools) -> (calls, characters consumed), or None to wait for more text.
+    read_calls: CallReader | None = None
 
 
 def _new_call_id() -> str:
@@ -104,13 +115,20 @@ QWEN3_CODER = ToolCallFormat(
     bare_calls=(("<function=", "</function>"),),
 )
 LLAMA3 = ToolCallFormat("llama3", PYTHON_TAG, None, parse_llama3_body, bare_json_call=True)
-FORMATS = {f.name: f for f in (KIMI, HERMES, QWEN3_CODER, LLAMA3)}
+MISTRAL = ToolCallFormat(
+    "mistral", MISTRAL_CALLS, None, parse_hermes_body, read_calls=read_mistral_calls
+)
+FORMATS = {f.name: f for f in (KIMI, HERMES, QWEN3_CODER, LLAMA3, MISTRAL)}
+# tool_format = "none": no marker opens a call, the text passes verbatim.
+NO_CALLS = ToolCallFormat("none", None, None, parse_hermes_body)
 
 
 def detect_format(template_source: str) -> ToolCallFormat:
     """The format a chat template teaches its model; Hermes when the template shows none."""
     if KIMI_CALL_BEGIN in template_source or KIMI_SECTION_BEGIN in template_source:
         return KIMI
+    if MISTRAL_CALLS in template_source:
+        return MISTRAL
     if "<function=" in template_source and "<parameter=" in template_source:
         return QWEN3_CODER
     if "<tool_call>" in template_source:
@@ -183,6 +201,8 @@ class ToolCallStreamParser:
             return self._step_call(out, final)
         if self._state == "json_calls":
             return self._step_json_calls(out, final)
+        if self._state == "read_calls":
+            return self._step_read_calls(out, final)
         if self._state == "rest_is_call":
             if final:
                 body, self._buffer = self._buffer, ""
@@ -246,7 +266,9 @@ class ToolCallStreamParser:
         self._buffer = self._buffer[index + len(marker) :]
         bare_close = dict(self.format.bare_calls).get(marker)
         call_close = self.format.call_close
-        if marker == self.format.call_open and call_close is None:
+        if marker == self.format.call_open and self.format.read_calls is not None:
+            self._state = "read_calls"
+        elif marker == self.format.call_open and call_close is None:
             self._enter_json_calls(by_tag=True)
         elif marker == self.format.call_open and call_close is not None:
             self._state, self._call_close, self._call_prefix = "call", call_close, ""
@@ -271,6 +293,18 @@ class ToolCallStreamParser:
         body = self._buffer[:end]
         self._buffer = self._buffer[end + len(self._call_close) :]
         self._emit_calls(out, self._call_prefix + body)
+        self._state, self._strip_leading = "text", True
+        return True
+
+    def _step_read_calls(self, out: list[Delta], final: bool) -> bool:
+        assert self.format.read_calls is not None
+        result = self.format.read_calls(self._buffer, final, self._tools)
+        if result is None:
+            return False
+        calls, consumed = result
+        for call in calls:
+            self._emit_call(out, call)
+        self._buffer = self._buffer[consumed:]
         self._state, self._strip_leading = "text", True
         return True
 
@@ -353,4 +387,5 @@ CALL_START_MARKERS: dict[str, ToolCallFormat] = {
     _KIMI_SECTION_VARIANTS[0]: KIMI,
     KIMI_CALL_BEGIN: KIMI,
     PYTHON_TAG: LLAMA3,
+    MISTRAL_CALLS: MISTRAL,
 }

@@ -65,7 +65,7 @@ class RefSettings(BaseModel):
     effort: Literal["low", "medium", "high"] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     tool_format: Literal[
-        "auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3"
+        "auto", "none", "hermes", "kimi", "qwen3-coder", "qwen3_coder", "llama3", "mistral"
     ] = "auto"
 
     trust_project: bool = False

@@ -46,6 +46,7 @@ def local_env(kcode_env: dict[str, str], tmp_path: Path, steps: list[object]) ->
     env["KCODE_LOCAL_STEER"] = str(steer)
     env["HF_HUB_CACHE"] = str(tmp_path / "hf-cache")  # never the user's cache
     env["HF_HUB_OFFLINE"] = "1"
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")  # KV prefix files: never the user's
     config = Path(env["XDG_CONFIG_HOME"]) / "kcode" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("n_ctx = 16384\nn_threads = 1\n")
