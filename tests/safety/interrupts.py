@@ -106,6 +106,14 @@ def _files_ok(ws: Path) -> bool:
     return not leftovers and (not big.exists() or big.read_text() == BIG)
 
 
+def _file_problem(ws: Path) -> str:
+    leftovers = [p.name for p in ws.rglob("*.kcode-tmp")]
+    if leftovers:
+        return f"temp files left: {leftovers}"
+    big = ws / "big.txt"
+    return f"big.txt has {big.stat().st_size} bytes of {len(BIG)}"
+
+
 def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True) -> InterruptReport:
     """One run of `kcode -p`, interrupted with SIGKILL ("kill") or SIGINT ("int")."""
     report = InterruptReport(runs=1)
@@ -154,6 +162,7 @@ def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True)
                 pass
         if not _files_ok(ws):
             report.corrupt_files += 1
+            report.details.append(f"torn or leftover file in {ws}: {_file_problem(ws)}")
         if not _session_ok(tmp / "data"):
             report.unrecoverable += 1
             report.details.append(f"session file not replayable in {tmp / 'data'}")
