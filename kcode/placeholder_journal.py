@@ -18,6 +18,7 @@ import contextlib
 import functools
 import os
 import stat
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def record(paths: Iterable[str]) -> None:
             journal.unlink(missing_ok=True)
             return
         journal.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = journal.with_name(journal.name + ".tmp")
+        tmp = journal.with_name(f"{journal.name}.{threading.get_ident()}.tmp")  # per thread
         tmp.write_text("".join(f"{p}\n" for p in wanted), encoding="utf-8")
         os.replace(tmp, journal)
 
