@@ -173,8 +173,8 @@ def interrupts(in_process: int, real: int) -> tuple[int, int, int]:
     return total, corrupt, orphans
 
 
-def kills(count: int) -> tuple[int, int]:
-    rngs = [random.Random(f"kill-{i}") for i in range(count)]
+def kills(count: int, seed: str = "kill") -> tuple[int, int]:
+    rngs = [random.Random(f"{seed}-{i}") for i in range(count)]
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(
             pool.map(
@@ -183,6 +183,9 @@ def kills(count: int) -> tuple[int, int]:
             )
         )
     bad = sum(r.unrecoverable + r.corrupt_files for r in reports)
+    for i, report in enumerate(reports):  # what was lost, so a loss can be reproduced by its seed
+        for detail in report.details:
+            row(f"  kill {seed}-{i}", detail)
     row("kills / unrecoverable sessions", f"{count} / {bad}")
     return count, bad
 
@@ -240,11 +243,23 @@ def sandbox_cost(runs: int) -> float | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts for a smoke run")
-    quick = parser.parse_args().quick
+    parser.add_argument(
+        "--kills-only",
+        type=int,
+        metavar="N",
+        help="run only the kill -9 family, N runs (seeded by --seed), and print its losses",
+    )
+    parser.add_argument("--seed", default="kill", help="seed prefix of the kill -9 runs")
+    args = parser.parse_args()
+    quick = args.quick
+    if args.kills_only is not None:
+        n_kills, unrecoverable = kills(args.kills_only, args.seed)
+        sys.stdout.write(f"{unrecoverable} losses ({n_kills} kills)\n")
+        return 0
     n_faults, lost = faults(60 if quick else 760)
     n_escapes, escaped = escapes()
     n_int, corrupt, orphans = interrupts(20 if quick else 190, 4 if quick else 12)
-    n_kills, unrecoverable = kills(6 if quick else 100)
+    n_kills, unrecoverable = kills(6 if quick else 100, args.seed)
     peak = flood(100_000_000 if quick else 1_000_000_000)
     extra = sandbox_cost(20 if quick else 60)
     counts, attacks_tried, attacks_broken = run_families(quick)

@@ -24,7 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kcode import landlock, pidlimit
+from kcode import landlock, pidlimit, placeholder_journal
 from kcode.secrets import secret_file_reason
 from kcode.tools.base import ToolContext, ToolError
 
@@ -156,6 +156,7 @@ def bwrap_argv(
     for directory in (root, *extra_dirs):
         args += [bind, str(directory), str(directory)]
     if writable:
+        placeholder_journal.sweep_once()  # the placeholders a killed kcode left behind
         for directory in (root, *extra_dirs):
             for name in READ_ONLY_IN_WORKSPACE:
                 kept = directory / name
@@ -338,6 +339,7 @@ def _empty_dir() -> str:
 def placeholder_args(path: Path) -> list[str]:
     source = "/dev/null" if path.name == ".mcp.json" else _empty_dir()
     _PLACEHOLDERS[str(path)] = _PLACEHOLDERS.get(str(path), 0) + 1
+    placeholder_journal.record(_PLACEHOLDERS)  # before bwrap creates it: a kill -9 cannot leak it
     return ["--ro-bind", source, str(path)]
 
 
@@ -357,3 +359,4 @@ def release_placeholders(argv: list[str]) -> None:
                 os.rmdir(target)
             elif stat.S_ISREG(info.st_mode) and info.st_size == 0:
                 os.unlink(target)
+    placeholder_journal.record(_PLACEHOLDERS)

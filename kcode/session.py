@@ -81,8 +81,10 @@ class Session:
         for secret in self.redact:
             line = line.replace(secret, "[redacted]")
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.write(self._fd, (line + "\n").encode("utf-8"))
+            self._fd = _open_for_append(self.path)
+        data = memoryview((line + "\n").encode("utf-8"))
+        while data:  # a write may be short (a full disk, a signal): the rest follows it
+            data = data[os.write(self._fd, data) :]
         os.fsync(self._fd)
 
     def log_event(self, event: Event) -> None:
@@ -109,6 +111,44 @@ class Session:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _open_for_append(path: Path) -> int:
+    """The log opened for appending, after cutting off a line torn by a kill mid-write.
+
+    Without the cut, the first record appended after a resume would continue the torn line and
+    be unreadable with it, and the file would no longer be "intact but for the last line"."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            keep = _end_of_last_line(fd, size)
+            os.ftruncate(fd, keep)
+            os.fsync(fd)
+        elif not size:
+            # A new log: make its directory entry durable too (the records are fsynced).
+            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _end_of_last_line(fd: int, size: int) -> int:
+    """The offset just after the last newline before `size` (0 when there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
 
 
 def _records(path: Path) -> list[dict[str, Any]]:

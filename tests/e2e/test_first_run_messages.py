@@ -71,7 +71,7 @@ def test_only_a_base_url_asks_the_server_for_its_model(
 def test_discovery_is_bounded_and_says_nothing_without_a_listing() -> None:
     started = time.monotonic()
     assert discover_model("http://127.0.0.1:9/v1", timeout_s=1.0) is None  # nothing listens
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # bounded (a hang, not a speed, is what fails)
     with FakeOpenAIServer(models=[]) as srv:
         assert discover_model(srv.base_url) is None
     with FakeOpenAIServer(models=["only-one"]) as srv:

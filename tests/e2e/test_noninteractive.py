@@ -6,12 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from kcode.events import SCHEMA_VERSION
 from tests.e2e.conftest import kcode_exe, make_repo, run_kcode
 from tests.fake_openai import FakeOpenAIServer, Reply
+from tests.waiting import wait_until
 
 CALC = "def add(a, b):\n    return a - b\n"
 TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
@@ -192,9 +192,7 @@ def test_exit_130_on_ctrl_c_and_the_session_resumes(
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 30
-        while not srv.requests and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: bool(srv.requests), "the request to reach the server")
         os.kill(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pexpect
@@ -67,8 +66,9 @@ def test_repl_session_in_a_terminal(tmp_path: Path, kcode_env: dict[str, str]) -
             child.send(command + "\r")
             child.expect(expected)
         child.send("take your time\r")
+        # In flight now (its reply waits 20 s): Ctrl-C interrupts it, read as a key by the key
+        # tap or as SIGINT by the turn's handler, both set up before the request was sent.
         wait_until(lambda: len(srv.requests) >= 4, "the slow request to reach the server")
-        time.sleep(0.3)
         child.sendintr()
         child.expect("interrupted")
         child.send("again\r")

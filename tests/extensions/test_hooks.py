@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 from pathlib import Path
-
-import pytest
 
 from kcode.agents.loop import Agent
 from kcode.approval import AllowAll, ApprovalRequest, NonInteractiveApprover
@@ -22,6 +18,7 @@ from kcode.extensions.session import ExtensionRuntime
 from kcode.messages import Message
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import build_tools
+from tests.waiting import wait_until
 
 
 def script(tmp: Path, name: str, body: str) -> str:
@@ -153,16 +150,14 @@ async def test_timeout_kills_the_hook_and_its_children_and_the_call_proceeds(
     notices = [e for e in events if isinstance(e, Error) and e.kind == "hook"]
     assert any("timed out after 0.5 s" in n.message for n in notices)
     child = int(pid_file.read_text())
-    for _ in range(50):  # the group was SIGKILLed; the zombie is reaped by init shortly
+
+    def gone() -> bool:  # the group was SIGKILLed; the zombie is reaped by init shortly
         try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the hook's background child survived the timeout")
+            return Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+        except OSError:  # reaped (possibly between two checks)
+            return True
+
+    wait_until(gone, "the hook's background child to die after the timeout", 20)
 
 
 async def test_other_exit_codes_are_reported_and_do_not_block(tmp_path: Path) -> None:

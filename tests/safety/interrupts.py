@@ -8,6 +8,7 @@ file is absent or complete, no temp files left); after Ctrl-C no tagged process 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -27,6 +28,8 @@ import sys
 from kcode.__main__ import main
 main(sys.argv[1:])
 """
+# Bounds, not timings: how long start-up may take on a loaded machine before we call it a failure.
+START_TIMEOUT_S = 120.0
 BIG = "".join(f"line {i:07d} of a large file written atomically\n" for i in range(10_000))
 
 
@@ -76,14 +79,26 @@ def _alive_with(marker: str) -> list[int]:
     return pids
 
 
-def _wait_for_turn(data_dir: Path, proc: subprocess.Popen[bytes]) -> None:
-    """Interrupt mid-turn, not during start-up: wait until the turn has started."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.poll() is None:
+def _kill_tagged(marker: str) -> None:
+    """Kill what the run left (by exact pid); one may exit between the listing and the kill."""
+    for pid in _alive_with(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for_turn(data_dir: Path, proc: subprocess.Popen[bytes]) -> str | None:
+    """Interrupt mid-turn, not during start-up: wait until the turn has started. Why it never did,
+    or None. (Giving up quietly after a while let a slow start-up under load be killed before
+    there was any session, which then counted as one that could not be resumed.)"""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while proc.poll() is None:
         for path in (data_dir / "kcode" / "sessions").glob("*.jsonl"):
             if b'"turn_started"' in path.read_bytes():
-                return
+                return None
+        if time.monotonic() > deadline:
+            return f"kcode did not start its turn within {START_TIMEOUT_S:g} s"
         time.sleep(0.02)
+    return f"kcode exited ({proc.returncode}) before its turn started"
 
 
 def _session_ok(data_dir: Path) -> bool:
@@ -104,6 +119,14 @@ def _files_ok(ws: Path) -> bool:
     leftovers = [p for p in ws.rglob("*.kcode-tmp")]
     big = ws / "big.txt"
     return not leftovers and (not big.exists() or big.read_text() == BIG)
+
+
+def _file_problem(ws: Path) -> str:
+    leftovers = [p.name for p in ws.rglob("*.kcode-tmp")]
+    if leftovers:
+        return f"temp files left: {leftovers}"
+    big = ws / "big.txt"
+    return f"big.txt has {big.stat().st_size} bytes of {len(BIG)}"
 
 
 def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True) -> InterruptReport:
@@ -133,8 +156,11 @@ def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True)
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        _wait_for_turn(tmp / "data", proc)
-        time.sleep(rng.uniform(0.0, 1.2))
+        not_started = _wait_for_turn(tmp / "data", proc)
+        if not_started is not None:
+            report.unrecoverable += 1
+            report.details.append(not_started)
+        time.sleep(rng.uniform(0.0, 1.2))  # a random moment of the turn: what is tested
         proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
         try:
             proc.communicate(timeout=30)
@@ -147,32 +173,46 @@ def interrupt_once(tmp: Path, how: str, rng: random.Random, resume: bool = True)
             while _alive_with(marker) and time.monotonic() < deadline:
                 time.sleep(0.05)
             report.orphans += len(_alive_with(marker))
-        for pid in _alive_with(marker):  # clean up after a kill -9 (by exact pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_tagged(marker)  # clean up after a kill -9
         if not _files_ok(ws):
             report.corrupt_files += 1
+            report.details.append(f"torn or leftover file in {ws}: {_file_problem(ws)}")
         if not _session_ok(tmp / "data"):
             report.unrecoverable += 1
             report.details.append(f"session file not replayable in {tmp / 'data'}")
     if resume and not report.unrecoverable:
-        with FakeOpenAIServer(lambda body: Reply.text("done")) as fresh:
+        problem = _resume_problem(tmp, ws)
+        if problem is not None:
+            report.unrecoverable += 1
+            report.details.append(problem)
+    _kill_tagged(marker)
+    return report
+
+
+def _resume_problem(tmp: Path, ws: Path) -> str | None:
+    """Why `kcode -c` could not continue the session, or None: it answered and the log stayed
+    whole (every line of it readable)."""
+    with FakeOpenAIServer(lambda body: Reply.text("done")) as fresh:
+        try:
             again = subprocess.run(
                 [sys.executable, "-c", LAUNCH, "-c", "-p", "continue", "--approval", "auto"],
                 cwd=ws,
                 env=kcode_env(tmp, fresh.base_url),
                 capture_output=True,
                 text=True,
-                timeout=60,
+                timeout=START_TIMEOUT_S,
             )
-        if again.returncode != 0 or "done" not in again.stdout:
-            report.unrecoverable += 1
-            report.details.append(f"resume exit {again.returncode}: {again.stderr[-300:]}")
-    for pid in _alive_with(marker):
-        os.kill(pid, signal.SIGKILL)
-    return report
+        except subprocess.TimeoutExpired:
+            return f"resume did not finish within {START_TIMEOUT_S:g} s"
+    if again.returncode != 0 or "done" not in again.stdout:
+        return f"resume exit {again.returncode}: {again.stderr[-300:]}"
+    for path in (tmp / "data" / "kcode" / "sessions").glob("*.jsonl"):
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            try:
+                json.loads(line)
+            except ValueError:
+                return f"after the resume, line {number} of {path.name} is unreadable"
+    return None
 
 
 def launcher_available() -> bool:

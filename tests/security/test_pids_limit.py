@@ -19,6 +19,7 @@ import pytest
 from kcode import pidlimit
 from kcode.sandbox import bwrap_status, landlock_status
 from tests.security.conftest import Victim
+from tests.waiting import wait_until
 
 LIMIT = 32
 BOMB = (
@@ -49,10 +50,8 @@ def _bomb(victim: Victim, backend: str) -> int:
     attack = victim.run(turns, "--approval", "auto", "--sandbox", "workspace-write")
     got = out.read_text()
     assert got.startswith("forked "), f"the bomb did not run: {attack}"
-    # Nothing the bomb forked outlives the call.
-    time.sleep(0.3)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert marker not in ps
+    # Nothing the bomb forked outlives the call (its children sleep 30 s: the bound is below).
+    wait_until(lambda: not _running(marker), "the forked processes to be gone", 15)
     return int(got.split()[1])
 
 
@@ -98,9 +97,7 @@ def test_cgroup_ends_setsid_daemons_under_landlock_and_is_removed(victim: Victim
     ]
     victim.run(turns, "--approval", "auto", "--sandbox", "workspace-write")
     assert (victim.repo / "out.txt").read_text().strip() == "started"
-    time.sleep(0.3)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert marker not in ps
+    wait_until(lambda: not _running(marker), "the sandboxed processes to be gone", 15)
 
 
 def test_the_shim_joins_the_cgroup_and_release_removes_it() -> None:
@@ -137,3 +134,7 @@ def test_cgroups_of_a_killed_kcode_are_swept() -> None:
     finally:
         if stale.exists():
             stale.rmdir()
+
+
+def _running(marker: str) -> bool:
+    return marker in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

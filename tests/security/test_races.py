@@ -19,6 +19,9 @@ from tests.safety import helpers
 from tests.security.conftest import Victim
 
 SECRET = "OUTSIDE-SECRET-77"
+# These tests check that nothing hangs (a FIFO opened for reading blocks until a writer comes;
+# ripgrep's own bound is 60 s), not how fast it is: a bound far above a loaded machine's times.
+HANG_BOUND_S = 30.0
 
 
 def call(ctx: ToolContext, name: str, **arguments: object) -> ToolResult:
@@ -115,7 +118,7 @@ def test_fifo_is_refused_quickly(tmp_path: Path, tool: str) -> None:
         args["edits"] = [{"old_string": "a", "new_string": "b"}]
     started = time.monotonic()
     result = call(ctx, tool, **args)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < HANG_BOUND_S
     assert not result.ok
     assert "FIFO" in result.content or "not a file" in result.content
 
@@ -126,7 +129,7 @@ def test_grep_over_tree_with_fifo_does_not_hang(tmp_path: Path) -> None:
     ctx = ToolContext(tmp_path)
     started = time.monotonic()
     result = call(ctx, "grep", pattern="needle")
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < HANG_BOUND_S
     assert "a.txt" in result.content
     if shutil.which("rg"):
         os.environ["KCODE_GREP_FALLBACK"] = "1"
@@ -167,9 +170,8 @@ def test_fifo_read_in_a_real_run_comes_back_as_an_error(victim: Victim) -> None:
         {"tool_calls": [{"name": "read_file", "arguments": {"path": "pipe"}}]},
         {"text": "done"},
     ]
-    started = time.monotonic()
-    attack = victim.run(turns, "--timeout", "20", timeout=30)
-    assert time.monotonic() - started < 15
+    # A read that blocked on the FIFO would end in the --timeout (exit 5), not in exit 0.
+    attack = victim.run(turns, "--timeout", "20", timeout=60)
     assert attack.code == 0, attack.stderr
 
 
@@ -202,7 +204,7 @@ def test_fifo_gitignore_does_not_block_grep_or_glob(
     # its own search instead of waiting for ripgrep's 60 s bound.
     result = call(ctx, "grep", pattern="project")
     assert "README.md" in result.content and "sub/notes.md" in result.content
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < HANG_BOUND_S
 
 
 def _swap_dir_loop(ws: Path, outside: Path, stop: threading.Event) -> None:
@@ -219,6 +221,7 @@ def _swap_dir_loop(ws: Path, outside: Path, stop: threading.Event) -> None:
             pass
 
 
+@pytest.mark.slow  # chaos: a thread swaps a directory for a symlink while 1000-entry walks run
 def test_glob_and_grep_walk_races_never_reach_outside(
     world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,9 +257,8 @@ def test_timeout_is_hard_when_a_tool_runs_long(victim: Victim) -> None:
         {"tool_calls": [{"name": "shell", "arguments": {"command": "sleep 60", "timeout_s": 120}}]},
         {"text": "done"},
     ]
-    started = time.monotonic()
+    # Not hard, the call would run its 60 s: the run's own bound (40 s) fails the test first.
     attack = victim.run(turns, "--timeout", "2", "--approval", "auto", timeout=40)
-    assert time.monotonic() - started < 12
     assert attack.code == 5, (attack.stdout, attack.stderr)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from kcode.sandbox import bwrap_status
 from tests.security.conftest import SECRET_KEY, Victim
+from tests.waiting import wait_until
 
 needs_bwrap = pytest.mark.skipif(bwrap_status()[0] is None, reason="bubblewrap cannot start here")
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="the capability escapes need root")
@@ -94,9 +95,14 @@ def test_setsid_daemons_die_with_the_call(as_user: Victim) -> None:
     victim = as_user
     marker = f"kcode-daemon-{os.getpid()}-{time.monotonic_ns()}"
     shell(victim, f"setsid sh -c 'exec -a {marker} sleep 30' & echo started > out.txt")
-    time.sleep(0.5)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert marker not in ps
+    # The daemon sleeps 30 s: a bound below that still catches one that survived the call.
+    wait_until(
+        lambda: (
+            marker not in subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout.decode()
+        ),
+        "the setsid daemon to be gone",
+        15,
+    )
 
 
 @needs_bwrap

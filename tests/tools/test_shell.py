@@ -14,6 +14,7 @@ from kcode.messages import ToolCall, ToolResult
 from kcode.tools.base import ToolContext, ToolLimits, run_tool
 from kcode.tools.process import run_process, scrubbed_env
 from kcode.tools.shell import ShellTool
+from tests.waiting import async_wait_until
 
 
 class RecordingApprover:
@@ -81,11 +82,7 @@ async def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path: P
     assert result.data is not None and result.data["timed_out"] is True
     assert "never" not in result.content
     grandchild = int((tmp_path / "grandchild.pid").read_text())
-    for _ in range(50):
-        if not pid_alive(grandchild):
-            break
-        await asyncio.sleep(0.05)
-    assert not pid_alive(grandchild)
+    await async_wait_until(lambda: not pid_alive(grandchild), "the grandchild to be gone", 20)
 
 
 async def test_background_children_do_not_outlive_the_command(tmp_path: Path) -> None:
@@ -93,11 +90,7 @@ async def test_background_children_do_not_outlive_the_command(tmp_path: Path) ->
     result = await run_shell(ctx, command="sleep 300 & echo $! > bg.pid; echo started")
     assert result.ok and "started" in result.content
     pid = int((tmp_path / "bg.pid").read_text())
-    for _ in range(50):
-        if not pid_alive(pid):
-            break
-        await asyncio.sleep(0.05)
-    assert not pid_alive(pid)
+    await async_wait_until(lambda: not pid_alive(pid), "the background child to be gone", 20)
 
 
 async def test_cancellation_kills_the_group(tmp_path: Path) -> None:
@@ -105,19 +98,14 @@ async def test_cancellation_kills_the_group(tmp_path: Path) -> None:
         run_process(["bash", "-c", "sleep 300 & echo $! > bg.pid; wait"], tmp_path, 60, 10_000)
     )
     pid_file = tmp_path / "bg.pid"
-    for _ in range(100):
-        if pid_file.exists() and pid_file.read_text().strip():
-            break
-        await asyncio.sleep(0.05)
+    await async_wait_until(
+        lambda: pid_file.exists() and bool(pid_file.read_text().strip()), "the child's pid"
+    )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     pid = int(pid_file.read_text())
-    for _ in range(50):
-        if not pid_alive(pid):
-            break
-        await asyncio.sleep(0.05)
-    assert not pid_alive(pid)
+    await async_wait_until(lambda: not pid_alive(pid), "the background child to be gone", 20)
 
 
 async def test_huge_output_keeps_head_and_tail_with_bounded_memory(tmp_path: Path) -> None:

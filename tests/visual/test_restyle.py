@@ -28,11 +28,29 @@ def pixels(result: RenderResult) -> np.ndarray:  # type: ignore[type-arg]
     return np.asarray(Image.open(io.BytesIO(result.png)).convert("RGB"))
 
 
-def same_pixels(a: RenderResult, b: RenderResult) -> bool:
+class PixelMatch:
+    """same_pixels' answer: falsy on a mismatch, and then its repr (which pytest prints with the
+    failed assert) says where the images differ and by how much, so a rare failure can be read."""
+
+    def __init__(self, diff: np.ndarray) -> None:  # type: ignore[type-arg]
+        self.max = int(diff.max()) if diff.size else 0
+        ys, xs = np.nonzero(diff.max(axis=2) > 2) if diff.size else ((), ())
+        self.where = (
+            f"x {min(xs)}..{max(xs)}, y {min(ys)}..{max(ys)} ({len(xs)} pixels)" if len(xs) else ""
+        )
+
+    def __bool__(self) -> bool:
+        return self.max <= 2
+
+    def __repr__(self) -> str:
+        return f"PixelMatch(max difference {self.max}{'; ' + self.where if self.where else ''})"
+
+
+def same_pixels(a: RenderResult, b: RenderResult) -> PixelMatch:
     """Equal within one or two levels per channel. Chromium's rasterisation of blurred box shadows can
     differ by a level between two loads of the same page (seen in about one run in 15-30 under
     load); a wrong restyle differs by far more, over whole elements."""
-    return bool(np.abs(pixels(a).astype(np.int16) - pixels(b)).max() <= 2)
+    return PixelMatch(np.abs(pixels(a).astype(np.int16) - pixels(b)))
 
 
 def edit(path: Path, text: str) -> None:
