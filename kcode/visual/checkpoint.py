@@ -23,7 +23,7 @@ EXCLUDED_DIRS = {".git", ".kcode", "node_modules", ".venv", "__pycache__"}
 MAX_COPY_BYTES = 5_000_000
 
 
-def _git(cwd: Path) -> Git:
+def _git_in(cwd: Path) -> Git:
     # A git failure is a problem of the run, not bad input (exit 1); pathspecs here use magic
     # (`:(exclude,glob)`) on purpose, hence literal=False.
     return Git(cwd, fail_as=lambda message: VisualError(message, 1), literal=False)
@@ -44,7 +44,7 @@ class Checkpoints:
 
 async def open_checkpoints(workspace: Path, run_dir: Path, run_id: str) -> Checkpoints:
     try:
-        top = await _git(workspace).text_async("rev-parse", "--show-toplevel")
+        top = await _git_in(workspace).text_async("rev-parse", "--show-toplevel")
     except (VisualError, FileNotFoundError):
         return CopyCheckpoints(workspace, run_dir / "checkpoints")
     return GitCheckpoints(Path(top), workspace, run_id)
@@ -53,7 +53,7 @@ async def open_checkpoints(workspace: Path, run_dir: Path, run_id: str) -> Check
 class GitCheckpoints(Checkpoints):
     def __init__(self, top: Path, workspace: Path, run_id: str) -> None:
         self.top = top
-        self.git = _git(top)
+        self.git = _git_in(top)
         self.scope = workspace.resolve().relative_to(top.resolve()).as_posix() or "."
         self.run_id = run_id
         self.trees: dict[int, str] = {}
