@@ -43,6 +43,7 @@ from kcode.tools.run_tests import (
     python_for,
 )
 from kcode.tools.test_parsers import parse_output
+from kcode.vcs.gitcmd import ALL_CODES, GitError, run_git_async
 
 TYPE_CONFIGS = ("mypy.ini", ".mypy.ini", "pyrightconfig.json", "tsconfig.json")
 MAX_LISTED = 12
@@ -184,12 +185,14 @@ async def _trusted(ctx: ToolContext) -> bool:
     changed = await asyncio.to_thread(changed_runner_configs, ctx.root)
     if changed != []:
         return False
-    proc = await asyncio.create_subprocess_exec(
-        "git", "status", "--porcelain", "--", *TYPE_CONFIGS,
-        cwd=ctx.root, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    return proc.returncode == 0 and not out.strip()
+    # The hardened runner: a plain `git status` would run the repository's core.fsmonitor.
+    try:
+        proc = await run_git_async(
+            ctx.root, "status", "--porcelain", "--", *TYPE_CONFIGS, ok_codes=ALL_CODES
+        )
+    except GitError:
+        return False
+    return proc.returncode == 0 and not proc.stdout.strip()
 
 
 async def _run(ctx: ToolContext, command: str, trusted: bool) -> tuple[str, int | None, bool]:

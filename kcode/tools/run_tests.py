@@ -14,7 +14,6 @@ import asyncio
 import json
 import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -26,6 +25,7 @@ from kcode.messages import ToolResult
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 from kcode.tools.process import run_process, scrubbed_env, wrap_command
 from kcode.tools.test_parsers import TestSummary, parse_output
+from kcode.vcs.gitcmd import ALL_CODES, GitError, run_git
 
 LOG_TAIL_LINES = 40
 MAX_LISTED_FAILURES = 20
@@ -106,17 +106,15 @@ RUNNER_CONFIG_PREFIXES = ("jest.config", "vitest.config", "babel.config", ".babe
 
 def changed_runner_configs(root: Path) -> list[str] | None:
     """Runner-executed config files that differ from HEAD (None: not a git repo, cannot tell)."""
+    # Through the hardened runner: a plain `git status` would run the repository's core.fsmonitor.
     try:
-        proc = subprocess.run(
-            ["git", "status", "--porcelain", "-uall", "-z"],
-            cwd=root, capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+        proc = run_git(root, "status", "--porcelain", "-uall", "-z", ok_codes=ALL_CODES, timeout=30)
+    except GitError:
         return None
     if proc.returncode != 0:
         return None
     changed = []
-    for entry in proc.stdout.split("\0"):
+    for entry in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
         path = entry[3:]
         parts = path.split("/")
         name = parts[-1]

@@ -24,17 +24,10 @@ from typing import Any
 
 from kcode.tools.base import FileChanges
 from kcode.tools.fileio import atomic_write
-from kcode.vcs.gitcmd import GitError, holds, run_git, stage_all_but_secrets
+from kcode.vcs.gitcmd import IDENTITY, Git, GitError, git_text, holds, stage_all_but_secrets
 
 REF_PREFIX = "refs/kcode/checkpoints"
 KEEP_PER_SESSION = 50
-# commit-tree needs an identity; a user without one configured must still get checkpoints.
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "kcode",
-    "GIT_AUTHOR_EMAIL": "kcode@localhost",
-    "GIT_COMMITTER_NAME": "kcode",
-    "GIT_COMMITTER_EMAIL": "kcode@localhost",
-}
 
 
 class CheckpointError(Exception):
@@ -55,21 +48,11 @@ class UndoReport:
         return [*self.warnings, *out]
 
 
-def _git(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None, data: bytes | None = None
-) -> bytes:
-    try:
-        return run_git(cwd, *args, env={**_IDENTITY, **(env or {})}, input=data).stdout
-    except GitError as err:
-        raise CheckpointError(str(err)) from None
-
-
 def git_toplevel(path: Path) -> Path | None:
     try:
-        out = _git(["rev-parse", "--show-toplevel"], path)
-    except (CheckpointError, OSError):
+        top = git_text(path, "rev-parse", "--show-toplevel")
+    except (GitError, OSError):
         return None
-    top = out.decode().strip()
     return Path(top) if top and holds(top, path) else None
 
 
@@ -81,10 +64,11 @@ class GitCheckpoints:
         if top is None:
             raise CheckpointError(f"{root} is not inside a git repository")
         self.top = top
+        self.git = Git(top, fail_as=CheckpointError)
         self.root = Path(os.path.realpath(root))
         self.session_id = session_id
         self.auto_commit = auto_commit
-        self.git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], top).decode().strip())
+        self.git_dir = Path(self.git.text("rev-parse", "--absolute-git-dir"))
         self.manifest = self.git_dir / "kcode" / "checkpoints" / f"{session_id}.jsonl"
         self._turn_prompt = ""
 
@@ -103,10 +87,10 @@ class GitCheckpoints:
                 os.unlink(index)
             env = {"GIT_INDEX_FILE": index}
             try:
-                stage_all_but_secrets(self.root, {**_IDENTITY, **env})
+                stage_all_but_secrets(self.root, env)
             except GitError as err:
                 raise CheckpointError(str(err)) from None
-            return _git(["write-tree"], self.top, env).decode().strip()
+            return self.git.text("write-tree", env=env)
         finally:
             for leftover in (index, index + ".lock"):
                 if os.path.exists(leftover):
@@ -135,8 +119,8 @@ class GitCheckpoints:
         ref = f"{REF_PREFIX}/{self.session_id}/{number}"
         tree = self.snapshot_tree()
         message = f"kcode checkpoint {number} of session {self.session_id}\n\n{prompt[:500]}"
-        commit = _git(["commit-tree", tree, "-m", message], self.top).decode().strip()
-        _git(["update-ref", ref, commit], self.top)
+        commit = self.git.text("commit-tree", tree, "-m", message, env=IDENTITY)
+        self.git.run("update-ref", ref, commit)
         entries.append({"n": number, "ref": ref, "prompt": prompt[:200], "time": time.time()})
         self._write_manifest(self._prune(entries))
         return ref
@@ -146,7 +130,7 @@ class GitCheckpoints:
             return entries
         for old in entries[:-KEEP_PER_SESSION]:
             try:
-                _git(["update-ref", "-d", old["ref"]], self.top)
+                self.git.run("update-ref", "-d", old["ref"])
             except CheckpointError:
                 pass  # already gone
         return entries[-KEEP_PER_SESSION:]
@@ -164,11 +148,10 @@ class GitCheckpoints:
     def changed_since(self, ref: str) -> list[tuple[str, str]]:
         """(status, path) pairs between a checkpoint and the working tree now; A = created since."""
         now = self.snapshot_tree()
-        out = _git(
-            ["diff-tree", "-r", "-z", "--no-renames", "--name-status", f"{ref}^{{tree}}", now],
-            self.top,
+        out = self.git.run(
+            "diff-tree", "-r", "-z", "--no-renames", "--name-status", f"{ref}^{{tree}}", now
         )
-        fields = out.decode("utf-8", "surrogateescape").split("\0")
+        fields = out.stdout.decode("utf-8", "surrogateescape").split("\0")
         pairs = [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
         rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
         return [(s, p) for s, p in pairs if not rel or p == rel or p.startswith(rel + "/")]
@@ -176,7 +159,7 @@ class GitCheckpoints:
     def _checked_ref(self, entry: dict[str, Any]) -> str:
         ref = str(entry["ref"])
         try:
-            _git(["rev-parse", "--verify", "-q", f"{ref}^{{commit}}"], self.top)
+            self.git.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
         except CheckpointError:
             raise CheckpointError(
                 f"the checkpoint ref {ref} is missing (deleted by hand?), so this turn cannot "
@@ -210,7 +193,7 @@ class GitCheckpoints:
                 self._restore(ref, path, absolute)
                 report.restored.append(self._show(absolute))
         for entry in entries[-turns:]:
-            _git(["update-ref", "-d", entry["ref"]], self.top)
+            self.git.run("update-ref", "-d", entry["ref"])
         self._write_manifest(entries[:-turns])
         return report
 
@@ -221,10 +204,11 @@ class GitCheckpoints:
             return str(path)
 
     def _restore(self, ref: str, path: str, absolute: Path) -> None:
-        listing = _git(["ls-tree", "-z", ref, "--", path], self.top).decode().rstrip("\0")
-        meta, _, _ = listing.partition("\t")
+        listing = self.git.run("ls-tree", "-z", ref, "--", path)
+        entry = listing.stdout.decode().rstrip("\0")
+        meta, _, _ = entry.partition("\t")
         mode, _, blob = meta.split(" ")
-        data = _git(["cat-file", "blob", blob], self.top)
+        data = self.git.run("cat-file", "blob", blob).stdout
         if absolute.is_dir() and not absolute.is_symlink():
             shutil.rmtree(absolute)
         if mode == "120000":
@@ -251,9 +235,10 @@ class GitCheckpoints:
         title = (prompt[0] if prompt else "changes")[:60]
         body = "\n".join(f"- {p}" for p in paths[:50])
         message = f"kcode: {title}\n\nFiles changed by kcode in this turn:\n{body}\n"
-        _git(["add", "-A", "--", *paths], self.top)
-        _git(["commit", "-q", "--no-verify", "-m", message, "--only", "--", *paths], self.top)
-        return _git(["rev-parse", "HEAD"], self.top).decode().strip()
+        commit = ("commit", "-q", "--no-verify", "-m", message, "--only", "--", *paths)
+        self.git.run("add", "-A", "--", *paths)
+        self.git.run(*commit, env=IDENTITY)
+        return self.git.text("rev-parse", "HEAD")
 
 
 def _remove(path: Path) -> None:
@@ -350,7 +335,7 @@ def latest_session_checkpoints(root: Path) -> GitCheckpoints:
             f"{root} is not a git repository: `kcode undo` needs git checkpoints. Outside git, "
             "use /undo inside the session that made the changes."
         )
-    git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], top).decode().strip())
+    git_dir = Path(Git(top, fail_as=CheckpointError).text("rev-parse", "--absolute-git-dir"))
     manifests = sorted(
         (git_dir / "kcode" / "checkpoints").glob("*.jsonl"), key=lambda p: p.stat().st_mtime
     )

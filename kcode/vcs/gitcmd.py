@@ -21,7 +21,8 @@ import asyncio
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 HARDENING = (
@@ -52,12 +53,24 @@ _DRIVER_KEY = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 
+# ok_codes for a caller that reads the exit code itself.
+ALL_CODES = range(-256, 256)
 # git itself blocks forever reading a FIFO named .gitignore; kcode's own git calls are bounded.
 GIT_TIMEOUT_S = 60.0
 
 
 class GitError(Exception):
     """A git command failed; the message names the command and git's own explanation."""
+
+
+# commit-tree needs an identity; a user (or CI checkout) without one configured must still get
+# checkpoints and snapshots. Pass as `env=IDENTITY` to the calls that write commits.
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "kcode",
+    "GIT_AUTHOR_EMAIL": "kcode@localhost",
+    "GIT_COMMITTER_NAME": "kcode",
+    "GIT_COMMITTER_EMAIL": "kcode@localhost",
+}
 
 
 def git_env(
@@ -138,8 +151,12 @@ def run_git(
     ok_codes: Sequence[int] = (0,),
     literal: bool = True,
     timeout: float | None = GIT_TIMEOUT_S,
+    fail_as: Callable[[str], Exception] = GitError,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run one hardened git command; raise GitError unless its exit code is in `ok_codes`."""
+    """Run one hardened git command; raise `fail_as(message)` unless its exit code is in `ok_codes`.
+
+    `fail_as` lets a package raise its own error type (CheckpointError, VisualError) without
+    wrapping this runner in a private helper of its own."""
     argv, full_env = git_command(cwd, args, env, literal=literal)
     try:
         proc = subprocess.run(
@@ -152,16 +169,29 @@ def run_git(
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as err:
-        raise GitError(
+        raise fail_as(
             f"`git {' '.join(args[:3])}` did not finish in {timeout:.0f} s in {cwd}; a FIFO or"
             " device named .gitignore/.gitattributes in the tree makes git wait forever"
         ) from err
     except OSError as err:
-        raise GitError(f"cannot run git: {err}") from err
+        raise fail_as(f"cannot run git: {err}") from err
     if proc.returncode not in ok_codes:
         why = proc.stderr.decode("utf-8", "replace").strip() or f"exit code {proc.returncode}"
-        raise GitError(f"`git {' '.join(args[:3])}` failed in {cwd}: {why}")
+        raise fail_as(f"`git {' '.join(args[:3])}` failed in {cwd}: {why}")
     return proc
+
+
+def git_text(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+    literal: bool = True,
+    fail_as: Callable[[str], Exception] = GitError,
+) -> str:
+    """`run_git`'s standard output as text, surrounding whitespace stripped."""
+    proc = run_git(cwd, *args, env=env, input=input, literal=literal, fail_as=fail_as)
+    return proc.stdout.decode("utf-8", "replace").strip()
 
 
 async def run_git_async(
@@ -171,10 +201,59 @@ async def run_git_async(
     input: bytes | None = None,
     ok_codes: Sequence[int] = (0,),
     literal: bool = True,
+    fail_as: Callable[[str], Exception] = GitError,
 ) -> subprocess.CompletedProcess[bytes]:
+    """`run_git` in a worker thread, for the event loop."""
     return await asyncio.to_thread(
-        run_git, cwd, *args, env=env, input=input, ok_codes=ok_codes, literal=literal
+        run_git,
+        cwd,
+        *args,
+        env=env,
+        input=input,
+        ok_codes=ok_codes,
+        literal=literal,
+        fail_as=fail_as,
     )
+
+
+@dataclass(frozen=True)
+class Git:
+    """`run_git` bound to one directory and one error type, for a module that makes many calls.
+
+    `Git(top, fail_as=CheckpointError).text("write-tree", env=env)`; `literal=False` for callers
+    that pass pathspec magic on purpose (the visual loop's `:(exclude,glob)`)."""
+
+    cwd: Path
+    fail_as: Callable[[str], Exception] = GitError
+    literal: bool = True
+
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: bytes | None = None,
+        ok_codes: Sequence[int] = (0,),
+    ) -> subprocess.CompletedProcess[bytes]:
+        return run_git(
+            self.cwd,
+            *args,
+            env=env,
+            input=input,
+            ok_codes=ok_codes,
+            literal=self.literal,
+            fail_as=self.fail_as,
+        )
+
+    def text(self, *args: str, env: dict[str, str] | None = None) -> str:
+        return git_text(self.cwd, *args, env=env, literal=self.literal, fail_as=self.fail_as)
+
+    async def run_async(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        return await asyncio.to_thread(self.run, *args, env=env)
+
+    async def text_async(self, *args: str, env: dict[str, str] | None = None) -> str:
+        return await asyncio.to_thread(self.text, *args, env=env)
 
 
 def _beyond_symlink(work_tree: Path, name: bytes) -> bool:

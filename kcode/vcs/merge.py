@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kcode.tools.fileio import atomic_write
-from kcode.vcs.worktrees import Repo, git_sync
+from kcode.vcs.gitcmd import run_git
+from kcode.vcs.worktrees import Repo
 
 MAX_HUNK_CHARS = 2_000
 _ABSENT_SHA = "0" * 40
@@ -49,7 +50,7 @@ class _Side:
 
 
 def changed_paths_sync(repo: Repo, base: str, commit: str) -> list[tuple[str, _Side, _Side]]:
-    raw = git_sync(repo.root, "diff-tree", "-r", "-z", "--no-renames", base, commit).stdout
+    raw = run_git(repo.root, "diff-tree", "-r", "-z", "--no-renames", base, commit).stdout
     fields = raw.decode("utf-8", "surrogateescape").split("\0")
     out = []
     for i in range(0, len(fields) - 1, 2):
@@ -64,7 +65,7 @@ def changed_paths_sync(repo: Repo, base: str, commit: str) -> list[tuple[str, _S
 def _blob(repo: Repo, side: _Side) -> bytes | None:
     if side.absent:
         return None
-    return git_sync(repo.root, "cat-file", "blob", side.sha).stdout
+    return run_git(repo.root, "cat-file", "blob", side.sha).stdout
 
 
 def _read_ours(path: Path) -> bytes | None:
@@ -119,7 +120,7 @@ def _merge_texts(ours: bytes, base: bytes, theirs: bytes) -> tuple[bytes, int]:
             p.write_bytes(data)
             files.append(str(p))
         labels = ["-L", "working tree", "-L", "snapshot", "-L", "agent"]
-        proc = git_sync(Path(tmp), "merge-file", "-p", *labels, *files, ok_codes=range(-256, 256))
+        proc = run_git(Path(tmp), "merge-file", "-p", *labels, *files, ok_codes=range(-256, 256))
     code = proc.returncode
     return proc.stdout, (code if 0 <= code < 128 else -1)
 

@@ -13,49 +13,27 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from kcode.vcs.gitcmd import IDENTITY, git_text, holds, run_git, stage_all_but_secrets
 from kcode.vcs.gitcmd import GitError as GitError
-from kcode.vcs.gitcmd import holds, run_git, stage_all_but_secrets
 
 T = TypeVar("T")
 
 WORKTREE_PREFIX = "kcode-wt-"
 REF_PREFIX = "refs/kcode/agents"
-# Snapshot commits must work in a CI checkout with no user.name configured.
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "kcode",
-    "GIT_AUTHOR_EMAIL": "kcode@localhost",
-    "GIT_COMMITTER_NAME": "kcode",
-    "GIT_COMMITTER_EMAIL": "kcode@localhost",
-}
 
 
 # `git worktree add/remove/prune` running at once in one repository race on .git/worktrees/ (one
 # reads another's half-written record: "failed to read .git/worktrees/<x>/commondir"). Serialise them
 # per repository; they run in worker threads, hence a threading lock.
 _WORKTREE_LOCKS: defaultdict[Path, threading.Lock] = defaultdict(threading.Lock)
-
-
-def git_sync(
-    cwd: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    input: bytes | None = None,
-    ok_codes: Sequence[int] = (0,),
-) -> subprocess.CompletedProcess[bytes]:
-    return run_git(cwd, *args, env=env, input=input, ok_codes=ok_codes)
-
-
-def _out(proc: subprocess.CompletedProcess[bytes]) -> str:
-    return proc.stdout.decode("utf-8", "replace").strip()
 
 
 async def finish_even_if_cancelled(work: Awaitable[T]) -> T:
@@ -84,15 +62,15 @@ class Repo:
 def find_repo_sync(path: Path) -> Repo | None:
     """The repository whose working tree holds `path`, or None outside git (or in a bare repo)."""
     try:
-        top = git_sync(path, "rev-parse", "--show-toplevel")
-        index = git_sync(path, "rev-parse", "--path-format=absolute", "--git-path", "index")
-        head = git_sync(path, "rev-parse", "--verify", "-q", "HEAD^{commit}", ok_codes=(0, 1))
+        root = git_text(path, "rev-parse", "--show-toplevel")
+        index = git_text(path, "rev-parse", "--path-format=absolute", "--git-path", "index")
+        head = run_git(path, "rev-parse", "--verify", "-q", "HEAD^{commit}", ok_codes=(0, 1))
     except (GitError, OSError):
         return None
-    root = _out(top)
     if not root or not holds(root, path):
         return None
-    return Repo(Path(os.path.realpath(root)), Path(_out(index)), _out(head) or None)
+    head_sha = head.stdout.decode("utf-8", "replace").strip()
+    return Repo(Path(os.path.realpath(root)), Path(index), head_sha or None)
 
 
 def commit_tree_state_sync(
@@ -109,9 +87,9 @@ def commit_tree_state_sync(
             shutil.copyfile(seed_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
         stage_all_but_secrets(work_tree, env)
-        tree = _out(git_sync(work_tree, "write-tree", env=env))
+        tree = git_text(work_tree, "write-tree", env=env)
     parents = ["-p", parent] if parent else []
-    return _out(git_sync(work_tree, "commit-tree", tree, *parents, "-m", message, env=_IDENTITY))
+    return git_text(work_tree, "commit-tree", tree, *parents, "-m", message, env=IDENTITY)
 
 
 def snapshot_sync(repo: Repo) -> str:
@@ -130,11 +108,11 @@ def add_worktree_sync(repo: Repo, commit: str) -> Worktree:
     path = Path(tempfile.mkdtemp(prefix=WORKTREE_PREFIX))
     try:
         with _WORKTREE_LOCKS[repo.root]:
-            git_sync(repo.root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+            run_git(repo.root, "worktree", "add", "--detach", "--quiet", str(path), commit)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         with _WORKTREE_LOCKS[repo.root]:
-            git_sync(repo.root, "worktree", "prune", ok_codes=range(256))
+            run_git(repo.root, "worktree", "prune", ok_codes=range(256))
         raise
     return Worktree(Path(os.path.realpath(path)), commit)
 
@@ -143,20 +121,20 @@ def remove_worktree_sync(repo: Repo, worktree: Worktree) -> None:
     """Always leaves no checkout and no worktree record behind, whatever state it was in."""
     with _WORKTREE_LOCKS[repo.root]:
         force = ("--force", "--force")  # twice: even a locked worktree goes
-        git_sync(repo.root, "worktree", "remove", *force, str(worktree.path), ok_codes=range(256))
+        run_git(repo.root, "worktree", "remove", *force, str(worktree.path), ok_codes=range(256))
         shutil.rmtree(worktree.path, ignore_errors=True)
-        git_sync(repo.root, "worktree", "prune", ok_codes=range(256))
+        run_git(repo.root, "worktree", "prune", ok_codes=range(256))
 
 
 def commit_worktree_sync(worktree: Worktree, message: str) -> str:
-    own_index = _out(
-        git_sync(worktree.path, "rev-parse", "--path-format=absolute", "--git-path", "index")
+    own_index = git_text(
+        worktree.path, "rev-parse", "--path-format=absolute", "--git-path", "index"
     )
     return commit_tree_state_sync(worktree.path, worktree.base, message, Path(own_index))
 
 
 def keep_ref_sync(repo: Repo, ref: str, commit: str) -> None:
-    git_sync(repo.root, "update-ref", ref, commit)
+    run_git(repo.root, "update-ref", ref, commit)
 
 
 def agent_ref(run_id: str, agent_id: str) -> str:
@@ -164,7 +142,7 @@ def agent_ref(run_id: str, agent_id: str) -> str:
 
 
 def list_worktrees_sync(repo: Repo) -> list[Path]:
-    out = _out(git_sync(repo.root, "worktree", "list", "--porcelain"))
+    out = git_text(repo.root, "worktree", "list", "--porcelain")
     return [
         Path(line[len("worktree ") :]) for line in out.splitlines() if line.startswith("worktree ")
     ]

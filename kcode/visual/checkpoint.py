@@ -16,19 +16,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kcode.vcs.gitcmd import GitError, run_git_async
+from kcode.vcs.gitcmd import IDENTITY, Git
 from kcode.visual.errors import VisualError
 
 EXCLUDED_DIRS = {".git", ".kcode", "node_modules", ".venv", "__pycache__"}
 MAX_COPY_BYTES = 5_000_000
 
 
-async def _git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    try:
-        proc = await run_git_async(cwd, *args, env=env, literal=False)
-    except GitError as err:
-        raise VisualError(str(err), 1) from None
-    return proc.stdout.decode("utf-8", errors="replace")
+def _git_in(cwd: Path) -> Git:
+    # A git failure is a problem of the run, not bad input (exit 1); pathspecs here use magic
+    # (`:(exclude,glob)`) on purpose, hence literal=False.
+    return Git(cwd, fail_as=lambda message: VisualError(message, 1), literal=False)
 
 
 class Checkpoints:
@@ -46,7 +44,7 @@ class Checkpoints:
 
 async def open_checkpoints(workspace: Path, run_dir: Path, run_id: str) -> Checkpoints:
     try:
-        top = (await _git(workspace, "rev-parse", "--show-toplevel")).strip()
+        top = await _git_in(workspace).text_async("rev-parse", "--show-toplevel")
     except (VisualError, FileNotFoundError):
         return CopyCheckpoints(workspace, run_dir / "checkpoints")
     return GitCheckpoints(Path(top), workspace, run_id)
@@ -55,6 +53,7 @@ async def open_checkpoints(workspace: Path, run_dir: Path, run_id: str) -> Check
 class GitCheckpoints(Checkpoints):
     def __init__(self, top: Path, workspace: Path, run_id: str) -> None:
         self.top = top
+        self.git = _git_in(top)
         self.scope = workspace.resolve().relative_to(top.resolve()).as_posix() or "."
         self.run_id = run_id
         self.trees: dict[int, str] = {}
@@ -63,33 +62,20 @@ class GitCheckpoints(Checkpoints):
         return f"refs/kcode/visual/{self.run_id}/{iteration}"
 
     async def _write_tree(self) -> str:
-        git_dir = Path((await _git(self.top, "rev-parse", "--absolute-git-dir")).strip())
+        git_dir = Path(await self.git.text_async("rev-parse", "--absolute-git-dir"))
         with tempfile.TemporaryDirectory() as tmp:
             index = Path(tmp) / "index"
             if (git_dir / "index").exists():
                 shutil.copyfile(git_dir / "index", index)  # a warm stat cache: fast `add`
             env = {"GIT_INDEX_FILE": str(index)}
-            await _git(self.top, "add", "-A", "--", ".", ":(exclude,glob)**/.kcode/**", env=env)
-            return (await _git(self.top, "write-tree", env=env)).strip()
+            await self.git.run_async("add", "-A", "--", ".", ":(exclude,glob)**/.kcode/**", env=env)
+            return await self.git.text_async("write-tree", env=env)
 
     async def snapshot(self, iteration: int) -> None:
         tree = await self._write_tree()
-        commit = (
-            await _git(
-                self.top,
-                "commit-tree",
-                tree,
-                "-m",
-                f"kcode visual {self.run_id} iteration {iteration}",
-                env={
-                    "GIT_AUTHOR_NAME": "kcode",
-                    "GIT_AUTHOR_EMAIL": "kcode@localhost",
-                    "GIT_COMMITTER_NAME": "kcode",
-                    "GIT_COMMITTER_EMAIL": "kcode@localhost",
-                },
-            )
-        ).strip()
-        await _git(self.top, "update-ref", self._ref(iteration), commit)
+        message = f"kcode visual {self.run_id} iteration {iteration}"
+        commit = await self.git.text_async("commit-tree", tree, "-m", message, env=IDENTITY)
+        await self.git.run_async("update-ref", self._ref(iteration), commit)
         self.trees[iteration] = tree
 
     async def restore(self, iteration: int) -> list[str]:
@@ -97,10 +83,10 @@ class GitCheckpoints(Checkpoints):
         current = await self._write_tree()
         if current == wanted:
             return []
-        listing = await _git(
-            self.top, "diff", "--name-status", "--no-renames", "-z", current, wanted
+        listing = await self.git.run_async(
+            "diff", "--name-status", "--no-renames", "-z", current, wanted
         )
-        fields = listing.split("\0")
+        fields = listing.stdout.decode("utf-8", errors="replace").split("\0")
         changed: list[str] = []
         for status, path in zip(fields[0::2], fields[1::2], strict=False):
             if not path:
@@ -109,7 +95,7 @@ class GitCheckpoints(Checkpoints):
             if status == "D":
                 target.unlink(missing_ok=True)
             else:
-                blob = await _blob(self.top, f"{wanted}:{path}")
+                blob = (await self.git.run_async("cat-file", "blob", f"{wanted}:{path}")).stdout
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(blob)
             changed.append(path)
@@ -118,14 +104,8 @@ class GitCheckpoints(Checkpoints):
     async def diff(self, before: int, after: int) -> str:
         if before not in self.trees or after not in self.trees:
             return ""
-        return await _git(self.top, "diff", "--no-color", self.trees[before], self.trees[after])
-
-
-async def _blob(cwd: Path, spec: str) -> bytes:
-    try:
-        return (await run_git_async(cwd, "cat-file", "blob", spec, literal=False)).stdout
-    except GitError as err:
-        raise VisualError(f"cannot read {spec} from the checkpoint: {err}", 1) from None
+        diff = await self.git.run_async("diff", "--no-color", self.trees[before], self.trees[after])
+        return diff.stdout.decode("utf-8", errors="replace")
 
 
 def _workspace_files(workspace: Path) -> dict[str, tuple[int, int]]:
