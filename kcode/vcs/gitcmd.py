@@ -262,8 +262,11 @@ def _beyond_symlink(work_tree: Path, name: bytes) -> bool:
     return any(os.path.islink(work_tree.joinpath(*parts[: i + 1])) for i in range(len(parts)))
 
 
-def stage_all_but_secrets(work_tree: Path, env: dict[str, str]) -> None:
-    """`git add -A` of `work_tree` (cwd) into the index of `env`, minus untracked secret files.
+def stage_all_but_secrets(
+    work_tree: Path, env: dict[str, str], skip_dirs: frozenset[bytes] = frozenset()
+) -> None:
+    """`git add -A` of `work_tree` (cwd) into the index of `env`, minus untracked secret files
+    (and anything under a directory named in `skip_dirs`, e.g. the fix loop's own `.kcode`).
 
     The secret files are never hashed, so no .env or private key ends up in .git/objects where a
     sandboxed `git show` could read it. Tracked files are updated as usual, except a tracked secret
@@ -273,6 +276,8 @@ def stage_all_but_secrets(work_tree: Path, env: dict[str, str]) -> None:
     from kcode.secrets import could_be_secret_name, secret_file_reason
 
     def is_secret(name: bytes) -> bool:
+        if skip_dirs and not skip_dirs.isdisjoint(name.split(b"/")[:-1]):
+            return True
         path = work_tree / os.fsdecode(name)
         return (
             could_be_secret_name(path.name)

@@ -16,10 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kcode.vcs.gitcmd import IDENTITY, Git
+from kcode.vcs.gitcmd import IDENTITY, Git, GitError, stage_all_but_secrets
 from kcode.visual.errors import VisualError
 
 EXCLUDED_DIRS = {".git", ".kcode", "node_modules", ".venv", "__pycache__"}
+RUN_DIRS = frozenset({b".kcode"})  # the fix loop's own runs and screenshots are not the user's work
 MAX_COPY_BYTES = 5_000_000
 
 
@@ -68,7 +69,11 @@ class GitCheckpoints(Checkpoints):
             if (git_dir / "index").exists():
                 shutil.copyfile(git_dir / "index", index)  # a warm stat cache: fast `add`
             env = {"GIT_INDEX_FILE": str(index)}
-            await self.git.run_async("add", "-A", "--", ".", ":(exclude,glob)**/.kcode/**", env=env)
+            # Secret files are never hashed (a sandboxed `git cat-file` could read them back).
+            try:
+                await asyncio.to_thread(stage_all_but_secrets, self.top, env, RUN_DIRS)
+            except GitError as err:
+                raise VisualError(str(err)) from err
             return await self.git.text_async("write-tree", env=env)
 
     async def snapshot(self, iteration: int) -> None:

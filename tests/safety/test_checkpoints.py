@@ -227,3 +227,29 @@ async def test_a_tracked_directory_swapped_for_a_symlink_is_snapshotted(tmp_path
     ctx.checkpoints.undo(2)
     assert (repo / "cfg").is_dir() and not (repo / "cfg").is_symlink()
     assert (repo / "cfg/a.txt").read_text() == "a\n" and not (repo / "other").exists()
+
+
+async def test_the_visual_fix_loop_snapshots_never_hash_secret_files(tmp_path: Path) -> None:
+    """`kcode fix` snapshots every iteration into git objects; an untracked .env or key must not
+    end up there (a sandboxed `git cat-file` could read it back), and the run's own .kcode dir
+    stays out of the snapshot."""
+    from kcode.visual.checkpoint import open_checkpoints
+
+    repo = make_repo(tmp_path / "r", {"index.html": "<p>v1</p>\n"})
+    (repo / ".env").write_text("TOKEN=visual-secret-value\n")
+    (repo / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (repo / ".kcode" / "runs").mkdir(parents=True)
+    (repo / ".kcode" / "runs" / "shot.txt").write_text("run output\n")
+    checkpoints = await open_checkpoints(repo, repo / ".kcode" / "runs", "run1")
+    await checkpoints.snapshot(0)
+    (repo / "index.html").write_text("<p>v2</p>\n")
+    await checkpoints.snapshot(1)
+    assert "index.html" in await checkpoints.diff(0, 1)
+    assert await checkpoints.restore(0) == ["index.html"]
+    assert (repo / "index.html").read_text() == "<p>v1</p>\n"
+    assert (repo / ".env").is_file() and (repo / "id_rsa").is_file()
+    dump = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True
+    ).stdout
+    assert b"visual-secret-value" not in dump and b"OPENSSH PRIVATE KEY" not in dump
+    assert b"run output" not in dump
