@@ -222,7 +222,7 @@ REPO_KEYS: list[tuple[str, object]] = [
 def repo_config_family(base: Path) -> Iterator[Attack]:
     import tomllib
 
-    from kcode.config import load_config
+    from kcode.config.loader import load_config
 
     def toml_value(value: object) -> str:
         if isinstance(value, bool):
@@ -316,7 +316,7 @@ ALLOW_PREFIXES = [
 
 def rules_family(base: Path) -> Iterator[Attack]:
     """Shell spellings of a denied `rm`, and suffixes that widen an allowed `git diff`."""
-    from kcode.rules import RuleSet, Unparseable
+    from kcode.safety.rules import RuleSet, Unparseable
 
     rules = RuleSet.parse(
         {"allow": ["shell(git diff*)", "shell(find *)", "shell(echo *)"], "deny": ["shell(rm*)"]}
@@ -366,7 +366,7 @@ def escape_family(base: Path) -> Iterator[Attack]:
     from rich.console import Console
     from rich.text import Text
 
-    from kcode.terminal_text import visible
+    from kcode.safety.terminal_text import visible
 
     def attack(text: str) -> bool:
         shown = visible(text)

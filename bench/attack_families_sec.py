@@ -33,7 +33,7 @@ BOMBS = {
 
 def fork_bomb_family(base: Path) -> Iterator[Callable[[], bool]]:
     """A bounded fork bomb under each sandbox backend; broken when it got past the limit."""
-    from kcode.sandbox import bwrap_status, landlock_status
+    from kcode.safety.sandbox import bwrap_status, landlock_status
     from kcode.tools.base import ToolContext
     from tests.safety.helpers import call
 

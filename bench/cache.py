@@ -37,11 +37,11 @@ from kcode.agents.loop import Agent
 from kcode.agents.orchestrator import Orchestrator
 from kcode.agents.prompt_cache import common_prefix, prompt_bytes
 from kcode.agents.prompts import main_system_prompt
-from kcode.approval import AllowAll
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.events import TurnFinished
 from kcode.messages import Message
+from kcode.safety.approval import AllowAll
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import ROLE_TOOLS, build_tools
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply

@@ -78,11 +78,11 @@ async def _round_trips(calls: int, root: Path) -> tuple[list[float], list[float]
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    from kcode.approval import NonInteractiveApprover
     from kcode.mcp.config import McpSetup, parse_server
     from kcode.mcp.manager import McpManager
     from kcode.mcp.tools import McpToolset
     from kcode.messages import ToolCall
+    from kcode.safety.approval import NonInteractiveApprover
     from kcode.tools.base import ToolContext, run_tool
     from kcode.tools.registry import LazyTools
 

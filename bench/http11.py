@@ -1,4 +1,4 @@
-"""Does the hand-written HTTP/1.1 client (kcode/backends/http11.py) earn its keep?
+"""Does the hand-written HTTP/1.1 client (kcode/backends/openai/http11.py) earn its keep?
 
 bench/swarm.py's parallel run (N sub-agents, K steps each, fake OpenAI server with a fixed latency)
 alternated with the lean client on and off (off: every request goes through httpx2, as when a proxy
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import swarm  # bench/swarm.py: the same run, server and script
 
-from kcode.backends.sse_transport import HttpTransport
+from kcode.backends.openai.sse_transport import HttpTransport
 
 
 async def main() -> int:

@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench._util import clean_env, kcode_exe  # noqa: E402
 from kcode.backends.base import BackendOptions, UsageChunk  # noqa: E402
-from kcode.backends.llama_cpp import LlamaCppBackend  # noqa: E402
-from kcode.backends.llama_engine import LlamaEngine  # noqa: E402
+from kcode.backends.llama.engine import LlamaEngine  # noqa: E402
+from kcode.backends.llama.llama_cpp import LlamaCppBackend  # noqa: E402
+from kcode.backends.llama.models import bundled_model  # noqa: E402
 from kcode.messages import Message  # noqa: E402
-from kcode.models import bundled_model  # noqa: E402
 
 
 def model_path() -> Path:
@@ -121,7 +121,7 @@ BARE_SCRIPT = """
 import json, sys, time
 start = time.perf_counter()
 import llama_cpp
-from kcode.backends.llama_engine import load_llama  # only: use_extra_bufts off (AMX crash, #13)
+from kcode.backends.llama.engine import load_llama  # only: use_extra_bufts off (AMX crash, #13)
 spec = json.load(open(sys.argv[1]))
 llm = load_llama(llama_cpp, use_extra_bufts=False, model_path=spec["model"], n_ctx=spec["n_ctx"],
                  n_threads=spec["threads"], n_threads_batch=spec["threads"], verbose=False)

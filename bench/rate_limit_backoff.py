@@ -19,8 +19,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kcode.backends.base import BackendOptions, TextChunk
-from kcode.backends.openai_api import OpenAIBackend
-from kcode.backends.retry import AdaptiveLimiter
+from kcode.backends.openai.api import OpenAIBackend
+from kcode.backends.openai.retry import AdaptiveLimiter
 from kcode.messages import Message
 from tests.fake_openai import FakeOpenAIServer, Reply
 

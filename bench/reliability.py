@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.attack_families import run_families
 from kcode.agents.loop import Agent
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.messages import Message
-from kcode.sandbox import bwrap_status
+from kcode.safety.sandbox import bwrap_status
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import build_tools
 from tests.fake_openai import FakeOpenAIServer, Reply

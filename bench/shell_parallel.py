@@ -29,11 +29,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kcode.agents.loop import Agent
-from kcode.approval import AllowAll
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.events import ToolCallFinished, ToolCallStarted
 from kcode.messages import Message
+from kcode.safety.approval import AllowAll
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import build_tools
 from kcode.tools.shell import ShellTool
@@ -45,7 +45,7 @@ COMMAND = "sleep 1; grep -c needle haystack-{i}.txt"
 
 def sandbox_mode() -> tuple[str, str]:
     try:
-        from kcode import sandbox
+        from kcode.safety import sandbox
 
         backend, detail = sandbox.active_backend()
     except Exception as err:  # no sandbox module or no way to start one

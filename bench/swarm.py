@@ -51,11 +51,11 @@ from kcode.agents.budget import Limits, RunBudget
 from kcode.agents.loop import Agent
 from kcode.agents.orchestrator import Orchestrator
 from kcode.agents.prices import Price, PriceTable
-from kcode.approval import AllowAll
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.events import TurnFinished
 from kcode.messages import Message
+from kcode.safety.approval import AllowAll
 from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import ROLE_TOOLS, TOOL_CLASSES, build_tools
 

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image
 
 from kcode.visual.compare import PreparedTarget
-from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex
+from kcode.visual.page_render import PageRenderer
 from kcode.visual.pipeline import inspect_page
-from kcode.visual.render import Renderer
 from kcode.visual.sources import resolve_page_source
+from kcode.visual.target_images import Viewport
 from tests.visual.pages import DEFECTS, page_html, write_defective, write_page
 
 VIEWPORT = Viewport(1280, 800)
@@ -66,12 +66,12 @@ async def main(rounds: int) -> None:
     cold: list[float] = []
     for _ in range(2):
         started = time.perf_counter()
-        probe = Renderer()
+        probe = PageRenderer()
         await probe.start()
         cold.append(time.perf_counter() - started)
         await probe.close()
 
-    async with Renderer() as renderer:
+    async with PageRenderer() as renderer:
         good_source = resolve_page_source(good, None, None)
         target_png = (await renderer.render(good_source, VIEWPORT)).png
         target = Image.open(io.BytesIO(target_png)).convert("RGB")

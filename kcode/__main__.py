@@ -13,12 +13,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(f"kcode {__version__}\n")
         raise SystemExit(0)
     if args in (["--help"], ["-h"]):
-        from kcode.cli_help import TOP_HELP
+        from kcode.cli.help import TOP_HELP
 
         sys.stdout.write(TOP_HELP)
         raise SystemExit(0)
-    # One parse with the one flag table (kcode.cli_flags) for the REPL, -p and every subcommand.
-    from kcode.cli import run_cli
+    # One parse with the one flag table (kcode.cli.flags) for the REPL, -p and every subcommand.
+    from kcode.cli.main import run_cli
 
     raise SystemExit(run_cli(args))
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from kcode.backends.base import Backend
-from kcode.config import NO_BACKEND_HELP, Config, ConfigError
+from kcode.config.loader import NO_BACKEND_HELP, Config, ConfigError
 from kcode.netutil import is_loopback_url
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -22,7 +22,7 @@ def create_backend(config: Config) -> Backend:
         elif config.model.endswith(".gguf") or ":" in config.model or config.model == "bundled":
             name = "llama-cpp"
         else:
-            from kcode.models import bundled_model, usable_default_model
+            from kcode.backends.llama.models import bundled_model, usable_default_model
 
             # Nothing configured: the default local model, if it was downloaded (`make run`),
             # else, in an interactive session only, the bundled SmolLM2 (-p must say what it runs).
@@ -42,7 +42,7 @@ def create_backend(config: Config) -> Backend:
             )
         return ScriptedBackend.from_file(script)
     if name == "openai":
-        from kcode.backends.openai_api import OpenAIBackend
+        from kcode.backends.openai.api import OpenAIBackend
 
         base_url = config.base_url or OPENAI_DEFAULT_BASE_URL
         api_key = config.api_key
@@ -52,7 +52,7 @@ def create_backend(config: Config) -> Backend:
             api_key = "none"  # local servers (llama.cpp, vLLM) accept any key
         model = config.model
         if not model:  # only a base URL: ask the server (vLLM, OpenRouter reject "default")
-            from kcode.backends.discovery import discover_model
+            from kcode.backends.openai.discovery import discover_model
 
             found = discover_model(base_url, api_key)
             model = found.model if found else ""
@@ -63,7 +63,7 @@ def create_backend(config: Config) -> Backend:
             max_concurrency=config.max_parallel,
             tool_format=config.tool_format,
         )
-    from kcode.models import resolve_model
+    from kcode.backends.llama.models import resolve_model
 
     if not config.model:
         raise ConfigError("--backend llama-cpp needs --model PATH.gguf or owner/repo:file.gguf")
@@ -71,8 +71,8 @@ def create_backend(config: Config) -> Backend:
 
 
 def _local_backend(config: Config, model_path: str) -> Backend:
-    from kcode.backends.llama_cpp import LlamaCppBackend
-    from kcode.backends.steering import STEER_ENV
+    from kcode.backends.llama.llama_cpp import LlamaCppBackend
+    from kcode.backends.llama.steering import STEER_ENV
 
     return LlamaCppBackend(
         model_path,
@@ -97,7 +97,9 @@ def model_label(config: Config, backend: Backend) -> str:
     local GGUF when nothing is configured)."""
     if config.model:
         return str(config.model)
-    served = getattr(backend, "model", None)  # asked from the server (kcode.backends.discovery)
+    served = getattr(
+        backend, "model", None
+    )  # asked from the server (kcode.backends.openai.discovery)
     if isinstance(served, str) and served and served != "default":
         return served
     chosen = getattr(backend, "model_path", None)

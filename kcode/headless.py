@@ -8,13 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from kcode.approval import NonInteractiveApprover
 from kcode.backends.base import BackendError
-from kcode.config import Config, ConfigError
+from kcode.config.loader import Config, ConfigError
 from kcode.events import Error, TurnFinished, TurnReason
 from kcode.exit_codes import EXIT_CODES, USAGE, exit_code
 from kcode.messages import ImagePart, Message
 from kcode.run_result import result_object
+from kcode.safety.approval import NonInteractiveApprover
 
 
 def load_images(paths: list[Path]) -> tuple[ImagePart, ...]:
@@ -161,7 +161,7 @@ def _start_watchdog(timeout_s: float | None) -> _Watchdog | None:
 def _secrets(config: Config) -> list[str]:
     """What the printers redact: the API key and credential-like environment values, as in the
     session log (kcode.runtime)."""
-    from kcode.secrets import MIN_SECRET_VALUE, secret_env_values
+    from kcode.safety.secrets import MIN_SECRET_VALUE, secret_env_values
 
     key = config.api_key or ""
     found = {*secret_env_values(), *([key] if len(key) >= MIN_SECRET_VALUE else [])}

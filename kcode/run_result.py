@@ -1,6 +1,6 @@
 """The SPEC §4 JSON result object, built in one place for every command that prints one.
 
-`kcode -p` (kcode.headless) and `kcode fix` (kcode.commands.visual) both end with this object, so
+`kcode -p` (kcode.headless) and `kcode fix` (kcode.cli.commands.visual) both end with this object, so
 `--output-format json` has the same fields whichever command ran.
 """
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from kcode.agents.loop import Agent
-from kcode.approval import Approver
 from kcode.backend_factory import (
     OPENAI_DEFAULT_BASE_URL,
     backend_label,
@@ -22,8 +21,9 @@ from kcode.backend_factory import (
     model_label,
 )
 from kcode.backends.base import Backend, BackendOptions
-from kcode.config import Config, ConfigError
+from kcode.config.loader import Config, ConfigError
 from kcode.runtime_core import Cleared, Compacted, Runtime, StatsView
+from kcode.safety.approval import Approver
 from kcode.session import Session
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import ROLE_TOOLS, LazyTools
@@ -60,7 +60,7 @@ def _preflight(backend: Backend, system_prompt: str, specs: Any) -> None:
 
 
 def _sandbox_mode(config: Config) -> str:
-    from kcode.sandbox import SandboxUnavailable, effective_mode
+    from kcode.safety.sandbox import SandboxUnavailable, effective_mode
 
     try:
         return effective_mode(config.sandbox)
@@ -70,7 +70,7 @@ def _sandbox_mode(config: Config) -> str:
 
 def _attach_rules(approver: Approver, config: Config) -> None:
     """Give the approver the configured allow/ask/deny rules unless it was built with its own."""
-    from kcode.rules import RuleSet
+    from kcode.safety.rules import RuleSet
 
     if getattr(approver, "rules", "absent") is None:
         rules = config.rules.as_dict()
@@ -114,10 +114,10 @@ def build_runtime(
     system_prompt = main_system_prompt(root, interactive=interactive)
     specs = cached_tool_specs(ROLE_TOOLS["main"])
     _preflight(backend, system_prompt, specs)
-    from kcode.secrets import secret_env_values
+    from kcode.safety.secrets import secret_env_values
 
     redact = sorted({config.api_key, *secret_env_values()} - {""}, key=len, reverse=True)
-    from kcode.secrets import register_display_secrets
+    from kcode.safety.secrets import register_display_secrets
 
     register_display_secrets(redact)  # the REPL renderer redacts them too (kcode.ui.render)
     meta: dict[str, Any] = {"backend": backend_label(config), "model": model_label(config, backend)}

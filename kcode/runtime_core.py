@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from kcode.agents.loop import Agent
 from kcode.backends.base import Backend
-from kcode.config import Config
+from kcode.config.loader import Config
 from kcode.events import CacheWarning, Event, SessionStarted, TurnFinished, TurnReason
 from kcode.messages import Message
 from kcode.session import Session

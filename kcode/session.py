@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kcode.config import data_dir
+from kcode.config.loader import data_dir
 from kcode.events import Event, ReasoningDelta, TextDelta
 from kcode.messages import Message, TextPart, message_from_json, message_to_json
 

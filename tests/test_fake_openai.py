@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kcode.backends.base import BackendOptions, TextChunk
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.messages import Message
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
 from tests.fake_openai_replies import reply_from_json

@@ -124,7 +124,7 @@ def requeue_delay(count: int, base_s: float) -> float:
 
 
 def is_requeueable(event: Event) -> bool:
-    """A final 429 from the backend, not a quota refusal (kcode.backends.openai_api's wording)."""
+    """A final 429 from the backend, not a quota refusal (kcode.backends.openai.api's wording)."""
     return (
         isinstance(event, Error) and event.kind == "rate_limited" and "quota" not in event.message
     )

@@ -32,8 +32,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kcode.agents.subtasks import SubAgentResult
-from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
+from kcode.safety.approval import ApprovalRequest
 from kcode.tools.base import ToolContext, ToolError
 from kcode.tools.process import run_process, scrubbed_env, wrap_command
 from kcode.tools.run_tests import (

@@ -6,7 +6,7 @@ calls of a reply run in kcode.agents.tool_calls (concurrency, approval order, re
 
 Invariants the loop keeps, whatever happens (errors, approval stops, cancellation):
 - every assistant tool call in the history gets exactly one tool result, in call order;
-- the turn ends with exactly one TurnFinished event whose `reason` maps to an exit code (cli.py).
+- the turn ends with exactly one TurnFinished event whose `reason` maps to an exit code (cli/main.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any, Final
 from kcode.agents.budget import BUDGET_EXCEEDED, BudgetExceeded, BudgetNotice, Meter
 from kcode.agents.stats import AgentStats
 from kcode.agents.tool_calls import dangling_results, drain, result_messages, run_calls
-from kcode.approval import ApprovalRequired
 from kcode.backends.base import (
     Backend,
     BackendError,
@@ -49,6 +48,7 @@ from kcode.events import (
     Usage,
 )
 from kcode.messages import Message, ToolCall, ToolResult
+from kcode.safety.approval import ApprovalRequired
 from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import tool_specs
 

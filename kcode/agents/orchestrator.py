@@ -54,10 +54,10 @@ from kcode.agents.roles import (
 from kcode.agents.stats import AgentStats
 from kcode.agents.sub_tools import skills_prompt, sub_agent_tools
 from kcode.agents.subtasks import SubAgentResult, SubTask, tool_result, validate_tasks
-from kcode.approval import ApprovalDecision, ApprovalRequest, ApprovalRequired, Approver
 from kcode.backends.base import Backend, BackendOptions
 from kcode.events import AgentFinished, AgentSpawned, TurnFinished
 from kcode.messages import Message, ToolResult
+from kcode.safety.approval import ApprovalDecision, ApprovalRequest, ApprovalRequired, Approver
 from kcode.tools.base import Tool, ToolContext, ToolError, current_call_id
 from kcode.vcs import worktrees as wt
 

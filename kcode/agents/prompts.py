@@ -21,7 +21,7 @@ def load_prompt(name: str) -> str:
 def project_memory(root: Path) -> str:
     """The memory files' text. A file that resolves outside `root` (a committed symlink to
     ~/.ssh/id_rsa), is not a regular file (a FIFO) or is huge is skipped with a warning (#11)."""
-    from kcode.workspace_files import UnsafeFile, read_workspace_file
+    from kcode.safety.workspace_files import UnsafeFile, read_workspace_file
 
     sections = []
     seen: set[str] = set()
@@ -43,7 +43,7 @@ def memory_warnings(root: Path) -> list[str]:
     """Why a memory file in `root` is not read into the prompt, one line each. load_config adds
     them to Config.warnings, so they reach the user the way config warnings do (the core never
     prints)."""
-    from kcode.workspace_files import UnsafeFile, read_workspace_file
+    from kcode.safety.workspace_files import UnsafeFile, read_workspace_file
 
     out = []
     for name in MEMORY_FILES:

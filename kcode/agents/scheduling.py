@@ -5,7 +5,7 @@ overlapping path; `exclusive` tools (shell, run_tests: they may touch anything) 
 them and everything after them waits for them. The order of results always follows the order of calls.
 
 An exclusive tool may say that one particular call only reads (`call_reads_only(args)`: a shell
-command kcode.shell_readonly classifies as read-only, such as `grep`, `ls` or `git diff`). Such a
+command kcode.safety.shell_readonly classifies as read-only, such as `grep`, `ls` or `git diff`). Such a
 call reads everything and writes nothing: it runs beside other reads, and any writing or exclusive
 call is a barrier on either side of it.
 """

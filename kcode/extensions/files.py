@@ -1,6 +1,6 @@
 """Reading extension files: project files as untrusted input, YAML front matter, warnings.
 
-Project files are read through kcode.workspace_files.read_workspace_file (must resolve inside the workspace,
+Project files are read through kcode.safety.workspace_files.read_workspace_file (must resolve inside the workspace,
 be a regular file, be small), so a committed symlink to ~/.ssh or a FIFO is refused with a warning.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kcode.workspace_files import UnsafeFile, read_workspace_file
+from kcode.safety.workspace_files import UnsafeFile, read_workspace_file
 
 MAX_FILE_BYTES = 256 * 1024
 

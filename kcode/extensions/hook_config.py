@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kcode.extensions.files import Source, Warnings, read_text
 
 if TYPE_CHECKING:
-    from kcode.config import Config
+    from kcode.config.loader import Config
 
 EVENTS = (
     "PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit", "Stop",

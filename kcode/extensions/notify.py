@@ -15,8 +15,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kcode.approval import ApprovalRequest, ApprovalRequired
     from kcode.extensions.session import ExtensionRuntime
+    from kcode.safety.approval import ApprovalRequest, ApprovalRequired
     from kcode.tools.base import ToolContext
 
 PERMISSION = "permission_prompt"

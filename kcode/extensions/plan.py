@@ -1,6 +1,6 @@
 """Plan mode (`--approval plan`, `/plan`, Shift-Tab): only read tools run; the turn ends with a plan.
 
-Two guards: the approval policy refuses every edit and command in `plan` (kcode.approval), and
+Two guards: the approval policy refuses every edit and command in `plan` (kcode.safety.approval), and
 `gate` refuses any tool that is not known to be read-only before it starts (MCP tools included,
 since kcode cannot know what they change). The front end asks the user to approve the plan; on
 approval the same session carries it out in the mode it had before.

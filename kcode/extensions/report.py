@@ -12,7 +12,7 @@ from kcode.extensions.commands import project_command_files
 from kcode.extensions.hook_config import project_has_hooks, project_hook_files
 
 if TYPE_CHECKING:
-    from kcode.config import Config
+    from kcode.config.loader import Config
 
 PROJECT_MCP_FILES = (".mcp.json", ".kcode/mcp.json")
 
@@ -58,7 +58,7 @@ def extensions_report(config: Config, root: Path) -> tuple[bool, str]:
         warnings += [w for w in _untrusted_warnings(root, config) if w not in warnings]
     for warning in warnings:
         lines.append(f"{pad}warning: {warning}")
-    from kcode.terminal_text import visible
+    from kcode.safety.terminal_text import visible
 
     # Names and messages come from repository files: control characters are shown, not sent.
     detail = summary + "".join("\n" + visible(line, one_line=True) for line in lines)
@@ -84,7 +84,7 @@ def _untrusted_warnings(root: Path, config: Config) -> list[str]:
 def _untrusted_mcp_warnings(root: Path) -> list[str]:
     """The project's MCP files, parsed (never started) so their mistakes can be fixed first."""
     from kcode.mcp.config import MAX_PROJECT_FILE, PROJECT_FILES, parse_servers_json
-    from kcode.workspace_files import UnsafeFile, read_workspace_file
+    from kcode.safety.workspace_files import UnsafeFile, read_workspace_file
 
     warnings: list[str] = []
     for rel in PROJECT_FILES:

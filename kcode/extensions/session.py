@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kcode.approval import ApprovalRequest, ApprovalRequired
 from kcode.backends.base import ToolSpec
 from kcode.events import Error, Event
 from kcode.extensions import plan
@@ -25,10 +24,11 @@ from kcode.extensions.hook_config import load_hooks
 from kcode.extensions.hooks import HookOutcome, HookRunner, tool_names
 from kcode.extensions.skills import Skill, discover_skills, skill_prompt, skills_listing
 from kcode.messages import Message, ToolCall, ToolResult
+from kcode.safety.approval import ApprovalRequest, ApprovalRequired
 from kcode.tools.base import Tool, ToolContext, ToolError, run_tool
 
 if TYPE_CHECKING:
-    from kcode.config import Config
+    from kcode.config.loader import Config
 
 
 @dataclass
@@ -43,7 +43,7 @@ class TurnStart:
 
 
 def user_config_dir() -> Path:
-    from kcode.config import user_config_path
+    from kcode.config.loader import user_config_path
 
     return user_config_path().parent
 
@@ -51,7 +51,7 @@ def user_config_dir() -> Path:
 def load_extensions(
     root: Path, config: Config, *, interactive: bool, session_id: str = "", transcript: str = ""
 ) -> ExtensionRuntime:
-    from kcode.config import user_config_path
+    from kcode.config.loader import user_config_path
     from kcode.extensions.trust import is_project_trusted
 
     trusted = is_project_trusted(root, config)

@@ -11,7 +11,7 @@ from kcode.extensions.session import ExtensionRuntime, load_extensions
 from kcode.tools.base import Tool, ToolContext
 
 if TYPE_CHECKING:
-    from kcode.config import Config
+    from kcode.config.loader import Config
 
 
 class MergedTools(Mapping[str, "Tool[Any]"]):
@@ -51,7 +51,7 @@ def attach_extensions(
     set_custom_agents(ext.agents)
     ctx.extensions = ext
     if not interactive:
-        from kcode.terminal_text import visible
+        from kcode.safety.terminal_text import visible
 
         for warning in ext.warnings:  # file names come from the repository: show, never obey
             sys.stderr.write(f"kcode: warning: {visible(warning, one_line=True)}\n")

@@ -4,7 +4,7 @@ A hook or an MCP server named in a cloned repository is a program that repositor
 runs only once the user trusted the repository: listed in `trusted` in the user config, trusted
 once in the REPL (stored in the user's data dir next to the per-project `rules.toml`, never in
 the repository), or `--trust-project` for this run. A repository cannot trust itself: `trusted` and
-`trust_project` are ignored in a repo's `.kcode/config.toml` (kcode.config_repo.REPO_NEVER_SETS).
+`trust_project` are ignored in a repo's `.kcode/config.toml` (kcode.config.repo.REPO_NEVER_SETS).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kcode.config import data_dir
+from kcode.config.loader import data_dir
 
 if TYPE_CHECKING:
-    from kcode.config import Config
+    from kcode.config.loader import Config
 
 TRUST_FILE = "trust.json"
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def log_dir() -> Path:
-    from kcode.config import data_dir
+    from kcode.config.loader import data_dir
 
     return data_dir() / "mcp-logs"
 

@@ -83,7 +83,7 @@ class McpSetup:
 
 
 def user_mcp_path() -> Path:
-    from kcode.config import user_config_path
+    from kcode.config.loader import user_config_path
 
     return user_config_path().parent / "mcp.json"
 
@@ -287,8 +287,8 @@ def project_files(root: Path) -> list[str]:
 
 def load_setup(root: Path, config: Any, *, trusted: bool | None = None) -> McpSetup:
     """Every configured server, strongest source first, names unique."""
-    from kcode.config import user_config_path
-    from kcode.workspace_files import UnsafeFile, read_workspace_file
+    from kcode.config.loader import user_config_path
+    from kcode.safety.workspace_files import UnsafeFile, read_workspace_file
 
     setup = McpSetup()
     found: list[ServerConfig] = []

@@ -15,7 +15,7 @@ MARKS = {CONNECTED: "✓", DISABLED: "-", UNTRUSTED: "!"}
 def status_lines(manager: McpManager) -> list[str]:
     """One entry per server (and per warning); a server's error text and stderr are untrusted, so
     control characters are shown, never sent to the terminal."""
-    from kcode.terminal_text import visible
+    from kcode.safety.terminal_text import visible
 
     return [visible(line) for line in _lines(manager)]
 

@@ -15,11 +15,11 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kcode.approval import ApprovalRequest
 from kcode.backends.base import ToolSpec
 from kcode.mcp.manager import SEARCH_TOOL, McpManager, search_spec
 from kcode.mcp.results import ToolInfo
 from kcode.messages import ToolResult
+from kcode.safety.approval import ApprovalRequest
 from kcode.tools.base import Tool, ToolContext
 
 MAX_DETAIL = 4000

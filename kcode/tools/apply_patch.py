@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
+from kcode.safety.approval import ApprovalRequest
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
 from kcode.tools.confine import patch_mode, read_file_bytes, unlink_file
 from kcode.tools.fileio import (

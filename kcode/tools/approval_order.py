@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from kcode.approval import ApprovalRequired
+from kcode.safety.approval import ApprovalRequired
 
 
 class ApprovalOrder:

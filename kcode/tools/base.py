@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from kcode.approval import AllowAll, ApprovalDecision, ApprovalRequest, Approver
 from kcode.events import Event
 from kcode.messages import ToolCall, ToolResult
+from kcode.safety.approval import AllowAll, ApprovalDecision, ApprovalRequest, Approver
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -292,7 +292,7 @@ async def run_tool(tool: Tool[Any], call: ToolCall, ctx: ToolContext) -> ToolRes
     """Validate and run one call; every failure becomes an error result the model can act on."""
     import pydantic
 
-    from kcode.approval import ApprovalRequired
+    from kcode.safety.approval import ApprovalRequired
 
     if call.invalid_arguments is not None:
         return ToolResult(

@@ -229,7 +229,7 @@ def control_file_rule(rel: PurePosixPath) -> str | None:
 def _user_dir_rule(path: Path) -> str | None:
     """A workspace that holds the user's own kcode dirs (kcode run in ~): the user config (hooks,
     `trusted`, MCP servers) and the data dir (trust decisions, approval rules) stay the user's."""
-    from kcode.config import data_dir, user_config_path
+    from kcode.config.loader import data_dir, user_config_path
 
     for base, what in (
         (user_config_path().parent, "your kcode config dir (hooks, trusted, MCP servers)"),

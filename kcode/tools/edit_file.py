@@ -6,8 +6,8 @@ import asyncio
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
+from kcode.safety.approval import ApprovalRequest
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
 from kcode.tools.confine import read_file_bytes
 from kcode.tools.edit_match import apply_edit

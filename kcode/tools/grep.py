@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from kcode.messages import ToolResult
-from kcode.secrets import could_be_secret_name, may_read
+from kcode.safety.secrets import could_be_secret_name, may_read
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
 from kcode.tools.confine import open_file
 from kcode.tools.search_backend import FileHits, SearchOutcome, SearchQuery, ripgrep_lines, search

@@ -26,9 +26,9 @@ DRAIN_GRACE_S = 2.0
 
 
 def scrubbed_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: only allowlisted variables (kcode.secrets.SAFE_ENV_NAMES), so
+    """The environment for a child: only allowlisted variables (kcode.safety.secrets.SAFE_ENV_NAMES), so
     no credential reaches the model's commands whatever its name; pagers and colour turned off."""
-    from kcode.secrets import child_env
+    from kcode.safety.secrets import child_env
 
     env = child_env(base)
     env.update({"PAGER": "cat", "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0", "NO_COLOR": "1"})
@@ -36,12 +36,12 @@ def scrubbed_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
-    """kcode.sandbox wraps argv (bwrap or Landlock) for ctx.sandbox. Fails closed: a sandbox that
+    """kcode.safety.sandbox wraps argv (bwrap or Landlock) for ctx.sandbox. Fails closed: a sandbox that
     cannot even be imported refuses the command; it never runs it unsandboxed (issue #12)."""
     if ctx.sandbox == "off":
         return argv
     try:
-        import kcode.sandbox as sandbox  # lazy: kcode.sandbox imports tools.base
+        import kcode.safety.sandbox as sandbox  # lazy: kcode.safety.sandbox imports tools.base
     except ImportError as err:
         raise ToolError(
             f"the {ctx.sandbox} sandbox cannot load ({type(err).__name__}: {err}); the command was "
@@ -52,13 +52,13 @@ def wrap_command(argv: list[str], ctx: ToolContext) -> list[str]:
 
 
 def release_sandbox(argv: list[str]) -> None:
-    """After the command: ends what is left in its pids cgroup (kcode/pidlimit.py) and removes it."""
+    """After the command: ends what is left in its pids cgroup (kcode/safety/pidlimit.py) and removes it."""
     if argv and argv[0] == "/bin/sh":
-        from kcode import pidlimit
+        from kcode.safety import pidlimit
 
         pidlimit.release(argv)
     if "--ro-bind" in argv:
-        from kcode.sandbox import release_placeholders
+        from kcode.safety.sandbox import release_placeholders
 
         release_placeholders(argv)
 

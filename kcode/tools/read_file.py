@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 
 from kcode.messages import ToolResult
-from kcode.secrets import check_readable
+from kcode.safety.secrets import check_readable
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError, ok
 from kcode.tools.confine import file_size, open_file, read_head
 from kcode.tools.fileio import decode_bytes, looks_binary, looks_like_image
@@ -39,7 +39,7 @@ class ReadFileTool(Tool[ReadFileArgs]):
 
     async def run(self, args: ReadFileArgs, ctx: ToolContext) -> ToolResult:
         path = ctx.resolve(args.path)
-        check_readable(ctx, path)  # .env, private keys, credential files (kcode.secrets)
+        check_readable(ctx, path)  # .env, private keys, credential files (kcode.safety.secrets)
         return await asyncio.to_thread(_read, path, args, ctx)
 
 

@@ -20,8 +20,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
+from kcode.safety.approval import ApprovalRequest
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 from kcode.tools.process import run_process, scrubbed_env, wrap_command
 from kcode.tools.test_parsers import TestSummary, parse_output

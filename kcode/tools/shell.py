@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from kcode.approval import ApprovalRequest
 from kcode.messages import ToolResult
+from kcode.safety.approval import ApprovalRequest
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 from kcode.tools.process import ProcessResult, run_process, wrap_command
 
@@ -40,8 +40,8 @@ class ShellTool(Tool[ShellArgs]):
     exclusive: ClassVar[bool] = True
 
     def call_reads_only(self, args: ShellArgs) -> bool:
-        """A read-only command (kcode.shell_readonly) may run beside other reads (scheduling)."""
-        from kcode.shell_readonly import is_read_only_command
+        """A read-only command (kcode.safety.shell_readonly) may run beside other reads (scheduling)."""
+        from kcode.safety.shell_readonly import is_read_only_command
 
         return is_read_only_command(args.command)
 

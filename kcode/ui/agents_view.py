@@ -35,7 +35,7 @@ from kcode.events import (
     VisualIteration,
     closed,
 )
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 
 if TYPE_CHECKING:
     from rich.table import Table

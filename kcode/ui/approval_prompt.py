@@ -19,9 +19,9 @@ from pathlib import Path
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from kcode.approval import ApprovalDecision, ApprovalRequest
-from kcode.config import data_dir
-from kcode.terminal_text import visible
+from kcode.config.loader import data_dir
+from kcode.safety.approval import ApprovalDecision, ApprovalRequest
+from kcode.safety.terminal_text import visible
 from kcode.ui.render import diff_text
 
 ReadChoice = Callable[[str], Awaitable[str]]

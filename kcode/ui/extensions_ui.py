@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 
 if TYPE_CHECKING:
-    from kcode.approval import ApprovalMode
+    from kcode.safety.approval import ApprovalMode
     from kcode.ui.repl_api import ReplApi
 
 # Shift-Tab cycles these (as Claude Code cycles default → accept edits → plan).

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from kcode.messages import Message
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 from kcode.ui.input import MentionError, parse_mentions
 
 if TYPE_CHECKING:

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 
 if TYPE_CHECKING:
-    from kcode.config import Config
+    from kcode.config.loader import Config
 
 
 def model_name(config: Config, runtime: Any) -> str:
@@ -28,10 +28,10 @@ def model_name(config: Config, runtime: Any) -> str:
 
 
 def discovered_model_note(config: Config) -> Text | None:
-    """With only a base URL: which model the server said it serves (kcode.backends.discovery)."""
+    """With only a base URL: which model the server said it serves (kcode.backends.openai.discovery)."""
     if config.model or not config.base_url:
         return None
-    from kcode.backends.discovery import discovered
+    from kcode.backends.openai.discovery import discovered
 
     found = discovered(config.base_url)
     if found is not None:

@@ -34,8 +34,8 @@ from kcode.events import (
     VisualIteration,
     closed,
 )
-from kcode.secrets import redact
-from kcode.terminal_text import json_safe, visible
+from kcode.safety.secrets import redact
+from kcode.safety.terminal_text import json_safe, visible
 
 
 class Printer(Protocol):

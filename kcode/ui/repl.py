@@ -20,11 +20,11 @@ from prompt_toolkit.formatted_text import AnyFormattedText
 from rich.console import Console
 from rich.text import Text
 
-from kcode.approval import InteractiveApprover
-from kcode.config import Config
+from kcode.config.loader import Config
 from kcode.extensions.notify import arm_idle_notice
 from kcode.messages import Message
-from kcode.terminal_text import visible
+from kcode.safety.approval import InteractiveApprover
+from kcode.safety.terminal_text import visible
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules
 from kcode.ui.busy import BusyLines
 from kcode.ui.input import (
@@ -107,7 +107,7 @@ class Repl(BusyLines):
         if prompt_session is None:
             completer = ReplCompleter(COMMANDS, self._project_files)
             prompt_session = build_prompt_session(root, completer, self.toolbar, **io)
-        else:  # drawn before this module was imported (kcode.ui.launch): take it over
+        else:  # drawn before this module was imported (kcode.cli.launch): take it over
             prompt_session.bottom_toolbar = self.toolbar
             if isinstance(prompt_session.completer, ReplCompleter):
                 prompt_session.completer.commands = sorted(COMMANDS)
@@ -303,7 +303,7 @@ class Repl(BusyLines):
         *,
         first_input: str | BaseException | None = None,
     ) -> int:
-        """`first_input`: what the early prompt (kcode.ui.launch) read — a line, or the
+        """`first_input`: what the early prompt (kcode.cli.launch) read — a line, or the
         PromptInterrupt / EOFError it ended with — after it already greeted the user."""
         if first_input is None:
             self.greet()

@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
     from rich.console import Console
 
-    from kcode.approval import InteractiveApprover
-    from kcode.config import Config
+    from kcode.config.loader import Config
     from kcode.messages import Message
     from kcode.runtime import Runtime
+    from kcode.safety.approval import InteractiveApprover
     from kcode.ui.render import Renderer
     from kcode.ui.status import BusyStatus
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from kcode.messages import Message
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 from kcode.ui.render import markdown, tool_label
 
 

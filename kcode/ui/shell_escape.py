@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 
 if TYPE_CHECKING:
     from kcode.ui.repl_api import ReplApi

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from kcode.approval import APPROVAL_MODES
 from kcode.messages import Message
-from kcode.terminal_text import visible
+from kcode.safety.approval import APPROVAL_MODES
+from kcode.safety.terminal_text import visible
 from kcode.ui.slash_changes import (
     StartSnapshot,
     cmd_diff,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 from kcode.ui.render import diff_text
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rich.text import Text
 
-from kcode.config_schema import BACKENDS
+from kcode.config.schema import BACKENDS
 from kcode.events import CacheWarning
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 
 if TYPE_CHECKING:
     from kcode.ui.repl_api import ReplApi

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from kcode.terminal_text import visible
+from kcode.safety.terminal_text import visible
 from kcode.ui.keytap import QueuedExit, TypedAhead
 
 

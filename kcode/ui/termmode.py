@@ -1,6 +1,6 @@
 """kcode's resting terminal mode for the whole REPL: no echo, no line buffering, no CR→NL.
 
-Imported before prompt_toolkit (kcode.ui.launch sets it while the prompt is still loading), so it
+Imported before prompt_toolkit (kcode.cli.launch sets it while the prompt is still loading), so it
 depends on nothing but termios. See kcode.ui.keytap for why the mode matters.
 """
 
@@ -94,7 +94,7 @@ def restore_terminal() -> None:
         _saved_modes.pop(fd, None)
 
 
-# Shared by the early prompt (kcode.ui.launch), the REPL and the key tap. They live here, in a module
+# Shared by the early prompt (kcode.cli.launch), the REPL and the key tap. They live here, in a module
 # that imports nothing of kcode, so that repl and keytap do not import launch (which imports them).
 GREETING = "kcode — Enter sends, Alt-Enter newline, /help for commands, Ctrl-D exits"
 

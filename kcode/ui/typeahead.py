@@ -1,6 +1,6 @@
 """Keys typed while kcode starts: kept, echoed, and handed to prompt_toolkit once it is loaded.
 
-Split out of kcode/ui/launch.py (the fast REPL start), which draws the early prompt with it.
+Split out of kcode/cli/launch.py (the fast REPL start), which draws the early prompt with it.
 """
 
 from __future__ import annotations

@@ -273,7 +273,7 @@ def stage_all_but_secrets(
     file whose content changed: its index entry (what the repository already holds) is kept and the
     new content is not hashed, so undo neither restores nor overwrites it.
     """
-    from kcode.secrets import could_be_secret_name, secret_file_reason
+    from kcode.safety.secrets import could_be_secret_name, secret_file_reason
 
     def is_secret(name: bytes) -> bool:
         if skip_dirs and not skip_dirs.isdisjoint(name.split(b"/")[:-1]):

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from kcode.visual.errors import VisualError
-from kcode.visual.images import Viewport
+from kcode.visual.target_images import Viewport
 
 
 class PageChannel:

@@ -48,10 +48,10 @@ async def open_checkpoints(workspace: Path, run_dir: Path, run_id: str) -> Check
         top = await _git_in(workspace).text_async("rev-parse", "--show-toplevel")
     except (VisualError, FileNotFoundError):
         return CopyCheckpoints(workspace, run_dir / "checkpoints")
-    return GitCheckpoints(Path(top), workspace, run_id)
+    return GitIterationCheckpoints(Path(top), workspace, run_id)
 
 
-class GitCheckpoints(Checkpoints):
+class GitIterationCheckpoints(Checkpoints):
     def __init__(self, top: Path, workspace: Path, run_id: str) -> None:
         self.top = top
         self.git = _git_in(top)

@@ -33,14 +33,14 @@ from kcode.messages import Message
 from kcode.visual.annotate import find_red_mark, mark_is_annotation
 from kcode.visual.checkpoint import Checkpoints, open_checkpoints
 from kcode.visual.compare import PreparedTarget, compare_images, heatmap
-from kcode.visual.images import detect_viewport, load_image
 from kcode.visual.locate import SourceIndex, locate_regions
+from kcode.visual.page_render import PageRenderer
 from kcode.visual.pipeline import Inspection, check_sizes, inspect_page, metrics_object
 from kcode.visual.prompt import annotation_message, target_message
 from kcode.visual.regions import Region
-from kcode.visual.render import Renderer
 from kcode.visual.report import IterationRecord, make_run_dir, write_report
 from kcode.visual.sources import PageSource, resolve_page_source
+from kcode.visual.target_images import detect_viewport, load_image
 
 EditStep = Callable[[Message], AsyncIterator[Event]]
 PATIENCE = 2  # iterations without improvement before giving up
@@ -77,7 +77,7 @@ def new_run_id() -> str:
 
 class FixLoop:
     def __init__(
-        self, options: FixOptions, edit_step: EditStep, renderer: Renderer | None = None
+        self, options: FixOptions, edit_step: EditStep, renderer: PageRenderer | None = None
     ) -> None:
         """`renderer`: an already started one to reuse (it is then left open), else one per run."""
         self.options = options
@@ -108,7 +108,7 @@ class FixLoop:
         await asyncio.to_thread(image.save, self.run_dir / "target.png")
         self._checkpoints = await open_checkpoints(self.workspace, self.run_dir, self.run_id)
         sources = SourceIndex(self.workspace)
-        renderer = self._shared_renderer or Renderer(timeout_s=self.options.timeout_s)
+        renderer = self._shared_renderer or PageRenderer(timeout_s=self.options.timeout_s)
         if self._shared_renderer is None:
             await renderer.start()
         try:
@@ -168,7 +168,7 @@ class FixLoop:
 
     async def _target(
         self,
-        renderer: Renderer,
+        renderer: PageRenderer,
         source: PageSource,
         image: Image.Image,
         current: Inspection,
@@ -233,7 +233,7 @@ class FixLoop:
 
     async def _annotation(
         self,
-        renderer: Renderer,
+        renderer: PageRenderer,
         source: PageSource,
         image: Image.Image,
         first: Inspection,

@@ -25,10 +25,10 @@ from kcode.visual.compare import (
     render_structure,
 )
 from kcode.visual.errors import VisualError
-from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex, locate_regions
-from kcode.visual.render import Renderer, RenderResult
+from kcode.visual.page_render import PageRenderer, RenderResult
 from kcode.visual.sources import PageSource
+from kcode.visual.target_images import Viewport
 
 # A target whose size differs this much from the render (overlap / union) is not the same page.
 MIN_SIZE_AGREEMENT = 0.5
@@ -134,7 +134,7 @@ def save_heatmap(inspection: Inspection, path: Path) -> None:
 
 
 async def inspect_page(
-    renderer: Renderer,
+    renderer: PageRenderer,
     source: PageSource,
     target: Image.Image | PreparedTarget,
     viewport: Viewport,

@@ -8,7 +8,7 @@ from typing import Any
 from PIL import Image
 
 from kcode.messages import ImagePart, Message, TextPart
-from kcode.visual.images import image_for_model
+from kcode.visual.target_images import image_for_model
 
 MAX_REGIONS_IN_PROMPT = 8
 

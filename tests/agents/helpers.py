@@ -10,10 +10,10 @@ from typing import Any
 
 from kcode.agents.loop import Agent
 from kcode.agents.orchestrator import Orchestrator
-from kcode.approval import AllowAll, Approver
 from kcode.backends.base import Backend, BackendOptions
 from kcode.events import Event, TurnFinished
 from kcode.messages import Message
+from kcode.safety.approval import AllowAll, Approver
 from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import ROLE_TOOLS, TOOL_CLASSES, build_tools
 

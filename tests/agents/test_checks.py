@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from kcode.agents.checks import _attribute, _test_files, _type_errors, detect_type_check
-from kcode.approval import ApprovalDecision, ApprovalRequest
 from kcode.events import ApprovalRequested
+from kcode.safety.approval import ApprovalDecision, ApprovalRequest
 from tests.agents.helpers import finished, main_agent, make_repo, run
 from tests.agents.test_orchestrator import MAIN, backend_for, spawn_result
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply

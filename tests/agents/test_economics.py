@@ -24,8 +24,8 @@ from kcode.agents.budget import (
 from kcode.agents.prices import FREE, Price, PriceError, PriceTable, parse_prices
 from kcode.agents.prompt_cache import common_prefix, discard_warning, prompt_bytes
 from kcode.backends.base import BackendOptions, ToolSpec
-from kcode.backends.chat_chunks import usage_of
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
+from kcode.backends.openai.chat_chunks import usage_of
 from kcode.events import AgentFinished, BudgetWarning, Usage
 from kcode.messages import Message
 from tests.agents.helpers import finished, main_agent, make_repo, run

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from kcode.agents.loop import Agent
-from kcode.approval import NonInteractiveApprover
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.events import AgentFinished, AgentSpawned, Event, ToolCallFinished
 from kcode.messages import Message
+from kcode.safety.approval import NonInteractiveApprover
 from tests.agents.helpers import finished, git, main_agent, make_repo, run, worktree_paths
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
 from tests.waiting import async_wait_until

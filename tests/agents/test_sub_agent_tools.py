@@ -17,16 +17,16 @@ import pytest
 
 from kcode.agents.orchestrator import Orchestrator
 from kcode.agents.roles import role_tools
-from kcode.approval import AllowAll, Approver, NonInteractiveApprover
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.events import Event, ToolCallFinished
 from kcode.extensions.agents import AgentDef, set_custom_agents
 from kcode.extensions.hook_config import HookSpec
 from kcode.extensions.hooks import HookRunner
 from kcode.extensions.session import ExtensionRuntime
 from kcode.extensions.skills import Skill
-from kcode.rules import RuleSet
+from kcode.safety.approval import AllowAll, Approver, NonInteractiveApprover
+from kcode.safety.rules import RuleSet
 from tests.agents.helpers import finished, main_agent, run
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
 

@@ -1,5 +1,5 @@
 """The local backend persists KV states of prompt prefixes in the user's cache dir
-(kcode/backends/llama_prefix_cache.py): tests get a cache dir of their own, so they neither fill
+(kcode/backends/llama/prefix_cache.py): tests get a cache dir of their own, so they neither fill
 the real one nor depend on what an earlier run left there."""
 
 from __future__ import annotations

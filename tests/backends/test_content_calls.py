@@ -1,4 +1,4 @@
-"""Tool-call markup in an OpenAI-compatible server's `content` (kcode/backends/content_calls.py).
+"""Tool-call markup in an OpenAI-compatible server's `content` (kcode/backends/openai/content_calls.py).
 
 The filter is fed the deltas the chunk reader makes, split at every possible place; the calls it
 finds must be the ones the local backend's parser finds in the same text (one implementation)."""
@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from kcode.backends.base import Delta, ReasoningChunk, TextChunk, ToolCallChunk, ToolSpec
-from kcode.backends.content_calls import ContentToolCalls, check_tool_format
-from kcode.backends.toolcall_formats import (
+from kcode.backends.llama.toolcall_formats import (
     CALL_START_MARKERS,
     HERMES,
     KIMI,
@@ -21,6 +20,7 @@ from kcode.backends.toolcall_formats import (
     ToolCallFormat,
     parse_complete,
 )
+from kcode.backends.openai.content_calls import ContentToolCalls, check_tool_format
 
 READ = ToolSpec(
     "read_file",

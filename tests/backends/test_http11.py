@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kcode.backends.http11 import lean_client_suits, no_proxy_applies
-from kcode.backends.sse_transport import HttpTransport, LineSplitter
+from kcode.backends.openai.http11 import lean_client_suits, no_proxy_applies
+from kcode.backends.openai.sse_transport import HttpTransport, LineSplitter
 from tests.fake_openai import FakeOpenAIServer, Reply
 
 

@@ -25,7 +25,7 @@ from kcode.backends.base import (
     ToolSpec,
     UsageChunk,
 )
-from kcode.backends.llama_cpp import LlamaCppBackend
+from kcode.backends.llama.llama_cpp import LlamaCppBackend
 from kcode.messages import ImagePart, Message
 
 from .tiny_gguf import LONG_TOKEN, write_llama_gguf
@@ -201,7 +201,7 @@ async def test_answers_are_capped_and_the_cut_is_noted(tiny_model: Path) -> None
 async def test_end_of_turn_text_stops_and_never_reaches_the_stream(tiny_model: Path) -> None:
     # The steering grammar makes the model spell "<|im_end|>" as plain bytes (not its control
     # token, which the grammar cannot produce): the text-level stop must catch it.
-    from kcode.backends.steering import SteerStep
+    from kcode.backends.llama.steering import SteerStep
 
     backend = LlamaCppBackend(tiny_model, n_ctx=1024, n_threads=1)
     backend._steering = [SteerStep(text="Done. <|im_end|> user: more")]
@@ -265,7 +265,7 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 
 
 def _models(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from kcode.cli import run_cli
+    from kcode.cli.main import run_cli
 
     code = run_cli(["models", *args])
     out = capsys.readouterr()
@@ -296,9 +296,9 @@ def test_session_records_the_model_the_backend_chose(
 ) -> None:
     # `make run` with no model configured uses the default GGUF: the session must still name it.
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    from kcode.approval import NonInteractiveApprover
-    from kcode.config import load_config
+    from kcode.config.loader import load_config
     from kcode.runtime import build_runtime
+    from kcode.safety.approval import NonInteractiveApprover
     from kcode.session import _records
 
     config = load_config(tmp_path, {"backend": "llama-cpp"}, env={})

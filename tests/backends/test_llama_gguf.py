@@ -1,4 +1,4 @@
-"""kcode's GGUF header reader (kcode/backends/llama_gguf.py) against the gguf package's reader on
+"""kcode's GGUF header reader (kcode/backends/llama/gguf.py) against the gguf package's reader on
 the real SmolLM2 file, and on damaged copies of its header: always GgufFormatError, never
 another exception, a hang or a huge allocation."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.backends.llama_gguf import GgufFormatError, read_header
+from kcode.backends.llama.gguf import GgufFormatError, read_header
 
 from .real_models import smollm2
 

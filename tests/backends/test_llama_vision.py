@@ -25,7 +25,7 @@ from kcode.backends.base import (
     ToolSpec,
     UsageChunk,
 )
-from kcode.backends.llama_cpp import LlamaCppBackend
+from kcode.backends.llama.llama_cpp import LlamaCppBackend
 from kcode.messages import ImagePart, Message
 
 from .tiny_gguf import write_llama_gguf

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kcode.backends.local_context import kv_bytes_per_token, plan_context
-from kcode.models import GgufInfo
+from kcode.backends.llama.local_context import kv_bytes_per_token, plan_context
+from kcode.backends.llama.models import GgufInfo
 
 # The metadata of the two real models (read from their GGUFs).
 SMOLLM2 = {

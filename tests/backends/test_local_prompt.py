@@ -1,4 +1,4 @@
-"""The compact prompt small local models get (kcode/backends/local_prompt.py), and the
+"""The compact prompt small local models get (kcode/backends/llama/local_prompt.py), and the
 `tool_format` setting reaching the local backend."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import pytest
 
 from kcode.agents.prompts import main_system_prompt
 from kcode.backends.base import BackendError, BackendOptions, ToolSpec
-from kcode.backends.llama_cpp import LlamaCppBackend
-from kcode.backends.local_prompt import (
+from kcode.backends.llama.llama_cpp import LlamaCppBackend
+from kcode.backends.llama.local_prompt import (
     CORE_TOOLS,
     compact_request,
     compact_schema,
     is_small_model,
 )
-from kcode.backends.toolcall_formats import LLAMA3, NO_CALLS, ToolCallStreamParser
+from kcode.backends.llama.toolcall_formats import LLAMA3, NO_CALLS, ToolCallStreamParser
 from kcode.messages import Message
 from kcode.tools.registry import ROLE_TOOLS
 from kcode.tools.spec_cache import cached_tool_specs

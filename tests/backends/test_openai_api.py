@@ -25,7 +25,7 @@ from kcode.backends.base import (
     ToolSpec,
     UsageChunk,
 )
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.messages import ImagePart, Message, ToolCall, ToolResult
 from tests.fake_openai import FakeOpenAIServer, Reply
 

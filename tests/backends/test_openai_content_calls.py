@@ -22,7 +22,7 @@ from kcode.backends.base import (
     ToolCallChunk,
     ToolSpec,
 )
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.messages import Message
 from tests.backends.test_content_calls import (
     HERMES_CALL,

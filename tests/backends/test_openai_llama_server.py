@@ -30,7 +30,7 @@ from kcode.backends.base import (
     ToolSpec,
     UsageChunk,
 )
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.messages import Message
 
 from .real_models import smollm2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kcode.backends.output_guard import LOOP_MIN_CHARS, OutputGuard, repeating_period
+from kcode.backends.llama.output_guard import LOOP_MIN_CHARS, OutputGuard, repeating_period
 
 MARKERS = ("<|im_end|>", "<|im_start|>")
 

@@ -1,4 +1,4 @@
-"""The on-disk KV state of a prompt's static prefix (kcode/backends/llama_prefix_cache.py): what
+"""The on-disk KV state of a prompt's static prefix (kcode/backends/llama/prefix_cache.py): what
 is written, what is refused, and — on the real SmolLM2 — that a restored prefix gives the same
 greedy answer as evaluating it, while bad files are ignored, never crash, and get replaced."""
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kcode.backends import llama_prefix_cache
 from kcode.backends.base import BackendOptions, TextChunk
-from kcode.backends.llama_cpp import LlamaCppBackend
-from kcode.backends.llama_prefix_cache import PrefixCache
-from kcode.backends.llama_request import static_prefix_length
+from kcode.backends.llama import prefix_cache as llama_prefix_cache
+from kcode.backends.llama.llama_cpp import LlamaCppBackend
+from kcode.backends.llama.prefix_cache import PrefixCache
+from kcode.backends.llama.request import static_prefix_length
 from kcode.messages import Message
 
 from .real_models import needs_llama, smollm2

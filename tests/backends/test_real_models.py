@@ -25,7 +25,7 @@ from kcode.backends.base import (
     ToolSpec,
     UsageChunk,
 )
-from kcode.backends.llama_cpp import LlamaCppBackend
+from kcode.backends.llama.llama_cpp import LlamaCppBackend
 from kcode.messages import Message
 
 from .real_models import gemma3, needs_llama, smollm2

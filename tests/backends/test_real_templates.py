@@ -14,11 +14,11 @@ from datetime import datetime
 
 import pytest
 
-from kcode.backends import chat_template
 from kcode.backends.base import BackendError, ToolCallChunk, ToolSpec
-from kcode.backends.chat_template import ChatTemplate, TemplateRefused
-from kcode.backends.template_sandbox import make_environment
-from kcode.backends.toolcall_formats import FORMATS, detect_format, parse_complete
+from kcode.backends.llama import chat_template
+from kcode.backends.llama.chat_template import ChatTemplate, TemplateRefused
+from kcode.backends.llama.template_sandbox import make_environment
+from kcode.backends.llama.toolcall_formats import FORMATS, detect_format, parse_complete
 from kcode.messages import Message, ToolCall, ToolResult
 
 from .sample_templates import REAL_ROUND_TRIPS, REAL_TEMPLATES

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import sys
 
-from kcode.backends.retry import AdaptiveLimiter, RetryPolicy, parse_retry_after
+from kcode.backends.openai.retry import AdaptiveLimiter, RetryPolicy, parse_retry_after
 
 
 def test_backoff_grows_and_stays_within_its_cap() -> None:
@@ -79,6 +79,6 @@ async def test_limiter_never_drops_below_one_and_a_cancelled_waiter_frees_nothin
 
 
 def test_importing_the_backend_does_not_import_openai() -> None:
-    code = "import sys, kcode.backends.openai_api; print('openai' in sys.modules)"
+    code = "import sys, kcode.backends.openai.api; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

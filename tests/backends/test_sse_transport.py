@@ -26,8 +26,8 @@ from kcode.backends.base import (
     TextChunk,
     UsageChunk,
 )
-from kcode.backends.openai_api import OpenAIBackend
-from kcode.backends.sse_transport import SSEDecoder
+from kcode.backends.openai.api import OpenAIBackend
+from kcode.backends.openai.sse_transport import SSEDecoder
 from kcode.messages import Message
 from tests.fake_openai import FakeOpenAIServer, Reply
 
@@ -166,7 +166,7 @@ def test_decoder_joins_data_lines_and_skips_comments_and_other_fields() -> None:
 def test_the_default_transport_never_imports_the_sdk() -> None:
     script = (
         "import asyncio, sys\n"
-        "from kcode.backends.openai_api import OpenAIBackend\n"
+        "from kcode.backends.openai.api import OpenAIBackend\n"
         "from kcode.backends.base import BackendOptions\n"
         "from kcode.messages import Message\n"
         "async def main():\n"

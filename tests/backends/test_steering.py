@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kcode.backends.base import BackendError, BackendOptions, TextChunk, ToolCallChunk, ToolSpec
-from kcode.backends.steering import load_steering
+from kcode.backends.llama.steering import load_steering
 from kcode.messages import Message
 
 from .tiny_gguf import write_llama_gguf
@@ -46,7 +46,7 @@ def test_missing_steering_file_names_the_file(tmp_path: Path) -> None:
 @pytest.mark.llama
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python")
 async def test_steps_make_the_model_write_exactly_what_they_say(tmp_path: Path) -> None:
-    from kcode.backends.llama_cpp import LlamaCppBackend
+    from kcode.backends.llama.llama_cpp import LlamaCppBackend
 
     steps = tmp_path / "steps.json"
     steps.write_text(

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from kcode.backends import template_sandbox
 from kcode.backends.base import BackendError
-from kcode.backends.chat_template import ChatTemplate
-from kcode.backends.template_sandbox import TemplateTimeout, run_bounded
+from kcode.backends.llama import template_sandbox
+from kcode.backends.llama.chat_template import ChatTemplate
+from kcode.backends.llama.template_sandbox import TemplateTimeout, run_bounded
 from kcode.messages import Message
 
 NESTED_RANGES = (

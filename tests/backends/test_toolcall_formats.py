@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kcode.backends.base import Delta, ReasoningChunk, TextChunk, ToolCallChunk, ToolSpec
-from kcode.backends.toolcall_formats import (
+from kcode.backends.llama.toolcall_formats import (
     FORMATS,
     HERMES,
     KIMI,

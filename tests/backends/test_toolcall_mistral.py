@@ -1,4 +1,4 @@
-"""Mistral's `[TOOL_CALLS]` output (kcode/backends/toolcall_mistral.py), both shapes, parsed
+"""Mistral's `[TOOL_CALLS]` output (kcode/backends/llama/toolcall_mistral.py), both shapes, parsed
 the same however the stream is split — by the local backend's parser and, for a server that
 leaves the markup in `content`, by the OpenAI backend's content filter."""
 
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kcode.backends.base import BackendOptions, Delta, TextChunk, ToolCallChunk
-from kcode.backends.content_calls import ContentToolCalls
-from kcode.backends.llama_cpp import LlamaCppBackend
-from kcode.backends.toolcall_formats import MISTRAL, detect_format
+from kcode.backends.llama.llama_cpp import LlamaCppBackend
+from kcode.backends.llama.toolcall_formats import MISTRAL, detect_format
+from kcode.backends.openai.content_calls import ContentToolCalls
 from kcode.messages import Message
 
 from .real_models import needs_llama, smollm2
@@ -90,7 +90,7 @@ def test_call_id_from_the_model_is_kept() -> None:
 )
 def test_malformed_mistral_calls_are_reported_not_dropped(raw: str, name: str) -> None:
     for pieces in [[raw], list(raw)]:
-        from kcode.backends.toolcall_formats import ToolCallStreamParser
+        from kcode.backends.llama.toolcall_formats import ToolCallStreamParser
 
         parser = ToolCallStreamParser(MISTRAL, TOOLS)
         deltas = [d for p in pieces for d in parser.feed(p)] + parser.finish()

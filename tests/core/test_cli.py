@@ -9,10 +9,10 @@ from typing import get_args
 
 import pytest
 
-from kcode import config_schema
-from kcode.cli_flags import BY_PATH, COMMANDS, GLOBAL, GLOBAL_FLAGS
-from kcode.cli_help import TOP_HELP
-from kcode.cli_parse import PICK, Invocation, UsageError, config_flags, help_text, parse
+from kcode.cli.flags import BY_PATH, COMMANDS, GLOBAL, GLOBAL_FLAGS
+from kcode.cli.help import TOP_HELP
+from kcode.cli.parse import PICK, Invocation, UsageError, config_flags, help_text, parse
+from kcode.config import schema as config_schema
 
 SESSION = "20250101-120000-abcdef"
 

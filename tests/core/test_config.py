@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.config import ConfigError, SettingsError, load_config
+from kcode.config.loader import ConfigError, SettingsError, load_config
 
 
 @pytest.fixture()

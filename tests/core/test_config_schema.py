@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kcode.config_schema import (
+from kcode.config.schema import (
     APPROVAL_STRICTNESS,
     SANDBOX_STRICTNESS,
     SPECS,

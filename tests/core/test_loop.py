@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 import pytest
 
 from kcode.agents.loop import Agent
-from kcode.approval import ApprovalRequest, NonInteractiveApprover
 from kcode.backends.base import BackendError, BackendOptions, RetryNotice, TextChunk
 from kcode.backends.scripted import ScriptedBackend
 from kcode.events import (
@@ -25,6 +24,7 @@ from kcode.events import (
     Usage,
 )
 from kcode.messages import Message, ToolResult
+from kcode.safety.approval import ApprovalRequest, NonInteractiveApprover
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ok
 
 

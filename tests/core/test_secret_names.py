@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kcode.secrets import could_be_secret_name, secret_file_reason
+from kcode.safety.secrets import could_be_secret_name, secret_file_reason
 
 PIECES = [".env", ".ENV", ".local", ".example", "id_rsa", "id_ed25519", ".pub", ".pem", ".Key",
           ".p12", ".pfx", ".netrc", "_netrc", ".git-credentials", ".pgpass", ".pypirc",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.backends.discovery import discover_model
+from kcode.backends.openai.discovery import discover_model
 from tests.e2e.conftest import make_repo, run_kcode
 from tests.fake_openai import FakeOpenAIServer, Reply
 

@@ -1,7 +1,7 @@
 """`kcode -p` on a local GGUF: the installed executable, a real repo, a tiny random-weight model.
 
 A random-weight model writes noise, so the model's choices are steered by grammars through
-KCODE_LOCAL_STEER (kcode/backends/steering.py): step 1 forces `read_file` with pinned arguments,
+KCODE_LOCAL_STEER (kcode/backends/llama/steering.py): step 1 forces `read_file` with pinned arguments,
 step 2 constrains the answer to a fixed sentence. Everything else is the product: the GGUF's chat
 template, token-level decoding in llama.cpp under the grammar, the Hermes tool-call parser, the
 real read_file tool, the agent loop, the JSON result and the exit code.

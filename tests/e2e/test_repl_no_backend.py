@@ -17,7 +17,7 @@ def test_no_model_configured_exits_2_with_how_to(tmp_path: Path, kcode_env: dict
     env["HF_HOME"] = str(tmp_path / "empty-hf-cache")
     import importlib.util
 
-    from kcode.models import bundled_model
+    from kcode.backends.llama.models import bundled_model
 
     # With the bundled SmolLM2 installed (the Makefile does it) a bare `kcode` starts on it
     # (tests/e2e/test_local_real_e2e.py); a bare model name still names no backend.

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from kcode.agents.loop import Agent
-from kcode.approval import AllowAll, ApprovalRequest, NonInteractiveApprover
 from kcode.backends.base import BackendOptions
 from kcode.backends.scripted import ScriptedBackend
 from kcode.events import Error, Event, ToolCallFinished, TurnFinished
@@ -16,6 +15,7 @@ from kcode.extensions.hook_config import HookSpec, parse_claude_hooks, parse_kim
 from kcode.extensions.hooks import HookRunner, tool_names
 from kcode.extensions.session import ExtensionRuntime
 from kcode.messages import Message
+from kcode.safety.approval import AllowAll, ApprovalRequest, NonInteractiveApprover
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import build_tools
 from tests.waiting import wait_until
@@ -339,8 +339,8 @@ async def test_a_refused_approval_is_one_notification_even_when_it_travels_up(
     """-p: a shell call the policy refuses ends the turn and is a permission_prompt Notification;
     the same refusal re-raised by an outer tool call (a sub-agent's, via spawn_agents) is not
     announced twice."""
-    from kcode.approval import ApprovalRequired
     from kcode.extensions.notify import notify_refused
+    from kcode.safety.approval import ApprovalRequired
 
     log = tmp_path / "n.jsonl"
     recorder = script(tmp_path, "n.sh", f"#!/bin/bash\ncat >> {log}\necho >> {log}\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.config import load_config
+from kcode.config.loader import load_config
 from kcode.extensions.agents import discover_agents
 from kcode.extensions.commands import discover_commands
 from kcode.extensions.expand import substitute

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.config import load_config
+from kcode.config.loader import load_config
 from kcode.headless import run_headless
 from kcode.session import Session, list_sessions
 

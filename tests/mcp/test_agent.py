@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from kcode.agents.loop import Agent
-from kcode.approval import NonInteractiveApprover
 from kcode.backends.base import BackendOptions, Delta, ToolSpec
 from kcode.backends.scripted import ScriptedBackend
 from kcode.events import Event, ToolCallFinished, TurnFinished
@@ -17,7 +16,8 @@ from kcode.mcp.config import McpSetup, parse_server
 from kcode.mcp.manager import McpManager
 from kcode.mcp.tools import McpToolset
 from kcode.messages import Message
-from kcode.rules import RuleSet
+from kcode.safety.approval import NonInteractiveApprover
+from kcode.safety.rules import RuleSet
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import LazyTools, tool_specs
 from tests.mcp.conftest import stdio_entry

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.config import load_config
+from kcode.config.loader import load_config
 from kcode.mcp.config import load_setup, parse_server, parse_servers_json
 
 

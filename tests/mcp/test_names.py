@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.config import load_config
+from kcode.config.loader import load_config
 from kcode.mcp.config import McpSetup, load_setup, names_clash, parse_server
 from kcode.mcp.manager import McpManager
 from kcode.mcp.status import status_lines

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kcode.approval import ApprovalRequest, NonInteractiveApprover, combined_verdict
 from kcode.mcp.naming import MAX_NAME, tool_name
 from kcode.mcp.schema import clean_schema, refs_ok
-from kcode.rules import RuleError, RuleSet
+from kcode.safety.approval import ApprovalRequest, NonInteractiveApprover, combined_verdict
+from kcode.safety.rules import RuleError, RuleSet
 
 
 def test_refs_outside_defs_are_rewritten_and_unsupported_keys_dropped() -> None:
@@ -132,7 +132,7 @@ def test_rules_name_mcp_tools_like_claude() -> None:
 
 
 def test_non_interactive_names_the_flag_and_the_rule() -> None:
-    from kcode.approval import ApprovalRequired
+    from kcode.safety.approval import ApprovalRequired
 
     approver = NonInteractiveApprover("auto-edit", None)
     with pytest.raises(ApprovalRequired) as caught:

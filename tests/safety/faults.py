@@ -17,7 +17,7 @@ from typing import Any
 
 from kcode.agents.loop import BACKEND_ERROR, COMPLETED, Agent
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.events import TurnFinished
 from kcode.messages import Message
 from kcode.session import Session

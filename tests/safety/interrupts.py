@@ -216,4 +216,4 @@ def _resume_problem(tmp: Path, ws: Path) -> str | None:
 
 
 def launcher_available() -> bool:
-    return importlib.util.find_spec("kcode.cli") is not None
+    return importlib.util.find_spec("kcode.cli.main") is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.sandbox import bwrap_status
+from kcode.safety.sandbox import bwrap_status
 from kcode.tools.base import ToolContext
 from tests.safety.helpers import call
 

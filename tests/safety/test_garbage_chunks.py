@@ -10,7 +10,7 @@ import pytest
 
 from kcode.agents.loop import BACKEND_ERROR, COMPLETED, Agent
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.events import Error, Event, TurnFinished
 from kcode.messages import Message
 from kcode.tools.base import ToolContext

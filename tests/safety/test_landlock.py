@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.sandbox import describe_sandbox, effective_mode, landlock_status
+from kcode.safety.sandbox import describe_sandbox, effective_mode, landlock_status
 from kcode.tools.base import ToolContext
 from tests.safety.helpers import call, listening_port, make_repo
 

@@ -1,8 +1,8 @@
 """A kcode killed mid-command leaves no empty `.kcode` / `.git` / `.mcp.json` behind for long.
 
 The sandbox covers missing control dirs with read-only mounts whose mount points bwrap creates in
-the workspace (kcode.sandbox.placeholder_args). A kill -9 during the command skips their removal;
-the next kcode's first sandboxed command removes them (kcode.placeholder_journal).
+the workspace (kcode.safety.sandbox.placeholder_args). A kill -9 during the command skips their removal;
+the next kcode's first sandboxed command removes them (kcode.safety.placeholder_journal).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from kcode import placeholder_journal
-from kcode.landlock import READ_ONLY_IN_WORKSPACE
-from kcode.sandbox import bwrap_status
+from kcode.safety import placeholder_journal
+from kcode.safety.landlock import READ_ONLY_IN_WORKSPACE
+from kcode.safety.sandbox import bwrap_status
 from kcode.tools.base import ToolContext
 from tests.safety.helpers import call
 from tests.waiting import wait_until

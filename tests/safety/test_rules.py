@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from kcode.approval import (
+from kcode.config.loader import ConfigError, load_config
+from kcode.safety.approval import (
     ApprovalDecision,
     ApprovalRequest,
     ApprovalRequired,
     InteractiveApprover,
     NonInteractiveApprover,
 )
-from kcode.config import ConfigError, load_config
-from kcode.rules import RuleSet, split_command
+from kcode.safety.rules import RuleSet, split_command
 
 RULES = RuleSet.parse(
     {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.sandbox import SandboxUnavailable, bwrap_status, describe_sandbox, effective_mode
+from kcode.safety.sandbox import SandboxUnavailable, bwrap_status, describe_sandbox, effective_mode
 from kcode.tools.base import ToolContext
 from tests.safety.helpers import call, listening_port
 
@@ -68,7 +68,7 @@ async def test_children_get_no_secret_variables(
 
 
 def test_an_explicit_sandbox_that_cannot_start_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kcode.sandbox as sandbox
+    import kcode.safety.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_status", lambda: (None, "bubblewrap is not installed"))
     monkeypatch.setattr(sandbox, "landlock_status", lambda: (0, "no Landlock"))
@@ -82,7 +82,7 @@ def test_an_explicit_sandbox_that_cannot_start_is_refused(monkeypatch: pytest.Mo
 async def test_a_sandboxed_call_without_a_sandbox_does_not_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kcode.sandbox as sandbox
+    import kcode.safety.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_status", lambda: (None, "no bwrap"))
     monkeypatch.setattr(sandbox, "landlock_status", lambda: (0, "no Landlock"))

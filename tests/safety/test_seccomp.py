@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kcode.landlock import abi_version, launcher_argv
-from kcode.seccomp import ARCHES, inet_socket_filter
+from kcode.safety.landlock import abi_version, launcher_argv
+from kcode.safety.seccomp import ARCHES, inet_socket_filter
 
 PROBE = """
 import socket
@@ -25,7 +25,7 @@ for fam, typ in ((socket.AF_INET, socket.SOCK_DGRAM), (socket.AF_INET6, socket.S
 
 pytestmark = pytest.mark.skipif(
     abi_version() < 1 or os.uname().machine not in ARCHES,
-    reason="needs Landlock in the kernel and a machine whose syscall numbers kcode.seccomp knows",
+    reason="needs Landlock in the kernel and a machine whose syscall numbers kcode.safety.seccomp knows",
 )
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kcode.approval import AllowAll
-from kcode.rules import RuleSet
-from kcode.secrets import secret_file_reason
+from kcode.safety.approval import AllowAll
+from kcode.safety.rules import RuleSet
+from kcode.safety.secrets import secret_file_reason
 from kcode.tools.base import ToolContext
 from tests.safety.helpers import call
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kcode.agents.loop import Agent
 from kcode.backends.base import BackendOptions
-from kcode.backends.openai_api import OpenAIBackend
+from kcode.backends.openai.api import OpenAIBackend
 from kcode.messages import Message
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import build_tools

@@ -11,7 +11,6 @@ from typing import Any
 
 from kcode.agents.loop import Agent
 from kcode.agents.orchestrator import Orchestrator
-from kcode.approval import NonInteractiveApprover
 from kcode.backends.base import BackendOptions
 from kcode.backends.scripted import ScriptedBackend
 from kcode.events import (
@@ -23,6 +22,7 @@ from kcode.events import (
     ToolCallStarted,
 )
 from kcode.messages import Message
+from kcode.safety.approval import NonInteractiveApprover
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import build_tools
 from kcode.ui.render import Renderer

@@ -50,15 +50,15 @@ def _shell(tmp_path: Path, sandbox: str, blocked: str) -> dict[str, object]:
 
 
 def test_a_sandbox_that_cannot_import_refuses_the_command(tmp_path: Path) -> None:
-    result = _shell(tmp_path, "workspace-write", "kcode.sandbox")
+    result = _shell(tmp_path, "workspace-write", "kcode.safety.sandbox")
     assert result["ok"] is False
     assert "sandbox cannot load" in str(result["content"])
-    assert "kcode.sandbox" in str(result["content"]), "the message names what is broken"
+    assert "kcode.safety.sandbox" in str(result["content"]), "the message names what is broken"
     assert not (tmp_path / "ran").exists(), "the command ran unsandboxed"
 
 
 def test_the_blocker_only_blocks_what_it_names(tmp_path: Path) -> None:
-    result = _shell(tmp_path, "off", "kcode.sandbox")  # sandbox off: nothing to import
+    result = _shell(tmp_path, "off", "kcode.safety.sandbox")  # sandbox off: nothing to import
     assert result["ok"] is True and (tmp_path / "ran").exists()
 
 
@@ -66,22 +66,22 @@ def test_a_broken_fix_command_says_the_install_is_broken(tmp_path: Path) -> None
     (tmp_path / "ui.png").write_bytes(b"")
     proc = subprocess.run(
         [kcode_exe(), "fix", "ui.png"], cwd=tmp_path,
-        env=_env("kcode.commands.visual"), capture_output=True, text=True, timeout=60,
+        env=_env("kcode.cli.commands.visual"), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "No such command" not in proc.stderr
-    assert "installation is broken" in proc.stderr and "kcode.commands.visual" in proc.stderr
+    assert "installation is broken" in proc.stderr and "kcode.cli.commands.visual" in proc.stderr
     assert proc.stderr.count("\n") == 1, "one clear line, not a traceback"
 
 
 def test_the_doctor_reports_a_sandbox_that_cannot_import() -> None:
     code = (
-        "from kcode.doctor import _check_sandbox\n"
+        "from kcode.cli.commands.doctor import _check_sandbox\n"
         "from types import SimpleNamespace\n"
         "print(_check_sandbox(SimpleNamespace(sandbox='workspace-write')))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=_env("kcode.sandbox"),
+        [sys.executable, "-c", code], env=_env("kcode.safety.sandbox"),
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -95,7 +95,7 @@ def test_a_missing_gguf_package_is_named_not_called_a_damaged_file(tmp_path: Pat
         "import sys\n"
         "from pathlib import Path\n"
         "from kcode.backends.base import BackendError\n"
-        "from kcode.models import inspect_gguf\n"
+        "from kcode.backends.llama.models import inspect_gguf\n"
         "try:\n"
         "    inspect_gguf(Path(sys.argv[1]))\n"
         "except BackendError as err:\n"

@@ -9,7 +9,7 @@ import os
 from PIL import Image
 
 from kcode.images import PNG_MAX_BYTES, prepare_image_bytes
-from kcode.visual.images import image_for_model
+from kcode.visual.target_images import image_for_model
 
 
 def _png(image: Image.Image) -> bytes:

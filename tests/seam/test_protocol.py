@@ -23,7 +23,7 @@ from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 import pytest
 
 from kcode import events
-from kcode.cli_help import EXIT_CODES as EXIT_CODES_HELP
+from kcode.cli.help import EXIT_CODES as EXIT_CODES_HELP
 from kcode.events import EVENT_TYPES, SCHEMA_VERSION, TURN_REASONS, AnyEvent, Event, closed
 from kcode.exit_codes import ENDS_RUN, EXIT_CODES, exit_code
 from kcode.ui.printers import make_printer

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.config import load_config
+from kcode.config.loader import load_config
 from kcode.mcp.config import load_setup
 
 

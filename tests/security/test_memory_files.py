@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kcode.agents.prompts import memory_warnings, project_memory
-from kcode.config import load_config
+from kcode.config.loader import load_config
 from tests.security.conftest import SSH_KEY, Victim
 
 

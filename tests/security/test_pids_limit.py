@@ -3,7 +3,7 @@
 The bomb is bounded (at most 200 forks, children sleep 30 s and are killed with the call) and the
 limit is lowered to 32 through KCODE_SANDBOX_PIDS_MAX, so the test never loads the machine. It
 runs as the current user and, when that is root, again as an unprivileged user (the `as_user`
-fixture): root is limited by a pids cgroup, anyone else by RLIMIT_NPROC (kcode/pidlimit.py).
+fixture): root is limited by a pids cgroup, anyone else by RLIMIT_NPROC (kcode/safety/pidlimit.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from kcode import pidlimit
-from kcode.sandbox import bwrap_status, landlock_status
+from kcode.safety import pidlimit
+from kcode.safety.sandbox import bwrap_status, landlock_status
 from tests.security.conftest import Victim
 from tests.waiting import wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kcode.rules import RuleSet
+from kcode.safety.rules import RuleSet
 from tests.security.conftest import Victim
 
 RULES = RuleSet.parse(

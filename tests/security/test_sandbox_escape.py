@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kcode.sandbox import bwrap_status
+from kcode.safety.sandbox import bwrap_status
 from tests.security.conftest import SECRET_KEY, Victim
 from tests.waiting import wait_until
 
@@ -176,7 +176,7 @@ def test_existing_skill_and_hook_dirs_are_read_only_under_bwrap(as_user: Victim)
 
 
 def _launcher_is_this_tree() -> bool:
-    """The Landlock launcher runs `python -I -m kcode.landlock`, which ignores PYTHONPATH: in a
+    """The Landlock launcher runs `python -I -m kcode.safety.landlock`, which ignores PYTHONPATH: in a
     worktree it imports the installed kcode, not the code under test."""
     import sys
 
@@ -217,7 +217,7 @@ def test_missing_control_files_cannot_be_created_under_bwrap(as_user: Victim) ->
 
 def test_landlock_never_grants_control_dirs(tmp_path: Path) -> None:
     """Without .git too: a workspace holding .kcode is granted entry by entry, .kcode excluded."""
-    from kcode.landlock import writable_paths
+    from kcode.safety.landlock import writable_paths
 
     for name in (".kcode", ".agents", ".kimi-code", ".claude", "src"):
         (tmp_path / name).mkdir()

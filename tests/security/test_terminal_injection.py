@@ -8,7 +8,6 @@ from typing import Any
 
 from rich.console import Console
 
-from kcode.approval import ApprovalRequest
 from kcode.events import (
     AgentFinished,
     AgentSpawned,
@@ -22,7 +21,8 @@ from kcode.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from kcode.terminal_text import visible
+from kcode.safety.approval import ApprovalRequest
+from kcode.safety.terminal_text import visible
 from kcode.ui.approval_prompt import approval_view
 from kcode.ui.printers import make_printer
 from kcode.ui.render import Renderer
@@ -154,9 +154,9 @@ def test_real_binary_never_prints_the_api_key(victim: Victim) -> None:
 
 
 def test_repl_renderer_redacts_the_key_like_the_printers() -> None:
-    # The REPL renderer shares the printers' redaction (kcode.secrets.redact over the values the
+    # The REPL renderer shares the printers' redaction (kcode.safety.secrets.redact over the values the
     # runtime registered), so a key a tool prints or the model repeats never reaches the screen.
-    from kcode.secrets import register_display_secrets
+    from kcode.safety.secrets import register_display_secrets
 
     key = "sk-repl-registered-0123456789"
     register_display_secrets([key])

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kcode.approval import ApprovalDecision, ApprovalRequest
 from kcode.messages import ToolCall, ToolResult
+from kcode.safety.approval import ApprovalDecision, ApprovalRequest
 from kcode.tools.base import ToolContext, run_tool
 from kcode.tools.registry import build_tools
 

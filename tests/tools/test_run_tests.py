@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from kcode.approval import ApprovalDecision, ApprovalRequest
 from kcode.messages import ToolCall, ToolResult
+from kcode.safety.approval import ApprovalDecision, ApprovalRequest
 from kcode.tools.base import ToolContext, run_tool
 from kcode.tools.run_tests import RunTestsTool, detect_test_command
 from kcode.tools.test_parsers import parse_cargo, parse_go, parse_js, parse_pytest

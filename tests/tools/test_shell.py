@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kcode.approval import ApprovalDecision, ApprovalRequest
 from kcode.messages import ToolCall, ToolResult
+from kcode.safety.approval import ApprovalDecision, ApprovalRequest
 from kcode.tools.base import ToolContext, ToolLimits, run_tool
 from kcode.tools.process import run_process, scrubbed_env
 from kcode.tools.shell import ShellTool

@@ -13,12 +13,12 @@ import pytest
 
 from kcode.agents.loop import Agent
 from kcode.agents.scheduling import footprint
-from kcode.approval import ApprovalDecision, ApprovalRequest
 from kcode.backends.base import BackendOptions
 from kcode.backends.scripted import ScriptedBackend
 from kcode.events import ApprovalRequested, Event, ToolCallFinished
 from kcode.messages import Message, ToolCall, ToolResult
-from kcode.shell_readonly import is_read_only_command
+from kcode.safety.approval import ApprovalDecision, ApprovalRequest
+from kcode.safety.shell_readonly import is_read_only_command
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ok
 from kcode.tools.registry import build_tools
 
@@ -116,7 +116,7 @@ async def test_results_reach_the_history_in_call_order(tmp_path: Path) -> None:
 async def test_a_refused_approval_still_stops_and_later_calls_are_not_asked(
     tmp_path: Path,
 ) -> None:
-    from kcode.approval import NonInteractiveApprover
+    from kcode.safety.approval import NonInteractiveApprover
 
     agent = agent_for(tmp_path, ["ls", "cat nothing-here", "grep -r x ."], None)
     agent.ctx.approver = NonInteractiveApprover("ask")

@@ -9,10 +9,10 @@ from typing import Any
 from rich.console import Console
 
 from kcode.agents.loop import Agent
-from kcode.approval import Approver
 from kcode.backends.base import Backend, BackendOptions
-from kcode.config import Config, load_config
+from kcode.config.loader import Config, load_config
 from kcode.runtime import Runtime
+from kcode.safety.approval import Approver
 from kcode.session import Session
 from kcode.tools.base import ToolContext
 from kcode.tools.registry import build_tools

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kcode.approval import ApprovalRequest, InteractiveApprover
+from kcode.safety.approval import ApprovalRequest, InteractiveApprover
 from kcode.ui.approval_prompt import ApprovalAsker, ProjectRules, project_rules_path
 from tests.ui.helpers import text_console
 

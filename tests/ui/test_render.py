@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from kcode.approval import ApprovalRequest
 from kcode.events import (
     AgentFinished,
     AgentSpawned,
@@ -14,6 +13,7 @@ from kcode.events import (
     TurnFinished,
     Usage,
 )
+from kcode.safety.approval import ApprovalRequest
 from kcode.ui.agents_view import AgentsView
 from kcode.ui.approval_prompt import approval_view
 from kcode.ui.render import Renderer, commit_point

@@ -207,7 +207,7 @@ def test_nothing_outside_the_core_reaches_into_an_agent() -> None:
     """The front ends read and change the main agent only through Runtime methods."""
     found = subprocess.run(
         ["grep", "-rnE", r"agent\.(history|backend|options|stats)", "kcode/ui", "kcode/headless.py",
-         "kcode/commands"],
+         "kcode/cli/commands"],
         cwd=REPO, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert found.stdout == ""

@@ -7,10 +7,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from kcode.approval import NonInteractiveApprover
 from kcode.events import AgentFinished, Event, TurnFinished
 from kcode.messages import Message
 from kcode.runtime import build_runtime
+from kcode.safety.approval import NonInteractiveApprover
 from tests.ui.helpers import scripted_config
 from tests.ui.test_repl import git_repo
 from tests.ui.test_runtime_door import RecordingBackend

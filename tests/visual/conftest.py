@@ -11,9 +11,9 @@ import pytest_asyncio
 from PIL import Image
 
 from kcode.visual.browser import browser_available
-from kcode.visual.images import Viewport
-from kcode.visual.render import Renderer
+from kcode.visual.page_render import PageRenderer
 from kcode.visual.sources import resolve_page_source
+from kcode.visual.target_images import Viewport
 from tests.visual.pages import write_page
 
 NO_BROWSER = "no Chromium found (apt-get install chromium) — browser tests skipped"
@@ -26,14 +26,16 @@ def require_browser() -> None:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def renderer() -> AsyncIterator[Renderer]:
+async def renderer() -> AsyncIterator[PageRenderer]:
     require_browser()
-    async with Renderer(timeout_s=10) as shared:
+    async with PageRenderer(timeout_s=10) as shared:
         yield shared
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def target_image(renderer: Renderer, tmp_path_factory: pytest.TempPathFactory) -> Image.Image:
+async def target_image(
+    renderer: PageRenderer, tmp_path_factory: pytest.TempPathFactory
+) -> Image.Image:
     """A render of the correct pricing page: the design every defect is compared against."""
     root = write_page(tmp_path_factory.mktemp("good"))
     result = await renderer.render(resolve_page_source(root, None, None), VIEWPORT)

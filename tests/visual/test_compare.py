@@ -10,9 +10,9 @@ from PIL import Image, ImageDraw
 from kcode.visual.annotate import find_red_mark, mark_is_annotation
 from kcode.visual.compare import compare_images, heatmap
 from kcode.visual.errors import VisualError
-from kcode.visual.images import detect_viewport, image_for_model, load_image
 from kcode.visual.pipeline import check_sizes
 from kcode.visual.sources import resolve_page_source
+from kcode.visual.target_images import detect_viewport, image_for_model, load_image
 
 
 def card_page(cards: int = 3, button: str = "#2563eb") -> Image.Image:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kcode.commands.visual import fix_command
+from kcode.cli.commands.visual import fix_command
 from kcode.events import Event, TurnFinished
 from kcode.messages import Message
 from tests.visual.pages import write_page

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from kcode.events import Event, TurnFinished, VisualIteration
 from kcode.messages import Message
 from kcode.visual.loop import FixLoop, FixOptions
-from kcode.visual.render import Renderer
+from kcode.visual.page_render import PageRenderer
 from tests.visual.pages import DEFECTS, STYLES, write_defective
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -55,7 +55,7 @@ async def run(loop: FixLoop) -> list[Event]:
 
 
 async def test_right_css_edit_reaches_the_threshold(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     root = git_repo_with_defect(tmp_path / "repo")
     _ROOTS["current"] = root
@@ -92,7 +92,7 @@ async def test_right_css_edit_reaches_the_threshold(
 
 
 async def test_edits_that_make_it_worse_are_rolled_back(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     root = git_repo_with_defect(tmp_path / "repo")
     _ROOTS["current"] = root
@@ -123,7 +123,7 @@ async def test_edits_that_make_it_worse_are_rolled_back(
 
 
 async def test_outside_git_the_best_iteration_is_restored_from_copies(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     root = write_defective(tmp_path / "plain", WRONG_COLOUR)
     _ROOTS["current"] = root
@@ -146,7 +146,7 @@ async def test_outside_git_the_best_iteration_is_restored_from_copies(
 
 
 async def test_circled_spot_goes_to_the_model_with_the_users_words(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     root = write_defective(tmp_path / "plain", WRONG_COLOUR)
     shot = target_image.copy()
@@ -171,7 +171,7 @@ async def test_circled_spot_goes_to_the_model_with_the_users_words(
 
 
 async def test_a_turn_over_budget_stops_the_loop_with_the_shared_exit_code(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     """Issue #12: the fix loop maps reasons through kcode.exit_codes like -p does; a run budget that
     is spent stops it (exit 5) instead of starting turn after turn that can only fail again."""

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from kcode.visual.errors import VisualError
-from kcode.visual.images import Viewport
 from kcode.visual.locate import SourceIndex, locate_regions
+from kcode.visual.page_render import PageRenderer
 from kcode.visual.pipeline import inspect_page
 from kcode.visual.regions import Region
-from kcode.visual.render import Renderer
 from kcode.visual.sources import resolve_page_source
+from kcode.visual.target_images import Viewport
 from tests.visual.conftest import VIEWPORT
 from tests.visual.pages import DEFECTS, Defect, write_defective, write_page
 
@@ -60,7 +60,7 @@ def local_server() -> Iterator[tuple[str, list[str]]]:
 
 
 async def test_outside_requests_are_blocked_and_never_fetched(
-    renderer: Renderer, tmp_path: Path, local_server: tuple[str, list[str]]
+    renderer: PageRenderer, tmp_path: Path, local_server: tuple[str, list[str]]
 ) -> None:
     origin, hits = local_server
     head = (
@@ -85,7 +85,7 @@ async def test_outside_requests_are_blocked_and_never_fetched(
 
 
 async def test_es_modules_and_relative_paths_are_served_from_disk(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.js").write_text(
@@ -103,7 +103,7 @@ async def test_es_modules_and_relative_paths_are_served_from_disk(
 
 
 async def test_a_page_that_never_loads_times_out_with_a_clear_message(
-    renderer: Renderer, tmp_path: Path, local_server: tuple[str, list[str]]
+    renderer: PageRenderer, tmp_path: Path, local_server: tuple[str, list[str]]
 ) -> None:
     origin, hits = local_server
     renderer.timeout_s = 2
@@ -120,7 +120,7 @@ async def test_a_page_that_never_loads_times_out_with_a_clear_message(
 
 
 async def test_a_script_busy_looping_after_load_times_out(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     (tmp_path / "index.html").write_text(
         "<html><body><h1>hi</h1><script>addEventListener('load', () =>"
@@ -135,7 +135,7 @@ async def test_a_script_busy_looping_after_load_times_out(
 
 
 async def test_identical_render_scores_one(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     root = write_page(tmp_path)
     inspection = await inspect_page(
@@ -147,7 +147,7 @@ async def test_identical_render_scores_one(
 
 @pytest.mark.parametrize("defect", DEFECTS, ids=[d.name for d in DEFECTS])
 async def test_defects_score_lower_and_are_located(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path, defect: Defect
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path, defect: Defect
 ) -> None:
     root = write_defective(tmp_path, defect)
     inspection = await inspect_page(
@@ -164,7 +164,7 @@ async def test_defects_score_lower_and_are_located(
 
 
 async def test_red_circle_on_a_render_maps_to_the_element(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     from kcode.visual.annotate import find_red_mark
 
@@ -188,14 +188,16 @@ async def test_red_circle_on_a_render_maps_to_the_element(
     assert located[0]["elements"][0]["source"] == "styles.css:24"
 
 
-async def test_two_x_target_renders_at_device_scale_two(renderer: Renderer, tmp_path: Path) -> None:
+async def test_two_x_target_renders_at_device_scale_two(
+    renderer: PageRenderer, tmp_path: Path
+) -> None:
     root = write_page(tmp_path)
     result = await renderer.render(resolve_page_source(root, None, None), Viewport(640, 400, 2.0))
     assert Image.open(io.BytesIO(result.png)).size == (1280, 800)
 
 
 async def test_without_cdp_page_calls_and_capture_go_through_playwright(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     # Not every browser gives a CDP session: then the same page functions run through Playwright's
     # evaluate and the capture is page.screenshot(), with the same result.
@@ -217,7 +219,7 @@ async def test_without_cdp_page_calls_and_capture_go_through_playwright(
 
 
 async def test_a_page_that_redefines_to_json_is_still_measured_and_located(
-    renderer: Renderer, target_image: Image.Image, tmp_path: Path
+    renderer: PageRenderer, target_image: Image.Image, tmp_path: Path
 ) -> None:
     # Old libraries (Prototype.js) define toJSON on Array and Object prototypes; our page calls
     # must not go through them.

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kcode.visual.render import Renderer, RenderResult
+from kcode.visual.page_render import PageRenderer, RenderResult
 from kcode.visual.sources import resolve_page_source
 from tests.visual.conftest import VIEWPORT
 from tests.visual.pages import page_html, write_page
@@ -60,11 +60,11 @@ def edit(path: Path, text: str) -> None:
     os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
 
 
-async def render(renderer: Renderer, root: Path) -> RenderResult:
+async def render(renderer: PageRenderer, root: Path) -> RenderResult:
     return await renderer.render(resolve_page_source(root, None, None), VIEWPORT)
 
 
-async def fresh_render(renderer: Renderer, root: Path, tmp_path: Path) -> RenderResult:
+async def fresh_render(renderer: PageRenderer, root: Path, tmp_path: Path) -> RenderResult:
     copy = tmp_path / f"fresh-{len(list(tmp_path.iterdir()))}"
     shutil.copytree(root, copy)
     result = await render(renderer, copy)
@@ -73,7 +73,7 @@ async def fresh_render(renderer: Renderer, root: Path, tmp_path: Path) -> Render
 
 
 async def test_css_edit_restyles_in_place_with_the_pixels_of_a_reload(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     root = write_page(tmp_path / "site")
     first = await render(renderer, root)
@@ -89,7 +89,7 @@ async def test_css_edit_restyles_in_place_with_the_pixels_of_a_reload(
 
 
 async def test_a_rule_that_newly_shows_a_background_image_waits_for_it(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     root = write_page(tmp_path / "site", ".hero { background: url(stripes.png); }\n")
     Image.new("RGB", (8, 8), (220, 40, 200)).save(root / "stripes.png")
@@ -102,7 +102,7 @@ async def test_a_rule_that_newly_shows_a_background_image_waits_for_it(
     assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
-async def test_html_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
+async def test_html_edit_reloads(renderer: PageRenderer, tmp_path: Path) -> None:
     root = write_page(tmp_path / "site")
     await render(renderer, root)
     edit(root / "index.html", page_html().replace("Simple pricing", "Plans for everyone"))
@@ -111,7 +111,9 @@ async def test_html_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
     assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
-async def test_page_with_a_script_reloads_on_css_edit(renderer: Renderer, tmp_path: Path) -> None:
+async def test_page_with_a_script_reloads_on_css_edit(
+    renderer: PageRenderer, tmp_path: Path
+) -> None:
     # The script reads a computed style at load: only a reload shows the edited value.
     script = (
         "<script>document.addEventListener('DOMContentLoaded', () => {"
@@ -127,7 +129,7 @@ async def test_page_with_a_script_reloads_on_css_edit(renderer: Renderer, tmp_pa
     assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
-async def test_imported_stylesheet_edit_reloads(renderer: Renderer, tmp_path: Path) -> None:
+async def test_imported_stylesheet_edit_reloads(renderer: PageRenderer, tmp_path: Path) -> None:
     root = write_page(tmp_path / "site")
     styles = root / "styles.css"
     edit(styles, '@import "theme.css";\n' + styles.read_text())
@@ -139,7 +141,7 @@ async def test_imported_stylesheet_edit_reloads(renderer: Renderer, tmp_path: Pa
     assert same_pixels(second, await fresh_render(renderer, root, tmp_path))
 
 
-async def test_a_file_that_appears_later_reloads(renderer: Renderer, tmp_path: Path) -> None:
+async def test_a_file_that_appears_later_reloads(renderer: PageRenderer, tmp_path: Path) -> None:
     head = '<link rel="stylesheet" href="late.css">\n'
     root = write_page(tmp_path / "site", html=page_html(extra_head=head))
     await render(renderer, root)  # late.css is a 404 here
@@ -150,7 +152,7 @@ async def test_a_file_that_appears_later_reloads(renderer: Renderer, tmp_path: P
 
 
 async def test_no_edit_recaptures_and_still_reports_blocked_requests(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     head = '<link rel="stylesheet" href="https://fonts.example.com/css?family=Inter">\n'
     root = write_page(tmp_path / "site", html=page_html(extra_head=head))
@@ -162,7 +164,7 @@ async def test_no_edit_recaptures_and_still_reports_blocked_requests(
 
 
 async def test_successive_css_edits_keep_restyling_with_the_pixels_of_a_reload(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     # Sheets without resources are handed over as text; the next edit must still find them, and
     # an edit that adds a resource (fetched relative to the sheet's own URL) must resolve it.
@@ -191,7 +193,7 @@ async def test_successive_css_edits_keep_restyling_with_the_pixels_of_a_reload(
 
 
 async def test_elements_described_ahead_show_the_styles_after_the_edit(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     # The elements the locator asked about are described again by the next restyle, ahead of
     # the capture: those descriptions must be of the page after the edit, as if asked afterwards.
@@ -212,7 +214,7 @@ async def test_elements_described_ahead_show_the_styles_after_the_edit(
 
 
 async def test_an_edit_that_first_names_an_image_gives_the_boxes_after_it_loads(
-    renderer: Renderer, tmp_path: Path
+    renderer: PageRenderer, tmp_path: Path
 ) -> None:
     # The sheet named no resource before the edit; the edited one pulls in an image that pushes
     # content down. The boxes must be those of the page with the image, as after a reload.

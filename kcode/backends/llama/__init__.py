@@ -1,0 +1,1 @@
+"""The local backend: GGUF models run in-process by llama.cpp."""

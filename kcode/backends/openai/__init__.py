@@ -1,0 +1,1 @@
+"""The OpenAI-compatible chat completions backend and its HTTP transports."""

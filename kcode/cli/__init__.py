@@ -1,0 +1,1 @@
+"""The command line: flags, commands, help and error text, the REPL launch."""

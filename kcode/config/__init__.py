@@ -1,0 +1,1 @@
+"""Configuration: layered loading, the settings record, display."""

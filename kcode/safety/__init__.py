@@ -1,0 +1,1 @@
+"""Safety: the sandbox, approval policies and rules, secrets, shell-command checks."""
