@@ -234,10 +234,11 @@ def _coerce(value: Any, loc: str, spec: _Spec) -> Any:
         converted = as_table(value, loc)
     else:
         converted = _as_rules(value, loc)
-    if spec.ge is not None and not converted >= spec.ge:
-        raise FieldError(loc, f"Input should be greater than or equal to {spec.ge:g}")
+    # pydantic checks `le` before `ge`: only a NaN fails both, and it gets the `le` message.
     if spec.le is not None and not converted <= spec.le:
         raise FieldError(loc, f"Input should be less than or equal to {spec.le:g}")
+    if spec.ge is not None and not converted >= spec.ge:
+        raise FieldError(loc, f"Input should be greater than or equal to {spec.ge:g}")
     if spec.gt is not None and not converted > spec.gt:
         raise FieldError(loc, f"Input should be greater than {spec.gt:g}")
     return converted

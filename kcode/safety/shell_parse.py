@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import bashlex  # type: ignore[import-untyped]
-
 
 class Unparseable(ValueError):
     """A shell command whose parts cannot be known for sure."""
@@ -48,12 +46,20 @@ _WRITERS = {"rm", "mv", "cp", "tee", "truncate", "touch", "chmod", "chown", "ln"
 _MAX_DEPTH = 8
 
 
+def _parse(command: str) -> Any:
+    # Imported on first use: bashlex builds its parser tables at import (~0.1 s), which every
+    # `kcode -p` would otherwise pay before its first request, shell command or not.
+    import bashlex  # type: ignore[import-untyped]
+
+    return bashlex.parse(command)
+
+
 def walk_command(command: str, depth: int = 0) -> Walk:
     if depth > _MAX_DEPTH:
         raise Unparseable("nested too deeply")
     _reject_ansi_c(command)
     try:
-        trees = bashlex.parse(command)
+        trees = _parse(command)
     except Exception as err:  # bashlex raises ParsingError, NotImplementedError, ...
         trees = _parse_rewritten(command, err)
     out = Walk()
@@ -71,7 +77,7 @@ def _parse_rewritten(command: str, err: Exception) -> Any:
     if rewritten is None or rewritten == command:
         raise Unparseable(f"bash grammar: {err}")
     try:
-        return bashlex.parse(rewritten)
+        return _parse(rewritten)
     except Exception:
         raise Unparseable(f"bash grammar: {err}") from None
 
