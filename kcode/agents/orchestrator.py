@@ -246,7 +246,7 @@ class Orchestrator:
                 system_prompt=role_system_prompt(
                     role, parent.root, self.shared_facts, parent.root, date=self.date
                 )
-                + skills_prompt(parent.extensions),
+                + skills_prompt(parent.extensions, role),
                 options=role_options(
                     role,
                     dataclasses.replace(options, cache_key=role_cache_key(options.cache_key, role)),

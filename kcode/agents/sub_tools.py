@@ -12,8 +12,9 @@ sub-agent gets them too, within what its role allows:
   inherits every tool, MCP ones included, as in Claude Code.
 - with more MCP tools than the main agent is offered directly (kcode.mcp.manager), a sub-agent
   sees those the main agent's `mcp_search_tools` calls unlocked, within the same limits.
-- `skill` only returns a skill's instructions (it reads, never writes): every role gets it when
-  the session has model-invocable skills.
+- `skill` only returns a skill's instructions (it reads, never writes): every built-in role gets
+  it when the session has model-invocable skills; a custom agent whose `tools:` line lists its
+  tools gets it only when that list names it (`skill`, or Claude's `Skill`).
 
 Approval, rules and hooks apply unchanged: an MCP tool asks the sub-agent's approver (the parent's,
 one question at a time) with action "mcp", and the sub-agent's ToolContext carries the parent's
@@ -52,6 +53,16 @@ def mcp_policy(role: str) -> Allow:
     exact = {t for t in listed if t.count("__") >= 2 and not t.endswith("__*")}
     servers = {t.removesuffix("__*") + "__" for t in listed if t not in exact}
     return lambda name, _read_only: name in exact or any(name.startswith(s) for s in servers)
+
+
+def takes_skill(role: str) -> bool:
+    """Whether `role` gets the `skill` tool (see the module docstring)."""
+    from kcode.extensions.agents import KCODE_TOOLS, custom_agent
+
+    custom = custom_agent(role)
+    if custom is None:
+        return True
+    return "skill" in custom.tools or set(KCODE_TOOLS) <= set(custom.tools)
 
 
 class SubAgentTools(Mapping[str, Tool[Any]]):
@@ -115,15 +126,18 @@ def sub_agent_tools(
     """`base` with the role's share of the session's skill and MCP tools; None when there is
     nothing to add (the built-in tools are then used as they are)."""
     extra: Mapping[str, Tool[Any]] = extensions.extra_tools() if extensions is not None else {}
+    if not takes_skill(role):
+        extra = {name: tool for name, tool in extra.items() if name != "skill"}
     if not extra and mcp is None:
         return None
     return SubAgentTools(base, extra, mcp, mcp_policy(role))
 
 
-def skills_prompt(extensions: Any) -> str:
-    """The skills listing for a sub-agent's system prompt (sorted: byte-stable per role)."""
+def skills_prompt(extensions: Any, role: str) -> str:
+    """The skills listing for a sub-agent's system prompt (sorted: byte-stable per role); empty
+    for a role without the `skill` tool."""
     skills = getattr(extensions, "skills", None)
-    if not skills:
+    if not skills or not takes_skill(role):
         return ""
     from kcode.extensions.skills import skills_listing
 

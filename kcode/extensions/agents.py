@@ -117,6 +117,8 @@ def map_tools(names: list[str], path: Path, warnings: Warnings) -> list[str]:
             mapped: tuple[str, ...] = (name,)
         elif name in TOOL_ALIASES:
             mapped = TOOL_ALIASES[name]
+        elif name in ("skill", "Skill"):  # loading a skill (kcode.agents.sub_tools)
+            mapped = ("skill",)
         elif name.startswith("mcp__") and len(name) > 5:  # MCP tools (kcode.agents.sub_tools)
             mapped = (name,)
         elif name in ("Task", "Agent", "spawn_agents"):
