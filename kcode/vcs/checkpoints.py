@@ -28,6 +28,7 @@ from kcode.vcs.gitcmd import IDENTITY, Git, GitError, git_text, holds, stage_all
 
 REF_PREFIX = "refs/kcode/checkpoints"
 KEEP_PER_SESSION = 50
+INDEX_PREFIX = "kcode-index-"  # snapshot_tree's throwaway index files in .git
 
 
 class CheckpointError(Exception):
@@ -71,12 +72,13 @@ class GitCheckpoints:
         self.git_dir = Path(self.git.text("rev-parse", "--absolute-git-dir"))
         self.manifest = self.git_dir / "kcode" / "checkpoints" / f"{session_id}.jsonl"
         self._turn_prompt = ""
+        sweep_stale_indexes(self.git_dir)
 
     # ----- snapshots -------------------------------------------------------------------------
 
     def snapshot_tree(self) -> str:
         """The working tree as a git tree id, built in a throwaway index."""
-        fd, index = tempfile.mkstemp(prefix="kcode-index-", dir=self.git_dir)
+        fd, index = tempfile.mkstemp(prefix=INDEX_PREFIX, dir=self.git_dir)
         os.close(fd)
         try:
             real_index = self.git_dir / "index"
@@ -344,3 +346,23 @@ def latest_session_checkpoints(root: Path) -> GitCheckpoints:
         if checkpoints.entries():
             return checkpoints
     raise CheckpointError(f"nothing to undo: kcode has recorded no checkpoints in {top}")
+
+
+STALE_INDEX_S = 3600.0  # far longer than any snapshot takes: a younger one may be another run's
+
+
+def sweep_stale_indexes(git_dir: Path) -> None:
+    """Remove the throwaway indexes (`snapshot_tree`) that a killed kcode left in .git."""
+    cutoff = time.time() - STALE_INDEX_S
+    try:
+        entries = list(os.scandir(git_dir))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(INDEX_PREFIX) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # gone already, or not ours to remove: harmless either way

@@ -253,3 +253,19 @@ async def test_the_visual_fix_loop_snapshots_never_hash_secret_files(tmp_path: P
     ).stdout
     assert b"visual-secret-value" not in dump and b"OPENSSH PRIVATE KEY" not in dump
     assert b"run output" not in dump
+
+
+def test_throwaway_indexes_a_killed_run_left_in_git_are_swept(tmp_path: Path) -> None:
+    """A kill -9 in the middle of a snapshot leaves .git/kcode-index-*; the next run removes the
+    old ones and leaves a fresh one (another kcode may be snapshotting right now) alone."""
+    import os
+    import time
+
+    repo = make_repo(tmp_path / "r", {"a.py": "a = 1\n"})
+    old, fresh = repo / ".git" / "kcode-index-old", repo / ".git" / "kcode-index-fresh"
+    old.write_bytes(b"DIRC")
+    fresh.write_bytes(b"DIRC")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    GitCheckpoints(repo, "sweep")
+    assert not old.exists() and fresh.exists()
