@@ -96,6 +96,9 @@ async def test_forced_tool_call_yields_exactly_parseable_arguments(
     calls = [d for d in deltas if isinstance(d, ToolCallChunk)]
     assert calls and isinstance(deltas[-1], FinishChunk) and deltas[-1].reason == "tool_calls"
     for call in calls:
+        # Seen once in a full run (not reproduced in 50 runs since): arguments cut at
+        # '{"name": "stop", "argu'. The finish chunk's note says why a generation was cut.
+        assert call.arguments.strip().endswith("}"), (call, deltas[-1])
         arguments = json.loads(call.arguments)
         if call.name == "set_mode":
             assert arguments["mode"] in ("fast", "careful")
