@@ -28,6 +28,9 @@ def pixels(result: RenderResult) -> np.ndarray:  # type: ignore[type-arg]
     return np.asarray(Image.open(io.BytesIO(result.png)).convert("RGB"))
 
 
+FEW_PIXELS = 16
+
+
 class PixelMatch:
     """same_pixels' answer: falsy on a mismatch, and then its repr (which pytest prints with the
     failed assert) says where the images differ and by how much, so a rare failure can be read."""
@@ -35,21 +38,25 @@ class PixelMatch:
     def __init__(self, diff: np.ndarray) -> None:  # type: ignore[type-arg]
         self.max = int(diff.max()) if diff.size else 0
         ys, xs = np.nonzero(diff.max(axis=2) > 2) if diff.size else ((), ())
+        self.off = len(xs)  # pixels more than two levels apart
         self.where = (
             f"x {min(xs)}..{max(xs)}, y {min(ys)}..{max(ys)} ({len(xs)} pixels)" if len(xs) else ""
         )
 
     def __bool__(self) -> bool:
-        return self.max <= 2
+        # A few isolated pixels a little further apart are rasterisation too (seen: 2 pixels, 3
+        # levels, in a full run under load); a wrong restyle changes whole elements.
+        return self.max <= 2 or (self.off <= FEW_PIXELS and self.max <= 8)
 
     def __repr__(self) -> str:
         return f"PixelMatch(max difference {self.max}{'; ' + self.where if self.where else ''})"
 
 
 def same_pixels(a: RenderResult, b: RenderResult) -> PixelMatch:
-    """Equal within one or two levels per channel. Chromium's rasterisation of blurred box shadows can
-    differ by a level between two loads of the same page (seen in about one run in 15-30 under
-    load); a wrong restyle differs by far more, over whole elements."""
+    """Equal within one or two levels per channel (a handful of pixels may be a few levels more).
+    Chromium's rasterisation of blurred box shadows can differ by a level between two loads of the
+    same page (seen in about one run in 15-30 under load); a wrong restyle differs by far more,
+    over whole elements."""
     return PixelMatch(np.abs(pixels(a).astype(np.int16) - pixels(b)))
 
 
