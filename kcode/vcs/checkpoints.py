@@ -83,8 +83,10 @@ class GitCheckpoints:
         try:
             real_index = self.git_dir / "index"
             if real_index.is_file():
-                # A copy keeps git's stat cache, so unchanged files are not hashed again.
-                shutil.copyfile(real_index, index)
+                # A copy keeps git's stat cache, so unchanged files are not hashed again. copy2
+                # keeps the index's mtime too: git re-reads a file changed in the same second as
+                # the index was written ("racily clean") only if the index does not look newer.
+                shutil.copy2(real_index, index)
             else:
                 os.unlink(index)
             env = {"GIT_INDEX_FILE": index}

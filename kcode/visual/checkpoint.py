@@ -67,7 +67,9 @@ class GitIterationCheckpoints(Checkpoints):
         with tempfile.TemporaryDirectory() as tmp:
             index = Path(tmp) / "index"
             if (git_dir / "index").exists():
-                shutil.copyfile(git_dir / "index", index)  # a warm stat cache: fast `add`
+                # A warm stat cache (fast `add`); copy2 keeps the index's mtime, or git would
+                # trust the stat of a file edited in the index's second ("racily clean").
+                shutil.copy2(git_dir / "index", index)
             env = {"GIT_INDEX_FILE": str(index)}
             # Secret files are never hashed (a sandboxed `git cat-file` could read them back).
             try:

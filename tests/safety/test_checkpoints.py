@@ -269,3 +269,28 @@ def test_throwaway_indexes_a_killed_run_left_in_git_are_swept(tmp_path: Path) ->
     os.utime(old, (hours_ago, hours_ago))
     GitCheckpoints(repo, "sweep")
     assert not old.exists() and fresh.exists()
+
+
+async def test_an_edit_in_the_same_second_as_the_index_is_still_snapshotted(tmp_path: Path) -> None:
+    """Same size, same mtime as the index entry: only git's "racily clean" check (a file not older
+    than the index is re-read) sees the edit, and it works only if the throwaway index keeps the
+    real index's mtime. A plain copy looked newer, and the edit was missed (1 run in 30)."""
+    import os
+
+    from kcode.visual.checkpoint import open_checkpoints
+
+    repo = make_repo(tmp_path / "r", {"index.html": "<p>v1</p>\n"})
+    page, real_index = repo / "index.html", repo / ".git" / "index"
+    # Seconds in the past: a throwaway index that does not keep this mtime looks newer than it.
+    stamp = real_index.stat().st_mtime_ns - 10_000_000_000
+    os.utime(page, ns=(stamp, stamp))
+    git(repo, "update-index", "--refresh")  # the entry now records that mtime
+    os.utime(real_index, ns=(stamp, stamp))
+    before = GitCheckpoints(repo, "racy").snapshot_tree()
+    visual = await open_checkpoints(repo, repo / ".kcode" / "runs", "racy")
+    await visual.snapshot(0)
+    page.write_text("<p>v2</p>\n")  # the same size...
+    os.utime(page, ns=(stamp, stamp))  # ...and the same mtime as before
+    assert GitCheckpoints(repo, "racy").snapshot_tree() != before
+    await visual.snapshot(1)
+    assert "v2" in await visual.diff(0, 1)
