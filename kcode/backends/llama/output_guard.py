@@ -37,8 +37,9 @@ def repeating_period(text: str) -> int:
     return 0
 
 
-def _held_back(buffer: str, markers: Sequence[str]) -> int:
-    """Length of the longest tail of `buffer` that is a proper prefix of one of the markers."""
+def held_back_length(buffer: str, markers: Sequence[str]) -> int:
+    """Length of the longest tail of `buffer` that is a proper prefix of one of the markers (the
+    text to hold back: it may still grow into a marker). Shared with kcode.backends.llama.toolcall_formats."""
     longest = 0
     for marker in markers:
         for size in range(min(len(marker) - 1, len(buffer)), longest, -1):
@@ -70,7 +71,7 @@ class OutputGuard:
         if self.stopped:
             self._pending = ""
             return buffer
-        keep = _held_back(buffer, self.stop_texts) if self.stop_texts else 0
+        keep = held_back_length(buffer, self.stop_texts) if self.stop_texts else 0
         out, self._pending = buffer[: len(buffer) - keep], buffer[len(buffer) - keep :]
         if out:
             self._recent = (self._recent + out)[-_KEEP:]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kcode.backends.base import Delta, ReasoningChunk, TextChunk, ToolCallChunk, ToolSpec
+from kcode.backends.llama.output_guard import held_back_length
 from kcode.backends.llama.toolcall_bodies import (
     KIMI_ARGUMENT_BEGIN,
     BodyParser,
@@ -140,17 +141,6 @@ def detect_format(template_source: str) -> ToolCallFormat:
     return HERMES
 
 
-def _held_back_length(buffer: str, markers: Sequence[str]) -> int:
-    """Length of the longest buffer suffix that could still grow into one of the markers."""
-    longest = 0
-    for marker in markers:
-        for size in range(min(len(marker) - 1, len(buffer)), longest, -1):
-            if buffer.endswith(marker[:size]):
-                longest = size
-                break
-    return longest
-
-
 def _first_hit(buffer: str, markers: Sequence[str]) -> tuple[int, str] | None:
     hits = [(buffer.find(m), m) for m in markers]
     found = [(index, marker) for index, marker in hits if index >= 0]
@@ -225,7 +215,7 @@ class ToolCallStreamParser:
                 self._reasoning_cut = True
             self._state, self._strip_leading = "text", True
             return True
-        keep = 0 if final else _held_back_length(self._buffer, markers)
+        keep = 0 if final else held_back_length(self._buffer, markers)
         if len(self._buffer) > keep:
             out.append(ReasoningChunk(self._buffer[: len(self._buffer) - keep]))
             self._buffer = self._buffer[len(self._buffer) - keep :]
@@ -257,7 +247,7 @@ class ToolCallStreamParser:
         markers = self._text_markers()
         hit = _first_hit(self._buffer, markers)
         if hit is None:
-            keep = 0 if final else _held_back_length(self._buffer, markers)
+            keep = 0 if final else held_back_length(self._buffer, markers)
             self._emit_text(out, self._buffer[: len(self._buffer) - keep])
             self._buffer = self._buffer[len(self._buffer) - keep :]
             return False
