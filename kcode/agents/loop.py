@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kcode.agents.budget import BUDGET_EXCEEDED, BudgetExceeded, BudgetNotice, Meter
+from kcode.agents.reread import shorten_unchanged_read
 from kcode.agents.stats import AgentStats
 from kcode.agents.tool_calls import dangling_results, drain, result_messages, run_calls
 from kcode.backends.base import (
@@ -297,7 +298,11 @@ class Agent:
     def _add_results(
         self, calls: tuple[ToolCall, ...], results: list[ToolResult | None], repeats: int
     ) -> None:
-        for message in result_messages(calls, results, repeats):
+        # A read_file that returns what the history already holds costs a note, not the file.
+        shortened = [
+            shorten_unchanged_read(self.history, c, r) for c, r in zip(calls, results, strict=True)
+        ]
+        for message in result_messages(calls, shortened, repeats):
             self._add(message)
 
     def _close_dangling_calls(self) -> None:
