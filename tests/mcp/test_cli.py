@@ -84,3 +84,20 @@ def test_doctor_lists_servers_and_their_state(tmp_path: Path) -> None:
     assert "✓ basic: connected" in doctor.stdout
     assert "✗ crash: failed" in doctor.stdout and "cannot start" in doctor.stdout
     assert "mcpServers.odd.type: unknown transport 'pigeon'" in doctor.stdout
+
+
+def test_add_refuses_a_name_whose_tool_names_another_server_could_spell(tmp_path: Path) -> None:
+    """`gh` and `gh__x` (or `gh_`) would both own `mcp__gh__x__…`: refused at add time, with the
+    other server named, and nothing written; a name that merely starts alike is fine."""
+    env, repo = env_for(tmp_path), tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".mcp.json").write_text(json.dumps({"mcpServers": {"gh": {"command": "true"}}}))
+    user_file = tmp_path / "cfg" / "kcode" / "mcp.json"
+    for clashing in ("gh__issues", "gh_"):
+        refused = run_kcode(["mcp", "add", clashing, "--", "true"], env, repo)
+        assert refused.code == 2, refused.stdout
+        assert "clashes with server 'gh'" in refused.stderr and ".mcp.json" in refused.stderr
+        assert not user_file.exists()
+    assert run_kcode(["mcp", "add", "ghost", "--", "true"], env, repo).code == 0
+    assert run_kcode(["mcp", "add", "gh", "--", "false"], env, repo).code == 0  # same name: fine
+    assert set(json.loads(user_file.read_text())["mcpServers"]) == {"ghost", "gh"}

@@ -102,12 +102,29 @@ def add(inv: Invocation) -> int:
     warnings: list[str] = []
     if parse_server(name, entry, str(path), scope, warnings, env={}) is None:
         raise _fail("; ".join(warnings))
+    _refuse_clash(name, inv, root)
     data = _read(path)
     replaced = name in data["mcpServers"]
     data["mcpServers"][name] = entry
     _write(path, data)
     echo(f"{'replaced' if replaced else 'added'} {name} in {path}")
     return 0
+
+
+def _refuse_clash(name: str, inv: Invocation, root: Path) -> None:
+    """A name whose tool names another configured server could also spell (`gh` and `gh__x`,
+    `gh_`) would be skipped at the next load (kcode.mcp.config.names_clash): refuse it now, while
+    the user is here to pick another. Project files count whether or not the repository is
+    trusted yet: trusting it later must not start skipping a server that works today."""
+    from kcode.mcp.config import load_setup, names_clash
+
+    for other in load_setup(root, load(inv), trusted=True).servers:
+        if names_clash(name, other.name):
+            raise _fail(
+                f"server name {name!r} clashes with server {other.name!r} ({other.source}): "
+                f"tool names mcp__{name}__<tool> and mcp__{other.name}__<tool> could be the same; "
+                "choose another name"
+            )
 
 
 def remove(inv: Invocation) -> int:
