@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kcode.backends.base import ToolSpec
-from kcode.tools.base import Tool
+from kcode.messages import ToolResult
+from kcode.tools.base import Tool, ToolContext, ToolError
 
 READ_ONLY_ROLES = frozenset({"search", "test"})
 ALL_ROLES_MCP = frozenset({"edit", "general"})
@@ -93,6 +94,10 @@ class SubAgentTools(Mapping[str, Tool[Any]]):
                 from kcode.mcp.tools import McpTool
 
                 return McpTool(info, self.mcp)
+            if info is None and self.mcp.server_for(name) is not None:
+                # Its server is still starting: the call waits for the listing, then the role's
+                # policy decides on what the server says of the tool (as for the main agent).
+                return _NotYetListed(name, self.mcp, self.allow)
         raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
@@ -118,6 +123,34 @@ class SubAgentTools(Mapping[str, Tool[Any]]):
         # The manager's own order (connection, then the server's listing): the same for every
         # sub-agent of a role, so their tool lists stay a shared cacheable prefix.
         return [s for s in self.mcp.tool_specs() if s.name in allowed]
+
+
+class _NotYetListed(Tool[Any]):
+    """An MCP tool named before its server listed it. Not read-only until the server says so:
+    the scheduler runs it alone, and approval is asked by the real tool once it is known."""
+
+    description = "an MCP tool whose server is still starting"
+    read_only = False
+
+    def __init__(self, name: str, mcp: Any, allow: Allow) -> None:
+        self.name = name  # type: ignore[misc]
+        self.mcp = mcp
+        self.allow = allow
+        from kcode.mcp.tools import AnyArgs
+
+        self.args_model = AnyArgs  # type: ignore[misc,assignment]
+
+    async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
+        from kcode.mcp.results import CallOutcome
+        from kcode.mcp.tools import McpTool
+
+        info = await self.mcp.listed_tool(self.name)
+        if isinstance(info, CallOutcome):
+            raise ToolError(info.text)
+        if info is None or not self.allow(self.name, bool(info.read_only)):
+            # The same answer as for a listed tool the role may not use.
+            raise ToolError(f"unknown tool {self.name!r} for this sub-agent's role")
+        return await McpTool(info, self.mcp).run(args, ctx)
 
 
 def sub_agent_tools(

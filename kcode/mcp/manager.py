@@ -177,12 +177,13 @@ class McpManager:
         ]
         return max(found, key=lambda c: len(c.config.name), default=None)
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> CallOutcome:
+    async def listed_tool(self, name: str) -> ToolInfo | CallOutcome | None:
+        """The tool `name`, waiting for its server when that is still starting (the model may
+        name a tool its first request went out without, or one it knows the server for); a
+        failed outcome when that server could not start; None when no server lists it."""
         self.start()
         info = self.known_tool(name)
         if info is None:
-            # The model may name a tool of a server that is still starting (its first request
-            # went out without it, or it knows the server): wait for that server, then look again.
             conn = self.server_for(name)
             if conn is not None:
                 if not await self._ready(conn):
@@ -192,6 +193,12 @@ class McpManager:
                         "Continue without it; kcode tries to reconnect on the next call.",
                     )
                 info = self.known_tool(name)
+        return info
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> CallOutcome:
+        info = await self.listed_tool(name)
+        if isinstance(info, CallOutcome):
+            return info
         if info is None:
             listed = ", ".join(sorted(self.tools())) or "none"
             return CallOutcome(False, f"no MCP tool {name!r}; MCP tools available: {listed}")

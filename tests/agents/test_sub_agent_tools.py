@@ -293,3 +293,39 @@ async def test_sub_agents_of_a_role_share_their_prefix_with_mcp_tools_and_skills
     assert LOOKUP.encode() in first and b"# Skills" in first
     # Everything up to the task (model, tools with the MCP ones, system prompt) is the same bytes.
     assert common_prefix(first, second) == first.index(b"S: first") + len(b"S: ")
+
+
+async def test_a_sub_agent_may_call_an_mcp_tool_before_its_server_has_listed_it(
+    tmp_path: Path,
+) -> None:
+    """The fan-out starts before the server is up (no wait_ready): the calls wait for its listing,
+    then the role's policy decides on what the server says of each tool, as for listed tools."""
+    scripts = {
+        MAIN: [spawn(("search", "S: look it up"), ("edit", "E: note it")), Reply.text("done")],
+        "S: look": [
+            Reply.tool_call(LOOKUP, {"key": "a"}),
+            Reply.tool_call(WRITE, {"text": "from search"}),
+            Reply.text(SEARCH_ANSWER),
+        ],
+        "E: note": [Reply.tool_call(WRITE, {"text": "from edit"}), Reply.text(EDIT_ANSWER)],
+    }
+    manager = manager_for(tmp_path)
+    with FakeOpenAIServer(ByConversation(scripts)) as server:
+        backend = OpenAIBackend(server.base_url, "key", "fake-model", max_retries=0)
+        agent = main_agent(backend, tmp_path)
+        agent.ctx.extensions = extensions(tmp_path)
+        assert isinstance(agent.ctx.spawner, Orchestrator)
+        agent.ctx.spawner.mcp = manager
+        try:
+            events = await asyncio.wait_for(run(agent, MAIN), 120)
+        finally:
+            await manager.aclose()
+            await backend.aclose()
+    assert finished(events).reason == "completed"
+    # The first requests went out before the server listed its tools.
+    assert LOOKUP not in offered(server, "S: look")[0]
+    searched = results_of(events, "search-1")
+    assert searched[0] == (LOOKUP, True, "value of a")
+    assert searched[1][:2] == (WRITE, False) and "unknown tool" in searched[1][2]
+    assert results_of(events, "edit-2") == [(WRITE, True, "noted")]
+    assert (tmp_path / "notes.log").read_text() == "from edit\n"
