@@ -14,6 +14,7 @@ MCP tool's output that happens to be equal is not the same promise.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from kcode.messages import Message, ToolCall, ToolResult
@@ -36,7 +37,7 @@ def shorten_unchanged_read(
         or len(result.content) < MIN_SAVED_CHARS
     ):
         return result
-    earlier = _earlier_read(history, result.content)
+    earlier = _earlier_read(history, _path_of(call), result.content)
     if earlier is None:
         return result
     # Short on purpose: the call's own arguments, just above it, already name the file and window.
@@ -44,14 +45,22 @@ def shorten_unchanged_read(
     return ToolResult(result.call_id, True, note, result.data)
 
 
-def _earlier_read(history: Sequence[Message], content: str) -> str | None:
-    """The call id of a read_file result in `history` whose text is `content`, if any."""
+def _path_of(call: ToolCall) -> str | None:
+    path = call.arguments.get("path")
+    return os.path.normpath(path) if isinstance(path, str) else None
+
+
+def _earlier_read(history: Sequence[Message], path: str | None, content: str) -> str | None:
+    """The call id of a read_file of the same `path` in `history` whose result text is `content`.
+    Two files with the same text (a vendored copy) are not one file: the path must match too."""
+    if path is None:
+        return None
     read_ids = {
         call.id
         for message in history
         if message.role == "assistant"
         for call in message.tool_calls
-        if call.name == READ_TOOL
+        if call.name == READ_TOOL and _path_of(call) == path
     }
     for message in reversed(history):
         if (

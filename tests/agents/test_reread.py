@@ -143,6 +143,18 @@ def test_only_read_file_results_count_as_earlier_reads() -> None:
     assert shortened is not None and "c1" in shortened.content
 
 
+def test_another_file_with_the_same_text_is_sent_in_full() -> None:
+    """A vendored copy reads like the original, but the model asked for another file."""
+    text = "v" * (MIN_SAVED_CHARS + 1)
+    history = _history("read_file", "c1", text)  # read mod.py
+    copy = ToolCall("c2", "read_file", {"path": "vendor/mod.py"})
+    result = ToolResult("c2", True, text)
+    assert shorten_unchanged_read(history, copy, result) is result
+    same = ToolCall("c3", "read_file", {"path": "./mod.py"})  # the same file, spelt otherwise
+    shortened = shorten_unchanged_read(history, same, ToolResult("c3", True, text))
+    assert shortened is not None and "c1" in shortened.content
+
+
 def test_compacted_away_small_failed_or_image_results_are_kept() -> None:
     big = "y" * (MIN_SAVED_CHARS + 1)
     call = ToolCall("c2", "read_file", {"path": "mod.py"})
