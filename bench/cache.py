@@ -193,12 +193,12 @@ async def main() -> int:
         f"{statistics.mean(same_role):.3f}"
     )
     print(f"run stats: {final.stats['usage']['requests']} requests, {final.stats['steps']} steps")
-    # The script re-reads files (steps 9 and 11-19 read files read before); an unchanged one is
-    # answered with a note instead of the file (kcode.agents.reread). Shown so the figure is read
+    # The script re-reads files (steps 9 and 11-19 read files read before); one whose text is what
+    # its last read returned is answered with a note instead of the file (kcode.agents.reread). Shown so the figure is read
     # knowing it: the files the sub-agents edited meanwhile are sent again in full.
-    notes = requests[-1][1].count(b"[unchanged since your read_file call")
+    notes = requests[-1][1].count(b"[same text as your earlier read_file of")
     reads = requests[-1][1].count(b'"name":"read_file","arguments"')
-    print(f"main agent's reads answered with an unchanged-file note: {notes} of {reads}")
+    print(f"main agent's reads answered with a same-text note: {notes} of {reads}")
     print(
         f"prefix reuse: mean {statistics.mean(values):.3f} of each request's prompt bytes equal the "
         f"previous request's prefix (min {min(values):.3f}, {len(values)} requests; target >= 0.95)"

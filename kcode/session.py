@@ -19,6 +19,7 @@ from typing import Any
 from kcode.config.loader import data_dir
 from kcode.events import Event, ReasoningDelta, TextDelta
 from kcode.messages import Message, TextPart, message_from_json, message_to_json
+from kcode.safety.json_input import loads_json
 
 # Deltas are not logged: the AssistantMessage event and the message record carry the full text.
 _UNLOGGED_EVENTS = (TextDelta, ReasoningDelta)
@@ -161,7 +162,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            out.append(loads_json(line))
         except ValueError:
             continue  # a line torn by a kill mid-write; everything before it is intact
     return out

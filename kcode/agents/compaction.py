@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from kcode.agents.reread import restore_summarised_reads
 from kcode.backends.base import Backend, BackendOptions, TextChunk, UsageChunk
 from kcode.messages import Message, TextPart
 
@@ -134,6 +135,8 @@ async def compact_history(
     )
     new_history = [history[0], *(m for m in old if m.role == "user"), summary_message]
     new_history.extend(history[last_user:])
+    # A repeated-read note kept here may point at a result just summarised: give it its text back.
+    new_history = restore_summarised_reads(new_history)
     return CompactionResult(
         history=new_history,
         tokens_before=estimate_tokens(history),

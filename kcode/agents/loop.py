@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from kcode.agents.budget import BUDGET_EXCEEDED, BudgetExceeded, BudgetNotice, Meter
-from kcode.agents.reread import shorten_unchanged_read
+from kcode.agents.reread import note_repeated_read
 from kcode.agents.stats import AgentStats
 from kcode.agents.tool_calls import dangling_results, drain, result_messages, run_calls
 from kcode.backends.base import (
@@ -50,6 +50,7 @@ from kcode.events import (
 )
 from kcode.messages import Message, ToolCall, ToolResult
 from kcode.safety.approval import ApprovalRequired
+from kcode.safety.json_input import MAX_ARGUMENT_DEPTH, loads_json
 from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import tool_specs
 
@@ -84,7 +85,7 @@ class _Reply:
             call_id = raw.get("id") or f"call_{uuid.uuid4().hex[:12]}"
             text = raw.get("arguments", "").strip()
             try:
-                args = json.loads(text) if text else {}
+                args = loads_json(text, MAX_ARGUMENT_DEPTH) if text else {}
                 invalid = None if isinstance(args, dict) else text
             except ValueError:
                 args, invalid = {}, text
@@ -298,11 +299,11 @@ class Agent:
     def _add_results(
         self, calls: tuple[ToolCall, ...], results: list[ToolResult | None], repeats: int
     ) -> None:
-        # A read_file that returns what the history already holds costs a note, not the file.
-        shortened = [
-            shorten_unchanged_read(self.history, c, r) for c, r in zip(calls, results, strict=True)
-        ]
-        for message in result_messages(calls, shortened, repeats):
+        messages = result_messages(calls, results, repeats)
+        for call, result, message in zip(calls, results, messages, strict=True):
+            if result is not None and result.ok:
+                # A read_file that returns what its last read returned costs a note, not the file.
+                message = note_repeated_read(self.history, call, message)
             self._add(message)
 
     def _close_dangling_calls(self) -> None:

@@ -94,7 +94,8 @@ class SubAgentTools(Mapping[str, Tool[Any]]):
                 from kcode.mcp.tools import McpTool
 
                 return McpTool(info, self.mcp)
-            if info is None and self.mcp.server_for(name) is not None:
+            # A role that may not use the tool even if it were read-only is refused at once.
+            if info is None and self.allow(name, True) and self.mcp.server_for(name) is not None:
                 # Its server is still starting: the call waits for the listing, then the role's
                 # policy decides on what the server says of the tool (as for the main agent).
                 return _NotYetListed(name, self.mcp, self.allow)

@@ -28,6 +28,7 @@ from kcode.backends.base import (
     UsageChunk,
 )
 from kcode.messages import Message
+from kcode.safety.json_input import loads_json
 
 Turn = dict[str, Any] | Callable[[Sequence[Message]], dict[str, Any]]
 
@@ -44,7 +45,7 @@ class ScriptedBackend:
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedBackend:
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = loads_json(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise BackendError("config", f"cannot read the script {path}: {err}") from err
         if not isinstance(data, list | dict):

@@ -24,6 +24,7 @@ from kcode.config.schema import (  # noqa: F401  (re-exported: the names callers
     Settings,
     SettingsError,
 )
+from kcode.safety.json_input import loads_toml
 from kcode.safety.workspace_files import UnsafeFile, read_workspace_file
 
 MOONSHOT_BASE_URL = "https://api.moonshot.ai/v1"
@@ -105,7 +106,7 @@ REPO_CONFIG_MAX_BYTES = 256 * 1024
 
 def _parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        data = loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"cannot read {path}: {err}. Fix the file or remove it.") from err
     return {k.replace("-", "_"): v for k, v in data.items()}

@@ -103,6 +103,9 @@ def split_front_matter(
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         warnings.add(path, f"invalid YAML{where}: {problem}", "front matter")
         return None, body
+    except RecursionError:  # `a: [[[[…` thousands deep: PyYAML recurses per level
+        warnings.add(path, "invalid YAML: nested too deeply to parse", "front matter")
+        return None, body
     if data is None:
         data = {}
     if not isinstance(data, dict):

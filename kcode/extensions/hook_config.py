@@ -9,7 +9,6 @@ the field; the other hooks still load.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kcode.extensions.files import Source, Warnings, read_text
+from kcode.safety.json_input import loads_json
 
 if TYPE_CHECKING:
     from kcode.config.loader import Config
@@ -185,7 +185,7 @@ def read_hook_file(path: Path, source: Source, warnings: Warnings) -> list[HookS
     if text is None:
         return []
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except ValueError as err:
         warnings.add(path, f"invalid JSON: {err}; its hooks are ignored")
         return []
@@ -200,7 +200,7 @@ def project_has_hooks(root: Path) -> bool:
     """Whether the project defines any hook (settings files without `hooks` do not count)."""
     for path in project_hook_files(root):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
             return True  # unreadable: count it, `kcode doctor` shows why it is not used
         if isinstance(data, dict) and data.get("hooks"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kcode.extensions.hook_config import HookSpec
+from kcode.safety.json_input import loads_json
 
 BLOCK_EXIT = 2
 BARE_PROGRAM = re.compile(r"^[\w./+-]+$")
@@ -198,7 +199,7 @@ def _absorb(outcome: HookOutcome, run: _Run, event: str) -> None:
         return
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except ValueError:
             outcome.notices.append(f"{name} printed invalid JSON; its output was ignored")
             return

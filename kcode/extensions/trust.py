@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kcode.config.loader import data_dir
+from kcode.safety.json_input import loads_json
 
 if TYPE_CHECKING:
     from kcode.config.loader import Config
@@ -37,7 +38,7 @@ def trust_path(root: Path) -> Path:
 def stored_decision(root: Path) -> bool | None:
     """True/False once the user answered the REPL's question for this repository, else None."""
     try:
-        data = json.loads(trust_path(root).read_text(encoding="utf-8"))
+        data = loads_json(trust_path(root).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("root") != str(root.resolve()):

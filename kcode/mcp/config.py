@@ -14,7 +14,6 @@ field ignored) and everything else keeps working.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -22,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from kcode.safety.json_input import loads_json
 
 PROJECT_FILES = (".kcode/mcp.json", ".mcp.json")
 MAX_PROJECT_FILE = 512 * 1024
@@ -248,7 +249,7 @@ def parse_servers_json(
     text: str, source: str, scope: str, warnings: list[str]
 ) -> list[ServerConfig]:
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except ValueError as err:
         warnings.append(f"{source}: not valid JSON ({err}); its MCP servers are ignored")
         return []

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kcode.safety.json_input import loads_json
 from kcode.safety.shell_parse import Unparseable, walk_command
 
 Verdict = Literal["allow", "ask", "deny"]
@@ -204,7 +205,7 @@ class RuleSet:
         if not self.rules:
             return None, ""
         try:
-            compact = json.dumps(json.loads(arguments_json or "{}"), separators=(",", ":"))
+            compact = json.dumps(loads_json(arguments_json or "{}"), separators=(",", ":"))
         except ValueError:  # shortened for display: an argument glob cannot vouch for it
             compact = None
         rule = self.first("mcp", f"{tool}\0{compact or arguments_json}")

@@ -11,7 +11,6 @@ hooks with no approval. Test files themselves still run: the sandbox is the boun
 from __future__ import annotations
 
 import asyncio
-import json
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pydantic import Field
 
 from kcode.messages import ToolResult
 from kcode.safety.approval import ApprovalRequest
+from kcode.safety.json_input import loads_json
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 from kcode.tools.process import run_process, scrubbed_env, wrap_command
 from kcode.tools.test_parsers import TestSummary, parse_output
@@ -54,7 +54,7 @@ def python_for(root: Path) -> str:
 
 def _has_npm_test_script(root: Path) -> bool:
     try:
-        scripts = json.loads((root / "package.json").read_text()).get("scripts") or {}
+        scripts = loads_json((root / "package.json").read_text()).get("scripts") or {}
     except (OSError, ValueError, AttributeError):
         return False
     test = scripts.get("test") if isinstance(scripts, dict) else None

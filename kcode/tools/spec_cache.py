@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kcode import __version__
 from kcode.backends.base import ToolSpec
+from kcode.safety.json_input import loads_json
 
 TOOLS_DIR = Path(__file__).resolve().parent
 
@@ -34,7 +35,7 @@ def cached_tool_specs(names: tuple[str, ...] | list[str]) -> list[ToolSpec]:
     """The specs of `names`, from the cache when it is current, else built (and cached)."""
     path = _cache_path()
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
+        table = loads_json(path.read_text(encoding="utf-8"))
         if all(name in table for name in names):
             return [ToolSpec(n, table[n]["description"], table[n]["parameters"]) for n in names]
     except (OSError, ValueError, KeyError, TypeError):

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from kcode.config.loader import data_dir
 from kcode.safety.approval import ApprovalDecision, ApprovalRequest
+from kcode.safety.json_input import loads_toml
 from kcode.safety.terminal_text import visible
 from kcode.ui.render import diff_text
 
@@ -60,7 +61,7 @@ class ProjectRules:
 
     def _load(self) -> list[AllowRule]:
         try:
-            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+            data = loads_toml(self.path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
             return []
         out = []

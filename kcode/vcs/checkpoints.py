@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kcode.safety.json_input import loads_json
 from kcode.tools.base import FileChanges
 from kcode.tools.fileio import atomic_write
 from kcode.vcs.gitcmd import IDENTITY, Git, GitError, git_text, holds, stage_all_but_secrets
@@ -106,7 +107,7 @@ class GitCheckpoints:
         out = []
         for line in self.manifest.read_text(encoding="utf-8").splitlines():
             try:
-                out.append(json.loads(line))
+                out.append(loads_json(line))
             except ValueError:
                 continue  # a line torn by a kill; the refs are still there
         return out

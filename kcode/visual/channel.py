@@ -14,6 +14,7 @@ import base64
 import json
 from typing import Any
 
+from kcode.safety.json_input import loads_json
 from kcode.visual.errors import VisualError
 from kcode.visual.target_images import Viewport
 
@@ -55,7 +56,7 @@ class PageChannel:
                 raise VisualError(f"a kcode script failed in the page: {error}")
             text = reply["result"].get("value")
         try:
-            result = json.loads(text)
+            result = loads_json(text)
         except (TypeError, ValueError):
             result = None
         if not isinstance(result, expect):

@@ -1,5 +1,5 @@
-"""Unchanged re-reads (kcode.agents.reread): a read_file whose text the conversation already holds is
-answered with a note naming the earlier call; anything else goes to the model in full.
+"""Repeated reads (kcode.agents.reread): a read_file that returns what the latest read of the same
+file and window returned is answered with a note naming that call; anything else goes in full.
 
 Real Agent loop, real tools, real git repo, the fake OpenAI server over HTTP: the assertions read
 the request bodies the model would have received.
@@ -10,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kcode.agents.reread import MIN_SAVED_CHARS, shorten_unchanged_read
+from kcode.agents.compaction import compact_history
+from kcode.agents.reread import MIN_SAVED_CHARS, note_repeated_read, restore_summarised_reads
+from kcode.backends.base import BackendOptions
 from kcode.backends.openai.api import OpenAIBackend
+from kcode.backends.scripted import ScriptedBackend
 from kcode.messages import Message, ToolCall, ToolResult
 from tests.agents.helpers import finished, main_agent, make_repo, run
 from tests.fake_openai import ByConversation, FakeOpenAIServer, Reply
@@ -49,7 +52,7 @@ async def test_second_read_of_an_unchanged_file_is_a_note_naming_the_first(
     first, second = tools
     assert "def f11(x):" in first["content"]
     assert "def f11" not in second["content"]
-    assert second["content"].startswith("[unchanged since your read_file call ")
+    assert second["content"].startswith("[same text as your earlier read_file of mod.py (call ")
     assert first["tool_call_id"] in second["content"]
 
 
@@ -71,7 +74,7 @@ async def test_a_changed_file_or_another_window_is_sent_in_full(tmp_path: Path) 
     )
     first, _edit, after_edit, window, window_again = tools
     assert "return x + 12" in after_edit["content"] and "return x + 11" in first["content"]
-    assert "def f4(x):" in window["content"] and "unchanged" not in window["content"]
+    assert "def f4(x):" in window["content"] and "same text" not in window["content"]
     assert window["tool_call_id"] in window_again["content"]
     assert "def f4" not in window_again["content"]
 
@@ -124,45 +127,83 @@ async def test_a_sub_agent_gets_the_file_though_its_parent_read_it(tmp_path: Pat
 
 
 # --- the rule itself, on histories no scripted run produces ------------------------------------
-def _history(tool_name: str, call_id: str, text: str) -> list[Message]:
-    call = ToolCall(call_id, tool_name, {"path": "mod.py"})
-    return [
-        Message.user("go"),
-        Message.assistant("", (call,)),
-        Message.tool(ToolResult(call_id, True, text)),
-    ]
+TEXT = "v" * (MIN_SAVED_CHARS + 1)
+
+
+def _read_call(call_id: str, path: str = "mod.py", **window: int) -> ToolCall:
+    return ToolCall(call_id, "read_file", {"path": path, **window})
+
+
+def _exchange(call: ToolCall, text: str) -> list[Message]:
+    return [Message.assistant("", (call,)), Message.tool(ToolResult(call.id, True, text))]
+
+
+def _again(history: list[Message], call: ToolCall, text: str = TEXT) -> Message:
+    return note_repeated_read(history, call, Message.tool(ToolResult(call.id, True, text)))
 
 
 def test_only_read_file_results_count_as_earlier_reads() -> None:
     """A shell `cat` or an MCP tool that printed the same text promised nothing about the file."""
-    text = "x" * (MIN_SAVED_CHARS + 1)
-    call = ToolCall("c2", "read_file", {"path": "mod.py"})
-    result = ToolResult("c2", True, text)
-    assert shorten_unchanged_read(_history("shell", "c1", text), call, result) is result
-    shortened = shorten_unchanged_read(_history("read_file", "c1", text), call, result)
-    assert shortened is not None and "c1" in shortened.content
+    shell = ToolCall("c1", "shell", {"command": "cat mod.py"})
+    history = [Message.user("go"), *_exchange(shell, TEXT)]
+    assert _again(history, _read_call("c2")).text == TEXT
+    history += _exchange(_read_call("c2"), TEXT)
+    assert "call c2" in _again(history, _read_call("c3")).text
+
+
+def test_a_file_that_reads_like_an_older_version_is_sent_in_full() -> None:
+    """v1, then v2, then reverted to v1: the model last saw v2, so a note pointing at the v1
+    read would make it take v2 for current; the file goes in full."""
+    v2 = "w" * (MIN_SAVED_CHARS + 1)
+    history = [
+        Message.user("go"),
+        *_exchange(_read_call("a"), TEXT),
+        *_exchange(_read_call("b"), v2),
+    ]
+    assert _again(history, _read_call("c")).text == TEXT
 
 
 def test_another_file_with_the_same_text_is_sent_in_full() -> None:
     """A vendored copy reads like the original, but the model asked for another file."""
-    text = "v" * (MIN_SAVED_CHARS + 1)
-    history = _history("read_file", "c1", text)  # read mod.py
-    copy = ToolCall("c2", "read_file", {"path": "vendor/mod.py"})
-    result = ToolResult("c2", True, text)
-    assert shorten_unchanged_read(history, copy, result) is result
-    same = ToolCall("c3", "read_file", {"path": "./mod.py"})  # the same file, spelt otherwise
-    shortened = shorten_unchanged_read(history, same, ToolResult("c3", True, text))
-    assert shortened is not None and "c1" in shortened.content
+    history = [Message.user("go"), *_exchange(_read_call("c1"), TEXT)]
+    assert _again(history, _read_call("c2", "vendor/mod.py")).text == TEXT
+    assert "call c1" in _again(history, _read_call("c3", "./mod.py")).text  # the same file
 
 
-def test_compacted_away_small_failed_or_image_results_are_kept() -> None:
-    big = "y" * (MIN_SAVED_CHARS + 1)
-    call = ToolCall("c2", "read_file", {"path": "mod.py"})
-    compacted = [Message.user("go"), Message.assistant("summary of the earlier work")]
-    kept = ToolResult("c2", True, big)
-    assert shorten_unchanged_read(compacted, call, kept) is kept
-    small = ToolResult("c2", True, "z" * 10)
-    assert shorten_unchanged_read(_history("read_file", "c1", "z" * 10), call, small) is small
-    failed = ToolResult("c2", False, big)
-    assert shorten_unchanged_read(_history("read_file", "c1", big), call, failed) is failed
-    assert shorten_unchanged_read(_history("read_file", "c1", big), call, None) is None
+def test_reused_call_ids_never_pair_a_read_with_another_tools_result() -> None:
+    """Some providers number calls per reply (`call_0` every time)."""
+    history = [
+        Message.user("go"),
+        *_exchange(_read_call("call_0"), TEXT),
+        *_exchange(ToolCall("call_0", "grep", {"pattern": "x"}), "mod.py:1:x"),
+    ]
+    assert "call call_0" in _again(history, _read_call("call_0")).text
+    history += _exchange(_read_call("call_0"), "w" * (MIN_SAVED_CHARS + 1))
+    assert _again(history, _read_call("call_0")).text == TEXT  # the latest read says otherwise
+
+
+def test_small_or_image_results_are_kept() -> None:
+    history = [Message.user("go"), *_exchange(_read_call("c1"), "z" * 10)]
+    assert _again(history, _read_call("c2"), "z" * 10).text == "z" * 10
+
+
+def test_a_note_of_a_note_names_the_result_that_holds_the_text() -> None:
+    history = [Message.user("go"), *_exchange(_read_call("a"), TEXT)]
+    history += [Message.assistant("", (_read_call("b"),)), _again(history, _read_call("b"))]
+    assert "(call a)" in _again(history, _read_call("c")).text
+
+
+async def test_compaction_gives_a_note_its_text_back_when_its_source_is_summarised() -> None:
+    """Turn 1 reads the file, turn 2 reads it again (a note); compaction summarises turn 1 and
+    keeps turn 2 verbatim: the kept note would point at nothing, so it holds the text again."""
+    history = [Message.system("sys"), Message.user("turn 1"), *_exchange(_read_call("a"), TEXT)]
+    history += [Message.assistant("done"), Message.user("turn 2")]
+    history += [Message.assistant("", (_read_call("b"),)), _again(history, _read_call("b"))]
+    assert history[-1].text != TEXT
+    assert restore_summarised_reads(history) == history  # its source is still there
+    result = await compact_history(
+        history, ScriptedBackend([{"text": "summary"}]), BackendOptions()
+    )
+    assert result is not None
+    kept = [m for m in result.history if m.role == "tool"]
+    assert [m.text for m in kept] == [TEXT] and kept[0].tool_call_id == "b"

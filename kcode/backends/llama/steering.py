@@ -27,6 +27,7 @@ from typing import Any
 from kcode.backends.base import BackendError, ToolSpec
 from kcode.backends.llama.gbnf import gbnf_literal, tool_call_grammar
 from kcode.backends.llama.toolcall_formats import ToolCallFormat
+from kcode.safety.json_input import loads_json
 
 STEER_ENV = "KCODE_LOCAL_STEER"
 
@@ -41,7 +42,7 @@ class SteerStep:
 def load_steering(path: str | Path) -> list[SteerStep]:
     """The steps in `path`; BackendError (config) with what is wrong when they cannot be used."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = loads_json(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BackendError("config", f"{STEER_ENV}: cannot read {path}: {err}") from err
     if not isinstance(data, list):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kcode.backends.base import ToolSpec
+from kcode.safety.json_input import MAX_ARGUMENT_DEPTH, loads_json
 
 KIMI_ARGUMENT_BEGIN = "<|tool_call_argument_begin|>"
 
@@ -33,7 +34,7 @@ def _decode_arguments(value: Any) -> dict[str, Any] | None:
         return value
     if isinstance(value, str):  # some models double-encode the arguments
         try:
-            decoded = json.loads(value)
+            decoded = loads_json(value, MAX_ARGUMENT_DEPTH)
         except ValueError:
             return None
         return decoded if isinstance(decoded, dict) else None
@@ -94,7 +95,7 @@ def parse_kimi_body(body: str, tools: Mapping[str, ToolSpec]) -> list[ParsedCall
     if not separator:
         return [ParsedCall(name, None, body.strip(), call_id or None)]
     try:
-        arguments = _decode_arguments(json.loads(argument_text))
+        arguments = _decode_arguments(loads_json(argument_text, MAX_ARGUMENT_DEPTH))
     except ValueError:
         arguments = None
     return [ParsedCall(name, arguments, argument_text.strip(), call_id or None)]
@@ -139,7 +140,7 @@ def convert_parameter_value(text: str, schema: Mapping[str, Any] | None) -> Any:
             return int(number) if number.is_integer() and "." not in stripped else number
         if kind in ("object", "array", "json"):
             try:
-                return json.loads(stripped)
+                return loads_json(stripped, MAX_ARGUMENT_DEPTH)
             except ValueError:
                 continue
     return text

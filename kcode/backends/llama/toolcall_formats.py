@@ -44,6 +44,7 @@ from kcode.backends.llama.toolcall_bodies import (
     parse_qwen3_coder_body,
 )
 from kcode.backends.llama.toolcall_mistral import MISTRAL_CALLS, read_mistral_calls
+from kcode.safety.json_input import MAX_ARGUMENT_DEPTH, loads_json
 
 __all__ = [
     "FORMATS",
@@ -326,7 +327,7 @@ class ToolCallStreamParser:
         body = self._buffer if end < 0 else self._buffer[:end]
         self._buffer = "" if end < 0 else self._buffer[end:]
         try:
-            value, decoded = json.loads(body), True
+            value, decoded = loads_json(body, MAX_ARGUMENT_DEPTH), True
         except ValueError:
             value, decoded = None, False
         call = llama3_call(value, self._tools) if decoded else None

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from kcode.backends.base import ToolSpec
 from kcode.backends.llama.toolcall_bodies import ParsedCall, json_object_end, parse_hermes_body
+from kcode.safety.json_input import MAX_ARGUMENT_DEPTH, loads_json
 
 MISTRAL_CALLS = "[TOOL_CALLS]"
 ARGS = "[ARGS]"
@@ -42,7 +43,7 @@ def _could_grow_into_head(text: str) -> bool:
 def _json_calls(body: str, tools: Mapping[str, ToolSpec]) -> list[ParsedCall]:
     """v3: a list of `{"name", "arguments"}` objects (or one object)."""
     try:
-        value = json.loads(body)
+        value = loads_json(body, MAX_ARGUMENT_DEPTH)
     except ValueError:
         return parse_hermes_body(body, tools)  # reported as malformed, with the name if seen
     items = value if isinstance(value, list) else [value]
@@ -83,7 +84,7 @@ def read_mistral_calls(
         return [ParsedCall(name, None, arguments_text, call_id)], len(buffer)
     raw = arguments_text[:end]
     try:
-        value = json.loads(raw)
+        value = loads_json(raw, MAX_ARGUMENT_DEPTH)
     except ValueError:
         value = None
     arguments = value if isinstance(value, dict) else None

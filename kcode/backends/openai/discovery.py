@@ -7,10 +7,11 @@ timeout, loopback or not), uses the only (or first) listed model, and says which
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+
+from kcode.safety.json_input import loads_json
 
 DISCOVERY_TIMEOUT_S = 3.0
 MAX_LISTING_BYTES = 2_000_000  # OpenRouter lists hundreds of models; anything bigger is not a list
@@ -50,7 +51,7 @@ def discover_model(
     if len(body) > MAX_LISTING_BYTES:
         return None
     try:
-        listing = json.loads(body)
+        listing = loads_json(body)
     except (ValueError, UnicodeDecodeError):
         return None
     data = listing.get("data") if isinstance(listing, dict) else None

@@ -20,6 +20,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
+from kcode.safety.json_input import loads_json
+
 if TYPE_CHECKING:
     import ssl
 
@@ -100,7 +102,7 @@ def decode_event(event: str, data: str) -> Chunk | None:
     if data.strip() == "[DONE]":
         return None
     try:
-        chunk = json.loads(data)
+        chunk = loads_json(data)
     except ValueError:
         raise MalformedStream(f"the stream carried a non-JSON event: {data[:80]!r}") from None
     if not isinstance(chunk, dict):
@@ -135,7 +137,7 @@ class LineSplitter:
 def _raise_status(status: int, headers: Mapping[str, str], raw_body: bytes) -> NoReturn:
     raw = raw_body.decode("utf-8", "replace")
     try:
-        parsed: Any = json.loads(raw)
+        parsed: Any = loads_json(raw)
     except ValueError:
         parsed = None
     raise StatusError(status, headers, error_object(parsed), raw)
@@ -277,7 +279,8 @@ class HttpTransport:
         async with self._lease() as client:
             response = await client.get(f"{self.base_url}/models", timeout=timeout_s)
         response.raise_for_status()
-        data = response.json().get("data") or []
+        listing = loads_json(response.content)
+        data = (listing.get("data") if isinstance(listing, dict) else None) or []
         return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
 
     async def aclose(self) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kcode.cli.main import CommandFailed, load
 from kcode.cli.parse import root_of
+from kcode.safety.json_input import loads_json
 
 if TYPE_CHECKING:
     from kcode.cli.parse import Invocation
@@ -42,7 +43,7 @@ def _scope_file(scope: str, root: Path) -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {"mcpServers": {}}
     except (OSError, ValueError) as err:
