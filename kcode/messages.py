@@ -10,6 +10,8 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kcode.safety.text_input import valid_unicode
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -71,7 +73,8 @@ class Message:
 
     @staticmethod
     def user(text: str, images: tuple[ImagePart, ...] = ()) -> Message:
-        return Message("user", (TextPart(text), *images))
+        # A prompt from argv or stdin may carry bytes that are not UTF-8 (kcode.safety.text_input).
+        return Message("user", (TextPart(valid_unicode(text)), *images))
 
     @staticmethod
     def assistant(

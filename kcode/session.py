@@ -20,6 +20,7 @@ from kcode.config.loader import data_dir
 from kcode.events import Event, ReasoningDelta, TextDelta
 from kcode.messages import Message, TextPart, message_from_json, message_to_json
 from kcode.safety.json_input import loads_json
+from kcode.safety.text_input import valid_unicode
 
 # Deltas are not logged: the AssistantMessage event and the message record carry the full text.
 _UNLOGGED_EVENTS = (TextDelta, ReasoningDelta)
@@ -78,7 +79,8 @@ class Session:
         return cls(session_id, path, Path(info.cwd), [s for s in (redact or []) if s])
 
     def _append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False)
+        # valid_unicode: the last guard; text is made valid where it enters (model, tools).
+        line = valid_unicode(json.dumps(record, ensure_ascii=False))
         for secret in self.redact:
             line = line.replace(secret, "[redacted]")
         if self._fd is None:

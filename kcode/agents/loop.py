@@ -51,6 +51,7 @@ from kcode.events import (
 from kcode.messages import Message, ToolCall, ToolResult
 from kcode.safety.approval import ApprovalRequired
 from kcode.safety.json_input import MAX_ARGUMENT_DEPTH, loads_json
+from kcode.safety.text_input import valid_unicode, valid_unicode_in
 from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import tool_specs
 
@@ -82,16 +83,16 @@ class _Reply:
         out = []
         for index in sorted(self.calls):
             raw = self.calls[index]
-            call_id = raw.get("id") or f"call_{uuid.uuid4().hex[:12]}"
-            text = raw.get("arguments", "").strip()
+            call_id = valid_unicode(raw.get("id") or f"call_{uuid.uuid4().hex[:12]}")
+            text = valid_unicode(raw.get("arguments", "").strip())
             try:
-                args = loads_json(text, MAX_ARGUMENT_DEPTH) if text else {}
+                # valid_unicode_in: a "\ud800" escape decodes to a string no encoder accepts.
+                args = valid_unicode_in(loads_json(text, MAX_ARGUMENT_DEPTH)) if text else {}
                 invalid = None if isinstance(args, dict) else text
             except ValueError:
                 args, invalid = {}, text
-            out.append(
-                ToolCall(call_id, raw.get("name", ""), args if invalid is None else {}, invalid)
-            )
+            name = valid_unicode(raw.get("name", ""))
+            out.append(ToolCall(call_id, name, args if invalid is None else {}, invalid))
         return tuple(out)
 
 
@@ -245,11 +246,13 @@ class Agent:
             stream = self.meter.wrap(stream, self)
         async for delta in stream:
             if isinstance(delta, TextChunk):
-                reply.text += delta.text
-                yield TextDelta(agent=self.agent_id, text=delta.text)
+                text = valid_unicode(delta.text)
+                reply.text += text
+                yield TextDelta(agent=self.agent_id, text=text)
             elif isinstance(delta, ReasoningChunk):
-                reply.reasoning += delta.text
-                yield ReasoningDelta(agent=self.agent_id, text=delta.text)
+                text = valid_unicode(delta.text)
+                reply.reasoning += text
+                yield ReasoningDelta(agent=self.agent_id, text=text)
             elif isinstance(delta, ToolCallChunk):
                 slot = reply.calls.setdefault(delta.index, {"arguments": ""})
                 if delta.id:

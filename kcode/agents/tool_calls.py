@@ -16,6 +16,7 @@ from typing import Any
 from kcode.agents.scheduling import dependencies, footprint
 from kcode.events import Event, ToolCallFinished, ToolCallStarted
 from kcode.messages import Message, TextPart, ToolCall, ToolResult
+from kcode.safety.text_input import valid_unicode, valid_unicode_in
 from kcode.tools.approval_order import ApprovalOrder, take_slot
 from kcode.tools.base import Tool, ToolContext, run_tool
 
@@ -69,6 +70,12 @@ async def run_call(
     else:
         ext = ctx.extensions  # plan-mode gate and Pre/PostToolUse hooks around the call
         result = await (ext.run_tool if ext is not None else run_tool)(tool, call, ctx)
+    # A file name that is not UTF-8, a binary's output, an MCP server's "\ud800": from here on the
+    # text goes to the model, the session log and the terminal, all of which need valid Unicode.
+    data = valid_unicode_in(result.data) if result.data else result.data
+    result = ToolResult(
+        result.call_id, result.ok, valid_unicode(result.content), data, result.images
+    )
     await emit(
         ToolCallFinished(
             agent=agent_id,

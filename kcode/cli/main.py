@@ -6,6 +6,7 @@ Invocation and returning the exit code. `kcode [PROMPT]` is kcode.cli.launch.run
 
 from __future__ import annotations
 
+import io
 import sys
 from importlib import import_module
 from pathlib import Path
@@ -121,6 +122,11 @@ def run_cli(args: list[str]) -> int:
     from kcode.cli.parse import help_text, parse
 
     cli_errors.output_format = cli_errors.format_in_argv(args)
+    for stream in (sys.stdout, sys.stderr):
+        # The last guard for text that is not valid Unicode (kcode.safety.text_input): a `?`
+        # on the terminal rather than a crash in the middle of a run.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     try:
         invocation = parse(args)
     except UsageError as err:

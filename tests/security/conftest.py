@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import VENV_BIN, kcode_exe
+from tests.e2e.conftest import VENV_BIN, kcode_env, kcode_exe  # noqa: F401  (kcode_env: a fixture)
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
 
