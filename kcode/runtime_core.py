@@ -18,7 +18,7 @@ from typing import Any, Literal
 from kcode.agents.loop import Agent
 from kcode.backends.base import Backend
 from kcode.config.loader import Config
-from kcode.events import CacheWarning, Event, SessionStarted, TurnFinished, TurnReason
+from kcode.events import CacheWarning, Error, Event, SessionStarted, TurnFinished, TurnReason
 from kcode.messages import Message
 from kcode.session import Session
 from kcode.tools.base import ToolContext
@@ -72,6 +72,7 @@ class Runtime:
     _turns: int = field(default=0, init=False, repr=False)
     _retired: list[Backend] = field(default_factory=list, init=False, repr=False)
     _background: set[asyncio.Future[Any]] = field(default_factory=set, init=False, repr=False)
+    _said_write_error: bool = field(default=False, init=False, repr=False)
 
     # --- the session's start -------------------------------------------------------------------
     def session_started(self) -> SessionStarted:
@@ -116,9 +117,23 @@ class Runtime:
             async for event in self.agent.run_turn(message):
                 self.session.log_event(event)
                 yield event
+                if self.session.write_error is not None and not self._said_write_error:
+                    self._said_write_error = True
+                    yield Error(agent="main", message=self._write_error_note(), kind="session")
         finally:
             self._turns -= 1
             self._close_retired_soon()
+
+    def _write_error_note(self) -> str:
+        try:
+            kept = self.session.path.stat().st_size > 0
+        except OSError:
+            kept = False
+        after = "can be resumed only up to here" if kept else "cannot be resumed"
+        return (
+            f"{self.session.write_error}; the run goes on, but this session {after}. Free some "
+            "space (or fix the permissions) for the next session."
+        )
 
     def finish(self, reason: TurnReason, message: str, started: float) -> TurnFinished:
         """The TurnFinished of a turn that ended outside the loop (timeout, Ctrl-C), logged."""

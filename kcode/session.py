@@ -55,14 +55,24 @@ class Session:
     cwd: Path
     redact: list[str] = field(default_factory=list)
     _fd: int | None = None
+    # Why the log stopped being written (a full disk, a read-only data directory), once it has:
+    # the run goes on without it, and the runtime says so once (Runtime.run_turn).
+    write_error: str | None = None
 
     @classmethod
     def create(
         cls, cwd: Path, meta: dict[str, Any] | None = None, redact: list[str] | None = None
     ) -> Session:
         directory = sessions_dir()
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         sid = new_session_id()
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as err:
+            session = cls(sid, directory / f"{sid}.jsonl", cwd, [s for s in (redact or []) if s])
+            session.write_error = (
+                f"cannot create the session directory {directory} ({err.strerror})"
+            )
+            return session
         session = cls(sid, directory / f"{sid}.jsonl", cwd, [s for s in (redact or []) if s])
         record = {"record": "meta", "session_id": sid, "cwd": str(cwd), "created": time.time()}
         session._append({**record, **(meta or {})})
@@ -83,12 +93,18 @@ class Session:
         line = valid_unicode(json.dumps(record, ensure_ascii=False))
         for secret in self.redact:
             line = line.replace(secret, "[redacted]")
-        if self._fd is None:
-            self._fd = _open_for_append(self.path)
-        data = memoryview((line + "\n").encode("utf-8"))
-        while data:  # a write may be short (a full disk, a signal): the rest follows it
-            data = data[os.write(self._fd, data) :]
-        os.fsync(self._fd)
+        if self.write_error is not None:
+            return  # the log ends at the last whole record: resumable up to there
+        try:
+            if self._fd is None:
+                self._fd = _open_for_append(self.path)
+            data = memoryview((line + "\n").encode("utf-8"))
+            while data:  # a write may be short (a full disk, a signal): the rest follows it
+                data = data[os.write(self._fd, data) :]
+            os.fsync(self._fd)
+        except OSError as err:
+            # A torn last line is cut off by the next _open_for_append (a resume, or a retry).
+            self.write_error = f"cannot write the session log {self.path} ({err.strerror or err})"
 
     def log_event(self, event: Event) -> None:
         if isinstance(event, _UNLOGGED_EVENTS):
