@@ -120,6 +120,11 @@ class Runtime:
                 if self.session.write_error is not None and not self._said_write_error:
                     self._said_write_error = True
                     yield Error(agent="main", message=self._write_error_note(), kind="session")
+            if self.agent.checkpoint_note:
+                note, self.agent.checkpoint_note = self.agent.checkpoint_note, ""
+                error = Error(agent="main", message=note, kind="checkpoint")
+                self.session.log_event(error)
+                yield error
         finally:
             self._turns -= 1
             self._close_retired_soon()

@@ -54,6 +54,7 @@ from kcode.safety.json_input import MAX_ARGUMENT_DEPTH, loads_json
 from kcode.safety.text_input import valid_unicode, valid_unicode_in
 from kcode.tools.base import Tool, ToolContext
 from kcode.tools.registry import tool_specs
+from kcode.vcs.checkpoints import CheckpointError
 
 # Identical consecutive tool-call sets: warn the model at REPEAT_WARN (kcode.agents.tool_calls),
 # stop the turn at REPEAT_STOP.
@@ -126,6 +127,8 @@ class Agent:
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         # Usage, cost and budgets (kcode.agents.budget); set by the runtime and the orchestrator.
         self.meter: Meter | None = None
+        # An --auto-commit that failed after the last turn ended (Runtime.run_turn reports it).
+        self.checkpoint_note = ""
 
     def _add(self, message: Message) -> None:
         self.history.append(message)
@@ -140,8 +143,7 @@ class Agent:
         self.ctx.emit = self._emit
         self.ctx.agent_id = self.agent_id
         self.ctx.last_tests = None  # "tests still red" means red in this turn, not an earlier one
-        if self.ctx.checkpoints is not None:
-            await self.ctx.checkpoints.before_turn(message.text)
+        snapshot_failed = await self._snapshot(message.text)
         # Extensions (kcode.extensions): hooks, `/command` expansion, plan mode; may end the turn.
         ext = self.ctx.extensions
         start = await ext.start_turn(self, message) if ext is not None else None
@@ -149,6 +151,8 @@ class Agent:
         if start is None or start.stop is None:
             self._add(message)
         yield TurnStarted(agent=self.agent_id, prompt=message.text)
+        if snapshot_failed:
+            yield Error(agent=self.agent_id, message=snapshot_failed, kind="checkpoint")
         previous_signature, repeats = "", 0
         stop_hook_active = False
         try:
@@ -234,7 +238,26 @@ class Agent:
             self._close_dangling_calls()
             self.stats.duration_s += time.monotonic() - started
             if self.ctx.checkpoints is not None:
-                await self.ctx.checkpoints.after_turn()  # --auto-commit
+                try:
+                    await self.ctx.checkpoints.after_turn()  # --auto-commit
+                except (CheckpointError, OSError) as err:
+                    # The turn has ended: the runtime hands this on after its TurnFinished.
+                    self.checkpoint_note = f"could not commit this turn (--auto-commit): {err}"
+
+    async def _snapshot(self, prompt: str) -> str:
+        """Snapshot the work tree for /undo; what went wrong, or "". A failed snapshot (a full
+        disk, a broken repository) does not stop the turn: the user is told that /undo cannot
+        restore it."""
+        if self.ctx.checkpoints is None:
+            return ""
+        try:
+            await self.ctx.checkpoints.before_turn(prompt)
+        except (CheckpointError, OSError) as err:
+            return (
+                f"could not snapshot the work tree before this turn ({err}); /undo and "
+                "`kcode undo` cannot restore what it changes"
+            )
+        return ""
 
     async def _stream_reply(self, reply: _Reply) -> AsyncIterator[Event]:
         self.stats.steps += 1

@@ -78,3 +78,24 @@ def test_a_data_directory_that_cannot_be_created(tmp_path: Path, kcode_env: dict
     assert run.stdout == "fine\n"
     assert "cannot create the session directory" in run.stderr
     assert "cannot be resumed" in run.stderr and "internal error" not in run.stderr
+
+
+def test_a_snapshot_that_fails_is_said_and_the_turn_goes_on(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    """The checkpoint before the turn cannot store an untracked file bigger than the disk allows:
+    the user is told /undo cannot restore this turn, and the turn runs. It was "internal error"."""
+    import base64
+    import os
+
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    (repo / "noise.txt").write_text(base64.b64encode(os.urandom(150_000)).decode())
+    with FakeOpenAIServer([Reply.text("answered")]) as server:
+        kcode_env["KCODE_BASE_URL"] = server.base_url
+        run = run_limited(["-p", "hello", "--output-format", "stream-json"], kcode_env, repo)
+    assert run.code == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    errors = [e for e in events if e["type"] == "error" and e["kind"] == "checkpoint"]
+    assert len(errors) == 1 and "/undo" in errors[0]["message"]
+    finished = [e for e in events if e["type"] == "turn_finished"]
+    assert finished and finished[-1]["result"] == "answered"
