@@ -18,9 +18,19 @@ def shorten(text: str, limit: int = 60) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
+# The arguments are the model's, as it sent them: shown before (or without) any validation, so a
+# `paths` of numbers or a `tasks` that is 5 must give a plainer line, not a TypeError that ends the
+# turn or, replayed from the session log, every resume of it.
+_SHAPE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, OverflowError)
+
+
 def tool_label(name: str, args: dict[str, Any]) -> str:
     """`grep "def main" src` — the call as a user would type it, on one line, controls visible."""
-    return visible(_tool_label(name, args), one_line=True)
+    try:
+        label = _tool_label(name, args if isinstance(args, dict) else {})
+    except _SHAPE_ERRORS:
+        label = str(name)
+    return visible(label, one_line=True)
 
 
 def _tool_label(name: str, args: dict[str, Any]) -> str:
@@ -57,7 +67,11 @@ def _plural(n: int, word: str) -> str:
 
 def tool_outcome(name: str, ok: bool, content: str, data: dict[str, Any] | None) -> str:
     """What came back, in a few words: `3 files`, `12 passed, 1 failed`, or the error's first line."""
-    return visible(_tool_outcome(name, ok, content, data), one_line=True)
+    try:
+        outcome = _tool_outcome(name, ok, content, data if isinstance(data, dict) else None)
+    except _SHAPE_ERRORS:  # an MCP server's or a hook's `data` can be any shape
+        outcome = "done" if ok else "failed"
+    return visible(outcome, one_line=True)
 
 
 def _tool_outcome(name: str, ok: bool, content: str, data: dict[str, Any] | None) -> str:
@@ -114,6 +128,8 @@ TODO_MARKS = {"done": "✓", "in_progress": "▶", "pending": "○"}
 def todo_text(items: list[dict[str, Any]]) -> Text:
     out = Text()
     for item in items:
+        if not isinstance(item, dict):
+            continue
         status = str(item.get("status", "pending"))
         style = {"done": "dim strike", "in_progress": "bold yellow"}.get(status, "")
         text = visible(str(item.get("text", "")), one_line=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kcode.backends.base import (
     BackendError,
@@ -27,7 +29,12 @@ from kcode.backends.base import (
     UsageChunk,
 )
 from kcode.backends.openai.api import OpenAIBackend
-from kcode.backends.openai.sse_transport import SSEDecoder
+from kcode.backends.openai.sse_transport import (
+    MAX_EVENT_CHARS,
+    LineSplitter,
+    MalformedStream,
+    SSEDecoder,
+)
 from kcode.messages import Message
 from tests.fake_openai import FakeOpenAIServer, Reply
 
@@ -188,3 +195,75 @@ def test_the_default_transport_never_imports_the_sdk() -> None:
     count, imported = out.stdout.split()
     assert int(count) >= 2
     assert imported == "False"
+
+
+@given(
+    st.binary(max_size=60).map(lambda b: bytes(b"ab\r\n"[x % 4] for x in b)),
+    st.lists(st.integers(1, 7), max_size=30),
+)
+def test_lines_are_the_same_however_the_reads_cut_them(data: bytes, cuts: list[int]) -> None:
+    """CRLF, LF and lone CR end a line (a CR at a read's end may be half a CRLF); the pieces of
+    an unfinished line are held, not re-joined per read."""
+    expected = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")[:-1]
+    splitter, lines, start = LineSplitter(), [], 0
+    for size in [*cuts, len(data)]:
+        lines += splitter.feed(data[start : start + size])
+        start += size
+    lines += splitter.feed(b"x\n")  # ends whatever line is open
+    assert lines[:-1] == [line.decode() for line in expected]
+
+
+def test_a_line_or_event_too_big_for_a_chat_stream_is_malformed() -> None:
+    splitter = LineSplitter()
+    piece = b"x" * (1 << 20)
+    with pytest.raises(MalformedStream):
+        for _ in range(MAX_EVENT_CHARS // len(piece) + 2):
+            splitter.feed(piece)
+    decoder = SSEDecoder()
+    with pytest.raises(MalformedStream):
+        for _ in range(MAX_EVENT_CHARS // len(piece) + 2):
+            decoder.feed("data: " + "y" * len(piece))
+
+
+async def test_a_stream_of_only_keep_alive_comments_is_a_stall_not_a_hang() -> None:
+    """Every comment restarts the read timeout; a server that sends nothing else would hold a
+    `-p` run for ever. No event within the timeout is a stalled stream: a retryable server
+    error, then a clear failure."""
+    import asyncio
+    import time
+
+    stop = threading.Event()
+
+    class Drip(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            while not stop.is_set():
+                try:
+                    self.wfile.write(b": keep-alive\n\n")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    backend = OpenAIBackend(url, "sk-x", "m", max_retries=0, timeout_s=0.5)
+    try:
+        with pytest.raises(BackendError) as err:
+            stream = backend.stream([Message.user("hi")], [], BackendOptions())
+            await asyncio.wait_for(anext(stream), timeout=30)  # the bound: never reached
+        assert "keep-alive" in err.value.message
+    finally:
+        stop.set()
+        await backend.aclose()
+        server.shutdown()
+        server.server_close()

@@ -7,6 +7,7 @@ from SSE itself, `SdkTransport` turns the SDK's models back into dicts with `.to
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from kcode.backends.base import Delta, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
@@ -39,15 +40,28 @@ def usage_of(raw: Any) -> UsageChunk | None:
     if prompt is None and completion is None:
         return None
     return UsageChunk(
-        int(prompt or 0), int(completion or 0), _cached_tokens(raw), _reasoning_tokens(raw)
+        _count(prompt), _count(completion), _cached_tokens(raw), _reasoning_tokens(raw)
     )
 
 
+# No request comes near this many tokens; a server that says more is broken, and a count of 1e308
+# or 10**400 must not reach the price arithmetic (OverflowError) or print as Infinity.
+MAX_COUNT = 10**12
+
+
 def _count(value: Any) -> int:
-    """A token count from untrusted JSON: a non-negative int, anything else is 0."""
+    """A token count from untrusted JSON: a non-negative int up to MAX_COUNT (digits in a string
+    count too); anything else, NaN and infinities included, is 0."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 13):
+            return 0
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
-    return max(0, int(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return min(max(0, int(value)), MAX_COUNT)
 
 
 def _cached_tokens(raw: dict[str, Any]) -> int:
@@ -85,11 +99,13 @@ def deltas_of(delta: Any) -> list[Delta]:
         if isinstance(arguments, dict):  # a few servers send an object, not a string
             arguments = json.dumps(arguments)
         index = call.get("index")
+        call_id, name = call.get("id"), function.get("name")
         out.append(
             ToolCallChunk(
                 index=index if isinstance(index, int) else position,
-                id=call.get("id") or None,
-                name=function.get("name") or None,
+                # Some servers number their calls (`"id": 7`): an id is text for kcode.
+                id=str(call_id) if isinstance(call_id, (str, int)) and call_id != "" else None,
+                name=name if isinstance(name, str) and name else None,
                 arguments=arguments if isinstance(arguments, str) else "",
             )
         )

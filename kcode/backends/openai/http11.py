@@ -164,10 +164,15 @@ def _httpx2() -> Any:
     return httpx2
 
 
+def _is_status(text: str) -> bool:
+    return len(text) == 3 and text.isascii() and text.isdigit()
+
+
 def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    # isascii: "²".isdigit() is true, and int() refuses it.
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _is_status(parts[1]):
         raise _httpx2().RemoteProtocolError(f"not an HTTP/1.1 response: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:

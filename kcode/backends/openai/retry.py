@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
+import math
 import random
 import time
 from collections import deque
@@ -64,22 +65,34 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from `retry-after-ms`, or `retry-after` as seconds or an HTTP date; None if absent."""
     millis = headers.get("retry-after-ms")
     if millis:
-        try:
-            return max(float(millis) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        seconds = _seconds(millis, 1000.0)
+        if seconds is not None:
+            return seconds
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        float(value)
     except ValueError:
         pass
+    else:
+        return _seconds(value, 1.0)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+def _seconds(text: str, per_second: float) -> float | None:
+    """A non-negative delay from a header number; NaN is no delay at all (None): `max(nan, 0)` is
+    NaN, which slept zero seconds and printed as NaN in the JSON events. Infinity is capped later
+    (RetryPolicy.max_retry_after_s)."""
+    try:
+        value = float(text) / per_second
+    except ValueError:
+        return None
+    return None if math.isnan(value) else max(value, 0.0)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
@@ -53,6 +54,10 @@ class StreamErrorEvent(Exception):
         self.message = message
 
 
+# A chunk of a chat stream is a few hundred bytes; one this big is not a chat stream.
+MAX_EVENT_CHARS = 16 * 1024 * 1024
+
+
 class MalformedStream(Exception):
     """An event's data was neither JSON nor [DONE]: a proxy mangled the stream, or it is not SSE."""
 
@@ -76,6 +81,7 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self._data: list[str] = []
+        self._size = 0
         self._event = ""
 
     def feed(self, line: str) -> tuple[str, str] | None:
@@ -84,13 +90,16 @@ class SSEDecoder:
                 self._event = ""
                 return None
             event = (self._event, "\n".join(self._data))
-            self._data, self._event = [], ""
+            self._data, self._size, self._event = [], 0, ""
             return event
         if line.startswith(":"):
             return None
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "data":
+            self._size += len(value)
+            if self._size > MAX_EVENT_CHARS:
+                raise MalformedStream(f"an event of over {MAX_EVENT_CHARS:,} characters")
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -119,18 +128,29 @@ class LineSplitter:
     two more async generators and a decoder per network read."""
 
     def __init__(self) -> None:
-        self._tail = b""
+        # The unfinished line, in pieces: joined once its end arrives, not on every read (a long
+        # line re-joined per 64 KB read cost quadratic time: 22 s of CPU for 40 MB).
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     def feed(self, data: bytes) -> list[str]:
-        if self._tail:
-            data = self._tail + data
+        held_cr = bool(self._pending) and self._pending[-1].endswith(b"\r")
+        if b"\n" not in data and b"\r" not in data and not held_cr:
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size > MAX_EVENT_CHARS:
+                raise MalformedStream(f"a line of over {MAX_EVENT_CHARS:,} bytes")
+            return []
+        if self._pending:
+            data = b"".join([*self._pending, data])
         held = b""
         if b"\r" in data:
             if data.endswith(b"\r"):  # perhaps the first half of a CRLF split across reads
                 data, held = data[:-1], b"\r"
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *complete, rest = data.split(b"\n")
-        self._tail = rest + held
+        rest += held
+        self._pending, self._pending_size = ([rest], len(rest)) if rest else ([], 0)
         return [line.decode("utf-8", "replace") for line in complete]
 
 
@@ -235,12 +255,17 @@ class HttpTransport:
         pieces_of = self._stream_httpx(body) if lean is None else self._stream_lean(lean, body)
         decoder = SSEDecoder()
         lines = LineSplitter()
+        # The read timeout restarts with every byte, so a server that sends only `: keep-alive`
+        # comments would hold the run for ever (a -p run in CI too): no event within the
+        # timeout is a stalled stream, which the backend retries like a timeout.
+        last_event = time.monotonic()
         async with contextlib.aclosing(pieces_of) as pieces:
             async for piece in pieces:
                 for line in lines.feed(piece):
                     event = decoder.feed(line)
                     if event is None:
                         continue
+                    last_event = time.monotonic()
                     chunk = decode_event(*event)
                     if chunk is None:
                         # Read the (empty) rest of the body after [DONE]: a connection whose
@@ -249,6 +274,10 @@ class HttpTransport:
                             pass
                         return
                     yield chunk
+                if time.monotonic() - last_event > self._timeout_s:
+                    raise MalformedStream(
+                        f"no data for {self._timeout_s:g}s, only keep-alive comments"
+                    )
 
     async def _stream_lean(
         self, lean: Http11Client, body: dict[str, Any]
