@@ -8,6 +8,9 @@ Pillow work is blocking: async callers run these functions in a thread (asyncio.
 from __future__ import annotations
 
 import io
+import os
+import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,39 @@ PNG_MAX_BYTES = 1_500_000
 
 class ImageError(ValueError):
     """The file is not an image Pillow can decode; the message says what to do."""
+
+
+# What Pillow raises for a file that is not a (sane) image: besides OSError and ValueError, a
+# broken PNG or GIF chunk is a SyntaxError, a truncated header an EOFError or struct.error, and
+# a header claiming 100000x100000 a DecompressionBombError. All of them are the file's fault.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+# An image file bigger than this is refused before it is read (a 4K screenshot is a few MB).
+MAX_IMAGE_FILE = 64 * 1024 * 1024
+
+
+def image_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as an image file, or None: it must be a regular file (a FIFO
+    would block the read for ever, /dev/zero never ends) of at most MAX_IMAGE_FILE bytes."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as err:
+        return f"cannot read it ({err.strerror or err})"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a FIFO, device or directory)"
+    if info.st_size > MAX_IMAGE_FILE:
+        return f"{info.st_size:,} bytes, more than the {MAX_IMAGE_FILE >> 20} MB an image may have"
+    return None
 
 
 @dataclass(frozen=True)
@@ -49,7 +85,7 @@ def prepare_image_bytes(
             opened.load()
             source_format = opened.format or "unknown"
             image = opened.copy()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+    except DECODE_ERRORS as err:
         raise ImageError(
             f"{name} is not an image that can be decoded ({err}); "
             "give a PNG, JPEG, GIF or WebP file"
@@ -80,6 +116,9 @@ def prepare_pil_image(
 
 
 def prepare_image_file(path: Path, max_side: int = MAX_SIDE_PX) -> PreparedImage:
+    problem = image_file_problem(path)
+    if problem is not None:
+        raise ImageError(f"cannot use {path} as an image: {problem}")
     try:
         data = path.read_bytes()
     except OSError as err:

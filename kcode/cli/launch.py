@@ -26,14 +26,16 @@ def run_chat(inv: Invocation) -> int:
     """The REPL (optionally starting with PROMPT), or with -p / piped stdin one unattended run."""
     from kcode.cli.main import CommandFailed, load
     from kcode.cli.parse import UsageError, root_of
+    from kcode.images import image_file_problem
 
     root = root_of(inv)
     prompt: str | None = inv["prompt"]
     images: list[Path] = list(inv["image"])
     interactive = not inv["non_interactive"]
     for path in images:
-        if not path.is_file():
-            raise UsageError(f"--image {path}: no such file. Give the path of a PNG or JPEG.")
+        problem = image_file_problem(path)
+        if problem is not None:
+            raise UsageError(f"--image {path}: {problem}. Give the path of a PNG or JPEG.")
     if interactive and not sys.stdin.isatty():
         if prompt is None:
             prompt = sys.stdin.read().strip() or None

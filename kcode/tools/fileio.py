@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kcode.tools.base import ToolError
-from kcode.tools.unnamed_write import write_unnamed
+from kcode.tools.unnamed_write import temp_name, write_unnamed
 
 # Longest BOMs first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (
@@ -183,7 +183,7 @@ def atomic_write(
             mode = existing_mode if existing_mode is not None else 0o666 & ~_process_umask()
         if write_unnamed(dir_fd, path.name, data, mode, replace=existing_mode is not None):
             return existing_mode is not None  # no temp file a kill -9 could leave behind
-        tmp_name = f".{path.name}.{os.urandom(4).hex()}.kcode-tmp"
+        tmp_name = temp_name(path.name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         fd = os.open(tmp_name, flags, 0o600, dir_fd=dir_fd)
         try:

@@ -22,6 +22,7 @@ from pydantic import Field
 from kcode.messages import ToolResult
 from kcode.safety.approval import ApprovalRequest
 from kcode.safety.json_input import loads_json
+from kcode.safety.workspace_files import UnsafeFile, read_workspace_file
 from kcode.tools.base import Tool, ToolArgs, ToolContext, ToolError
 from kcode.tools.process import run_process, scrubbed_env, wrap_command
 from kcode.tools.test_parsers import TestSummary, parse_output
@@ -52,10 +53,24 @@ def python_for(root: Path) -> str:
     return shutil.which("python") or shutil.which("python3") or "python3"
 
 
+# Project files read to guess the test runner: a FIFO named pyproject.toml blocked the event loop
+# for ever (deaf to Ctrl-C), and setup.cfg -> /dev/zero read until memory ran out.
+MAX_PROJECT_FILE = 1024 * 1024
+
+
+def _project_text(root: Path, name: str) -> str:
+    """A regular file of the workspace, at most MAX_PROJECT_FILE bytes; "" for anything else."""
+    try:
+        data = read_workspace_file(root, name, MAX_PROJECT_FILE)
+    except UnsafeFile:
+        return ""
+    return data.decode("utf-8", "replace") if data is not None else ""
+
+
 def _has_npm_test_script(root: Path) -> bool:
     try:
-        scripts = loads_json((root / "package.json").read_text()).get("scripts") or {}
-    except (OSError, ValueError, AttributeError):
+        scripts = loads_json(_project_text(root, "package.json")).get("scripts") or {}
+    except (ValueError, AttributeError):
         return False
     test = scripts.get("test") if isinstance(scripts, dict) else None
     return isinstance(test, str) and "no test specified" not in test
@@ -65,11 +80,8 @@ def _looks_like_pytest(root: Path) -> bool:
     if (root / "pytest.ini").is_file() or (root / "conftest.py").is_file():
         return True
     for config, marker in (("pyproject.toml", "[tool.pytest"), ("setup.cfg", "[tool:pytest]")):
-        try:
-            if marker in (root / config).read_text(errors="replace"):
-                return True
-        except OSError:
-            pass
+        if marker in _project_text(root, config):
+            return True
     if (root / "tests").is_dir() and any((root / "tests").glob("*.py")):
         return True
     return any(root.glob("test_*.py")) or any(root.glob("*_test.py"))

@@ -40,7 +40,7 @@ def write_unnamed(dir_fd: int, name: str, data: bytes, mode: int, *, replace: bo
                 return True
             except FileExistsError:
                 pass  # created meanwhile: replace it, as the named temp file would
-        tmp_name = f".{name}.{secrets.token_hex(4)}.kcode-tmp"
+        tmp_name = temp_name(name)
         os.link(source, tmp_name, dst_dir_fd=dir_fd, follow_symlinks=True)
         try:
             os.replace(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -49,3 +49,10 @@ def write_unnamed(dir_fd: int, name: str, data: bytes, mode: int, *, replace: bo
                 os.unlink(tmp_name, dir_fd=dir_fd)
             raise
     return True
+
+
+def temp_name(name: str) -> str:
+    """The name of the temp file a write of `name` goes through, in the same directory. Only the
+    start of `name` is kept: with the whole of a 250-byte name it was longer than the 255 bytes a
+    name may have, and such a file could never be written (or restored by undo)."""
+    return f".{name[:40]}.{secrets.token_hex(4)}.kcode-tmp"

@@ -57,6 +57,7 @@ _DRIVER_KEY = re.compile(
 ALL_CODES = range(-256, 256)
 # git itself blocks forever reading a FIFO named .gitignore; kcode's own git calls are bounded.
 GIT_TIMEOUT_S = 60.0
+CONFIG_TIMEOUT_S = 10.0  # reading the config is instant unless an include waits on a FIFO
 
 
 class GitError(Exception):
@@ -102,7 +103,15 @@ def _driver_overrides(cwd: Path, env: dict[str, str]) -> list[str]:
             env=env,
             capture_output=True,
             check=False,
+            timeout=CONFIG_TIMEOUT_S,
         )
+    except subprocess.TimeoutExpired:
+        # A FIFO named by `include.path` makes git wait for ever; unread config may hold drivers
+        # that run programs, so no git call may go ahead without it.
+        raise GitError(
+            f"git could not read the repository's config in {CONFIG_TIMEOUT_S:.0f} s in {cwd}: "
+            "an include.path names a FIFO or device? Check `git config --show-origin --list`"
+        ) from None
     except OSError:
         return []
     out: list[str] = []
@@ -157,7 +166,10 @@ def run_git(
 
     `fail_as` lets a package raise its own error type (CheckpointError, VisualError) without
     wrapping this runner in a private helper of its own."""
-    argv, full_env = git_command(cwd, args, env, literal=literal)
+    try:
+        argv, full_env = git_command(cwd, args, env, literal=literal)
+    except GitError as err:
+        raise fail_as(str(err)) from None
     try:
         proc = subprocess.run(
             argv,

@@ -12,9 +12,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from kcode.images import MAX_SIDE_PX, prepare_pil_image
+from kcode.images import DECODE_ERRORS, MAX_SIDE_PX, image_file_problem, prepare_pil_image
 from kcode.messages import ImagePart
 from kcode.visual.errors import VisualError
 
@@ -37,13 +37,18 @@ class Viewport:
 
 def load_image(path: Path, what: str = "image") -> Image.Image:
     """An RGB image, or a VisualError saying why the file cannot be used."""
+    problem = image_file_problem(path)
+    if problem == "no such file":
+        raise VisualError(f"the {what} {path} does not exist")
+    if problem is not None:
+        raise VisualError(f"the {what} {path} cannot be used: {problem}")
     try:
         with Image.open(path) as raw:
             raw.load()
             image = raw
     except FileNotFoundError as err:
         raise VisualError(f"the {what} {path} does not exist") from err
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except DECODE_ERRORS as err:
         raise VisualError(
             f"the {what} {path} is not a readable image (PNG, JPEG or WebP expected): {err}"
         ) from err
