@@ -20,11 +20,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcode.safety.json_input import loads_json
 from kcode.tools.base import FileChanges
 from kcode.tools.fileio import atomic_write
+
+if TYPE_CHECKING:
+    from kcode.vcs.backup_checkpoints import BackupCheckpoints
+
 from kcode.vcs.gitcmd import IDENTITY, Git, GitError, git_text, holds, stage_all_but_secrets
 
 REF_PREFIX = "refs/kcode/checkpoints"
@@ -42,9 +46,11 @@ class UndoReport:
     removed: list[str] = field(default_factory=list)  # files created since, deleted again
     turns: int = 0
     warnings: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # files that could not be put back, and why
 
     def lines(self) -> list[str]:
         out = [f"restored {p}" for p in self.restored] + [f"removed {p}" for p in self.removed]
+        out += [f"could not put back {why}" for why in self.failed]
         if not out:
             out.append(f"nothing to undo: the last {self.turns} turn(s) changed no files")
         return [*self.warnings, *out]
@@ -130,14 +136,35 @@ class GitCheckpoints:
         self._write_manifest(self._prune(entries))
         return ref
 
+    def record_after(self) -> None:
+        """Record the tree as the last turn left it (`<ref>-after`): undo then puts back only
+        what the turn changed, not files the user created or edited after it."""
+        entries = self.entries()
+        if not entries or entries[-1].get("after"):
+            return
+        last = entries[-1]
+        tree = self.snapshot_tree()
+        message = f"kcode checkpoint {last['n']} of session {self.session_id}: after the turn"
+        parent = str(last["ref"])
+        commit = self.git.text("commit-tree", tree, "-p", parent, "-m", message, env=IDENTITY)
+        after = f"{parent}-after"
+        self.git.run("update-ref", after, commit)
+        last["after"] = after
+        self._write_manifest(entries)
+
+    def _drop_refs(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            for ref in (entry.get("ref"), entry.get("after")):
+                if ref:
+                    try:
+                        self.git.run("update-ref", "-d", str(ref))
+                    except CheckpointError:
+                        pass  # already gone
+
     def _prune(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(entries) <= KEEP_PER_SESSION:
             return entries
-        for old in entries[:-KEEP_PER_SESSION]:
-            try:
-                self.git.run("update-ref", "-d", old["ref"])
-            except CheckpointError:
-                pass  # already gone
+        self._drop_refs(entries[:-KEEP_PER_SESSION])
         return entries[-KEEP_PER_SESSION:]
 
     async def before_turn(self, prompt: str = "") -> None:
@@ -145,6 +172,7 @@ class GitCheckpoints:
         await asyncio.to_thread(self.snapshot, prompt)
 
     async def after_turn(self) -> None:
+        await asyncio.to_thread(self.record_after)
         if self.auto_commit:
             await asyncio.to_thread(self.commit_turn)
 
@@ -152,10 +180,13 @@ class GitCheckpoints:
 
     def changed_since(self, ref: str) -> list[tuple[str, str]]:
         """(status, path) pairs between a checkpoint and the working tree now; A = created since."""
-        now = self.snapshot_tree()
-        out = self.git.run(
-            "diff-tree", "-r", "-z", "--no-renames", "--name-status", f"{ref}^{{tree}}", now
-        )
+        return self._diff(f"{ref}^{{tree}}", self.snapshot_tree())
+
+    def _diff(self, old: str, new: str) -> list[tuple[str, str]]:
+        """(status, path) pairs between two trees, within the workspace; A = created in `new`."""
+        if old == new:
+            return []
+        out = self.git.run("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new)
         fields = out.stdout.decode("utf-8", "surrogateescape").split("\0")
         pairs = [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
         rel = self.root.relative_to(self.top).as_posix() if self.root != self.top else ""
@@ -174,6 +205,10 @@ class GitCheckpoints:
         return ref
 
     def undo(self, turns: int = 1) -> UndoReport:
+        """Put back the files the last `turns` turns changed, as they were before the first of
+        them. Only those files: a file the user created or edited after the turns is left alone,
+        and a file the turns changed that the user edited since stops the undo before anything
+        is written (it would lose that edit)."""
         if turns < 1:
             raise CheckpointError(f"cannot undo {turns} turns; give a number of turns >= 1")
         entries = self.entries()
@@ -184,23 +219,53 @@ class GitCheckpoints:
                 f"only {len(entries)} turn(s) can be undone in session {self.session_id}; "
                 f"nothing was changed"
             )
-        target = entries[-turns]
-        for entry in entries[-turns:]:
+        first = len(entries) - turns
+        for entry in entries[first:]:
             self._checked_ref(entry)
-        ref = self._checked_ref(target)
+        target = f"{entries[first]['ref']}^{{tree}}"
+        now = self.snapshot_tree()
+        touched: dict[str, None] = {}  # the turns' paths, in order, once each
+        for i in range(first, len(entries)):
+            before = f"{entries[i]['ref']}^{{tree}}"
+            for _, path in self._diff(before, self._after_tree(entries, i, now)):
+                touched[path] = None
+        end = self._after_tree(entries, len(entries) - 1, now)
+        edited_since = {p for _, p in self._diff(end, now)} & {
+            p for _, p in self._diff(target, now)
+        }
+        conflicts = [self._show(self.top / p) for p in touched if p in edited_since]
+        if conflicts:
+            raise CheckpointError(
+                f"undo would overwrite changes made after kcode's turn(s) to {', '.join(conflicts[:10])}"
+                f"{' …' if len(conflicts) > 10 else ''}; nothing was changed. Commit, stash or move "
+                "those changes away (or put the files back as kcode left them), then undo again."
+            )
         report = UndoReport(turns=turns)
-        for status, path in self.changed_since(ref):
+        for path in touched:
             absolute = self.top / path
-            if status == "A":
-                _remove(absolute)
-                report.removed.append(self._show(absolute))
-            else:
-                self._restore(ref, path, absolute)
-                report.restored.append(self._show(absolute))
-        for entry in entries[-turns:]:
-            self.git.run("update-ref", "-d", entry["ref"])
-        self._write_manifest(entries[:-turns])
+            try:
+                if self._restore(target, path, absolute):
+                    report.restored.append(self._show(absolute))
+                else:
+                    report.removed.append(self._show(absolute))
+            except OSError as err:
+                report.failed.append(f"{self._show(absolute)}: {err.strerror or err}")
+        if report.failed:
+            report.warnings.append("the checkpoints are kept: fix what is below and undo again")
+            return report
+        self._drop_refs(entries[first:])
+        self._write_manifest(entries[:first])
         return report
+
+    def _after_tree(self, entries: list[dict[str, Any]], i: int, now: str) -> str:
+        """The tree as turn `i` left it: its `-after` ref; for a turn that ended without one (a
+        kill, a crash), the next turn's checkpoint, or, for the last turn, the tree now."""
+        after = entries[i].get("after")
+        if after:
+            return f"{after}^{{tree}}"
+        if i + 1 < len(entries):
+            return f"{entries[i + 1]['ref']}^{{tree}}"
+        return now
 
     def _show(self, path: Path) -> str:
         try:
@@ -208,22 +273,35 @@ class GitCheckpoints:
         except ValueError:
             return str(path)
 
-    def _restore(self, ref: str, path: str, absolute: Path) -> None:
-        listing = self.git.run("ls-tree", "-z", ref, "--", path)
-        entry = listing.stdout.decode().rstrip("\0")
+    def _restore(self, tree: str, path: str, absolute: Path) -> bool:
+        """Put `path` back as it is in `tree`; False when it was not there (it is removed)."""
+        listing = self.git.run("ls-tree", "-z", tree, "--", path)
+        entry = listing.stdout.decode("utf-8", "surrogateescape").rstrip("\0")
+        if not entry:
+            if absolute.exists() or absolute.is_symlink():
+                remove_path(absolute)
+            return False
         meta, _, _ = entry.partition("\t")
-        mode, _, blob = meta.split(" ")
+        mode, kind, blob = meta.split(" ")
+        if kind != "blob":
+            # A directory in `tree` (its files are restored one by one): what the turn put in
+            # its place, a symlink or a file, goes.
+            if absolute.is_symlink() or absolute.is_file():
+                remove_path(absolute)
+                return False
+            return True
         data = self.git.run("cat-file", "blob", blob).stdout
         if absolute.is_dir() and not absolute.is_symlink():
             shutil.rmtree(absolute)
         if mode == "120000":
-            _remove(absolute)
+            remove_path(absolute)
             absolute.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(data, absolute)
-            return
+            return True
         if absolute.is_symlink():
             absolute.unlink()
         atomic_write(absolute, data, 0o755 if mode == "100755" else 0o644)
+        return True
 
     # ----- auto-commit -----------------------------------------------------------------------
 
@@ -246,7 +324,7 @@ class GitCheckpoints:
         return self.git.text("rev-parse", "HEAD")
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.is_dir():
@@ -263,67 +341,11 @@ def _remove(path: Path) -> None:
         parent = parent.parent
 
 
-class BackupCheckpoints:
-    """Outside git: per-turn copies of the files the tools wrote, kept in memory for /undo."""
-
-    SHELL_WARNING = (
-        "warning: this workspace is not a git repository, so only files written by kcode's file "
-        "tools can be undone; changes made by shell or run_tests commands cannot."
-    )
-
-    def __init__(self, changes: FileChanges) -> None:
-        self.changes = changes
-        self.turns: list[tuple[set[Path], dict[Path, bytes | None]]] = []
-
-    async def before_turn(self, prompt: str = "") -> None:
-        await asyncio.to_thread(self._snapshot)
-
-    async def after_turn(self) -> None:
-        return None
-
-    def _snapshot(self) -> None:
-        known = set(self.changes.originals)
-        contents: dict[Path, bytes | None] = {}
-        for path in known:
-            try:
-                contents[path] = path.read_bytes()
-            except OSError:
-                contents[path] = None
-        self.turns.append((known, contents))
-        del self.turns[:-KEEP_PER_SESSION]
-
-    def undo(self, turns: int = 1) -> UndoReport:
-        if turns < 1 or turns > len(self.turns):
-            raise CheckpointError(
-                f"cannot undo {turns} turn(s); {len(self.turns)} can be undone here"
-            )
-        known, contents = self.turns[-turns]
-        wanted = dict(contents)
-        for path, original in self.changes.originals.items():
-            if path not in known:
-                wanted[path] = original  # first written after that turn began
-        report = UndoReport(turns=turns, warnings=[self.SHELL_WARNING])
-        for path, before in sorted(wanted.items()):
-            try:
-                now: bytes | None = path.read_bytes()
-            except OSError:
-                now = None
-            if now == before:
-                continue
-            shown = path.as_posix()
-            if before is None:
-                _remove(path)
-                report.removed.append(shown)
-            else:
-                atomic_write(path, before, self.changes.modes.get(path, 0o644) & 0o7777)
-                report.restored.append(shown)
-        del self.turns[-turns:]
-        return report
-
-
 def create_checkpoints(
     root: Path, session_id: str, changes: FileChanges, *, auto_commit: bool = False
 ) -> GitCheckpoints | BackupCheckpoints:
+    from kcode.vcs.backup_checkpoints import BackupCheckpoints
+
     if git_toplevel(root) is not None:
         try:
             return GitCheckpoints(root, session_id, auto_commit=auto_commit)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from kcode.tools.base import ToolContext
+from kcode.vcs.backup_checkpoints import BackupCheckpoints
 from kcode.vcs.checkpoints import (
     REF_PREFIX,
-    BackupCheckpoints,
     CheckpointError,
     GitCheckpoints,
     create_checkpoints,

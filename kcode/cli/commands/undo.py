@@ -24,6 +24,8 @@ def undo_command(inv: Invocation) -> int:
         raise CommandFailed(str(err)) from None
     for line in report.lines():
         sys.stdout.write(line + "\n")
+    if report.failed:
+        return 1
     if report.restored or report.removed:  # else lines() already said there was nothing to undo
         sys.stdout.write(
             f"undid {n} turn(s) of session {checkpoints.session_id}: "
