@@ -122,13 +122,18 @@ def walk_file_stats(
         fd = open_dir(top, roots or (top,))
     except (OSError, ValueError):
         return
-    yield from _walk(str(top), fd, stack)
+    yield from _walk(str(top), fd, stack, 0)
+
+
+# Deeper directories are not walked: each level holds a descriptor and a generator frame, and a
+# hostile tree 3,000 levels deep ran out of both (RecursionError). Real trees stay far below.
+MAX_WALK_DEPTH = 200
 
 
 def _walk(
-    directory: str, fd: int, stack: list[IgnoreFile]
+    directory: str, fd: int, stack: list[IgnoreFile], depth: int
 ) -> Iterator[tuple[Path, os.stat_result]]:
-    """Walks the directory open as `fd` (and closes it)."""
+    """Walks the directory open as `fd` (and closes it), down to MAX_WALK_DEPTH levels."""
     from kcode.tools.confine import LIST_DIR_FLAGS
 
     try:
@@ -158,12 +163,12 @@ def _walk(
                 subdirs.append((path, entry.name))
             else:
                 yield Path(path), st
-        for path, name in subdirs:
+        for path, name in subdirs if depth < MAX_WALK_DEPTH else ():
             try:
                 sub = os.open(name, LIST_DIR_FLAGS, dir_fd=fd)
             except OSError:
                 continue  # gone, or swapped for a symlink since the listing: not followed
-            yield from _walk(path, sub, stack)
+            yield from _walk(path, sub, stack, depth + 1)
     finally:
         os.close(fd)
 

@@ -171,7 +171,8 @@ async def search_ripgrep(rg: str, query: SearchQuery) -> SearchOutcome:
         stopped = True
     if proc.returncode == 2 and not out:
         message = err.decode("utf-8", errors="replace").strip()
-        raise ToolError(f"ripgrep could not search: {message}")
+        why = message or "it exited with code 2 without saying why (a tree too deep to walk?)"
+        raise ToolError(f"ripgrep could not search: {why}")
     files = _parse_ripgrep(out, query)
     keep = _path_filter(query, glob, from_ripgrep=True)
     if keep is not None:
