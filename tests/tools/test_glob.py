@@ -57,3 +57,31 @@ async def test_no_match_and_bad_paths(tree: Path) -> None:
     assert not not_dir.ok and "not a directory" in not_dir.content
     outside = await glob(tree, pattern="*", path="/")
     assert not outside.ok and "outside the workspace" in outside.content
+
+
+async def test_a_tree_deeper_than_any_real_one_is_walked_to_a_bound(tmp_path: Path) -> None:
+    """3,000 nested directories (a hostile repository) ran the walk out of frames: the tool
+    answered with a RecursionError. It stops at MAX_WALK_DEPTH levels now."""
+    import os
+
+    from kcode.tools.ignore import MAX_WALK_DEPTH
+
+    (tmp_path / "near.txt").write_text("x")
+    here = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for depth in range(MAX_WALK_DEPTH + 50):  # relative: the full path is past PATH_MAX
+            os.mkdir("d", dir_fd=here)
+            if depth == 5:
+                with open(os.open("d/shallow.txt", os.O_CREAT | os.O_WRONLY, dir_fd=here), "w"):
+                    pass
+            inner = os.open("d", os.O_RDONLY, dir_fd=here)
+            os.close(here)
+            here = inner
+        with open(os.open("deep.txt", os.O_CREAT | os.O_WRONLY, dir_fd=here), "w"):
+            pass
+    finally:
+        os.close(here)
+    result = await glob(tmp_path, pattern="**/*.txt")
+    assert result.ok, result.content
+    assert "near.txt" in result.content and "shallow.txt" in result.content
+    assert "deep.txt" not in result.content  # past the bound
