@@ -65,15 +65,14 @@ class Session:
     ) -> Session:
         directory = sessions_dir()
         sid = new_session_id()
+        session = cls(sid, directory / f"{sid}.jsonl", cwd, [s for s in (redact or []) if s])
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as err:
-            session = cls(sid, directory / f"{sid}.jsonl", cwd, [s for s in (redact or []) if s])
             session.write_error = (
                 f"cannot create the session directory {directory} ({err.strerror})"
             )
             return session
-        session = cls(sid, directory / f"{sid}.jsonl", cwd, [s for s in (redact or []) if s])
         record = {"record": "meta", "session_id": sid, "cwd": str(cwd), "created": time.time()}
         session._append({**record, **(meta or {})})
         return session

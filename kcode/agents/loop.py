@@ -152,7 +152,7 @@ class Agent:
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         # Usage, cost and budgets (kcode.agents.budget); set by the runtime and the orchestrator.
         self.meter: Meter | None = None
-        # An --auto-commit that failed after the last turn ended (Runtime.run_turn reports it).
+        # The end-of-turn snapshot or --auto-commit that failed (Runtime.run_turn reports it).
         self.checkpoint_note = ""
 
     def _add(self, message: Message) -> None:
@@ -264,10 +264,14 @@ class Agent:
             self.stats.duration_s += time.monotonic() - started
             if self.ctx.checkpoints is not None:
                 try:
-                    await self.ctx.checkpoints.after_turn()  # --auto-commit
+                    await self.ctx.checkpoints.after_turn()  # end snapshot, --auto-commit
                 except (CheckpointError, OSError) as err:
                     # The turn has ended: the runtime hands this on after its TurnFinished.
-                    self.checkpoint_note = f"could not commit this turn (--auto-commit): {err}"
+                    self.checkpoint_note = (
+                        f"could not record the work tree after this turn ({err}); undoing it "
+                        "compares with the tree as it is then, and --auto-commit (if on) did not "
+                        "commit"
+                    )
 
     async def _snapshot(self, prompt: str) -> str:
         """Snapshot the work tree for /undo; what went wrong, or "". A failed snapshot (a full

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any
 from kcode.safety.json_input import loads_json
 from kcode.tools.base import FileChanges
 from kcode.tools.fileio import atomic_write
+from kcode.vcs.gitcmd import IDENTITY, Git, GitError, git_text, holds, stage_all_but_secrets
 
 if TYPE_CHECKING:
     from kcode.vcs.backup_checkpoints import BackupCheckpoints
-
-from kcode.vcs.gitcmd import IDENTITY, Git, GitError, git_text, holds, stage_all_but_secrets
 
 REF_PREFIX = "refs/kcode/checkpoints"
 KEEP_PER_SESSION = 50
