@@ -38,6 +38,7 @@ async def _run(
     config: Config, root: Path, prompt: str, image_paths: list[Path], resume_id: str | None
 ) -> int:
     from kcode.runtime import build_runtime
+    from kcode.session import SessionError
     from kcode.ui.printers import make_printer
 
     started = time.monotonic()
@@ -51,7 +52,7 @@ async def _run(
             interactive=False,
             resume_id=resume_id,
         )
-    except (ConfigError, BackendError, ValueError, OSError) as err:
+    except (ConfigError, BackendError, SessionError, ValueError, OSError) as err:
         kind = getattr(err, "kind", "config")
         code = 2 if kind == "config" or not isinstance(err, BackendError) else 3
         message = getattr(err, "message", str(err))
@@ -140,6 +141,12 @@ class _Watchdog:
         self._timer = threading.Timer(timeout_s + WATCHDOG_GRACE_S, self._fire)
         self._timer.daemon = True
         self._timer.start()
+        # The timer above is a Python thread: it needs the interpreter lock, which C code that
+        # never returns keeps (a hook matcher regex that backtracks for ever held it for good).
+        # faulthandler's watchdog is a C thread: it prints every thread's stack and exits (1).
+        import faulthandler
+
+        faulthandler.dump_traceback_later(timeout_s + 3 * WATCHDOG_GRACE_S, exit=True)
 
     def _fire(self) -> None:
         import os

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from kcode.events import Event, ReasoningDelta, TextDelta
 from kcode.messages import Message, TextPart, message_from_json, message_to_json
 from kcode.safety.json_input import loads_json
 from kcode.safety.text_input import valid_unicode
+from kcode.session_ids import SESSION_ID, new_session_id
 
 # Deltas are not logged: the AssistantMessage event and the message record carry the full text.
 _UNLOGGED_EVENTS = (TextDelta, ReasoningDelta)
@@ -28,10 +28,6 @@ _UNLOGGED_EVENTS = (TextDelta, ReasoningDelta)
 
 def sessions_dir() -> Path:
     return data_dir() / "sessions"
-
-
-def new_session_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
 class SessionError(Exception):
@@ -79,6 +75,14 @@ class Session:
 
     @classmethod
     def open_existing(cls, session_id: str, redact: list[str] | None = None) -> Session:
+        # Only an id kcode could have made: `/resume /tmp/notes` or `../../x` named any .jsonl
+        # file, which the resumed session then appended its records to (and 300 characters
+        # crashed the lookup with "file name too long").
+        if not SESSION_ID.fullmatch(session_id):
+            raise SessionError(
+                f"{session_id[:80]!r} is not a session id (like 20261207-184727-50527a); "
+                "`kcode sessions list` shows them"
+            )
         path = sessions_dir() / f"{session_id}.jsonl"
         if not path.is_file():
             raise SessionError(

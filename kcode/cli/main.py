@@ -12,7 +12,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from kcode.cli.parse import PICK, SESSION_ID, Invocation, UsageError, config_flags, root_of
+from kcode.cli.parse import PICK, Invocation, UsageError, config_flags, root_of
+from kcode.session_ids import SESSION_ID
 
 __all__ = ["PICK", "SESSION_ID", "broken_install_message", "run_cli"]
 

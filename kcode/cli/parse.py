@@ -22,8 +22,8 @@ from kcode.cli.flags import (
     Command,
     Flag,
 )
+from kcode.session_ids import SESSION_ID
 
-SESSION_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 PICK = "__pick__"  # `-r` without an id: kcode shows a session picker
 HELP = ("-h", "--help")
 INT = re.compile(r"-?[0-9]+")
@@ -169,7 +169,7 @@ class _Parser:
             value: Any = name != flag.negation
         elif flag.dest == "resume" and not eq:
             nxt = self.args[i] if i < len(self.args) else ""
-            value = nxt if SESSION_ID.match(nxt) else PICK
+            value = nxt if SESSION_ID.fullmatch(nxt) else PICK
             i += value != PICK
         else:
             if eq:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,13 @@ def parse_servers_json(
 
 def _read_user_file(path: Path, warnings: list[str]) -> str | None:
     try:
+        info = os.stat(path)
+        # A FIFO here blocked `kcode -p` and `kcode mcp add` for ever; /dev/zero never ends.
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PROJECT_FILE:
+            warnings.append(
+                f"{path}: ignored; not a regular file of at most {MAX_PROJECT_FILE >> 10} KB"
+            )
+            return None
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None

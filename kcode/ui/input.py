@@ -208,6 +208,9 @@ class ParsedInput:
 
 
 def resolve_inside(root: Path, raw: str) -> Path:
+    if "\0" in raw:  # a pasted NUL: no path can hold one (realpath raised ValueError)
+        shown = raw.replace("\0", "␀")
+        raise MentionError(f"@{shown}: a file name cannot contain a NUL character")
     candidate = Path(os.path.expanduser(raw))
     if not candidate.is_absolute():
         candidate = root / candidate

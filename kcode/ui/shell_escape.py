@@ -18,6 +18,9 @@ async def run_shell(repl: ReplApi, command: str, *, keep: bool) -> None:
     if not command:
         repl.console.print(Text("usage: !command (or !!command to send the output too)", "dim"))
         return
+    if "\0" in command:  # a pasted NUL: no command line can carry one (ValueError from exec)
+        repl.console.print(Text("a command cannot contain a NUL character; remove it", "red"))
+        return
     proc = await asyncio.create_subprocess_shell(
         command,
         cwd=repl.root,

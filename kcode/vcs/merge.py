@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kcode.tools.base import ToolError
 from kcode.tools.fileio import atomic_write
 from kcode.vcs.gitcmd import run_git
 from kcode.vcs.worktrees import Repo
@@ -88,6 +89,8 @@ def _write(path: Path, data: bytes | None, mode: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(data.decode("utf-8", "surrogateescape"), path)
         return
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        path.rmdir()  # the agent replaced a directory by a file; its files were deleted first
     new_file = not path.exists()
     executable = mode == _EXECUTABLE
     wanted = None
@@ -145,39 +148,60 @@ def merge_back_sync(
     """Merge `commit` (a child of `base`) into the working tree. `before_write` is called with each
     absolute path just before it is written, so the caller can record the original for /undo."""
     outcome = MergeOutcome()
-    for rel, base_side, their_side in changed_paths_sync(repo, base, commit):
-        outcome.changed.append(rel)
-        target = repo.root / rel
-        ours = _read_ours(target)
-        base_data, theirs = _blob(repo, base_side), _blob(repo, their_side)
-        if ours == theirs:
-            _apply_mode_change(target, base_side, their_side)
-            outcome.merged.append(rel)  # content already there (the same change made twice)
-            continue
-        if ours == base_data:
-            before_write(target)
-            _write(target, theirs, their_side.mode)
-            outcome.merged.append(rel)
-            continue
-        if base_data is None or theirs is None or ours is None:
-            why = (
-                "created by the agent, but a different file appeared there meanwhile"
-                if base_data is None
-                else "deleted by the agent, but changed in the working tree meanwhile"
-                if theirs is None
-                else "changed by the agent, but deleted from the working tree meanwhile"
-            )
+    changes = changed_paths_sync(repo, base, commit)
+    # Deletions first: an agent that replaced `d/` by a file `d` needs d's files gone before `d`
+    # can be written.
+    changes = sorted(changes, key=lambda change: not change[2].absent)
+    for rel, base_side, their_side in changes:
+        try:
+            _merge_one(repo, rel, base_side, their_side, outcome, before_write)
+        except (OSError, ToolError) as err:
+            # One file that cannot be written is that file's conflict, not the fan-out's end:
+            # the agent's commit stays on its ref, and its siblings are merged.
+            why = f"the agent's version could not be written here ({err})"
             outcome.conflicts.append(FileConflict(rel, why))
-            continue
-        merged, conflicts = _merge_texts(ours, base_data, theirs)
-        if conflicts == 0:
-            before_write(target)
-            _write(target, merged, their_side.mode)
-            outcome.merged.append(rel)
-        elif conflicts < 0:
-            why = "changed both here and by the agent, and git cannot merge it (binary?)"
-            outcome.conflicts.append(FileConflict(rel, why))
-        else:
-            why = f"{conflicts} overlapping change(s); the working tree kept its version"
-            outcome.conflicts.append(FileConflict(rel, why, _conflict_hunks(merged)))
     return outcome
+
+
+def _merge_one(
+    repo: Repo,
+    rel: str,
+    base_side: _Side,
+    their_side: _Side,
+    outcome: MergeOutcome,
+    before_write: Callable[[Path], None],
+) -> None:
+    outcome.changed.append(rel)
+    target = repo.root / rel
+    ours = _read_ours(target)
+    base_data, theirs = _blob(repo, base_side), _blob(repo, their_side)
+    if ours == theirs:
+        _apply_mode_change(target, base_side, their_side)
+        outcome.merged.append(rel)  # content already there (the same change made twice)
+        return
+    if ours == base_data:
+        before_write(target)
+        _write(target, theirs, their_side.mode)
+        outcome.merged.append(rel)
+        return
+    if base_data is None or theirs is None or ours is None:
+        why = (
+            "created by the agent, but a different file appeared there meanwhile"
+            if base_data is None
+            else "deleted by the agent, but changed in the working tree meanwhile"
+            if theirs is None
+            else "changed by the agent, but deleted from the working tree meanwhile"
+        )
+        outcome.conflicts.append(FileConflict(rel, why))
+        return
+    merged, conflicts = _merge_texts(ours, base_data, theirs)
+    if conflicts == 0:
+        before_write(target)
+        _write(target, merged, their_side.mode)
+        outcome.merged.append(rel)
+    elif conflicts < 0:
+        why = "changed both here and by the agent, and git cannot merge it (binary?)"
+        outcome.conflicts.append(FileConflict(rel, why))
+    else:
+        why = f"{conflicts} overlapping change(s); the working tree kept its version"
+        outcome.conflicts.append(FileConflict(rel, why, _conflict_hunks(merged)))

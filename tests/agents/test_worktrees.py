@@ -152,3 +152,39 @@ def test_hostile_hooks_and_filters_do_not_run_and_secrets_stay_out(tmp_path: Pat
     assert outcome.merged == ["a.txt"] and (root / "a.txt").read_text() == "b\n"
     assert not marker.exists()
     assert ".env" not in git(root, "ls-tree", "-r", "--name-only", base)
+
+
+def test_an_agent_that_replaced_a_directory_by_a_file_merges_and_spares_its_siblings(
+    tmp_path: Path,
+) -> None:
+    """`rm -rf d && echo file > d` in one agent's worktree made the merge raise (`d is a
+    directory`), which failed the whole fan-out and dropped every sibling's work. Deletions are
+    merged first now, and a path that still cannot be written is that path's conflict."""
+    import shutil
+
+    root = make_repo(tmp_path / "r", {"d/x.txt": "x\n", "keep.txt": "k\n"})
+    repo = wt.find_repo_sync(root)
+    assert repo is not None
+    snap = wt.snapshot_sync(repo)
+    tree = wt.add_worktree_sync(repo, snap)
+    shutil.rmtree(tree.path / "d")
+    (tree.path / "d").write_text("now a file\n")
+    replaced = wt.commit_worktree_sync(tree, "agent A")
+    sibling, c2 = _agent_edit(repo, snap, {"keep.txt": "k\nmore\n", "bnew.txt": "b\n"})
+
+    one = merge_back_sync(repo, snap, replaced, lambda _: None)
+    two = merge_back_sync(repo, snap, c2, lambda _: None)
+
+    assert not one.conflicts and (root / "d").read_text() == "now a file\n"
+    assert not two.conflicts and (root / "keep.txt").read_text() == "k\nmore\n"
+    assert (root / "bnew.txt").read_text() == "b\n"
+    # A directory that is not empty (the user's own file in it) cannot become a file: a conflict
+    # for that path, and the merge goes on.
+    (root / "e").mkdir()
+    (root / "e" / "mine.txt").write_text("mine\n")
+    third_tree, third = _agent_edit(repo, snap, {"e": "file\n", "other.txt": "o\n"})
+    outcome = merge_back_sync(repo, snap, third, lambda _: None)
+    assert [c.path for c in outcome.conflicts] == ["e"]
+    assert (root / "other.txt").read_text() == "o\n" and (root / "e" / "mine.txt").exists()
+    for each in (tree, sibling, third_tree):
+        wt.remove_worktree_sync(repo, each)

@@ -101,3 +101,20 @@ def test_add_refuses_a_name_whose_tool_names_another_server_could_spell(tmp_path
     assert run_kcode(["mcp", "add", "ghost", "--", "true"], env, repo).code == 0
     assert run_kcode(["mcp", "add", "gh", "--", "false"], env, repo).code == 0  # same name: fine
     assert set(json.loads(user_file.read_text())["mcpServers"]) == {"ghost", "gh"}
+
+
+def test_a_fifo_where_the_user_mcp_file_should_be_is_never_waited_on(tmp_path: Path) -> None:
+    """Both `kcode -p` and `kcode mcp add` blocked for ever on it (found by a crash hunt)."""
+    env, repo = env_for(tmp_path), tmp_path / "repo"
+    repo.mkdir()
+    (tmp_path / "cfg" / "kcode").mkdir(parents=True)
+    os.mkfifo(tmp_path / "cfg" / "kcode" / "mcp.json")
+    script = tmp_path / "script.json"
+    script.write_text('[{"text": "done"}]')
+    run = run_kcode(
+        ["-p", "hi"], {**env, "KCODE_BACKEND": "scripted", "KCODE_SCRIPT": str(script)}, repo
+    )
+    assert run.code == 0, run.stderr
+    assert run.stdout == "done\n" and "not a regular file" in run.stderr
+    add = run_kcode(["mcp", "add", "x", "--", "true"], env, repo)
+    assert add.code == 2 and "not a regular file" in add.stderr

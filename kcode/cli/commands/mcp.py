@@ -42,7 +42,11 @@ def _scope_file(scope: str, root: Path) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block here for ever
+            raise _fail(f"{path} is not a regular file; remove it (kcode writes a new one)")
         data = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {"mcpServers": {}}
