@@ -58,6 +58,7 @@ class Connection:
         self._lock: asyncio.Lock | None = None
         self._opened = False  # the holder got a session and waits for `_stop`
         self._relists: set[asyncio.Task[None]] = set()
+        self._relist_again = False  # a list_changed arrived while a re-list was running
 
     # --- connecting -----------------------------------------------------------------------
     async def ensure_connected(self) -> bool:
@@ -200,10 +201,25 @@ class Connection:
             return
 
     async def _on_message(self, message: Any) -> None:
-        if getattr(message, "method", "") == "notifications/tools/list_changed":
-            task = asyncio.get_running_loop().create_task(self._relist())
-            self._relists.add(task)
-            task.add_done_callback(self._relists.discard)
+        if getattr(message, "method", "") != "notifications/tools/list_changed":
+            return
+        # One re-list running and at most one waiting: a server that floods the notification
+        # started a task per message, and memory grew ~22 MB/s (found by a crash hunt).
+        if self._relist_again:
+            return
+        if self._relists:
+            self._relist_again = True
+            return
+        task = asyncio.get_running_loop().create_task(self._relist_until_quiet())
+        self._relists.add(task)
+        task.add_done_callback(self._relists.discard)
+
+    async def _relist_until_quiet(self) -> None:
+        while True:
+            await self._relist()
+            if not self._relist_again:
+                return
+            self._relist_again = False
 
     async def _relist(self) -> None:
         if self._client is None:

@@ -171,3 +171,32 @@ async def test_a_changed_tool_list_is_picked_up(manager: McpManager) -> None:
         await asyncio.sleep(0.05)
     grown = await manager.call("mcp__web__grown", {})
     assert (grown.ok, grown.text) == (True, "I am new")
+
+
+async def test_a_flood_of_tool_list_notifications_relists_once_at_a_time(tmp_path: Path) -> None:
+    """A server that sends `tools/list_changed` in a loop started one re-list task per message
+    (memory grew ~22 MB/s in a crash hunt). One runs, one more is queued, the rest fold in."""
+    import asyncio
+    import types
+
+    from kcode.mcp.client import Connection
+    from kcode.mcp.config import parse_server
+
+    config = parse_server("flood", {"command": "true"}, "test.json", "user", [])
+    assert config is not None
+    conn = Connection(config, tmp_path, None)
+    runs = 0
+
+    async def slow_relist() -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.05)
+
+    conn._relist = slow_relist  # type: ignore[method-assign]
+    note = types.SimpleNamespace(method="notifications/tools/list_changed")
+    for _ in range(5_000):
+        await conn._on_message(note)
+        assert len(conn._relists) <= 1
+    while conn._relists:
+        await asyncio.sleep(0.01)
+    assert runs == 2  # the first, and one for everything that arrived while it ran
