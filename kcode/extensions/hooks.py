@@ -201,7 +201,11 @@ def _absorb(outcome: HookOutcome, run: _Run, event: str) -> None:
         try:
             data = loads_json(text)
         except ValueError:
-            outcome.notices.append(f"{name} printed invalid JSON; its output was ignored")
+            if len(run.stdout.encode("utf-8", "replace")) >= OUTPUT_MAX_BYTES:
+                why = f"more than {OUTPUT_MAX_BYTES >> 20} MiB of JSON; it was cut there"
+            else:
+                why = "invalid JSON"
+            outcome.notices.append(f"{name} printed {why}; its output was ignored")
             return
         if isinstance(data, dict):
             _absorb_json(outcome, data, name)

@@ -361,3 +361,13 @@ async def test_a_refused_approval_is_one_notification_even_when_it_travels_up(
     await notify_refused(ext, err, agent.ctx)
     await notify_refused(ext, err, agent.ctx)  # the same refusal, seen again further up
     assert len([line for line in log.read_text().splitlines() if line.strip()]) == 2
+
+
+async def test_json_cut_at_the_output_cap_is_not_called_invalid(tmp_path: Path) -> None:
+    """10 MB of `additionalContext` is cut at 1 MiB, so it never parses: say so, rather than
+    "printed invalid JSON", which sends the user looking for a syntax error."""
+    big = 'printf \'{"additionalContext": "\'; head -c 3000000 /dev/zero | tr "\\0" x; echo \'"}\''
+    got = await HookRunner([spec("Stop", big)]).fire("Stop", {}, cwd=tmp_path)
+    assert any("more than 1 MiB" in n and "cut" in n for n in got.notices), got.notices
+    bad = await HookRunner([spec("Stop", "echo '{not json'")]).fire("Stop", {}, cwd=tmp_path)
+    assert any("invalid JSON" in n for n in bad.notices), bad.notices
