@@ -28,7 +28,10 @@ def format_in_argv(args: list[str]) -> str | None:
 
 def report_error(message: str, code: int = 2) -> None:
     """The message on stderr; with a JSON output format also the JSON result on stdout."""
-    sys.stderr.write(wrapped(f"kcode: {message}") + "\n")
+    from kcode.safety.terminal_text import visible
+
+    # Messages name files, sessions and servers a repository chose: no raw escape sequences.
+    sys.stderr.write(wrapped(f"kcode: {visible(message)}") + "\n")
     if output_format not in JSON_FORMATS:
         return
     from kcode.run_result import result_object  # the SPEC §4 fields, as every run's result has

@@ -38,20 +38,13 @@ from kcode.ui.keytap import KeyTap, QueuedExit, keep_early_keys
 from kcode.ui.model_info import discovered_model_note, model_name
 from kcode.ui.render import MIN_WIDTH, Renderer
 from kcode.ui.sessions_view import replay_history
-from kcode.ui.termmode import GREETING, quiet_terminal
+from kcode.ui.termmode import GREETING, NotATerminal, quiet_terminal
 
 if TYPE_CHECKING:
     from kcode.runtime import Runtime
     from kcode.ui.slash_changes import StartSnapshot
 
 _background: set[asyncio.Future[Any]] = set()
-
-
-class NotATerminal(RuntimeError):
-    """The REPL needs a terminal; the caller should fall back to `kcode -p` behaviour."""
-
-    def __init__(self) -> None:
-        super().__init__("stdin is not a terminal; use kcode -p PROMPT")
 
 
 def _start_session(task: asyncio.Future[Runtime]) -> None:

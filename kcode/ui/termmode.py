@@ -109,3 +109,10 @@ def typed_keys(text: str) -> list[Any]:
     parser.feed(text.replace("\r\n", "\r").replace("\n", "\r"))
     parser.flush()
     return keys
+
+
+class NotATerminal(RuntimeError):
+    """The REPL needs a terminal; the caller should fall back to `kcode -p` behaviour."""
+
+    def __init__(self) -> None:
+        super().__init__("stdin is not a terminal; use kcode -p PROMPT")

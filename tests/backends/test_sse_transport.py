@@ -6,6 +6,7 @@ bytes exactly: comments, CRLF line endings, multi-line data, error events, junk 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -55,34 +56,48 @@ class RawServer:
         self.body = b""
 
 
+class SSEHandler(BaseHTTPRequestHandler):
+    """Reads the request, answers 200 with an event-stream header; subclasses write the body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def start_stream(self, length: int | None = None) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A loopback HTTP server with `handler`; yields its /v1 base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def raw_server() -> Iterator[RawServer]:
     raw: RawServer | None = None
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
+    class Handler(SSEHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
             assert raw is not None
-            self.send_header("Content-Length", str(len(raw.body)))
-            self.end_headers()
+            self.start_stream(len(raw.body))
             self.wfile.write(raw.body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    raw = RawServer(f"http://127.0.0.1:{server.server_address[1]}/v1")
-    try:
+    with serving(Handler) as url:
+        raw = RawServer(url)
         yield raw
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def run(server: RawServer, transport: str, max_retries: int = 0) -> list[Delta]:
@@ -234,17 +249,9 @@ async def test_a_stream_of_only_keep_alive_comments_is_a_stall_not_a_hang() -> N
 
     stop = threading.Event()
 
-    class Drip(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
+    class Drip(SSEHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
+            self.start_stream()
             while not stop.is_set():
                 try:
                     self.wfile.write(b": keep-alive\n\n")
@@ -253,17 +260,13 @@ async def test_a_stream_of_only_keep_alive_comments_is_a_stall_not_a_hang() -> N
                     return
                 time.sleep(0.05)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    backend = OpenAIBackend(url, "sk-x", "m", max_retries=0, timeout_s=0.5)
-    try:
-        with pytest.raises(BackendError) as err:
-            stream = backend.stream([Message.user("hi")], [], BackendOptions())
-            await asyncio.wait_for(anext(stream), timeout=30)  # the bound: never reached
-        assert "keep-alive" in err.value.message
-    finally:
-        stop.set()
-        await backend.aclose()
-        server.shutdown()
-        server.server_close()
+    with serving(Drip) as url:
+        backend = OpenAIBackend(url, "sk-x", "m", max_retries=0, timeout_s=0.5)
+        try:
+            with pytest.raises(BackendError) as err:
+                stream = backend.stream([Message.user("hi")], [], BackendOptions())
+                await asyncio.wait_for(anext(stream), timeout=30)  # the bound: never reached
+            assert "keep-alive" in err.value.message
+        finally:
+            stop.set()
+            await backend.aclose()

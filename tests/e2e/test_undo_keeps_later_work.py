@@ -86,3 +86,25 @@ def test_undo_refuses_to_overwrite_a_later_hand_edit_of_a_file_the_turn_changed(
     done = undo(kcode_env, repo)
     assert done.code == 0, done.stderr
     assert (repo / "a.py").read_text() == "v1\n" and not (repo / "b.py").exists()
+
+
+def test_file_names_in_undo_output_cannot_drive_the_terminal(
+    tmp_path: Path, kcode_env: dict[str, str]
+) -> None:
+    """A repository chooses its file names; undo prints them (and names them when it refuses)."""
+    evil = "a\x1b]0;pwned\x07.py"
+    repo = make_repo(tmp_path / "repo", {"a.py": "v1\n", evil: "e1\n"})
+    script = tmp_path / "evil.json"
+    edit = {"path": evil, "edits": [{"old_string": "e1", "new_string": "e2"}]}
+    script.write_text(json.dumps([{"tool_calls": [{"name": "edit_file", "arguments": edit}]},
+                                  {"text": "done"}]))  # fmt: skip
+    env = {**kcode_env, "KCODE_BACKEND": "scripted", "KCODE_SCRIPT": str(script)}
+    assert run_kcode(["-p", "go", "--approval", "auto"], env, repo).code == 0
+    (repo / evil).write_text("e2 and mine\n")
+    refused = undo(kcode_env, repo)
+    assert refused.code == 2 and "\x1b" not in refused.stderr and "\x07" not in refused.stderr
+    (repo / evil).write_text("e2\n")
+    done = undo(kcode_env, repo)
+    assert done.code == 0, done.stderr
+    assert "\x1b" not in done.stdout and "restored a" in done.stdout
+    assert (repo / evil).read_text() == "e1\n"

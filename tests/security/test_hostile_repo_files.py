@@ -106,14 +106,19 @@ def test_a_255_byte_file_name_can_be_written_and_undone(victim: Victim) -> None:
     assert (victim.repo / name).read_text() == "v1"
 
 
+def plant_image(victim: Victim, name: str, kind: str) -> None:
+    """A broken PNG, a bomb, or a FIFO named like an image, in the victim's repository."""
+    path = victim.repo / name
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(broken_png() if kind == "broken" else bomb_png())
+    victim.hand_over()
+
+
 @pytest.mark.parametrize("kind", ["broken", "bomb", "fifo"])
 def test_bad_images_for_dash_i_are_a_usage_error(victim: Victim, kind: str) -> None:
-    shot = victim.repo / "shot.png"
-    if kind == "fifo":
-        os.mkfifo(shot)
-    else:
-        shot.write_bytes(broken_png() if kind == "broken" else bomb_png())
-    victim.hand_over()
+    plant_image(victim, "shot.png", kind)
     attack = kcode(victim, "-p", "look", "-i", "shot.png")
     assert attack.code == 2, attack.stderr
     assert "internal error" not in attack.stderr and "shot.png" in attack.stderr
@@ -122,12 +127,7 @@ def test_bad_images_for_dash_i_are_a_usage_error(victim: Victim, kind: str) -> N
 @pytest.mark.parametrize("kind", ["broken", "bomb", "fifo"])
 def test_bad_target_images_for_kcode_fix_are_refused(victim: Victim, kind: str) -> None:
     (victim.repo / "index.html").write_text("<h1>hi</h1>\n")
-    target = victim.repo / "target.png"
-    if kind == "fifo":
-        os.mkfifo(target)
-    else:
-        target.write_bytes(broken_png() if kind == "broken" else bomb_png())
-    victim.hand_over()
+    plant_image(victim, "target.png", kind)
     attack = kcode(victim, "fix", "target.png", "--entry", "index.html")
     assert attack.code == 2, attack.stderr
     assert "internal error" not in attack.stderr and "target.png" in attack.stderr

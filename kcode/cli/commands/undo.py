@@ -22,8 +22,10 @@ def undo_command(inv: Invocation) -> int:
         report = checkpoints.undo(n)
     except CheckpointError as err:
         raise CommandFailed(str(err)) from None
-    for line in report.lines():
-        sys.stdout.write(line + "\n")
+    from kcode.safety.terminal_text import visible
+
+    for line in report.lines():  # file names the repository chose: escapes shown, not sent
+        sys.stdout.write(visible(line, one_line=True) + "\n")
     if report.failed:
         return 1
     if report.restored or report.removed:  # else lines() already said there was nothing to undo
